@@ -1,0 +1,106 @@
+"""The one error shape of the Aforo API:
+
+    {"error": {"code": "<stable_code>", "message": "<human sentence>", ...context}}
+
+`code` is stable and documented; `message` may change wording. Context keys name *where* the
+problem is: `fields` (field -> messages) for body validation, `index` for a batch item."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+
+class ApiError(exceptions.APIException):
+    """A domain error with a stable code, raised by views and services' interfaces."""
+
+    def __init__(self, *, code: str, message: str, status_code: int = 400, **context: Any):
+        super().__init__(detail=message, code=code)
+        self.status_code = status_code
+        self.error_code = code
+        self.message = message
+        self.context = context
+
+
+_DRF_CODES = {
+    exceptions.NotAuthenticated: "missing_credentials",
+    exceptions.AuthenticationFailed: "invalid_credentials",
+    exceptions.PermissionDenied: "forbidden",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.ParseError: "malformed_json",
+    exceptions.Throttled: "throttled",
+    exceptions.ValidationError: "validation_error",
+}
+
+
+def error_body(code: str, message: str, **context: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **context}}
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    from rest_framework.views import exception_handler  # here: DRF imports this module at startup
+
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, ApiError):
+        response.data = error_body(exc.error_code, exc.message, **exc.context)
+        return response
+    code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail
+        if isinstance(detail, dict):
+            fields = {name: _messages(value) for name, value in detail.items()}
+            first = next(iter(fields.items()), ("", [""]))
+            message = f"{first[0]}: {first[1][0]}" if first[0] != "non_field_errors" else first[1][0]
+            response.data = error_body(code, message, fields=fields)
+        else:
+            messages = _messages(detail)
+            response.data = error_body(code, messages[0] if messages else "Invalid input.")
+        return response
+    if isinstance(exc, exceptions.AuthenticationFailed) and getattr(exc, "auth_code", None):
+        code = exc.auth_code
+    message = str(exc.detail) if not isinstance(exc.detail, (list, dict)) else str(exc.detail)
+    response.data = error_body(code, message)
+    return response
+
+
+def _messages(value: Any) -> list[str]:
+    if isinstance(value, list):
+        out: list[str] = []
+        for item in value:
+            out.extend(_messages(item))
+        return out
+    if isinstance(value, dict):
+        return [f"{k}: {m}" for k, v in value.items() for m in _messages(v)]
+    return [str(value)]
+
+
+def json_not_found(request, exception=None):  # noqa: ARG001 - Django handler signature
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("not_found", "No such resource."), status=status.HTTP_404_NOT_FOUND)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def json_server_error(request):
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            error_body("internal_error", "The server failed to handle this request; it was logged."),
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    from django.views.defaults import server_error
+
+    return server_error(request)

@@ -1,0 +1,22 @@
+"""Test settings: the same real services, on their own Redis databases and key prefix so a
+running dev platform on this machine is never touched."""
+
+from .base import *  # noqa: F401,F403
+from .base import CACHES, env
+
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CACHES["default"]["LOCATION"] = env.str("TEST_REDIS_URL", default="redis://127.0.0.1:6379/14")
+CACHES["default"]["KEY_PREFIX"] = "aforo-test"
+CELERY_BROKER_URL = env.str("TEST_CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
+CELERY_TASK_ALWAYS_EAGER = True
+# The embedded test broker is started by tests/conftest.py on a free port.
+KAFKA_PRODUCE_TIMEOUT_MS = 3000
+USAGE_BATCH_MAX_TIME_S = 0.05
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,232 @@
+"""Billing writes: rating a batch of resolved events into the rated ledger and running totals.
+
+Delta rating (ARCHITECTURE.md §4.3): each event is charged quote(after) − quote(before)
+against the running total of its (subscription, metric, dimension, period), read under a row
+lock inside the caller's transaction, so for every key sum(amount) == quote(total) − quote(0)
+whatever the batch boundaries, arrival order or number of consumers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from django.db import connection
+
+from .models import PricingSnapshot, RatedEvent, RunningTotal
+from .periods import period_for
+
+if TYPE_CHECKING:
+    from metering.enrichment import Resolution
+
+TotalKey = tuple[int, int, str, datetime]  # (subscription, metric, dimension_key, period_start)
+
+
+@dataclass(frozen=True, slots=True)
+class RatingInput:
+    raw_event_id: int
+    tenant_id: int
+    event_id: str
+    quantity: Decimal
+    timestamp: datetime
+    resolution: Resolution
+    dimension_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RatedRecord:
+    """A rated event as published on usage.rated.v1."""
+
+    rated_event_id: int
+    raw_event_id: int
+    tenant_id: int
+    event_id: str
+    customer_id: int
+    subscription_id: int
+    metric: str
+    dimension_key: str
+    quantity: Decimal
+    units_before: Decimal
+    units_after: Decimal
+    amount: Decimal
+    currency: str
+    rate_plan_version_id: int
+    period_start: datetime
+    period_end: datetime
+    timestamp: datetime
+    rated_at: datetime
+
+    def to_wire(self) -> bytes:
+        return orjson.dumps(
+            {
+                "rated_event_id": self.rated_event_id,
+                "raw_event_id": self.raw_event_id,
+                "tenant_id": self.tenant_id,
+                "event_id": self.event_id,
+                "customer_id": self.customer_id,
+                "subscription_id": self.subscription_id,
+                "metric": self.metric,
+                "dimension_key": self.dimension_key,
+                "quantity": str(self.quantity),
+                "units_before": str(self.units_before),
+                "units_after": str(self.units_after),
+                "amount": str(self.amount),
+                "currency": self.currency,
+                "rate_plan_version_id": self.rate_plan_version_id,
+                "period_start": self.period_start,
+                "period_end": self.period_end,
+                "timestamp": self.timestamp,
+                "rated_at": self.rated_at,
+            }
+        )
+
+    @property
+    def key(self) -> bytes:
+        return f"{self.tenant_id}:{self.subscription_id}".encode()
+
+
+def _table(model: Any) -> str:
+    return model._meta.db_table
+
+
+def _lock_running_totals(rows: dict[TotalKey, tuple], *, now: datetime) -> dict[TotalKey, list]:
+    """Make sure a running total exists for every key, lock them all (stable order: no
+    deadlock between consumers) and return key -> [id, units, amount, event_count]."""
+    keys = sorted(rows)
+    columns = list(zip(*[(*k, *rows[k]) for k in keys]))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {_table(RunningTotal)}
+                (subscription_id, metric_id, dimension_key, period_start, tenant_id, customer_id,
+                 period_end, currency, units, amount, event_count, updated_at)
+            SELECT s, m, d, ps, t, c, pe, cur, 0, 0, 0, %s
+            FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::timestamptz[], %s::bigint[],
+                        %s::bigint[], %s::timestamptz[], %s::text[]) AS x(s, m, d, ps, t, c, pe, cur)
+            ORDER BY s, m, d, ps
+            ON CONFLICT (subscription_id, metric_id, dimension_key, period_start) DO NOTHING
+            """,
+            [now, *[list(c) for c in columns]],
+        )
+        cursor.execute(
+            f"""
+            SELECT id, subscription_id, metric_id, dimension_key, period_start, units, amount, event_count
+            FROM {_table(RunningTotal)}
+            WHERE (subscription_id, metric_id, dimension_key, period_start) IN (
+                SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::timestamptz[]))
+            ORDER BY id
+            FOR UPDATE
+            """,
+            [list(c) for c in columns[:4]],
+        )
+        return {(s, m, d, ps): [row_id, units, amount, count] for row_id, s, m, d, ps, units, amount, count in cursor.fetchall()}
+
+
+def _snapshot_ids(configs: dict[str, dict]) -> dict[str, int]:
+    hashes = sorted(configs)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {_table(PricingSnapshot)} (config_hash, config, created_at)
+            SELECT h, c, now() FROM unnest(%s::text[], %s::jsonb[]) AS x(h, c)
+            ON CONFLICT (config_hash) DO NOTHING
+            """,
+            [hashes, [orjson.dumps(configs[h]).decode() for h in hashes]],
+        )
+        cursor.execute(f"SELECT config_hash, id FROM {_table(PricingSnapshot)} WHERE config_hash = ANY(%s)", [hashes])
+        return dict(cursor.fetchall())
+
+
+def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: datetime) -> list[RatedRecord]:
+    """Rate resolved events, in order, and write their rated events and running totals.
+
+    Must run inside the caller's transaction (the one that wrote the raw events): rated
+    events, running totals and raw events commit or roll back together."""
+    if not inputs:
+        return []
+    assert connection.in_atomic_block, "rated_events_record_batch must run inside a transaction"
+
+    periods: list[tuple[datetime, datetime]] = []
+    total_rows: dict[TotalKey, tuple] = {}
+    for item in inputs:
+        sub = item.resolution.subscription
+        start, end = period_for(cadence=sub.cadence, anchor=sub.anchor, at=item.timestamp)
+        periods.append((start, end))
+        key = (sub.id, item.resolution.metric.metric_id, item.dimension_key, start)
+        total_rows.setdefault(key, (item.tenant_id, sub.customer_id, end, sub.currency))
+
+    totals = _lock_running_totals(total_rows, now=rated_at)
+    snapshot_ids = _snapshot_ids({i.resolution.metric.config_hash: i.resolution.metric.config for i in inputs})
+
+    rated_columns: list[tuple] = []
+    for item, (start, end) in zip(inputs, periods):
+        resolution = item.resolution
+        priced = resolution.metric
+        total = totals[(resolution.subscription.id, priced.metric_id, item.dimension_key, start)]
+        before = total[1]
+        after = before + item.quantity
+        amount = priced.pricer.quote(after) - priced.pricer.quote(before)
+        total[1], total[2], total[3] = after, total[2] + amount, total[3] + 1
+        rated_columns.append(
+            (
+                item.tenant_id, item.raw_event_id, resolution.subscription.id, resolution.subscription.customer_id,
+                priced.metric_id, item.dimension_key, resolution.version_id, priced.metric_config_id,
+                snapshot_ids[priced.config_hash], start, end, item.timestamp, item.quantity, before, after,
+                amount, resolution.subscription.currency,
+            )
+        )
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {_table(RatedEvent)}
+                (tenant_id, raw_event_id, subscription_id, customer_id, metric_id, dimension_key,
+                 rate_plan_version_id, metric_config_id, pricing_snapshot_id, period_start, period_end,
+                 event_timestamp, quantity, units_before, units_after, amount, currency, rated_at)
+            SELECT *, %s::timestamptz FROM unnest(
+                %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[],
+                %s::bigint[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[],
+                %s::timestamptz[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::text[])
+            RETURNING id, raw_event_id
+            """,
+            [rated_at, *[list(c) for c in zip(*rated_columns)]],
+        )
+        rated_ids = dict((raw_id, rated_id) for rated_id, raw_id in cursor.fetchall())
+        ids, units, amounts, counts = zip(*[(t[0], t[1], t[2], t[3]) for t in totals.values()])
+        cursor.execute(
+            f"""
+            UPDATE {_table(RunningTotal)} AS rt
+            SET units = x.units, amount = x.amount, event_count = x.event_count, updated_at = %s
+            FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::bigint[]) AS x(id, units, amount, event_count)
+            WHERE rt.id = x.id
+            """,
+            [rated_at, list(ids), list(units), list(amounts), list(counts)],
+        )
+
+    return [
+        RatedRecord(
+            rated_event_id=rated_ids[item.raw_event_id],
+            raw_event_id=item.raw_event_id,
+            tenant_id=item.tenant_id,
+            event_id=item.event_id,
+            customer_id=columns[3],
+            subscription_id=columns[2],
+            metric=item.resolution.metric.code,
+            dimension_key=item.dimension_key,
+            quantity=item.quantity,
+            units_before=columns[13],
+            units_after=columns[14],
+            amount=columns[15],
+            currency=columns[16],
+            rate_plan_version_id=columns[6],
+            period_start=columns[9],
+            period_end=columns[10],
+            timestamp=item.timestamp,
+            rated_at=rated_at,
+        )
+        for item, columns in zip(inputs, rated_columns)
+    ]

@@ -1,0 +1,85 @@
+"""Tenant credentials for the API: `Authorization: Bearer <token>`.
+
+Admin tokens manage the catalog (`/api/v1/...`); ingest tokens post events. A token's tenant
+scopes every query the request makes: views read `request.tenant`, never a client-sent id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
+
+from aforo.exceptions import ApiError
+
+from .models import Tenant, TenantToken, key_hash
+
+
+@dataclass(frozen=True)
+class TenantPrincipal:
+    """The `request.user` of a token-authenticated API request."""
+
+    tenant: Tenant
+    token: TenantToken
+    is_authenticated: bool = True
+    is_anonymous: bool = False
+
+    @property
+    def pk(self) -> str:
+        return f"token:{self.token.pk}"
+
+
+class _AuthFailed(exceptions.AuthenticationFailed):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.auth_code = code
+
+
+class TenantTokenAuthentication(BaseAuthentication):
+    keyword = b"bearer"
+
+    def authenticate(self, request):
+        header = get_authorization_header(request).split()
+        if not header:
+            return None
+        if header[0].lower() != self.keyword or len(header) != 2:
+            raise _AuthFailed("invalid_credentials", "Authorization must be 'Bearer <token>'.")
+        try:
+            secret = header[1].decode()
+        except UnicodeError:
+            raise _AuthFailed("invalid_credentials", "The token contains invalid characters.") from None
+        token = TenantToken.objects.select_related("tenant").filter(key_hash=key_hash(secret)).first()
+        if token is None:
+            raise _AuthFailed("invalid_credentials", "Unknown token.")
+        if not token.is_active:
+            raise _AuthFailed("invalid_credentials", "This token was revoked.")
+        request.tenant = token.tenant
+        return TenantPrincipal(tenant=token.tenant, token=token), token
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="aforo"'
+
+
+class _TokenKindPermission(BasePermission):
+    kind: str = ""
+
+    def has_permission(self, request, view) -> bool:
+        token = request.auth
+        if not isinstance(token, TenantToken):
+            raise exceptions.NotAuthenticated("Send 'Authorization: Bearer <token>' with a tenant token.")
+        if token.kind != self.kind:
+            raise ApiError(
+                code="wrong_credential_kind",
+                message=f"This endpoint needs a tenant {self.kind} token; this one is a {token.kind} token.",
+                status_code=403,
+            )
+        return True
+
+
+class IsTenantAdmin(_TokenKindPermission):
+    kind = TenantToken.Kind.ADMIN
+
+
+class IsTenantIngest(_TokenKindPermission):
+    kind = TenantToken.Kind.INGEST

@@ -1,0 +1,180 @@
+"""The demo tenant: products, plans, customers, keys and subscriptions, created idempotently.
+
+Demo secrets are derived from SECRET_KEY (HMAC), so every run on one install prints the same
+credentials while no two installs share them. They exist for demos and tests only."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import datetime, timezone
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from .models import (
+    ApiKey,
+    App,
+    Customer,
+    CustomerUser,
+    Metric,
+    Offering,
+    Product,
+    RatePlan,
+    RatePlanVersion,
+    Subscription,
+    Team,
+    Tenant,
+    TenantMember,
+    TenantToken,
+    key_hash,
+)
+from .services import (
+    API_KEY_PREFIX,
+    TOKEN_PREFIXES,
+    api_key_create,
+    metric_config_set,
+    rate_plan_version_create,
+    rate_plan_version_publish,
+    tenant_token_create,
+)
+
+DEMO_TENANT_SLUG = "demo"
+ADMIN_LOGIN = ("admin", "admin")
+
+PRODUCTS = [
+    ("search-api", "Search API", Product.Type.API, [("api_calls", "API calls", "call")]),
+    ("tools-mcp", "Tools MCP server", Product.Type.MCP_SERVER, [("tool_calls", "MCP tool calls", "call")]),
+    (
+        "agent-api",
+        "Agent API",
+        Product.Type.AGENTIC_API,
+        [("agent_sessions", "Agent sessions", "session"), ("llm_tokens", "LLM tokens", "token")],
+    ),
+]
+OFFERINGS = [
+    ("growth", "Growth", ["search-api", "agent-api"], "growth-usd", "Growth (USD)"),
+    ("mcp-pro", "MCP Pro", ["tools-mcp"], "mcp-pro-usd", "MCP Pro (USD)"),
+]
+PRICES = {
+    "growth-usd": {
+        "api_calls": {"model": "per_unit", "rate": "0.003", "included_free": "1000"},
+        "agent_sessions": {"model": "per_unit", "rate": "0.05"},
+        "llm_tokens": {"model": "per_unit", "rate": "0.000002"},
+    },
+    "mcp-pro-usd": {"tool_calls": {"model": "per_unit", "rate": "0.01"}},
+}
+CUSTOMERS = [
+    # name, external id, billing mode, rate plan, login
+    ("Acme Corp", "acme", Subscription.BillingMode.POSTPAID, "growth-usd", ("acme", "acme")),
+    ("Globex", "globex", Subscription.BillingMode.PREPAID, "mcp-pro-usd", ("globex", "globex")),
+    ("Initech", "initech", Subscription.BillingMode.HYBRID, "growth-usd", ("initech", "initech")),
+]
+
+
+def demo_secret(label: str, prefix: str) -> str:
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"aforo-demo:{label}".encode(), hashlib.sha256).digest()
+    return prefix + base64.urlsafe_b64encode(digest).decode().rstrip("=")[:40]
+
+
+def history_start(now: datetime) -> datetime:
+    """First day of the month three months back: where demo subscriptions start."""
+    month_index = now.year * 12 + now.month - 1 - 3
+    return datetime(month_index // 12, month_index % 12 + 1, 1, tzinfo=timezone.utc)
+
+
+def _token(tenant: Tenant, kind: str, name: str) -> str:
+    secret = demo_secret(f"{tenant.slug}:{kind}", TOKEN_PREFIXES[kind])
+    if not TenantToken.objects.filter(key_hash=key_hash(secret)).exists():
+        tenant_token_create(tenant=tenant, kind=kind, name=name, secret=secret)
+    return secret
+
+
+def _user(username: str, password: str, **flags: Any):
+    user_model = get_user_model()
+    user, created = user_model.objects.get_or_create(username=username, defaults=flags)
+    if created:
+        user.set_password(password)
+        user.save()
+    return user
+
+
+def _catalog(tenant: Tenant, start: datetime) -> dict[str, RatePlan]:
+    products = {}
+    for code, name, product_type, metrics in PRODUCTS:
+        product, _ = Product.objects.get_or_create(tenant=tenant, code=code, defaults={"name": name, "product_type": product_type})
+        products[code] = product
+        for metric_code, metric_name, unit in metrics:
+            Metric.objects.get_or_create(
+                tenant=tenant, code=metric_code, defaults={"product": product, "name": metric_name, "unit": unit}
+            )
+    plans = {}
+    for code, name, product_codes, plan_code, plan_name in OFFERINGS:
+        offering, _ = Offering.objects.get_or_create(tenant=tenant, code=code, defaults={"name": name})
+        offering.products.add(*[products[c] for c in product_codes])
+        plan, _ = RatePlan.objects.get_or_create(
+            tenant=tenant, code=plan_code, defaults={"offering": offering, "name": plan_name, "currency": "USD"}
+        )
+        plans[plan_code] = plan
+        if not plan.versions.exists():
+            version = rate_plan_version_create(rate_plan=plan, effective_from=start, notes="Demo launch prices")
+            for metric_code, config in PRICES[plan_code].items():
+                metric_config_set(version=version, metric=Metric.objects.get(tenant=tenant, code=metric_code), config=config)
+            rate_plan_version_publish(version=version)
+    return plans
+
+
+@transaction.atomic
+def demo_seed(*, now: datetime | None = None) -> dict[str, Any]:
+    """Create (or find) the demo tenant and everything under it; return its credentials and ids."""
+    now = now or datetime.now(timezone.utc)
+    start = history_start(now)
+    tenant, _ = Tenant.objects.get_or_create(slug=DEMO_TENANT_SLUG, defaults={"name": "Demo SaaS Co"})
+    admin = _user(*ADMIN_LOGIN, is_staff=True, is_superuser=True)
+    TenantMember.objects.get_or_create(user=admin, defaults={"tenant": tenant})
+    plans = _catalog(tenant, start)
+
+    customers = []
+    for name, external_id, mode, plan_code, (username, password) in CUSTOMERS:
+        customer, _ = Customer.objects.get_or_create(tenant=tenant, external_id=external_id, defaults={"name": name})
+        CustomerUser.objects.get_or_create(user=_user(username, password), defaults={"customer": customer})
+        team, _ = Team.objects.get_or_create(tenant=tenant, customer=customer, name="Platform")
+        app, _ = App.objects.get_or_create(tenant=tenant, team=team, name="Production app", defaults={"kind": App.Kind.APP})
+        App.objects.get_or_create(tenant=tenant, team=team, name="SmartSearch-Prod", defaults={"kind": App.Kind.AGENT})
+        secret = demo_secret(f"{tenant.slug}:key:{external_id}", API_KEY_PREFIX)
+        if not ApiKey.objects.filter(key_hash=key_hash(secret)).exists():
+            api_key_create(app=app, name="demo key", secret=secret)
+        plan = plans[plan_code]
+        subscription = (
+            Subscription.objects.filter(tenant=tenant, customer=customer, rate_plan=plan).order_by("id").first()
+        )
+        if subscription is None:
+            subscription = Subscription.objects.create(
+                tenant=tenant, customer=customer, offering=plan.offering, rate_plan=plan, billing_mode=mode,
+                billing_cadence=Subscription.Cadence.MONTHLY, billing_anchor=start, currency=plan.currency,
+                started_at=start,
+            )
+        version = plan.versions.filter(status=RatePlanVersion.Status.PUBLISHED).order_by("-effective_from").first()
+        customers.append(
+            {
+                "id": customer.id,
+                "name": customer.name,
+                "api_key": secret,
+                "subscription_id": subscription.id,
+                "billing_mode": subscription.billing_mode,
+                "currency": subscription.currency,
+                "metrics": sorted(version.metric_configs.values_list("metric__code", flat=True)),
+                "login": {"username": username, "password": password},
+            }
+        )
+    return {
+        "tenant": {"id": tenant.id, "slug": tenant.slug, "name": tenant.name},
+        "admin_token": _token(tenant, TenantToken.Kind.ADMIN, "Demo admin token"),
+        "ingest_token": _token(tenant, TenantToken.Kind.INGEST, "Demo ingest token"),
+        "admin_login": {"username": ADMIN_LOGIN[0], "password": ADMIN_LOGIN[1]},
+        "customers": customers,
+        "history_start": start.isoformat(),
+    }

@@ -1,0 +1,134 @@
+"""Catalog writes. Every service validates (model `full_clean`, same-tenant relations) and
+writes in one transaction; the catalog generation bump follows on commit (see models)."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Model
+from django.utils import timezone
+
+from .models import (
+    ApiKey,
+    App,
+    MetricConfig,
+    PublishedVersionError,
+    RatePlanVersion,
+    Tenant,
+    TenantToken,
+    key_hash,
+)
+
+API_KEY_PREFIX = "sk_live_"
+TOKEN_PREFIXES = {TenantToken.Kind.ADMIN: "aft_admin_", TenantToken.Kind.INGEST: "aft_ingest_"}
+
+
+def new_secret(prefix: str) -> str:
+    return prefix + secrets.token_urlsafe(32)
+
+
+def catalog_object_save(*, instance: Model) -> Model:
+    """Validate (including same-tenant relations) and save any catalog row."""
+    instance.full_clean()
+    instance.save()
+    return instance
+
+
+@transaction.atomic
+def tenant_token_create(*, tenant: Tenant, kind: str, name: str, secret: str | None = None) -> tuple[TenantToken, str]:
+    """Create a tenant credential. Returns the token row and the secret, which is not stored."""
+    secret = secret or new_secret(TOKEN_PREFIXES[kind])
+    token = TenantToken.objects.create(
+        tenant=tenant, kind=kind, name=name, prefix=secret[:16], key_hash=key_hash(secret)
+    )
+    return token, secret
+
+
+def tenant_token_revoke(*, token: TenantToken) -> TenantToken:
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token
+
+
+@transaction.atomic
+def api_key_create(*, app: App, name: str = "", secret: str | None = None) -> tuple[ApiKey, str]:
+    """Issue an API key for an app. The full key is returned here, once; only its hash stays."""
+    secret = secret or new_secret(API_KEY_PREFIX)
+    api_key = ApiKey(tenant_id=app.tenant_id, app=app, name=name, prefix=secret[:16], key_hash=key_hash(secret))
+    api_key.full_clean(exclude=["key_hash"])
+    api_key.save()
+    return api_key, secret
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, at: datetime | None = None) -> ApiKey:
+    """Revoke a key: events timestamped from `at` (default now) on no longer match it."""
+    if api_key.revoked_at is None:
+        api_key.revoked_at = at or timezone.now()
+        api_key.save(update_fields=["revoked_at", "updated_at"])
+    return api_key
+
+
+@transaction.atomic
+def rate_plan_version_publish(*, version: RatePlanVersion, effective_from: datetime | None = None) -> RatePlanVersion:
+    """Publish a draft version: from then on it is immutable and in force from effective_from."""
+    version = RatePlanVersion.objects.select_for_update().get(pk=version.pk)
+    if version.is_published:
+        raise PublishedVersionError(f"{version} is already published.")
+    if not version.metric_configs.exists():
+        raise PublishedVersionError(f"{version} prices no metric; add a metric config before publishing.")
+    if effective_from is not None:
+        version.effective_from = effective_from
+    clash = RatePlanVersion.objects.filter(
+        rate_plan_id=version.rate_plan_id, status=RatePlanVersion.Status.PUBLISHED, effective_from=version.effective_from
+    )
+    if clash.exists():
+        raise PublishedVersionError(f"Another published version of this plan is effective from {version.effective_from}.")
+    version.status = RatePlanVersion.Status.PUBLISHED
+    version.published_at = timezone.now()
+    version.save()
+    return version
+
+
+@transaction.atomic
+def rate_plan_version_create(*, rate_plan, effective_from: datetime, notes: str = "") -> RatePlanVersion:
+    """A new draft version of a plan, numbered after the highest existing one."""
+    # Lock the plan row so two concurrent creations cannot pick the same number.
+    type(rate_plan).objects.select_for_update().filter(pk=rate_plan.pk).first()
+    number = (RatePlanVersion.objects.filter(rate_plan=rate_plan).aggregate(n=Max("version"))["n"] or 0) + 1
+    version = RatePlanVersion(
+        tenant_id=rate_plan.tenant_id, rate_plan=rate_plan, version=number, effective_from=effective_from, notes=notes
+    )
+    version.full_clean(exclude=["version"])
+    version.save()
+    return version
+
+
+@transaction.atomic
+def rate_plan_version_revise(*, version: RatePlanVersion, effective_from: datetime | None = None) -> RatePlanVersion:
+    """"Editing" a published version: a new draft copying its metric configs, to edit and publish."""
+    draft = rate_plan_version_create(
+        rate_plan=version.rate_plan,
+        effective_from=effective_from or max(timezone.now(), version.effective_from),
+        notes=f"Revision of v{version.version}",
+    )
+    for config in version.metric_configs.all():
+        MetricConfig.objects.create(tenant_id=draft.tenant_id, version=draft, metric_id=config.metric_id, config=config.config)
+    return draft
+
+
+@transaction.atomic
+def metric_config_set(*, version: RatePlanVersion, metric, config: dict) -> MetricConfig:
+    """Create or replace the config of a metric in a draft version (validated by the engine)."""
+    existing = MetricConfig.objects.filter(version=version, metric=metric).first()
+    instance = existing or MetricConfig(tenant_id=version.tenant_id, version=version, metric=metric)
+    instance.config = config
+    instance.full_clean(validate_unique=existing is None)
+    try:
+        instance.save()
+    except IntegrityError as error:
+        raise PublishedVersionError(f"Could not save the config: {error}") from error
+    return instance

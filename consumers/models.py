@@ -1,0 +1,1 @@
+"""The consumers app is Kafka transport only: it owns no tables."""

@@ -1,0 +1,44 @@
+"""Every Kafka consumer of Aforo, by the name `run_consumer <name>` takes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class ConsumerDefinition:
+    name: str
+    topic: Callable[[], str]
+    group_id: Callable[[], str]
+    dlq_topic: Callable[[], str | None]
+    topics_to_ensure: Callable[[], list[str]]
+    strategy_factory: Callable[[], object]
+    description: str
+
+
+def _usage_factory():
+    from .usage.factory import UsageStrategyFactory
+
+    return UsageStrategyFactory()
+
+
+def _usage_topics() -> list[str]:
+    from .kafka import usage_topics
+
+    return usage_topics()
+
+
+CONSUMERS: dict[str, ConsumerDefinition] = {
+    "usage": ConsumerDefinition(
+        name="usage",
+        topic=lambda: settings.KAFKA_TOPIC_USAGE,
+        group_id=lambda: settings.KAFKA_CONSUMER_GROUP_USAGE,
+        dlq_topic=lambda: settings.KAFKA_TOPIC_USAGE_DLQ,
+        topics_to_ensure=_usage_topics,
+        strategy_factory=_usage_factory,
+        description="Rates usage events: decode → batch → enrich → rate+persist → publish rated → commit.",
+    ),
+}

@@ -1,0 +1,85 @@
+"""Runs a registered consumer as an arroyo StreamProcessor until SIGTERM/SIGINT, which
+finish the batch in flight, commit its offsets and exit cleanly."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import MutableSequence
+from typing import Any
+
+from arroyo.backends.kafka import KafkaConsumer, KafkaPayload, KafkaProducer
+from arroyo.backends.kafka.configuration import build_kafka_consumer_configuration
+from arroyo.commit import IMMEDIATE
+from arroyo.dlq import DlqPolicy, KafkaDlqProducer
+from arroyo.processing import StreamProcessor
+from arroyo.types import BrokerValue, Topic
+from django.conf import settings
+
+from .kafka import producer_config, topics_ensure
+from .registry import ConsumerDefinition
+
+logger = logging.getLogger(__name__)
+
+
+class ReasonedDlqProducer(KafkaDlqProducer):
+    """arroyo's Kafka DLQ producer, plus a `reason` header saying why the record is poison.
+    The value and key are the original bytes, untouched."""
+
+    def __init__(self, producer: KafkaProducer, topic: Topic):
+        super().__init__(producer, topic)
+        self._producer = producer
+        self._topic = topic
+
+    def produce(self, value: BrokerValue[KafkaPayload], reason: str | None = None):
+        headers: MutableSequence[tuple[str, bytes]] = list(value.payload.headers)
+        headers.extend(
+            [
+                ("reason", (reason or "invalid").encode()),
+                ("original_topic", value.partition.topic.name.encode()),
+                ("original_partition", str(value.partition.index).encode()),
+                ("original_offset", str(value.offset).encode()),
+            ]
+        )
+        return self._producer.produce(self._topic, KafkaPayload(value.payload.key, value.payload.value, headers))
+
+
+def consumer_configuration(*, group_id: str) -> dict[str, Any]:
+    return build_kafka_consumer_configuration(
+        default_config={
+            "session.timeout.ms": settings.KAFKA_SESSION_TIMEOUT_MS,
+            "heartbeat.interval.ms": settings.KAFKA_HEARTBEAT_INTERVAL_MS,
+        },
+        bootstrap_servers=[settings.KAFKA_BOOTSTRAP_SERVERS],
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,  # offsets move only through CommitOffsets, after the DB commit
+    )
+
+
+def build_processor(definition: ConsumerDefinition) -> StreamProcessor[KafkaPayload]:
+    dlq_topic = definition.dlq_topic()
+    dlq_policy = None
+    if dlq_topic:
+        dlq_policy = DlqPolicy(ReasonedDlqProducer(KafkaProducer(producer_config()), Topic(dlq_topic)), None, None)
+    return StreamProcessor(
+        consumer=KafkaConsumer(consumer_configuration(group_id=definition.group_id())),
+        topic=Topic(definition.topic()),
+        processor_factory=definition.strategy_factory(),
+        commit_policy=IMMEDIATE,
+        dlq_policy=dlq_policy,
+    )
+
+
+def run(definition: ConsumerDefinition, *, install_signals: bool = True) -> None:
+    topics_ensure(names=definition.topics_to_ensure())
+    processor = build_processor(definition)
+    if install_signals:
+        def stop(signum: int, _frame: Any) -> None:
+            logger.info("signal %s: finishing the current batch, then stopping", signum)
+            processor.signal_shutdown()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+    logger.info("consumer %s reading %s as group %s", definition.name, definition.topic(), definition.group_id())
+    processor.run()

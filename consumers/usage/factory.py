@@ -1,0 +1,35 @@
+"""Assembles the usage consumer's strategy chain (see steps.py for what each step does)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from arroyo.backends.kafka import KafkaPayload
+from arroyo.processing.strategies import BatchStep, CommitOffsets, ProcessingStrategy, ProcessingStrategyFactory, RunTask
+from arroyo.types import Commit, Partition
+from django.conf import settings
+
+from .steps import DecodeStep, EnrichStep, PersistStep, PublishStep
+
+
+class UsageStrategyFactory(ProcessingStrategyFactory[KafkaPayload]):
+    def __init__(self, *, max_batch_size: int | None = None, max_batch_time_s: float | None = None):
+        self.max_batch_size = max_batch_size or settings.USAGE_BATCH_MAX_SIZE
+        self.max_batch_time_s = max_batch_time_s or settings.USAGE_BATCH_MAX_TIME_S
+        # Long-lived across rebalances: the caches stay warm when partitions move.
+        self.decode = DecodeStep()
+        self.enrich = EnrichStep()
+        self.persist = PersistStep()
+        self.publish = PublishStep()
+
+    def create_with_partitions(
+        self, commit: Commit, partitions: Mapping[Partition, int]
+    ) -> ProcessingStrategy[KafkaPayload]:
+        return RunTask(
+            self.decode,
+            BatchStep(
+                max_batch_size=self.max_batch_size,
+                max_batch_time=self.max_batch_time_s,
+                next_step=RunTask(self.enrich, RunTask(self.persist, RunTask(self.publish, CommitOffsets(commit)))),
+            ),
+        )

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("events", views.EventIngestView.as_view(), name="events-ingest"),
+    path("unmatched-usage", views.UnmatchedUsageListView.as_view(), name="unmatched-usage-list"),
+    path("unmatched-usage/replay", views.UnmatchedUsageReplayView.as_view(), name="unmatched-usage-replay"),
+]

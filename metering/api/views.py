@@ -1,0 +1,184 @@
+"""The ingestion API: POST /api/v1/events (one event or a batch of up to INGEST_MAX_BATCH),
+and the operator's view of unmatched usage."""
+
+from __future__ import annotations
+
+import orjson
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from aforo.exceptions import ApiError
+from catalog.auth import IsTenantAdmin, IsTenantIngest
+from consumers.kafka import BrokerUnavailable, Record, produce_and_wait
+from metering.models import UnmatchedUsage
+from metering.services import unmatched_usage_replay, usage_events_ingest
+
+EVENT_EXAMPLE = {
+    "event_id": "req-7f3a-0001",
+    "api_key": "sk_live_…",
+    "metric": "api_calls",
+    "quantity": "1",
+    "timestamp": "2026-11-24T10:00:00Z",
+    "dimensions": {"region": "eu"},
+    "metadata": {"gateway": "kong", "route": "/v1/search"},
+}
+
+_result = inline_serializer(
+    "IngestResult",
+    {
+        "accepted": serializers.IntegerField(),
+        "duplicates": serializers.IntegerField(),
+        "rejected": serializers.IntegerField(),
+        "results": serializers.ListField(child=serializers.DictField()),
+    },
+)
+
+
+def _read_json_body(request) -> object:
+    content_type = (request.content_type or "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise ApiError(
+            code="unsupported_media_type",
+            message=f"Send events as application/json (got {content_type or 'no content type'}).",
+            status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+        )
+    limit = settings.INGEST_MAX_BODY_BYTES
+    too_large = ApiError(
+        code="payload_too_large",
+        message=f"The body is larger than {limit} bytes; send smaller batches.",
+        status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )
+    try:
+        if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
+            raise too_large
+        body = request.body
+    except (ValueError, RequestDataTooBig):
+        raise too_large from None
+    if len(body) > limit:
+        raise too_large
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise ApiError(code="malformed_json", message=f"The body is not valid JSON: {error}") from None
+
+
+class EventIngestView(APIView):
+    permission_classes = [IsTenantIngest]
+
+    @extend_schema(
+        operation_id="events_ingest",
+        summary="Ingest usage events",
+        description=(
+            "One event (an object), a batch (an array, or {\"events\": [...]}) of up to 1,000. Answers 202 only "
+            "after the event log acknowledged every accepted event. Each index is accepted, duplicate (same "
+            "event_id already received) or rejected with a stable code and the field at fault. Quantities are "
+            "decimal strings or integers; JSON floats are rejected as inexact."
+        ),
+        request={"application/json": {"type": "object"}},
+        responses={
+            202: _result,
+            400: OpenApiResponse(description="malformed_json, empty_batch, invalid_body, or every event rejected (invalid_events)"),
+            401: OpenApiResponse(description="missing_credentials / invalid_credentials"),
+            413: OpenApiResponse(description="payload_too_large / batch_too_large"),
+            415: OpenApiResponse(description="unsupported_media_type"),
+            503: OpenApiResponse(description="broker_unavailable: nothing accepted; retry the same request"),
+        },
+        examples=[OpenApiExample("One event", value=EVENT_EXAMPLE, request_only=True)],
+    )
+    def post(self, request):
+        body = _read_json_body(request)
+        if isinstance(body, dict) and isinstance(body.get("events"), list):
+            payloads = body["events"]
+        elif isinstance(body, dict):
+            payloads = [body]
+        elif isinstance(body, list):
+            payloads = body
+        else:
+            raise ApiError(code="invalid_body", message="Send one event object, an array of events or {\"events\": [...]}.")
+        if not payloads:
+            raise ApiError(code="empty_batch", message="The batch holds no events.")
+        if len(payloads) > settings.INGEST_MAX_BATCH:
+            raise ApiError(
+                code="batch_too_large",
+                message=f"A batch holds at most {settings.INGEST_MAX_BATCH} events; this one has {len(payloads)}.",
+                status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        try:
+            outcome = usage_events_ingest(tenant=request.tenant, payloads=payloads)
+        except BrokerUnavailable as error:
+            raise ApiError(
+                code="broker_unavailable",
+                message=(
+                    "The event log did not acknowledge the events, so none can be counted as accepted. "
+                    f"Retry the same request (event ids make retries safe). Detail: {error}"
+                ),
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            ) from None
+        body = {
+            "accepted": outcome.accepted,
+            "duplicates": outcome.duplicates,
+            "rejected": outcome.rejected,
+            "results": outcome.results,
+        }
+        if outcome.rejected == len(payloads):
+            first = outcome.results[0]
+            return Response(
+                {"error": {"code": "invalid_events", "message": f"Every event was rejected; first: index 0: {first['message']}"}, **body},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class UnmatchedUsageSerializer(serializers.ModelSerializer):
+    event_id = serializers.CharField(source="raw_event.event_id")
+    metric = serializers.CharField(source="raw_event.metric")
+    quantity = serializers.DecimalField(source="raw_event.quantity", max_digits=32, decimal_places=12)
+    timestamp = serializers.DateTimeField(source="raw_event.timestamp")
+    api_key_prefix = serializers.CharField(source="raw_event.api_key_prefix")
+
+    class Meta:
+        model = UnmatchedUsage
+        fields = ["id", "event_id", "metric", "quantity", "timestamp", "api_key_prefix", "reason", "detail", "created_at", "resolved_at"]
+
+
+class UnmatchedUsageListView(APIView):
+    permission_classes = [IsTenantAdmin]
+
+    @extend_schema(responses=UnmatchedUsageSerializer(many=True), summary="Unmatched usage (unresolved first)")
+    def get(self, request):
+        from rest_framework.pagination import LimitOffsetPagination
+
+        queryset = (
+            UnmatchedUsage.objects.filter(tenant=request.tenant)
+            .select_related("raw_event")
+            .order_by("resolved_at", "-id")
+        )
+        if request.query_params.get("resolved") in ("false", "0"):
+            queryset = queryset.filter(resolved_at__isnull=True)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(UnmatchedUsageSerializer(page, many=True).data)
+
+
+class UnmatchedUsageReplayView(APIView):
+    permission_classes = [IsTenantAdmin]
+
+    @extend_schema(
+        request=None,
+        responses=inline_serializer("ReplayResult", {"rated": serializers.IntegerField(), "still_unmatched": serializers.IntegerField()}),
+        summary="Rate unmatched usage that now matches the catalog (after creating the key, subscription or price)",
+    )
+    def post(self, request):
+        counts, rated = unmatched_usage_replay(tenant_id=request.tenant.id)
+        if rated:
+            try:
+                produce_and_wait(
+                    [Record(topic=settings.KAFKA_TOPIC_RATED, key=r.key, value=r.to_wire()) for r in rated]
+                )
+            except BrokerUnavailable:
+                counts["rated_not_published"] = len(rated)
+        return Response(counts)

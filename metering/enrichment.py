@@ -1,0 +1,273 @@
+"""The BillingHierarchyEnricher: API key → app/agent → team → customer → subscriptions →
+rate plan versions → metric configs, as one `KeyContext` per key, and the event-time choice
+of subscription, version and config from it (`resolve`).
+
+Lookups go through three layers, per batch, never per event:
+  1. a process-local dict,
+  2. ONE Redis MGET for the local misses (TTL ENRICHMENT_CACHE_TTL_S, default 10 minutes),
+  3. Postgres for the Redis misses (four queries for the whole miss set), written back.
+Every cache key carries the tenant's catalog generation (catalog.generation), which every
+committed catalog change bumps: the first batch after a change builds fresh contexts, whatever
+the TTL. Unknown keys are cached too (as "no such key") under the same rule.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django_redis import get_redis_connection
+
+from billing.rating import Pricer, compile_config, config_hash
+from catalog.generation import catalog_generation_get_many
+
+from .selectors import key_contexts_build
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PricedMetric:
+    code: str
+    metric_id: int
+    metric_config_id: int
+    config: dict[str, Any]
+    config_hash: str
+    pricer: Pricer
+
+
+@dataclass(frozen=True, slots=True)
+class VersionContext:
+    id: int
+    effective_from: datetime
+    metrics: Mapping[str, PricedMetric]
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionContext:
+    id: int
+    customer_id: int
+    currency: str
+    billing_mode: str
+    cadence: str
+    anchor: datetime
+    started_at: datetime
+    ended_at: datetime | None
+    versions: tuple[VersionContext, ...]  # newest effective_from first
+
+    def version_at(self, at: datetime) -> VersionContext | None:
+        return next((v for v in self.versions if v.effective_from <= at), None)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyContext:
+    tenant_id: int
+    api_key_id: int
+    app_id: int
+    team_id: int
+    customer_id: int
+    revoked_at: datetime | None
+    subscriptions: tuple[SubscriptionContext, ...]  # by id
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    context: KeyContext
+    subscription: SubscriptionContext
+    version_id: int
+    metric: PricedMetric
+
+
+@dataclass(frozen=True, slots=True)
+class Unmatched:
+    reason: str
+    detail: str = ""
+
+
+def resolve(context: KeyContext | None, *, metric: str, at: datetime) -> Resolution | Unmatched:
+    """Which subscription, rate plan version and metric config price this event.
+
+    The subscription active at `at` (started_at <= at < ended_at) whose version in force at
+    `at` prices `metric`; among several, the lowest id (deterministic)."""
+    if context is None:
+        return Unmatched("unknown_api_key", "no API key of this tenant has this hash")
+    if context.revoked_at is not None and at >= context.revoked_at:
+        return Unmatched("revoked_api_key", f"key revoked at {context.revoked_at.isoformat()}")
+    active = [s for s in context.subscriptions if s.started_at <= at and (s.ended_at is None or at < s.ended_at)]
+    if not active:
+        return Unmatched("no_active_subscription", f"customer {context.customer_id} has no subscription active at {at.isoformat()}")
+    for subscription in active:
+        version = subscription.version_at(at)
+        if version is not None and metric in version.metrics:
+            return Resolution(context, subscription, version.id, version.metrics[metric])
+    return Unmatched("metric_not_priced", f"no rate plan version in force at {at.isoformat()} prices {metric!r}")
+
+
+# --- wire form (what Redis holds) --------------------------------------------------------
+
+
+def context_to_wire(context: KeyContext | None) -> bytes:
+    if context is None:
+        return b'{"missing":true}'
+    return orjson.dumps(
+        {
+            "t": context.tenant_id,
+            "k": context.api_key_id,
+            "app": context.app_id,
+            "team": context.team_id,
+            "c": context.customer_id,
+            "revoked_at": context.revoked_at,
+            "subs": [
+                {
+                    "id": s.id,
+                    "c": s.customer_id,
+                    "cur": s.currency,
+                    "mode": s.billing_mode,
+                    "cad": s.cadence,
+                    "anchor": s.anchor,
+                    "start": s.started_at,
+                    "end": s.ended_at,
+                    "versions": [
+                        {
+                            "id": v.id,
+                            "from": v.effective_from,
+                            "metrics": {
+                                code: {"m": p.metric_id, "mc": p.metric_config_id, "config": p.config}
+                                for code, p in v.metrics.items()
+                            },
+                        }
+                        for v in s.versions
+                    ],
+                }
+                for s in context.subscriptions
+            ],
+        }
+    )
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def priced_metric(*, code: str, metric_id: int, metric_config_id: int, config: dict[str, Any]) -> PricedMetric:
+    return PricedMetric(code, metric_id, metric_config_id, config, config_hash(config), compile_config(config))
+
+
+def context_from_wire(raw: bytes) -> KeyContext | None:
+    data = orjson.loads(raw)
+    if data.get("missing"):
+        return None
+    subscriptions = tuple(
+        SubscriptionContext(
+            id=s["id"],
+            customer_id=s["c"],
+            currency=s["cur"],
+            billing_mode=s["mode"],
+            cadence=s["cad"],
+            anchor=_dt(s["anchor"]),
+            started_at=_dt(s["start"]),
+            ended_at=_dt(s["end"]),
+            versions=tuple(
+                VersionContext(
+                    id=v["id"],
+                    effective_from=_dt(v["from"]),
+                    metrics={
+                        code: priced_metric(code=code, metric_id=p["m"], metric_config_id=p["mc"], config=p["config"])
+                        for code, p in v["metrics"].items()
+                    },
+                )
+                for v in s["versions"]
+            ),
+        )
+        for s in data["subs"]
+    )
+    return KeyContext(data["t"], data["k"], data["app"], data["team"], data["c"], _dt(data["revoked_at"]), subscriptions)
+
+
+# --- the cache ----------------------------------------------------------------------------
+
+CacheKey = tuple[int, str]  # (tenant_id, api key hash)
+
+
+def _redis_key(tenant_id: int, generation: int, key_hash: str) -> str:
+    return f"{settings.CACHES['default']['KEY_PREFIX']}:enrich:{tenant_id}:{generation}:{key_hash}"
+
+
+class EnrichmentCache:
+    """Per-process cache of key contexts. One instance per consumer; not thread-safe."""
+
+    def __init__(self, *, local_max: int | None = None, ttl_s: int | None = None):
+        self.local_max = local_max or settings.ENRICHMENT_LOCAL_CACHE_MAX
+        self.ttl_s = ttl_s or settings.ENRICHMENT_CACHE_TTL_S
+        self._local: dict[str, KeyContext | None] = {}
+        self.stats = {"local": 0, "redis": 0, "postgres": 0}
+
+    def lookup_many(self, keys: Iterable[CacheKey]) -> dict[CacheKey, KeyContext | None]:
+        wanted = set(keys)
+        generations = catalog_generation_get_many(tenant_ids={tenant_id for tenant_id, _ in wanted})
+        names = {key: _redis_key(key[0], generations[key[0]], key[1]) for key in wanted}
+        found: dict[CacheKey, KeyContext | None] = {}
+        local_misses = []
+        for key, name in names.items():
+            if name in self._local:
+                found[key] = self._local[name]
+            else:
+                local_misses.append(key)
+        self.stats["local"] += len(found)
+        if not local_misses:
+            return found
+        redis = get_redis_connection("default")
+        values = redis.mget([names[key] for key in local_misses])
+        db_misses: dict[int, list[str]] = {}
+        for key, value in zip(local_misses, values):
+            if value is None:
+                db_misses.setdefault(key[0], []).append(key[1])
+            else:
+                found[key] = self._remember(names[key], context_from_wire(value))
+                self.stats["redis"] += 1
+        if db_misses:
+            pipe = redis.pipeline(transaction=False)
+            for tenant_id, hashes in db_misses.items():
+                built = key_contexts_build(tenant_id=tenant_id, key_hashes=hashes)
+                for key_hash in hashes:
+                    key = (tenant_id, key_hash)
+                    context = self._remember(names[key], built.get(key_hash))
+                    found[key] = context
+                    pipe.set(names[key], context_to_wire(context), ex=self.ttl_s)
+                    self.stats["postgres"] += 1
+            pipe.execute()
+        return found
+
+    def _remember(self, name: str, context: KeyContext | None) -> KeyContext | None:
+        if len(self._local) >= self.local_max:
+            # Entries of older generations are dead weight; drop the oldest half.
+            for stale in list(self._local)[: self.local_max // 2]:
+                del self._local[stale]
+        self._local[name] = context
+        return context
+
+
+def enrichment_cache_warm(*, chunk_size: int = 500) -> int:
+    """Rebuild and store the context of every API key that can still match events (active, or
+    revoked less than 90 days ago), at each tenant's current generation. Returns keys written."""
+    from .selectors import api_key_hashes_live
+
+    redis = get_redis_connection("default")
+    ttl = settings.ENRICHMENT_CACHE_TTL_S
+    written = 0
+    for tenant_id, hashes in api_key_hashes_live().items():
+        generation = catalog_generation_get_many(tenant_ids=[tenant_id])[tenant_id]
+        for start in range(0, len(hashes), chunk_size):
+            chunk = hashes[start : start + chunk_size]
+            built = key_contexts_build(tenant_id=tenant_id, key_hashes=chunk)
+            pipe = redis.pipeline(transaction=False)
+            for key_hash, context in built.items():
+                pipe.set(_redis_key(tenant_id, generation, key_hash), context_to_wire(context), ex=ttl)
+            pipe.execute()
+            written += len(built)
+    return written

@@ -1,0 +1,62 @@
+"""The raw usage ledger: every event accepted from the usage topic, immutable, once per
+(tenant, event_id) forever. Events whose billing context could not be resolved are kept
+as unmatched usage (visible to the operator, replayable) — never dropped."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from catalog.models import Tenant
+
+
+class RawEvent(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    event_id = models.CharField(max_length=128)
+    api_key_prefix = models.CharField(max_length=24, help_text="The start of the key the event carried.")
+    api_key_hash = models.CharField(max_length=64)
+    metric = models.CharField(max_length=100)
+    quantity = models.DecimalField(max_digits=32, decimal_places=12)
+    timestamp = models.DateTimeField(help_text="When the usage happened (the event's own time).")
+    received_at = models.DateTimeField(help_text="When Aforo received it (ingest API / Kafka record time).")
+    dimensions = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    is_late = models.BooleanField(default=False, help_text="Older than 24 h on arrival: flagged for reconciliation.")
+    source_partition = models.IntegerField(null=True, blank=True)
+    source_offset = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, help_text="When the consumer persisted it.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "event_id"], name="raw_event_unique_per_tenant")]
+        indexes = [
+            models.Index(fields=["tenant", "timestamp"]),
+            models.Index(fields=["api_key_hash"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} ({self.metric} × {self.quantity})"
+
+
+class UnmatchedUsage(models.Model):
+    """A raw event that could not be rated, with why. Replaying it (after the key, the
+    subscription or the price exists) rates it and marks it resolved."""
+
+    class Reason(models.TextChoices):
+        UNKNOWN_API_KEY = "unknown_api_key", "Unknown API key"
+        REVOKED_API_KEY = "revoked_api_key", "API key revoked before the event"
+        NO_ACTIVE_SUBSCRIPTION = "no_active_subscription", "No subscription active at the event time"
+        METRIC_NOT_PRICED = "metric_not_priced", "No rate plan version in force prices this metric"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    raw_event = models.OneToOneField(RawEvent, on_delete=models.PROTECT, related_name="unmatched")
+    reason = models.CharField(max_length=32, choices=Reason.choices)
+    detail = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "unmatched usage"
+        indexes = [models.Index(fields=["tenant", "resolved_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.raw_event.event_id}: {self.reason}"

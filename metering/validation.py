@@ -1,0 +1,168 @@
+"""The usage event contract v1 (ARCHITECTURE.md §5), enforced at the edge (ingest API) and
+again by the consumer for records that reached Kafka some other way. No database, no Django.
+
+A rejected event raises `EventRejected` with a stable `code`, the `field` at fault and a
+sentence. `now` is the moment of arrival (request time, or the Kafka record's timestamp), so a
+lagging consumer judges an event exactly as the API did.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+MAX_FUTURE = timedelta(minutes=5)
+MAX_AGE = timedelta(days=90)
+LATE_AFTER = timedelta(hours=24)
+MAX_QUANTITY = Decimal("1e20")
+MAX_QUANTITY_PLACES = 12
+MAX_DIMENSIONS = 32
+MAX_METADATA_BYTES = 8192
+REQUIRED = ("event_id", "api_key", "metric", "quantity", "timestamp")
+_METRIC_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
+
+
+class EventRejected(ValueError):
+    def __init__(self, code: str, field: str | None, message: str):
+        super().__init__(message)
+        self.code = code
+        self.field = field
+        self.message = message
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "field": self.field, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    event_id: str
+    api_key: str
+    metric: str
+    quantity: Decimal
+    timestamp: datetime
+    dimensions: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    is_late: bool = False
+
+    def to_wire(self) -> dict[str, Any]:
+        """The normalised JSON form produced to the usage topic."""
+        return {
+            "event_id": self.event_id,
+            "api_key": self.api_key,
+            "metric": self.metric,
+            "quantity": str(self.quantity),
+            "timestamp": self.timestamp.isoformat().replace("+00:00", "Z"),
+            "dimensions": self.dimensions,
+            "metadata": self.metadata,
+        }
+
+
+def _text(raw: dict[str, Any], name: str, limit: int) -> str:
+    value = raw[name]
+    if not isinstance(value, str) or not value.strip():
+        raise EventRejected(f"invalid_{name}", name, f"{name} must be a non-empty string")
+    if len(value) > limit:
+        raise EventRejected(f"invalid_{name}", name, f"{name} is longer than {limit} characters")
+    return value
+
+
+def parse_quantity(value: Any) -> Decimal:
+    if isinstance(value, bool) or isinstance(value, float):
+        raise EventRejected(
+            "invalid_quantity", "quantity", 'quantity must be a decimal string such as "1.5" or an integer (JSON floats are inexact)'
+        )
+    if not isinstance(value, (str, int)):
+        raise EventRejected("invalid_quantity", "quantity", "quantity must be a decimal string or an integer")
+    try:
+        quantity = Decimal(value.strip() if isinstance(value, str) else value)
+    except (InvalidOperation, ValueError):
+        raise EventRejected("invalid_quantity", "quantity", f"quantity {value!r} is not a decimal number") from None
+    if not quantity.is_finite():
+        raise EventRejected("invalid_quantity", "quantity", "quantity must be finite (no NaN or Infinity)")
+    if quantity < 0:
+        raise EventRejected("negative_quantity", "quantity", "quantity must not be negative")
+    if quantity >= MAX_QUANTITY:
+        raise EventRejected("invalid_quantity", "quantity", "quantity must be below 10^20")
+    if quantity.as_tuple().exponent < -MAX_QUANTITY_PLACES:  # type: ignore[operator]
+        quantity = quantity.normalize()
+        if quantity.as_tuple().exponent < -MAX_QUANTITY_PLACES:  # type: ignore[operator]
+            raise EventRejected("invalid_quantity", "quantity", f"quantity has more than {MAX_QUANTITY_PLACES} decimal places")
+    return Decimal(format(quantity + Decimal(0), "f"))  # plain notation; folds -0 into 0
+
+
+def parse_timestamp(value: Any, *, now: datetime) -> tuple[datetime, bool]:
+    if not isinstance(value, str):
+        raise EventRejected("invalid_timestamp", "timestamp", "timestamp must be an ISO 8601 string such as 2026-11-24T10:00:00Z")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise EventRejected("invalid_timestamp", "timestamp", f"timestamp {value!r} is not ISO 8601") from None
+    if moment.tzinfo is None:
+        raise EventRejected("invalid_timestamp", "timestamp", "timestamp must carry a timezone (Z or ±hh:mm)")
+    moment = moment.astimezone(timezone.utc)
+    if moment > now + MAX_FUTURE:
+        raise EventRejected("timestamp_in_future", "timestamp", "timestamp is more than 5 minutes in the future")
+    if moment < now - MAX_AGE:
+        raise EventRejected("timestamp_too_old", "timestamp", "timestamp is more than 90 days in the past")
+    return moment, moment < now - LATE_AFTER
+
+
+def parse_dimensions(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise EventRejected("invalid_dimensions", "dimensions", "dimensions must be an object of names to values")
+    if len(value) > MAX_DIMENSIONS:
+        raise EventRejected("invalid_dimensions", "dimensions", f"at most {MAX_DIMENSIONS} dimensions")
+    parsed: dict[str, str] = {}
+    for name, item in value.items():
+        if not name or len(name) > 64:
+            raise EventRejected("invalid_dimensions", f"dimensions.{name}", "dimension names are 1 to 64 characters")
+        if isinstance(item, bool):
+            item = "true" if item else "false"
+        elif isinstance(item, int):
+            item = str(item)
+        if not isinstance(item, str) or len(item) > 256:
+            raise EventRejected(
+                "invalid_dimensions", f"dimensions.{name}", "dimension values are strings (or integers) of at most 256 characters"
+            )
+        parsed[name] = item
+    return parsed
+
+
+def parse_metadata(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise EventRejected("invalid_metadata", "metadata", "metadata must be an object")
+    if len(orjson.dumps(value)) > MAX_METADATA_BYTES:
+        raise EventRejected("invalid_metadata", "metadata", f"metadata is larger than {MAX_METADATA_BYTES} bytes")
+    return value
+
+
+def validate_event(raw: Any, *, now: datetime) -> UsageEvent:
+    """Check one event against contract v1 and return its normalised form."""
+    if not isinstance(raw, dict):
+        raise EventRejected("not_an_object", None, "each event must be a JSON object")
+    for name in REQUIRED:
+        if raw.get(name) is None:
+            raise EventRejected("missing_field", name, f"{name} is required")
+    timestamp, is_late = parse_timestamp(raw["timestamp"], now=now)
+    metric = _text(raw, "metric", 100)
+    if not _METRIC_RE.match(metric):
+        raise EventRejected("invalid_metric", "metric", "metric may contain only letters, digits and _ . : -")
+    return UsageEvent(
+        event_id=_text(raw, "event_id", 128),
+        api_key=_text(raw, "api_key", 256),
+        metric=metric,
+        quantity=parse_quantity(raw["quantity"]),
+        timestamp=timestamp,
+        dimensions=parse_dimensions(raw.get("dimensions")),
+        metadata=parse_metadata(raw.get("metadata")),
+        is_late=is_late,
+    )

