@@ -2,7 +2,7 @@
 running dev platform on this machine is never touched."""
 
 from .base import *  # noqa: F401,F403
-from .base import CACHES, env
+from .base import CACHES, DATABASES, env
 
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
@@ -20,3 +20,5 @@ STORAGES = {
 }
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
+# Lets parallel test runs on one machine use separate databases.
+DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_aforo")}
