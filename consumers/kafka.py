@@ -61,6 +61,14 @@ def producer() -> Producer:
         return _producers[servers]
 
 
+def producers_close(*, timeout_s: float = 5.0) -> None:
+    """Flush and drop this process's producers (shutdown, or a test pointing elsewhere)."""
+    with _producers_lock:
+        for client in _producers.values():
+            client.flush(timeout_s)
+        _producers.clear()
+
+
 class _Acks:
     """Delivery outcome of one group of records, filled in by librdkafka callbacks."""
 

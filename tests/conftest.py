@@ -73,7 +73,10 @@ def kafka_bootstrap() -> Iterator[str]:
         wait_for(answering, timeout=30, message=f"embedded broker on {address}")
         yield address
     finally:
-        process.terminate()
+        from consumers.kafka import producers_close
+
+        producers_close(timeout_s=1)
+        process.kill()  # memory-only broker: nothing to flush
         process.wait(timeout=10)
 
 
@@ -156,24 +159,20 @@ def usage_consumer(kafka, transactional_db) -> Iterator[Callable[[], ConsumerThr
 
 
 def read_topic(bootstrap: str, topic: str, *, expect: int, timeout: float = 20.0) -> list:
-    """Read `expect` records from the start of a topic (fails at the deadline)."""
-    from confluent_kafka import Consumer
+    """Read `expect` records from the start of every partition of a topic (no consumer group:
+    partitions are assigned directly). Fails the test at the deadline."""
+    from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-        }
+        {"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False, "auto.offset.reset": "earliest"}
     )
-    consumer.subscribe([topic])
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
     records: list = []
     deadline = time.monotonic() + timeout
     try:
         while len(records) < expect and time.monotonic() < deadline:
-            for message in consumer.consume(num_messages=expect, timeout=0.5):
+            for message in consumer.consume(num_messages=expect, timeout=0.2):
                 if message.error() is None:
                     records.append(message)
     finally:

@@ -88,7 +88,8 @@ class DecodeStep:
         assert isinstance(value, BrokerValue)
 
         def poison(reason: str) -> InvalidMessage:
-            return InvalidMessage(value.partition, value.offset, reason=reason)
+            logger.warning("poison record %s/%d → DLQ: %s", value.partition.topic.name, value.offset, reason)
+            return InvalidMessage(value.partition, value.offset, reason=reason, log_exception=False)
 
         tenant_id = tenant_of(message.payload)
         if tenant_id is None:

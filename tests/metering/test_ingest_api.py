@@ -1,0 +1,174 @@
+"""POST /api/v1/events: validation per index, duplicates, auth, body errors, broker outage.
+Accepted events are read back from the real broker."""
+
+from datetime import timedelta
+
+import orjson
+import pytest
+from django.utils import timezone
+
+from catalog.models import TenantToken
+from catalog.services import tenant_token_revoke
+from metering.models import RawEvent
+from tests.conftest import read_topic
+from tests.factories import TenantFactory, priced_setup, tenant_token
+
+pytestmark = [pytest.mark.django_db, pytest.mark.kafka]
+URL = "/api/v1/events"
+
+
+@pytest.fixture
+def setup():
+    return priced_setup()
+
+
+@pytest.fixture
+def client(api_client, setup):
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tenant_token(setup.tenant, TenantToken.Kind.INGEST)}")
+    return api_client
+
+
+def ev(setup, event_id, **overrides):
+    body = {
+        "event_id": event_id,
+        "api_key": setup.api_key,
+        "metric": setup.metric.code,
+        "quantity": "1",
+        "timestamp": timezone.now().isoformat(),
+        "dimensions": {"region": "eu"},
+        "metadata": {"gateway": "kong", "request_id": f"req-{event_id}"},
+    }
+    body.update(overrides)
+    return body
+
+
+def test_one_event_is_acknowledged_by_the_broker_then_accepted(client, setup, kafka):
+    response = client.post(URL, ev(setup, "one"), format="json")
+    assert response.status_code == 202
+    assert response.json() == {
+        "accepted": 1, "duplicates": 0, "rejected": 0,
+        "results": [{"index": 0, "event_id": "one", "status": "accepted", "late": False}],
+    }
+    [record] = read_topic(kafka["bootstrap"], kafka["usage"], expect=1)
+    assert record.key() == f"{setup.tenant.id}:{setup.api_key}".encode()
+    value = orjson.loads(record.value())
+    assert value["event_id"] == "one" and value["quantity"] == "1" and value["dimensions"] == {"region": "eu"}
+    assert value["metadata"]["request_id"] == "req-one"
+
+
+def test_batch_with_one_bad_event_rejects_only_that_event(client, setup, kafka):
+    batch = [ev(setup, "a"), ev(setup, "b", quantity="-3"), ev(setup, "c"), ev(setup, "a")]
+    response = client.post(URL, {"events": batch}, format="json")
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["accepted"], body["rejected"], body["duplicates"]) == (2, 1, 1)
+    assert body["results"][1] == {
+        "index": 1, "event_id": "b", "status": "rejected", "code": "negative_quantity", "field": "quantity",
+        "message": "quantity must not be negative",
+    }
+    assert body["results"][3] == {"index": 3, "event_id": "a", "status": "duplicate", "reason": "repeated_in_batch"}
+    records = read_topic(kafka["bootstrap"], kafka["usage"], expect=2)
+    assert sorted(orjson.loads(r.value())["event_id"] for r in records) == ["a", "c"]
+
+
+def test_resending_is_reported_as_duplicate(client, setup, kafka):
+    assert client.post(URL, [ev(setup, "x")], format="json").json()["accepted"] == 1
+    again = client.post(URL, [ev(setup, "x"), ev(setup, "y")], format="json").json()
+    assert [r["status"] for r in again["results"]] == ["duplicate", "accepted"]
+    assert again["results"][0]["reason"] == "already_received"
+
+
+def test_event_already_in_the_raw_ledger_is_a_duplicate(client, setup, kafka):
+    RawEvent.objects.create(
+        tenant=setup.tenant, event_id="stored", api_key_prefix="sk", api_key_hash="0" * 64, metric="m",
+        quantity=1, timestamp=timezone.now(), received_at=timezone.now(),
+    )
+    body = client.post(URL, ev(setup, "stored"), format="json").json()
+    assert body["results"][0]["status"] == "duplicate"
+
+
+def test_late_events_are_accepted_and_flagged(client, setup, kafka):
+    body = client.post(URL, ev(setup, "old", timestamp=(timezone.now() - timedelta(days=3)).isoformat()), format="json").json()
+    assert body["results"][0] == {"index": 0, "event_id": "old", "status": "accepted", "late": True}
+
+
+def test_every_event_rejected_is_400_with_per_index_reasons(client, setup, kafka):
+    response = client.post(
+        URL,
+        [ev(setup, "f", timestamp=(timezone.now() + timedelta(minutes=10)).isoformat()), {"event_id": "g"}],
+        format="json",
+    )
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"]["code"] == "invalid_events"
+    assert [(r["code"], r["field"]) for r in body["results"]] == [("timestamp_in_future", "timestamp"), ("missing_field", "api_key")]
+
+
+@pytest.mark.parametrize(
+    "body, content_type, status, code",
+    [
+        (b"{not json", "application/json", 400, "malformed_json"),
+        (b"[]", "application/json", 400, "empty_batch"),
+        (b'"text"', "application/json", 400, "invalid_body"),
+        (b"event_id=1", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+        (b"{}", "text/plain", 415, "unsupported_media_type"),
+    ],
+)
+def test_body_errors_have_stable_codes(client, body, content_type, status, code):
+    response = client.generic("POST", URL, body, content_type=content_type)
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+
+
+def test_oversized_body_and_batch(client, setup, settings):
+    settings.INGEST_MAX_BODY_BYTES = 2000
+    response = client.generic("POST", URL, b"[" + b" " * 3000 + b"]", content_type="application/json")
+    assert (response.status_code, response.json()["error"]["code"]) == (413, "payload_too_large")
+    settings.INGEST_MAX_BODY_BYTES = 10_000_000
+    settings.INGEST_MAX_BATCH = 5
+    response = client.post(URL, [ev(setup, str(i)) for i in range(6)], format="json")
+    assert (response.status_code, response.json()["error"]["code"]) == (413, "batch_too_large")
+
+
+def test_credentials(api_client, setup):
+    assert api_client.post(URL, ev(setup, "n"), format="json").json()["error"]["code"] == "missing_credentials"
+    api_client.credentials(HTTP_AUTHORIZATION="Bearer aft_ingest_wrong")
+    response = api_client.post(URL, ev(setup, "n"), format="json")
+    assert (response.status_code, response.json()["error"]["code"]) == (401, "invalid_credentials")
+    api_client.credentials(HTTP_AUTHORIZATION="Basic dXNlcjpwYXNz")
+    assert api_client.post(URL, ev(setup, "n"), format="json").status_code == 401
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tenant_token(setup.tenant, TenantToken.Kind.ADMIN)}")
+    response = api_client.post(URL, ev(setup, "n"), format="json")
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "wrong_credential_kind")
+
+
+def test_revoked_ingest_token_is_refused(api_client, setup):
+    from catalog.services import tenant_token_create
+
+    token, secret = tenant_token_create(tenant=setup.tenant, kind=TenantToken.Kind.INGEST, name="old")
+    tenant_token_revoke(token=token)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    response = api_client.post(URL, ev(setup, "n"), format="json")
+    assert (response.status_code, response.json()["error"]["code"]) == (401, "invalid_credentials")
+
+
+def test_tenant_comes_from_the_credential_not_the_body(api_client, setup, kafka):
+    other = TenantFactory()
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tenant_token(other, TenantToken.Kind.INGEST)}")
+    response = api_client.post(URL, ev(setup, "cross", tenant_id=setup.tenant.id), format="json")
+    assert response.status_code == 202
+    [record] = read_topic(kafka["bootstrap"], kafka["usage"], expect=1)
+    assert record.key().startswith(f"{other.id}:".encode())
+
+
+def test_broker_down_is_503_and_nothing_is_marked_accepted(client, setup, settings, kafka):
+    settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"  # nothing listens there
+    settings.KAFKA_PRODUCE_TIMEOUT_MS = 1000
+    response = client.post(URL, [ev(setup, "lost-1"), ev(setup, "lost-2")], format="json")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "broker_unavailable"
+    # Once the broker is back, the same request is accepted: no duplicate marker was left behind.
+    settings.KAFKA_BOOTSTRAP_SERVERS = kafka["bootstrap"]
+    settings.KAFKA_PRODUCE_TIMEOUT_MS = 5000
+    retry = client.post(URL, [ev(setup, "lost-1"), ev(setup, "lost-2")], format="json")
+    assert retry.json()["accepted"] == 2

@@ -1,0 +1,119 @@
+"""Event contract v1: every rule, with the stable code and the field it names."""
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from metering.validation import EventRejected, validate_event
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+
+
+def event(**overrides):
+    base = {
+        "event_id": "evt-1",
+        "api_key": "sk_live_abc",
+        "metric": "api_calls",
+        "quantity": "1",
+        "timestamp": "2026-11-24T11:59:00Z",
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not ...}
+
+
+def rejected(raw) -> EventRejected:
+    with pytest.raises(EventRejected) as info:
+        validate_event(raw, now=NOW)
+    return info.value
+
+
+def test_valid_event_is_normalised():
+    parsed = validate_event(
+        event(quantity="2.50", dimensions={"region": "eu", "tier": 2, "cached": True}, metadata={"gateway": "kong"}), now=NOW
+    )
+    assert parsed.quantity == Decimal("2.50")
+    assert parsed.timestamp == datetime(2026, 11, 24, 11, 59, tzinfo=timezone.utc)
+    assert parsed.dimensions == {"region": "eu", "tier": "2", "cached": "true"}
+    assert parsed.metadata == {"gateway": "kong"}
+    assert parsed.is_late is False
+    assert parsed.to_wire()["quantity"] == "2.50"
+    assert parsed.to_wire()["timestamp"] == "2026-11-24T11:59:00Z"
+
+
+@pytest.mark.parametrize("field", ["event_id", "api_key", "metric", "quantity", "timestamp"])
+def test_each_required_field(field):
+    error = rejected(event(**{field: ...}))
+    assert (error.code, error.field) == ("missing_field", field)
+
+
+@pytest.mark.parametrize(
+    "quantity, code",
+    [
+        ("-1", "negative_quantity"),
+        ("NaN", "invalid_quantity"),
+        ("Infinity", "invalid_quantity"),
+        ("-Infinity", "invalid_quantity"),
+        ("abc", "invalid_quantity"),
+        (1.5, "invalid_quantity"),
+        (True, "invalid_quantity"),
+        ([1], "invalid_quantity"),
+        ("1e20", "invalid_quantity"),
+        ("0.0000000000001", "invalid_quantity"),
+    ],
+)
+def test_bad_quantities(quantity, code):
+    error = rejected(event(quantity=quantity))
+    assert (error.code, error.field) == (code, "quantity")
+
+
+@pytest.mark.parametrize(
+    "quantity, expected",
+    [("0", "0"), ("-0", "0"), (7, "7"), ("1e3", "1000"), ("0.000000000001", "0.000000000001"), ("1.5000000000000", "1.5")],
+)
+def test_good_quantities(quantity, expected):
+    assert validate_event(event(quantity=quantity), now=NOW).quantity == Decimal(expected)
+
+
+def test_timestamp_window_and_late_flag():
+    assert validate_event(event(timestamp=(NOW + timedelta(minutes=5)).isoformat()), now=NOW)
+    assert rejected(event(timestamp=(NOW + timedelta(minutes=5, seconds=1)).isoformat())).code == "timestamp_in_future"
+    assert validate_event(event(timestamp=(NOW - timedelta(days=90)).isoformat()), now=NOW).is_late is True
+    assert rejected(event(timestamp=(NOW - timedelta(days=90, seconds=1)).isoformat())).code == "timestamp_too_old"
+    assert validate_event(event(timestamp=(NOW - timedelta(hours=24)).isoformat()), now=NOW).is_late is False
+    assert validate_event(event(timestamp=(NOW - timedelta(hours=24, seconds=1)).isoformat()), now=NOW).is_late is True
+
+
+@pytest.mark.parametrize("timestamp", ["yesterday", "2026-11-24T11:00:00", 1732449600, "2026-13-01T00:00:00Z"])
+def test_bad_timestamps(timestamp):
+    error = rejected(event(timestamp=timestamp))
+    assert (error.code, error.field) == ("invalid_timestamp", "timestamp")
+
+
+def test_offset_timestamps_are_converted_to_utc():
+    parsed = validate_event(event(timestamp="2026-11-24T13:30:00+02:00"), now=NOW)
+    assert parsed.timestamp == datetime(2026, 11, 24, 11, 30, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    "overrides, code, field",
+    [
+        ({"event_id": ""}, "invalid_event_id", "event_id"),
+        ({"event_id": "x" * 129}, "invalid_event_id", "event_id"),
+        ({"event_id": 12}, "invalid_event_id", "event_id"),
+        ({"api_key": "   "}, "invalid_api_key", "api_key"),
+        ({"metric": "api calls"}, "invalid_metric", "metric"),
+        ({"dimensions": ["eu"]}, "invalid_dimensions", "dimensions"),
+        ({"dimensions": {"region": {"nested": 1}}}, "invalid_dimensions", "dimensions.region"),
+        ({"dimensions": {f"d{i}": "x" for i in range(33)}}, "invalid_dimensions", "dimensions"),
+        ({"metadata": "kong"}, "invalid_metadata", "metadata"),
+        ({"metadata": {"blob": "x" * 9000}}, "invalid_metadata", "metadata"),
+    ],
+)
+def test_field_rules(overrides, code, field):
+    error = rejected(event(**overrides))
+    assert (error.code, error.field) == (code, field)
+
+
+def test_not_an_object():
+    assert rejected(["not", "an", "event"]).code == "not_an_object"
