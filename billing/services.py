@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from django.db import connection
 
+from aforo.db import bulk_cursor
+
 from .models import PricingSnapshot, RatedEvent, RunningTotal
 from .periods import period_for
 
@@ -98,15 +100,15 @@ def _lock_running_totals(rows: dict[TotalKey, tuple], *, now: datetime) -> dict[
     deadlock between consumers) and return key -> [id, units, amount, event_count]."""
     keys = sorted(rows)
     columns = list(zip(*[(*k, *rows[k]) for k in keys]))
-    with connection.cursor() as cursor:
+    with bulk_cursor() as cursor:
         cursor.execute(
             f"""
             INSERT INTO {_table(RunningTotal)}
                 (subscription_id, metric_id, dimension_key, period_start, tenant_id, customer_id,
                  period_end, currency, units, amount, event_count, updated_at)
             SELECT s, m, d, ps, t, c, pe, cur, 0, 0, 0, %s
-            FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::timestamptz[], %s::bigint[],
-                        %s::bigint[], %s::timestamptz[], %s::text[]) AS x(s, m, d, ps, t, c, pe, cur)
+            FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::timestamptz[], %b::bigint[],
+                        %b::bigint[], %b::timestamptz[], %b::text[]) AS x(s, m, d, ps, t, c, pe, cur)
             ORDER BY s, m, d, ps
             ON CONFLICT (subscription_id, metric_id, dimension_key, period_start) DO NOTHING
             """,
@@ -117,7 +119,7 @@ def _lock_running_totals(rows: dict[TotalKey, tuple], *, now: datetime) -> dict[
             SELECT id, subscription_id, metric_id, dimension_key, period_start, units, amount, event_count
             FROM {_table(RunningTotal)}
             WHERE (subscription_id, metric_id, dimension_key, period_start) IN (
-                SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::timestamptz[]))
+                SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::timestamptz[]))
             ORDER BY id
             FOR UPDATE
             """,
@@ -128,16 +130,16 @@ def _lock_running_totals(rows: dict[TotalKey, tuple], *, now: datetime) -> dict[
 
 def _snapshot_ids(configs: dict[str, dict]) -> dict[str, int]:
     hashes = sorted(configs)
-    with connection.cursor() as cursor:
+    with bulk_cursor() as cursor:
         cursor.execute(
             f"""
             INSERT INTO {_table(PricingSnapshot)} (config_hash, config, created_at)
-            SELECT h, c, now() FROM unnest(%s::text[], %s::jsonb[]) AS x(h, c)
+            SELECT h, c, now() FROM unnest(%b::text[], %b::jsonb[]) AS x(h, c)
             ON CONFLICT (config_hash) DO NOTHING
             """,
             [hashes, [orjson.dumps(configs[h]).decode() for h in hashes]],
         )
-        cursor.execute(f"SELECT config_hash, id FROM {_table(PricingSnapshot)} WHERE config_hash = ANY(%s)", [hashes])
+        cursor.execute(f"SELECT config_hash, id FROM {_table(PricingSnapshot)} WHERE config_hash = ANY(%b)", [hashes])
         return dict(cursor.fetchall())
 
 
@@ -180,17 +182,17 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
             )
         )
 
-    with connection.cursor() as cursor:
+    with bulk_cursor() as cursor:
         cursor.execute(
             f"""
             INSERT INTO {_table(RatedEvent)}
                 (tenant_id, raw_event_id, subscription_id, customer_id, metric_id, dimension_key,
                  rate_plan_version_id, metric_config_id, pricing_snapshot_id, period_start, period_end,
                  event_timestamp, quantity, units_before, units_after, amount, currency, rated_at)
-            SELECT *, %s::timestamptz FROM unnest(
-                %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[],
-                %s::bigint[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[],
-                %s::timestamptz[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::text[])
+            SELECT *, %b::timestamptz FROM unnest(
+                %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::text[],
+                %b::bigint[], %b::bigint[], %b::bigint[], %b::timestamptz[], %b::timestamptz[],
+                %b::timestamptz[], %b::numeric[], %b::numeric[], %b::numeric[], %b::numeric[], %b::text[])
             RETURNING id, raw_event_id
             """,
             [rated_at, *[list(c) for c in zip(*rated_columns)]],
@@ -201,7 +203,7 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
             f"""
             UPDATE {_table(RunningTotal)} AS rt
             SET units = x.units, amount = x.amount, event_count = x.event_count, updated_at = %s
-            FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::bigint[]) AS x(id, units, amount, event_count)
+            FROM unnest(%b::bigint[], %b::numeric[], %b::numeric[], %b::bigint[]) AS x(id, units, amount, event_count)
             WHERE rt.id = x.id
             """,
             [rated_at, list(ids), list(units), list(amounts), list(counts)],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Model
 from django.utils import timezone
@@ -132,3 +133,25 @@ def metric_config_set(*, version: RatePlanVersion, metric, config: dict) -> Metr
     except IntegrityError as error:
         raise PublishedVersionError(f"Could not save the config: {error}") from error
     return instance
+
+
+@transaction.atomic
+def catalog_object_save_with_relations(*, instance: Model, many_to_many: dict[str, list[Model]] | None = None) -> Model:
+    """`catalog_object_save`, then replace the given many-to-many relations, in one transaction.
+    Every related row must belong to the instance's tenant (same rule as `TenantOwned.clean`)."""
+    catalog_object_save(instance=instance)
+    for name, related_rows in (many_to_many or {}).items():
+        if any(row.tenant_id != instance.tenant_id for row in related_rows):
+            raise ValidationError({name: "Must belong to the same tenant."})
+        getattr(instance, name).set(related_rows)
+    return instance
+
+
+@transaction.atomic
+def metric_config_delete(*, metric_config: MetricConfig) -> None:
+    """Remove a metric's price from a DRAFT version. The version row is locked first, so a
+    concurrent publish cannot end up published with a config removed under it."""
+    version = RatePlanVersion.objects.select_for_update().get(pk=metric_config.version_id)
+    if version.is_published:
+        raise PublishedVersionError(f"{version} is published; its metric configs cannot change.")
+    metric_config.delete()

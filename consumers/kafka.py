@@ -136,7 +136,7 @@ def topics_ensure(*, names: Iterable[str], partitions: int | None = None, wait_s
             if time.monotonic() > deadline:
                 raise BrokerUnavailable(f"no Kafka broker answered at {settings.KAFKA_BOOTSTRAP_SERVERS}: {error}") from error
             logger.info("waiting for the Kafka broker at %s", settings.KAFKA_BOOTSTRAP_SERVERS)
-    wanted = [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names if name not in existing]
+    wanted = [NewTopic(name, num_partitions=partitions, replication_factor=settings.KAFKA_TOPIC_REPLICATION) for name in names if name not in existing]
     if not wanted:
         return
     for name, future in admin.create_topics(wanted, operation_timeout=10).items():

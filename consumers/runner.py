@@ -49,6 +49,9 @@ def consumer_configuration(*, group_id: str) -> dict[str, Any]:
         default_config={
             "session.timeout.ms": settings.KAFKA_SESSION_TIMEOUT_MS,
             "heartbeat.interval.ms": settings.KAFKA_HEARTBEAT_INTERVAL_MS,
+            # Return fetches as soon as records arrive: at low rates the default 500 ms wait
+            # would be most of the event-to-rated latency.
+            "fetch.wait.max.ms": settings.KAFKA_FETCH_WAIT_MAX_MS,
         },
         bootstrap_servers=[settings.KAFKA_BOOTSTRAP_SERVERS],
         group_id=group_id,

@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "aforo",
     "catalog",
     "metering",
     "billing",
@@ -99,7 +100,10 @@ STORAGES = {
 
 # --- Kafka -------------------------------------------------------------------------------
 # Unset KAFKA_BOOTSTRAP_SERVERS means "the embedded broker the dev runner starts".
-KAFKA_BOOTSTRAP_SERVERS = env.str("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092")
+KAFKA_EMBEDDED = not env.str("KAFKA_BOOTSTRAP_SERVERS", default="")
+EMBEDDED_BROKER_ADDRESS = env.str("EMBEDDED_BROKER_ADDRESS", default="127.0.0.1:9092")
+KAFKA_BOOTSTRAP_SERVERS = env.str("KAFKA_BOOTSTRAP_SERVERS", default="") or EMBEDDED_BROKER_ADDRESS
+KAFKA_TOPIC_REPLICATION = env.int("KAFKA_TOPIC_REPLICATION", default=1)
 KAFKA_TOPIC_USAGE = env.str("KAFKA_TOPIC_USAGE", default="usage.events.v1")
 KAFKA_TOPIC_USAGE_DLQ = env.str("KAFKA_TOPIC_USAGE_DLQ", default="usage.events.dlq.v1")
 KAFKA_TOPIC_RATED = env.str("KAFKA_TOPIC_RATED", default="usage.rated.v1")
@@ -110,6 +114,7 @@ KAFKA_PRODUCE_TIMEOUT_MS = env.int("KAFKA_PRODUCE_TIMEOUT_MS", default=5000)
 # Consumer group liveness: librdkafka defaults rejoin slowly on the embedded broker.
 KAFKA_SESSION_TIMEOUT_MS = env.int("KAFKA_SESSION_TIMEOUT_MS", default=6000)
 KAFKA_HEARTBEAT_INTERVAL_MS = env.int("KAFKA_HEARTBEAT_INTERVAL_MS", default=1000)
+KAFKA_FETCH_WAIT_MAX_MS = env.int("KAFKA_FETCH_WAIT_MAX_MS", default=20)
 
 # --- Usage consumer ----------------------------------------------------------------------
 USAGE_BATCH_MAX_SIZE = env.int("USAGE_BATCH_MAX_SIZE", default=2000)

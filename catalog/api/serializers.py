@@ -1,0 +1,302 @@
+"""Serializers of the catalog API: they parse and render, the services write.
+
+Contracts every serializer here keeps:
+- `tenant` is never a field: the tenant is the credential's (`request.tenant`).
+- Every related id resolves through `TenantPrimaryKeyRelatedField`, whose queryset is scoped to
+  the request's tenant, so another tenant's id fails exactly like an id that does not exist.
+- Model validation (`full_clean`, run by the services) is the single source of truth for
+  cross-field rules; DRF's auto-generated uniqueness validators are switched off so a rule is
+  not stated twice. Fields in `create_only_fields` are accepted on create and refused (400)
+  when an update tries to change them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Model
+from rest_framework import serializers
+from rest_framework.request import Request
+
+from aforo.exceptions import ApiError
+from catalog.auth import TenantPrincipal
+from catalog.models import (
+    ApiKey,
+    App,
+    Customer,
+    Metric,
+    MetricConfig,
+    Offering,
+    Product,
+    RatePlan,
+    RatePlanVersion,
+    Subscription,
+    Team,
+    Tenant,
+)
+
+
+def version_published_error(version_id: int, detail: str = "") -> ApiError:
+    """409 `version_published`, telling the caller how to change a published version."""
+    return ApiError(
+        code="version_published",
+        message=(
+            f"{detail or f'Rate plan version {version_id} is published and immutable.'} "
+            f"To change it, POST /api/v1/rate-plan-versions/{version_id}/revise, then edit and publish the new draft."
+        ),
+        status_code=409,
+    )
+
+
+def request_tenant(request: Request | None) -> Tenant | None:
+    """The tenant of the request's credential. Read from the principal as well as from
+    `request.tenant`, because DRF's clones of a request (browsable API forms) drop the latter."""
+    tenant = getattr(request, "tenant", None)
+    if tenant is None and request is not None:
+        principal = getattr(request, "user", None)
+        tenant = principal.tenant if isinstance(principal, TenantPrincipal) else None
+    return tenant
+
+
+class TenantPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+    """A related id that must exist *in the request's tenant*; anything else is "does not exist"."""
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        tenant = request_tenant(self.context.get("request"))
+        if tenant is None:  # no credential (schema generation): nothing resolves
+            return queryset.none()
+        return queryset.filter(tenant=tenant)
+
+
+class CatalogModelSerializer(serializers.ModelSerializer):
+    """Base of the catalog serializers: tenant-scoped relations, create-only fields, and
+    field-named errors for the per-tenant unique codes."""
+
+    serializer_related_field = TenantPrimaryKeyRelatedField
+    # Set on create, never changed afterwards (the row's identity in the billing hierarchy).
+    create_only_fields: tuple[str, ...] = ()
+    # Unique per tenant (blank values excepted); checked here so the error names the field.
+    tenant_unique_fields: tuple[str, ...] = ()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        errors: dict[str, str] = {}
+        if self.instance is not None:
+            for name in self.create_only_fields:
+                if name in attrs and attrs[name] != getattr(self.instance, name):
+                    errors[name] = "Cannot be changed after creation."
+        tenant = request_tenant(self.context.get("request"))
+        model: type[Model] = self.Meta.model
+        for name in self.tenant_unique_fields:
+            value = attrs.get(name)
+            if not value or tenant is None:
+                continue
+            clash = model._default_manager.filter(tenant=tenant, **{name: value})
+            if self.instance is not None:
+                clash = clash.exclude(pk=self.instance.pk)
+            if clash.exists():
+                errors[name] = f"A {model._meta.verbose_name} with this {name} already exists."
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+TIMESTAMPS = ["created_at", "updated_at"]
+
+
+class CustomerSerializer(CatalogModelSerializer):
+    tenant_unique_fields = ("external_id",)
+
+    class Meta:
+        model = Customer
+        fields = ["id", "external_id", "name", "email", *TIMESTAMPS]
+        validators: list = []
+
+
+class TeamSerializer(CatalogModelSerializer):
+    class Meta:
+        model = Team
+        fields = ["id", "customer", "name", *TIMESTAMPS]
+        validators: list = []
+
+
+class AppSerializer(CatalogModelSerializer):
+    class Meta:
+        model = App
+        fields = ["id", "team", "name", "kind", *TIMESTAMPS]
+        validators: list = []
+
+
+class ApiKeySerializer(CatalogModelSerializer):
+    """An API key as it can be read: never the key itself, which is not stored."""
+
+    create_only_fields = ("app",)
+    is_active = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "app", "name", "prefix", "revoked_at", "is_active", *TIMESTAMPS]
+        read_only_fields = ["prefix", "revoked_at"]
+        validators: list = []
+
+
+class ApiKeyCreateSerializer(CatalogModelSerializer):
+    class Meta:
+        model = ApiKey
+        fields = ["app", "name"]
+        validators: list = []
+
+
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    """The one response that carries the full key: store it now, it cannot be shown again."""
+
+    key = serializers.CharField(read_only=True, help_text="The full API key. Shown once, here only.")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = [*ApiKeySerializer.Meta.fields, "key"]
+
+
+class ProductSerializer(CatalogModelSerializer):
+    tenant_unique_fields = ("code",)
+
+    class Meta:
+        model = Product
+        fields = ["id", "code", "name", "product_type", "description", *TIMESTAMPS]
+        validators: list = []
+
+
+class MetricSerializer(CatalogModelSerializer):
+    tenant_unique_fields = ("code",)
+
+    class Meta:
+        model = Metric
+        fields = ["id", "product", "code", "name", "unit", "description", *TIMESTAMPS]
+        validators: list = []
+
+
+class OfferingSerializer(CatalogModelSerializer):
+    tenant_unique_fields = ("code",)
+
+    class Meta:
+        model = Offering
+        fields = ["id", "code", "name", "description", "products", *TIMESTAMPS]
+        extra_kwargs = {"products": {"required": False}}
+        validators: list = []
+
+
+class RatePlanSerializer(CatalogModelSerializer):
+    # Subscriptions and rated usage are priced in the plan's currency: a new currency is a new plan.
+    create_only_fields = ("offering", "currency")
+    tenant_unique_fields = ("code",)
+
+    class Meta:
+        model = RatePlan
+        fields = ["id", "offering", "code", "name", "currency", *TIMESTAMPS]
+        validators: list = []
+
+    def validate_currency(self, value: str) -> str:
+        if len(value) != 3 or not value.isalpha():
+            raise serializers.ValidationError("Must be a 3-letter ISO 4217 code, such as USD.")
+        return value.upper()
+
+
+class MetricConfigSerializer(CatalogModelSerializer):
+    """A metric's price in a version. POST sets it (create, or replace the metric's existing
+    config in that version); `config` is validated by the rating engine."""
+
+    create_only_fields = ("version", "metric")
+    config = serializers.JSONField(
+        help_text='Pricing model and parameters, e.g. {"model": "per_unit", "rate": "0.003", "included_free": "1000"}. '
+        "Decimal parameters are strings (JSON floats are refused as inexact)."
+    )
+
+    class Meta:
+        model = MetricConfig
+        fields = ["id", "version", "metric", "config", *TIMESTAMPS]
+        validators: list = []
+
+    def validate_version(self, version: RatePlanVersion) -> RatePlanVersion:
+        # A 409 (not a 400) whatever else is wrong with the body: `version` is checked before `config`.
+        if version.is_published and (self.instance is None or self.instance.version_id == version.pk):
+            raise version_published_error(version.pk)
+        return version
+
+
+class VersionMetricConfigSerializer(serializers.ModelSerializer):
+    """A metric config as nested (read-only) in its version."""
+
+    metric_code = serializers.CharField(source="metric.code", read_only=True)
+
+    class Meta:
+        model = MetricConfig
+        fields = ["id", "metric", "metric_code", "config"]
+        read_only_fields = fields
+
+
+class RatePlanVersionSerializer(serializers.ModelSerializer):
+    """A version as it is read, with the metric configs it prices."""
+
+    metric_configs = VersionMetricConfigSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = RatePlanVersion
+        fields = [
+            "id", "rate_plan", "version", "status", "effective_from", "published_at", "notes", "metric_configs",
+            *TIMESTAMPS,
+        ]
+        read_only_fields = fields
+
+
+class RatePlanVersionCreateSerializer(CatalogModelSerializer):
+    class Meta:
+        model = RatePlanVersion
+        fields = ["rate_plan", "effective_from", "notes"]
+        validators: list = []
+
+
+class RatePlanVersionUpdateSerializer(CatalogModelSerializer):
+    """What a DRAFT version lets you change (its prices are its metric configs)."""
+
+    class Meta:
+        model = RatePlanVersion
+        fields = ["effective_from", "notes"]
+        validators: list = []
+
+
+class EffectiveFromSerializer(serializers.Serializer):
+    effective_from = serializers.DateTimeField(
+        required=False,
+        help_text="When the version takes effect. Publish: defaults to the draft's own; revise: to "
+        "max(now, the revised version's effective_from).",
+    )
+
+
+class SubscriptionSerializer(CatalogModelSerializer):
+    # A plan change is a new subscription (end this one): settled periods stay tied to one plan.
+    create_only_fields = ("customer", "offering", "rate_plan", "currency")
+
+    class Meta:
+        model = Subscription
+        fields = [
+            "id", "customer", "offering", "rate_plan", "billing_mode", "billing_cadence", "billing_anchor",
+            "currency", "status", "started_at", "ended_at", *TIMESTAMPS,
+        ]
+        extra_kwargs = {
+            "billing_anchor": {
+                "required": False,
+                "help_text": "Start of the first billing period; defaults to started_at.",
+            },
+            "currency": {"required": False, "help_text": "ISO 4217; defaults to (and must equal) the rate plan's."},
+        }
+        validators: list = []
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        if self.instance is None:
+            if "currency" not in attrs and attrs.get("rate_plan") is not None:
+                attrs["currency"] = attrs["rate_plan"].currency
+            if "billing_anchor" not in attrs and attrs.get("started_at") is not None:
+                attrs["billing_anchor"] = attrs["started_at"]
+        return attrs
+

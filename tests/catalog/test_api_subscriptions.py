@@ -1,0 +1,137 @@
+"""Subscriptions over the API: defaults from the plan, model validation as field errors."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+import pytest
+
+from catalog.models import Subscription
+from tests.factories import CustomerFactory, OfferingFactory, RatePlanFactory
+
+pytestmark = pytest.mark.django_db
+
+START = datetime(2026, 3, 1, tzinfo=dt_timezone.utc)
+
+
+@pytest.fixture
+def world(tenant):
+    offering = OfferingFactory(tenant=tenant)
+    return {
+        "customer": CustomerFactory(tenant=tenant),
+        "offering": offering,
+        "plan": RatePlanFactory(tenant=tenant, offering=offering, currency="EUR"),
+    }
+
+
+def _body(world, **overrides):
+    return {
+        "customer": world["customer"].id,
+        "offering": world["offering"].id,
+        "rate_plan": world["plan"].id,
+        "started_at": START.isoformat(),
+        **overrides,
+    }
+
+
+def test_create_defaults_currency_and_anchor(admin, world, tenant):
+    response = admin.post("/api/v1/subscriptions", _body(world, billing_mode="hybrid"))
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["currency"], body["billing_mode"]) == ("EUR", "hybrid")
+    assert (body["billing_cadence"], body["status"]) == ("monthly", "active")
+    subscription = Subscription.objects.get(pk=body["id"])
+    assert subscription.tenant_id == tenant.id
+    assert (subscription.billing_anchor, subscription.started_at, subscription.ended_at) == (START, START, None)
+    assert subscription.currency == "EUR"
+
+
+def test_create_with_explicit_anchor_and_cadence(admin, world):
+    anchor = START - timedelta(days=3)
+    response = admin.post(
+        "/api/v1/subscriptions",
+        _body(
+            world, billing_anchor=anchor.isoformat(), billing_cadence="weekly", billing_mode="prepaid", currency="EUR"
+        ),
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    subscription = Subscription.objects.get(pk=response.json()["id"])
+    assert subscription.billing_anchor == anchor
+    assert (subscription.billing_cadence, subscription.billing_mode) == ("weekly", "prepaid")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"currency": "USD"}, "currency"),
+        ({"ended_at": (START - timedelta(days=1)).isoformat()}, "ended_at"),
+        ({"billing_anchor": (START + timedelta(days=1)).isoformat()}, "billing_anchor"),
+        ({"billing_mode": "barter"}, "billing_mode"),
+        ({"billing_cadence": "yearly"}, "billing_cadence"),
+        ({"started_at": None}, "started_at"),
+    ],
+)
+def test_model_validation_errors_name_the_field(admin, world, overrides, field):
+    response = admin.post("/api/v1/subscriptions", _body(world, **overrides))
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert list(error["fields"]) == [field]
+    assert not Subscription.objects.exists()
+
+
+def test_rate_plan_must_belong_to_the_offering(admin, world, tenant):
+    foreign_plan = RatePlanFactory(tenant=tenant, offering=OfferingFactory(tenant=tenant), currency="EUR")
+    response = admin.post("/api/v1/subscriptions", _body(world, rate_plan=foreign_plan.id))
+    assert response.status_code == 400
+    message = "The rate plan must belong to the subscription's offering."
+    assert response.json()["error"]["fields"] == {"rate_plan": [message]}
+    assert response.json()["error"]["message"] == f"rate_plan: {message}"
+
+
+def test_update_status_and_end(admin, world):
+    subscription_id = admin.post("/api/v1/subscriptions", _body(world)).json()["id"]
+    end = START + timedelta(days=45)
+    response = admin.patch(
+        f"/api/v1/subscriptions/{subscription_id}", {"status": "canceled", "ended_at": end.isoformat()}
+    )
+    assert response.status_code == 200, response.content
+    subscription = Subscription.objects.get(pk=subscription_id)
+    assert (subscription.status, subscription.ended_at, subscription.currency) == ("canceled", end, "EUR")
+
+    bad_end = admin.patch(f"/api/v1/subscriptions/{subscription_id}", {"ended_at": START.isoformat()})
+    assert bad_end.status_code == 400 and list(bad_end.json()["error"]["fields"]) == ["ended_at"]
+    subscription.refresh_from_db()
+    assert subscription.ended_at == end
+
+
+def test_plan_and_customer_are_fixed_after_creation(admin, world, tenant):
+    subscription_id = admin.post("/api/v1/subscriptions", _body(world)).json()["id"]
+    other_plan = RatePlanFactory(tenant=tenant, offering=world["offering"], currency="EUR")
+    other_customer = CustomerFactory(tenant=tenant)
+    response = admin.patch(
+        f"/api/v1/subscriptions/{subscription_id}", {"rate_plan": other_plan.id, "customer": other_customer.id}
+    )
+    assert response.status_code == 400
+    assert set(response.json()["error"]["fields"]) == {"rate_plan", "customer"}
+    subscription = Subscription.objects.get(pk=subscription_id)
+    assert (subscription.rate_plan_id, subscription.customer_id) == (world["plan"].id, world["customer"].id)
+
+
+def test_subscription_filters(admin, world, tenant):
+    first = admin.post("/api/v1/subscriptions", _body(world)).json()["id"]
+    other_customer = CustomerFactory(tenant=tenant)
+    second_body = _body(world, customer=other_customer.id, billing_mode="prepaid")
+    second = admin.post("/api/v1/subscriptions", second_body).json()["id"]
+    admin.patch(f"/api/v1/subscriptions/{second}", {"status": "paused"})
+
+    def ids(query):
+        return [row["id"] for row in admin.get(f"/api/v1/subscriptions?{query}").json()["results"]]
+
+    assert ids(f"customer={world['customer'].id}") == [first]
+    assert ids("status=paused") == [second]
+    assert ids("billing_mode=prepaid") == [second]
+    assert ids(f"rate_plan={world['plan'].id}") == [first, second]
+    assert ids(f"offering={world['offering'].id}&status=active") == [first]
