@@ -154,9 +154,12 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
 
     periods: list[tuple[datetime, datetime]] = []
     total_rows: dict[TotalKey, tuple] = {}
+    last_period: dict[int, tuple[datetime, datetime]] = {}  # per subscription: most events share one
     for item in inputs:
         sub = item.resolution.subscription
-        start, end = period_for(cadence=sub.cadence, anchor=sub.anchor, at=item.timestamp)
+        start, end = last_period.get(sub.id) or (item.timestamp, item.timestamp)
+        if not start <= item.timestamp < end:
+            start, end = last_period[sub.id] = period_for(cadence=sub.cadence, anchor=sub.anchor, at=item.timestamp)
         periods.append((start, end))
         key = (sub.id, item.resolution.metric.metric_id, item.dimension_key, start)
         total_rows.setdefault(key, (item.tenant_id, sub.customer_id, end, sub.currency))

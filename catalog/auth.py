@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
@@ -83,3 +85,13 @@ class IsTenantAdmin(_TokenKindPermission):
 
 class IsTenantIngest(_TokenKindPermission):
     kind = TenantToken.Kind.INGEST
+
+
+class TenantTokenScheme(OpenApiAuthenticationExtension):
+    """OpenAPI security scheme of `catalog.auth.TenantTokenAuthentication` (every /api/v1/ view)."""
+
+    target_class = "catalog.auth.TenantTokenAuthentication"
+    name = "tenantToken"
+
+    def get_security_definition(self, auto_schema):
+        return build_bearer_security_scheme_object(header_name="AUTHORIZATION", token_prefix="Bearer")

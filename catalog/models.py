@@ -248,6 +248,10 @@ class PublishedVersionError(ValidationError):
     """Raised on any attempt to change a published rate plan version or its metric configs."""
 
 
+class VersionNotPublishable(ValidationError):
+    """A draft version that cannot be published as it is (nothing priced, effective date taken)."""
+
+
 class RatePlanVersion(TenantOwned):
     """An effective-dated version of a rate plan. Draft versions are edited freely; a published
     one is immutable: to change prices, revise it (a new draft copy) and publish that. The

@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Max, Model
 from django.utils import timezone
 
@@ -16,6 +16,7 @@ from .models import (
     App,
     MetricConfig,
     PublishedVersionError,
+    VersionNotPublishable,
     RatePlanVersion,
     Tenant,
     TenantToken,
@@ -80,14 +81,14 @@ def rate_plan_version_publish(*, version: RatePlanVersion, effective_from: datet
     if version.is_published:
         raise PublishedVersionError(f"{version} is already published.")
     if not version.metric_configs.exists():
-        raise PublishedVersionError(f"{version} prices no metric; add a metric config before publishing.")
+        raise VersionNotPublishable(f"{version} prices no metric; add a metric config before publishing.")
     if effective_from is not None:
         version.effective_from = effective_from
     clash = RatePlanVersion.objects.filter(
         rate_plan_id=version.rate_plan_id, status=RatePlanVersion.Status.PUBLISHED, effective_from=version.effective_from
     )
     if clash.exists():
-        raise PublishedVersionError(f"Another published version of this plan is effective from {version.effective_from}.")
+        raise VersionNotPublishable(f"Another published version of this plan is effective from {version.effective_from}.")
     version.status = RatePlanVersion.Status.PUBLISHED
     version.published_at = timezone.now()
     version.save()
@@ -123,18 +124,20 @@ def rate_plan_version_revise(*, version: RatePlanVersion, effective_from: dateti
 
 @transaction.atomic
 def metric_config_set(*, version: RatePlanVersion, metric, config: dict) -> MetricConfig:
-    """Create or replace the config of a metric in a draft version (validated by the engine)."""
-    existing = MetricConfig.objects.filter(version=version, metric=metric).first()
-    instance = existing or MetricConfig(tenant_id=version.tenant_id, version=version, metric=metric)
+    """Create or replace the config of a metric in a draft version (validated by the engine).
+    The version row is locked first, so a concurrent publish cannot slip in between."""
+    locked = RatePlanVersion.objects.select_for_update().get(pk=version.pk)
+    if locked.is_published:
+        raise PublishedVersionError(f"{locked} is published; its metric configs cannot change.")
+    existing = MetricConfig.objects.filter(version=locked, metric=metric).first()
+    instance = existing or MetricConfig(tenant_id=locked.tenant_id, version=locked, metric=metric)
     instance.config = config
     instance.full_clean(validate_unique=existing is None)
-    try:
-        instance.save()
-    except IntegrityError as error:
-        raise PublishedVersionError(f"Could not save the config: {error}") from error
+    instance.save()
     return instance
 
 
+@transaction.atomic
 @transaction.atomic
 def catalog_object_save_with_relations(*, instance: Model, many_to_many: dict[str, list[Model]] | None = None) -> Model:
     """`catalog_object_save`, then replace the given many-to-many relations, in one transaction.

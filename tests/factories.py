@@ -136,8 +136,10 @@ def priced_setup(
     customer = CustomerFactory(tenant=tenant)
     app = AppFactory(team=TeamFactory(customer=customer, tenant=tenant), tenant=tenant)
     _, secret = services.api_key_create(app=app, name="test key")
-    metric = MetricFactory(tenant=tenant, product=ProductFactory(tenant=tenant), **({"code": metric_code} if metric_code else {}))
+    product = ProductFactory(tenant=tenant)
+    metric = MetricFactory(tenant=tenant, product=product, **({"code": metric_code} if metric_code else {}))
     plan = RatePlanFactory(tenant=tenant, offering=OfferingFactory(tenant=tenant))
+    plan.offering.products.add(product)
     version = services.rate_plan_version_create(rate_plan=plan, effective_from=started_at)
     config = services.metric_config_set(
         version=version, metric=metric, config={"model": "per_unit", "rate": rate, "included_free": included_free}
