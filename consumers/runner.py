@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
+import time
 from collections.abc import MutableSequence
 from typing import Any
 
@@ -90,15 +92,49 @@ def build_processor(definition: ConsumerDefinition) -> StreamProcessor[KafkaPayl
     )
 
 
-def run(definition: ConsumerDefinition, *, install_signals: bool = True) -> None:
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    """Errors of an unavailable service, after which a restart replays from committed offsets."""
+    import redis
+    from confluent_kafka import KafkaException
+    from django.db import InterfaceError, OperationalError
+
+    from .kafka import BrokerUnavailable
+
+    return (OperationalError, InterfaceError, redis.ConnectionError, redis.TimeoutError, KafkaException, BrokerUnavailable)
+
+
+def run(definition: ConsumerDefinition, *, install_signals: bool = True, max_backoff_s: float = 30.0) -> None:
+    """Run until a signal. A transient error (database, Redis or broker unavailable) closes the
+    processor without committing and starts a new one after a backoff: the batch in flight is
+    replayed from the last committed offset, which idempotency makes safe. Any other error
+    stops the process (non-zero exit) for its supervisor to report."""
     topics_ensure(names=definition.topics_to_ensure())
-    processor = build_processor(definition)
+    transient = _transient_errors()
+    state: dict[str, Any] = {"processor": None}
+    stopping = threading.Event()
     if install_signals:
         def stop(signum: int, _frame: Any) -> None:
             logger.info("signal %s: finishing the current batch, then stopping", signum)
-            processor.signal_shutdown()
+            stopping.set()
+            if state["processor"] is not None:
+                state["processor"].signal_shutdown()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-    logger.info("consumer %s reading %s as group %s", definition.name, definition.topic(), definition.group_id())
-    processor.run()
+    backoff = 1.0
+    while not stopping.is_set():
+        state["processor"] = build_processor(definition)
+        logger.info("consumer %s reading %s as group %s", definition.name, definition.topic(), definition.group_id())
+        started = time.monotonic()
+        try:
+            state["processor"].run()
+            return
+        except transient as error:
+            from django.db import close_old_connections
+
+            close_old_connections()
+            if time.monotonic() - started > max_backoff_s:
+                backoff = 1.0
+            logger.error("consumer %s: %s; restarting in %.0fs from the last committed offsets", definition.name, error, backoff)
+            stopping.wait(backoff)  # a service is down: wait before reconnecting (a signal ends the wait)
+            backoff = min(backoff * 2, max_backoff_s)

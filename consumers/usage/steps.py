@@ -41,9 +41,17 @@ from metering.validation import EventRejected, validate_event
 
 logger = logging.getLogger(__name__)
 
-# Test-only fault injection: "crash_after_persist" exits the process right after the database
-# commit and before the offsets are committed (the window the no-double-count test exercises).
+# Test-only fault injection (the recovery tests set it on a consumer process):
+#   crash_after_persist   exit right after the database commit, before the offset commit;
+#   database_down:N       the first N persist attempts fail as if PostgreSQL were unreachable.
 FAULT = os.environ.get("AFORO_CONSUMER_FAULT", "")
+_faults_left = {"database_down": int(FAULT.split(":")[1]) if FAULT.startswith("database_down:") else 0}
+
+
+def _inject_database_fault() -> None:
+    if _faults_left["database_down"] > 0:
+        _faults_left["database_down"] -= 1
+        raise OperationalError("fault injection: database unavailable")
 
 
 class TenantDirectory:
@@ -137,6 +145,7 @@ class PersistStep:
     def __call__(self, message: Message[EnrichedBatch]) -> BatchOutcome:
         for attempt in range(1, self.attempts + 1):
             try:
+                _inject_database_fault()
                 outcome = usage_batch_persist(batch=message.payload)
                 break
             except OperationalError:

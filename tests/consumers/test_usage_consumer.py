@@ -192,6 +192,22 @@ def test_crash_between_database_commit_and_offset_commit_double_counts_nothing(k
     assert RawEvent.objects.filter(tenant=setup.tenant).count() == 21
 
 
+def test_database_outage_restarts_the_consumer_and_replays_without_loss(kafka, transactional_db):
+    setup = priced_setup(rate="1")
+    produce_and_wait([produce(kafka, setup, f"d{i}", "2") for i in range(10)])
+    # Four failures: the step's three retries, then the first attempt after the restart.
+    consumer = _consumer_process(kafka, AFORO_CONSUMER_FAULT="database_down:4")
+    try:
+        wait_for(lambda: rated_count(setup.tenant) == 10, timeout=60)
+    finally:
+        consumer.send_signal(signal.SIGTERM)
+        output = consumer.communicate(timeout=60)[0].decode()
+    assert consumer.returncode == 0, output[-2000:]
+    assert "restarting in" in output
+    total = RunningTotal.objects.get(subscription=setup.subscription)
+    assert (total.units, total.amount, total.event_count) == (Decimal("20"), Decimal("20"), 10)
+
+
 def test_sigterm_finishes_the_batch_and_commits(kafka, transactional_db):
     setup = priced_setup()
     consumer = _consumer_process(kafka)
