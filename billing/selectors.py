@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
+from datetime import timezone as dt_timezone
+from decimal import Decimal
+from functools import reduce
+from operator import or_
+from typing import Any
 
-from .models import RatedEvent
+from django.db.models import Q
+from django.utils import timezone
+
+from catalog.models import Customer, Metric, MetricConfig, RatePlanVersion, Subscription
+
+from .models import RatedEvent, RunningTotal
+from .periods import period_for
 
 
 def rated_records_for_raw_events(*, raw_event_ids: Sequence[int]):
@@ -39,3 +52,111 @@ def rated_records_for_raw_events(*, raw_event_ids: Sequence[int]):
         )
         for r in rows
     ]
+
+
+# --- the customer's current usage ----------------------------------------------------------
+
+
+def decimal_text(value: Decimal) -> str:
+    """An exact Decimal as a plain string: no exponent, no trailing zeros ("0.003", "12", "0")."""
+    if value == 0:
+        return "0"
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _metric_row(
+    *, metric: Metric, dimension_key: str, units: Decimal, amount: Decimal, event_count: int
+) -> dict[str, Any]:
+    return {
+        "metric": metric.code,
+        "metric_name": metric.name,
+        "unit": metric.unit,
+        "dimension_key": dimension_key,
+        "units": decimal_text(units),
+        "amount": decimal_text(amount),
+        "event_count": event_count,
+    }
+
+
+def customer_usage_current(*, customer: Customer, now: datetime | None = None) -> dict[str, Any]:
+    """Units, amount and event count so far in the current period of each of the customer's
+    active subscriptions, per metric and dimension, read from the running totals (never
+    summed over the rated ledger) in four queries whatever the number of subscriptions and
+    metrics. Metrics priced by the rate plan version in force with no usage yet show zeros.
+    Decimals are exact strings and datetimes ISO 8601 UTC: the result is JSON as it stands.
+
+    Amounts are the usage charges rated so far (delta rating: quote(units) − quote(0));
+    flat fees and period minimums are added once at settlement."""
+    now = now or timezone.now()
+    subscriptions = list(
+        Subscription.objects.filter(
+            tenant_id=customer.tenant_id, customer_id=customer.pk, started_at__lte=now,
+        )
+        .exclude(status=Subscription.Status.PAUSED)  # the rater's rule (metering.enrichment.resolve)
+        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=now))
+        .select_related("rate_plan", "offering")
+        .order_by("started_at", "id")
+    )
+    result: dict[str, Any] = {"customer_id": customer.pk, "as_of": _iso(now), "subscriptions": []}
+    if not subscriptions:
+        return result
+    periods = {
+        s.id: period_for(cadence=s.billing_cadence, anchor=s.billing_anchor, at=now) for s in subscriptions
+    }
+    # The version in force per plan: published, latest effective_from <= now (DISTINCT ON).
+    versions = list(
+        RatePlanVersion.objects.filter(
+            tenant_id=customer.tenant_id,
+            rate_plan_id__in={s.rate_plan_id for s in subscriptions},
+            status=RatePlanVersion.Status.PUBLISHED,
+            effective_from__lte=now,
+        )
+        .order_by("rate_plan_id", "-effective_from")
+        .distinct("rate_plan_id")
+    )
+    version_by_plan = {v.rate_plan_id: v.id for v in versions}
+    priced: dict[int, list[Metric]] = defaultdict(list)
+    for config in MetricConfig.objects.filter(version_id__in=list(version_by_plan.values())).select_related("metric"):
+        priced[config.version_id].append(config.metric)
+    current = reduce(or_, (Q(subscription_id=sid, period_start=start) for sid, (start, _) in periods.items()))
+    totals: dict[int, list[RunningTotal]] = defaultdict(list)
+    for total in RunningTotal.objects.filter(current, tenant_id=customer.tenant_id).select_related("metric"):
+        totals[total.subscription_id].append(total)
+
+    for subscription in subscriptions:
+        start, end = periods[subscription.id]
+        rows = [
+            _metric_row(
+                metric=t.metric, dimension_key=t.dimension_key, units=t.units, amount=t.amount,
+                event_count=t.event_count,
+            )
+            for t in totals[subscription.id]
+        ]
+        used = {t.metric_id for t in totals[subscription.id]}
+        rows += [
+            _metric_row(metric=m, dimension_key="", units=Decimal(0), amount=Decimal(0), event_count=0)
+            for m in priced.get(version_by_plan.get(subscription.rate_plan_id), [])
+            if m.id not in used
+        ]
+        rows.sort(key=lambda row: (row["metric"], row["dimension_key"]))
+        result["subscriptions"].append(
+            {
+                "subscription_id": subscription.id,
+                "offering": subscription.offering.name,
+                "rate_plan": subscription.rate_plan.name,
+                "rate_plan_version_id": version_by_plan.get(subscription.rate_plan_id),
+                "currency": subscription.currency,
+                "billing_mode": subscription.billing_mode,
+                "billing_cadence": subscription.billing_cadence,
+                "period_start": _iso(start),
+                "period_end": _iso(end),
+                "amount_total": decimal_text(sum((t.amount for t in totals[subscription.id]), Decimal(0))),
+                "metrics": rows,
+            }
+        )
+    return result

@@ -21,6 +21,7 @@ from aforo.db import bulk_cursor
 
 from .models import PricingSnapshot, RatedEvent, RunningTotal
 from .periods import period_for
+from .selectors import decimal_text
 
 if TYPE_CHECKING:
     from metering.enrichment import Resolution
@@ -73,10 +74,10 @@ class RatedRecord:
                 "subscription_id": self.subscription_id,
                 "metric": self.metric,
                 "dimension_key": self.dimension_key,
-                "quantity": str(self.quantity),
-                "units_before": str(self.units_before),
-                "units_after": str(self.units_after),
-                "amount": str(self.amount),
+                "quantity": decimal_text(self.quantity),
+                "units_before": decimal_text(self.units_before),
+                "units_after": decimal_text(self.units_after),
+                "amount": decimal_text(self.amount),
                 "currency": self.currency,
                 "rate_plan_version_id": self.rate_plan_version_id,
                 "period_start": self.period_start,

@@ -287,17 +287,17 @@ class RatePlanVersion(TenantOwned):
     def is_published(self) -> bool:
         return self.status == self.Status.PUBLISHED
 
+    def _stored_as_published(self) -> bool:
+        """The persisted state decides: an in-memory copy may be stale."""
+        return bool(self.pk) and type(self).objects.filter(pk=self.pk, status=self.Status.PUBLISHED).exists()
+
     def save(self, *args, **kwargs) -> None:
-        if self.pk:
-            stored = type(self).objects.filter(pk=self.pk).values_list("status", flat=True).first()
-            if stored == self.Status.PUBLISHED:
-                raise PublishedVersionError(
-                    f"{self} is published and immutable; revise it to create a new version."
-                )
+        if self._stored_as_published():
+            raise PublishedVersionError(f"{self} is published and immutable; revise it to create a new version.")
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        if self.is_published:
+        if self.is_published or self._stored_as_published():
             raise PublishedVersionError(f"{self} is published and cannot be deleted.")
         return super().delete(*args, **kwargs)
 
@@ -394,3 +394,9 @@ class Subscription(TenantOwned):
             errors["billing_anchor"] = "Must be at or before started_at."
         if errors:
             raise ValidationError(errors)
+
+    def save(self, *args, **kwargs) -> None:
+        # A canceled subscription stops rating events from its end; without one, from now.
+        if self.status == self.Status.CANCELED and self.ended_at is None:
+            self.ended_at = timezone.now()
+        super().save(*args, **kwargs)

@@ -12,8 +12,10 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
+
+from aforo.db import bulk_cursor
 
 from billing.selectors import rated_records_for_raw_events
 from billing.services import RatedRecord, RatingInput, rated_events_record_batch
@@ -156,15 +158,15 @@ def _raw_events_insert(events: Sequence[IncomingEvent], *, now: datetime) -> dic
             ]
         )
     )
-    with connection.cursor() as cursor:
+    with bulk_cursor() as cursor:
         cursor.execute(
             f"""
             INSERT INTO {RawEvent._meta.db_table}
                 (tenant_id, event_id, api_key_prefix, api_key_hash, metric, quantity, timestamp, received_at,
                  dimensions, metadata, is_late, source_partition, source_offset, created_at)
-            SELECT *, %s::timestamptz FROM unnest(
-                %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::numeric[], %s::timestamptz[],
-                %s::timestamptz[], %s::jsonb[], %s::jsonb[], %s::boolean[], %s::integer[], %s::bigint[])
+            SELECT *, %b::timestamptz FROM unnest(
+                %b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::numeric[], %b::timestamptz[],
+                %b::timestamptz[], %b::jsonb[], %b::jsonb[], %b::boolean[], %b::integer[], %b::bigint[])
             ON CONFLICT (tenant_id, event_id) DO NOTHING
             RETURNING id, tenant_id, event_id
             """,
@@ -179,11 +181,11 @@ def _replayed_raw_ids(events: Sequence[IncomingEvent]) -> list[int]:
     positions = [(e.tenant_id, e.event.event_id, e.partition, e.offset) for e in events if e.offset is not None]
     if not positions:
         return []
-    with connection.cursor() as cursor:
+    with bulk_cursor() as cursor:
         cursor.execute(
             f"""
             SELECT r.id FROM {RawEvent._meta.db_table} r
-            JOIN unnest(%s::bigint[], %s::text[], %s::integer[], %s::bigint[]) AS x(t, e, p, o)
+            JOIN unnest(%b::bigint[], %b::text[], %b::integer[], %b::bigint[]) AS x(t, e, p, o)
               ON r.tenant_id = x.t AND r.event_id = x.e AND r.source_partition = x.p AND r.source_offset = x.o
             """,
             [list(c) for c in zip(*positions)],
@@ -269,10 +271,13 @@ def usage_batch_process(*, events: Sequence[IncomingEvent], cache: EnrichmentCac
 # --- unmatched usage ----------------------------------------------------------------------
 
 
-def unmatched_usage_replay(*, tenant_id: int | None = None, limit: int = 10_000) -> tuple[dict[str, int], list[RatedRecord]]:
+def unmatched_usage_replay(
+    *, tenant_id: int | None = None, limit: int = 10_000, unmatched_ids: Sequence[int] | None = None
+) -> tuple[dict[str, int], list[RatedRecord]]:
     """Re-resolve unresolved unmatched usage against the current catalog and rate what now
     matches, oldest event first. Idempotent and safe to run concurrently: rows are locked
     (SKIP LOCKED), a resolved row is never replayed and a raw event is rated at most once.
+    `unmatched_ids` confines the replay to those rows (the admin's "replay selected").
     Returns counts and the rated records (published to usage.rated.v1 after commit)."""
     cache = EnrichmentCache()
     now = timezone.now()
@@ -280,6 +285,8 @@ def unmatched_usage_replay(*, tenant_id: int | None = None, limit: int = 10_000)
         queryset = UnmatchedUsage.objects.filter(resolved_at__isnull=True).select_related("raw_event")
         if tenant_id is not None:
             queryset = queryset.filter(tenant_id=tenant_id)
+        if unmatched_ids is not None:
+            queryset = queryset.filter(id__in=list(unmatched_ids))
         rows = list(queryset.order_by("raw_event__timestamp", "id").select_for_update(of=("self",), skip_locked=True)[:limit])
         contexts = cache.lookup_many({(row.tenant_id, row.raw_event.api_key_hash) for row in rows})
         inputs: list[RatingInput] = []

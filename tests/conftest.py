@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import pytest
-from django.conf import settings
 
 T = TypeVar("T")
 

@@ -144,7 +144,7 @@ def priced_setup(
     config = services.metric_config_set(
         version=version, metric=metric, config={"model": "per_unit", "rate": rate, "included_free": included_free}
     )
-    services.rate_plan_version_publish(version=version)
+    version = services.rate_plan_version_publish(version=version)
     subscription = services.catalog_object_save(
         instance=Subscription(
             tenant=tenant, customer=customer, offering=plan.offering, rate_plan=plan, billing_mode=billing_mode,

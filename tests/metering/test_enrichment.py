@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from catalog import services
 from catalog.models import Subscription
-from metering.enrichment import EnrichmentCache, Resolution, Unmatched, enrichment_cache_warm, resolve
+from metering.enrichment import EnrichmentCache, Resolution, enrichment_cache_warm, resolve
 from metering.services import api_key_hash
 from metering.tasks import enrichment_cache_warm as enrichment_cache_warm_task
 from tests.factories import MetricFactory, priced_setup

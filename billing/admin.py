@@ -1,0 +1,150 @@
+"""The operator admin for the rated ledger, running totals and pricing snapshots: read-only,
+tenant-scoped (catalog.admin). A rated event links to its raw event (original timestamp,
+dimensions, gateway metadata) and shows the exact pricing it was rated with."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.utils import formats, timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.html import format_html
+
+from catalog.admin import is_unscoped, metric_code_filter, operator_tenant, tenant_confine
+from catalog.models import MetricConfig
+from metering.admin import LedgerAdmin, admin_link, exact_decimal
+
+from .models import PricingSnapshot, RatedEvent, RunningTotal
+from .rating import config_hash
+
+PERIOD_CHOICES = 24
+
+
+class PeriodFilter(admin.SimpleListFilter):
+    """Billing periods by start, newest first; the choices come from the running totals (one row
+    per subscription × metric × dimension × period), never from a scan of the rated ledger."""
+
+    title = "period"
+    parameter_name = "period"
+
+    def lookups(self, request, model_admin):
+        totals = RunningTotal.objects.all()
+        if not is_unscoped(request):
+            totals = tenant_confine(totals, tenant=operator_tenant(request))
+        starts = totals.order_by("-period_start").values_list("period_start", flat=True).distinct()[:PERIOD_CHOICES]
+        return [(start.isoformat(), f"{start:%Y-%m-%d %H:%M}") for start in starts]
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        start = parse_datetime(self.value())
+        if start is None:
+            raise IncorrectLookupParameters(f"period must be an ISO datetime, got {self.value()!r}")
+        return queryset.filter(period_start=start)
+
+
+@admin.register(RatedEvent)
+class RatedEventAdmin(LedgerAdmin):
+    list_display = (
+        "id", "raw_event_link", "customer", "metric", "dimension_key", "quantity_exact", "amount_exact", "currency",
+        "event_timestamp", "period_start", "is_late",
+    )
+    list_select_related = ("raw_event", "customer", "metric")
+    list_filter = (
+        metric_code_filter("metric__code"), PeriodFilter, ("raw_event__is_late", admin.BooleanFieldListFilter),
+    )
+    search_fields = ("=raw_event__event_id", "^raw_event__api_key_prefix", "=metric__code", "customer__name")
+    date_hierarchy = "event_timestamp"
+    ordering = ("-id",)
+    fieldsets = [
+        ("Rated", {"fields": ["raw_event_link", "customer", "subscription", "metric", "dimension_key", "quantity_exact",
+                              "units_before_exact", "units_after_exact", "amount_exact", "currency", "rated_at"]}),
+        ("Period", {"fields": ["period_start", "period_end"]}),
+        ("Pricing", {"fields": ["rate_plan_version", "metric_config", "pricing"]}),
+        ("Original event", {"fields": ["event_timestamp", "raw_received_at", "raw_api_key_prefix", "raw_dimensions",
+                                       "raw_metadata", "is_late"]}),
+    ]
+    readonly_fields = (
+        "raw_event_link", "pricing", "raw_received_at", "raw_api_key_prefix", "raw_dimensions", "raw_metadata",
+        "is_late", "quantity_exact", "units_before_exact", "units_after_exact", "amount_exact",
+    )
+    quantity_exact = exact_decimal("quantity")
+    units_before_exact = exact_decimal("units_before")
+    units_after_exact = exact_decimal("units_after")
+    amount_exact = exact_decimal("amount")
+
+    @admin.display(description="raw event", ordering="raw_event__event_id")
+    def raw_event_link(self, rated_event: RatedEvent) -> str:
+        raw_event = rated_event.raw_event
+        return admin_link(self.admin_site, "metering_rawevent", raw_event.pk, raw_event.event_id)
+
+    @admin.display(description="late", boolean=True)
+    def is_late(self, rated_event: RatedEvent) -> bool:
+        return rated_event.raw_event.is_late
+
+    @admin.display(description="pricing snapshot")
+    def pricing(self, rated_event: RatedEvent) -> str:
+        return format_html("<code>{}</code>", json.dumps(rated_event.pricing_snapshot.config, sort_keys=True))
+
+    @admin.display(description="received at")
+    def raw_received_at(self, rated_event: RatedEvent) -> str:
+        return formats.localize(timezone.localtime(rated_event.raw_event.received_at))
+
+    @admin.display(description="API key prefix")
+    def raw_api_key_prefix(self, rated_event: RatedEvent) -> str:
+        return rated_event.raw_event.api_key_prefix
+
+    @admin.display(description="dimensions")
+    def raw_dimensions(self, rated_event: RatedEvent) -> str:
+        return format_html("<code>{}</code>", json.dumps(rated_event.raw_event.dimensions, sort_keys=True))
+
+    @admin.display(description="gateway metadata")
+    def raw_metadata(self, rated_event: RatedEvent) -> str:
+        return format_html("<code>{}</code>", json.dumps(rated_event.raw_event.metadata, sort_keys=True))
+
+
+@admin.register(RunningTotal)
+class RunningTotalAdmin(LedgerAdmin):
+    list_display = (
+        "customer", "subscription_id", "metric", "dimension_key", "period_start", "period_end", "units_exact",
+        "amount_exact", "currency", "event_count", "updated_at",
+    )
+    readonly_fields = ("units_exact", "amount_exact")
+    units_exact = exact_decimal("units")
+    amount_exact = exact_decimal("amount")
+    list_select_related = ("customer", "metric")
+    list_filter = (metric_code_filter("metric__code"), PeriodFilter, "currency")
+    search_fields = ("customer__name", "customer__external_id", "=metric__code", "dimension_key")
+    date_hierarchy = "period_start"
+    ordering = ("-period_start", "customer_id", "metric_id", "dimension_key")
+
+
+@admin.register(PricingSnapshot)
+class PricingSnapshotAdmin(LedgerAdmin):
+    """Snapshots are shared by every tenant rating with an identical config: a scoped
+    operator sees those of their own metric configs (found by hash in the small catalog
+    table: published configs are immutable and never deleted, so they cover every snapshot
+    the tenant's rated events use, without a scan of the rated ledger)."""
+
+    list_display = ("config_hash", "pricing_model", "created_at")
+    search_fields = ("=config_hash",)
+    ordering = ("-id",)
+
+    def get_queryset(self, request):
+        queryset = PricingSnapshot.objects.all()
+        if is_unscoped(request):
+            return queryset
+        tenant = operator_tenant(request)
+        if tenant is None:
+            return queryset.none()
+        configs = MetricConfig.objects.filter(tenant_id=tenant.pk).values_list("config", flat=True)
+        return queryset.filter(config_hash__in={config_hash(config) for config in configs})
+
+    def get_list_filter(self, request):
+        return ()
+
+    @admin.display(description="pricing model")
+    def pricing_model(self, snapshot: PricingSnapshot) -> str:
+        return str(snapshot.config.get("model", "?"))

@@ -1,0 +1,104 @@
+"""The usage API: GET /api/v1/customers/{id}/usage — the current period's running totals of a
+customer of the token's tenant (admin token)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from aforo.exceptions import ApiError
+from billing.selectors import customer_usage_current
+from catalog.models import Customer
+
+
+@extend_schema_field({"type": "string", "format": "decimal", "example": "0.003"})
+class DecimalStringField(serializers.CharField):
+    """An exact decimal, as a string (never a JSON number)."""
+
+
+class MetricUsageSerializer(serializers.Serializer):
+    metric = serializers.CharField(help_text="The metric code events carry.")
+    metric_name = serializers.CharField()
+    unit = serializers.CharField()
+    dimension_key = serializers.CharField(
+        allow_blank=True, help_text="Empty unless the metric is priced per dimension."
+    )
+    units = DecimalStringField(help_text="Units so far this period.")
+    amount = DecimalStringField(help_text="Usage charges rated so far this period, exact (not yet rounded).")
+    event_count = serializers.IntegerField()
+
+
+class SubscriptionUsageSerializer(serializers.Serializer):
+    subscription_id = serializers.IntegerField()
+    offering = serializers.CharField()
+    rate_plan = serializers.CharField()
+    rate_plan_version_id = serializers.IntegerField(allow_null=True, help_text="The version in force now.")
+    currency = serializers.CharField()
+    billing_mode = serializers.ChoiceField(choices=["postpaid", "prepaid", "hybrid"])
+    billing_cadence = serializers.ChoiceField(choices=["monthly", "weekly"])
+    period_start = serializers.DateTimeField(help_text="Start of the current period (inclusive).")
+    period_end = serializers.DateTimeField(help_text="End of the current period (exclusive).")
+    amount_total = DecimalStringField(help_text="Sum of the metrics' amounts.")
+    metrics = MetricUsageSerializer(many=True)
+
+
+class CustomerUsageSerializer(serializers.Serializer):
+    customer_id = serializers.IntegerField()
+    as_of = serializers.DateTimeField()
+    subscriptions = SubscriptionUsageSerializer(many=True)
+
+
+USAGE_EXAMPLE = {
+    "customer_id": 42,
+    "as_of": "2026-11-24T10:00:02.120000Z",
+    "subscriptions": [
+        {
+            "subscription_id": 7,
+            "offering": "Growth",
+            "rate_plan": "Growth (USD)",
+            "rate_plan_version_id": 3,
+            "currency": "USD",
+            "billing_mode": "postpaid",
+            "billing_cadence": "monthly",
+            "period_start": "2026-11-01T00:00:00Z",
+            "period_end": "2026-12-01T00:00:00Z",
+            "amount_total": "12.003",
+            "metrics": [
+                {"metric": "api_calls", "metric_name": "API calls", "unit": "call", "dimension_key": "",
+                 "units": "5001", "amount": "12.003", "event_count": 5001},
+                {"metric": "llm_tokens", "metric_name": "LLM tokens", "unit": "token", "dimension_key": "",
+                 "units": "0", "amount": "0", "event_count": 0},
+            ],
+        }
+    ],
+}
+
+
+class CustomerUsageView(APIView):
+    @extend_schema(
+        operation_id="customer_usage_current",
+        summary="A customer's usage so far in the current period",
+        description=(
+            "Per active subscription: the current billing period [period_start, period_end) and, per metric (and "
+            "dimension where priced per dimension), units, amount and event count so far — read from the running "
+            "totals (updated in the same transaction as each rated event), never summed over the rated ledger, "
+            "so its cost does not grow with the number of events. Metrics priced by the version in force with no "
+            "usage yet appear with zeros. "
+            "Amounts are exact decimal strings; flat fees and minimums are added at settlement."
+        ),
+        tags=["usage"],
+        responses={
+            200: CustomerUsageSerializer,
+            401: OpenApiResponse(description="missing_credentials / invalid_credentials"),
+            403: OpenApiResponse(description="wrong_credential_kind: this needs a tenant admin token"),
+            404: OpenApiResponse(description="not_found: no such customer in the token's tenant"),
+        },
+        examples=[OpenApiExample("Current usage", value=USAGE_EXAMPLE, response_only=True)],
+    )
+    def get(self, request, customer_id: int):
+        customer = Customer.objects.filter(tenant=request.tenant, pk=customer_id).first()
+        if customer is None:
+            raise ApiError(code="not_found", message=f"No customer {customer_id} in this tenant.", status_code=404)
+        return Response(CustomerUsageSerializer(customer_usage_current(customer=customer)).data)

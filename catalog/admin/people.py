@@ -1,0 +1,227 @@
+"""Admin for tenants, their operators and credentials, customers, teams, apps and API keys."""
+
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+from django.utils import timezone
+
+from .. import services
+from ..models import (
+    ApiKey,
+    App,
+    Customer,
+    CustomerUser,
+    Team,
+    Tenant,
+    TenantMember,
+    TenantToken,
+)
+
+admin.site.site_header = "Aforo operator admin"
+admin.site.site_title = "Aforo admin"
+admin.site.index_title = "Catalog, ledgers and running totals"
+
+SHOWN_ONCE = "copy it now: only its hash is stored, it will not be shown again."
+
+
+from .scoping import (
+    TenantScopedModelAdmin,
+    adopt_saved,
+    is_unscoped,
+    operator_tenant,
+)
+
+# --- tenants and people ---------------------------------------------------------------------
+
+
+@admin.register(Tenant)
+class TenantAdmin(TenantScopedModelAdmin):
+    tenant_lookup = "pk"
+    list_display = ("name", "slug", "created_at")
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+
+    def has_add_permission(self, request) -> bool:
+        return is_unscoped(request)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return is_unscoped(request)
+
+
+@admin.register(TenantMember)
+class TenantMemberAdmin(TenantScopedModelAdmin):
+    """Who operates which tenant: superusers only (granting it is granting a tenant)."""
+
+    list_display = ("user", "tenant")
+    list_select_related = ("user", "tenant")
+    search_fields = ("user__username", "user__email", "tenant__name")
+
+    def has_module_permission(self, request) -> bool:
+        return is_unscoped(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return is_unscoped(request)
+
+    def has_add_permission(self, request) -> bool:
+        return is_unscoped(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return is_unscoped(request)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return is_unscoped(request)
+
+
+@admin.register(TenantToken)
+class TenantTokenAdmin(TenantScopedModelAdmin):
+    """Tenant API credentials: created through `tenant_token_create` (the secret is shown once,
+    in a message), revoked by an action, never deleted (the audit trail stays)."""
+
+    list_display = ("name", "kind", "prefix", "is_active", "created_at", "revoked_at")
+    list_filter = ("kind", ("revoked_at", admin.EmptyFieldListFilter))
+    search_fields = ("name", "prefix")
+    actions = ["revoke_selected"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return [name for name in ("tenant", "kind", "name") if name not in self.get_exclude(request, obj)]
+        return ["tenant", "name", "kind", "prefix", "created_at", "revoked_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["tenant", "kind", "prefix", "created_at", "revoked_at"] if obj is not None else []
+
+    @admin.display(boolean=True, description="active")
+    def is_active(self, token: TenantToken) -> bool:
+        return token.is_active
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save(update_fields=["name"])
+            return
+        token, secret = services.tenant_token_create(tenant=obj.tenant, kind=obj.kind, name=obj.name)
+        adopt_saved(obj, token)
+        messages.success(request, f"Tenant token “{token.name}”: {secret} — {SHOWN_ONCE}")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    def revoke_selected(self, request, queryset):
+        active = list(queryset.filter(revoked_at__isnull=True))
+        for token in active:
+            services.tenant_token_revoke(token=token)
+        self.message_user(request, f"Revoked {len(active)} token(s).", messages.SUCCESS)
+
+
+@admin.register(Customer)
+class CustomerAdmin(TenantScopedModelAdmin):
+    list_display = ("name", "external_id", "email", "created_at")
+    search_fields = ("name", "external_id", "email")
+    date_hierarchy = "created_at"
+
+
+@admin.register(CustomerUser)
+class CustomerUserAdmin(TenantScopedModelAdmin):
+    """Dashboard logins of customers. A scoped operator may link only non-staff users that
+    are not already another tenant's customer login."""
+
+    tenant_lookup = "customer__tenant"
+    list_display = ("user", "customer")
+    list_select_related = ("user", "customer")
+    search_fields = ("user__username", "user__email", "customer__name", "customer__external_id")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user" and not is_unscoped(request):
+            tenant = operator_tenant(request)
+            kwargs["queryset"] = get_user_model().objects.filter(
+                Q(is_staff=False, is_superuser=False, tenant_membership__isnull=True)
+                & (Q(customer_user__isnull=True) | Q(customer_user__customer__tenant_id=getattr(tenant, "pk", None)))
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(Team)
+class TeamAdmin(TenantScopedModelAdmin):
+    list_display = ("name", "customer", "created_at")
+    list_select_related = ("customer",)
+    search_fields = ("name", "customer__name", "customer__external_id")
+    list_filter = (("customer", admin.RelatedOnlyFieldListFilter),)
+
+
+@admin.register(App)
+class AppAdmin(TenantScopedModelAdmin):
+    list_display = ("name", "kind", "team", "customer_name", "created_at")
+    list_select_related = ("team__customer",)
+    search_fields = ("name", "team__name", "team__customer__name")
+    list_filter = ("kind",)
+
+    @admin.display(description="customer", ordering="team__customer__name")
+    def customer_name(self, app: App) -> str:
+        return app.team.customer.name
+
+
+class _ApiKeyStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("revoked", "Revoked")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "active":
+            return queryset.filter(revoked_at__isnull=True)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(TenantScopedModelAdmin):
+    """Keys are issued by `api_key_create`: the full key appears once, in the success message,
+    and only its hash is stored. Revoked (not deleted), so past events stay explained."""
+
+    list_display = ("prefix", "name", "app", "customer_name", "is_active", "created_at", "revoked_at")
+    list_select_related = ("app__team__customer",)
+    list_filter = (_ApiKeyStatusFilter, "app__kind")
+    search_fields = ("prefix", "name", "app__name", "app__team__customer__name")
+    actions = ["revoke_selected"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["app", "name"]
+        return ["prefix", "name", "app", "created_at", "revoked_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["prefix", "app", "created_at", "revoked_at"] if obj is not None else []
+
+    @admin.display(description="customer", ordering="app__team__customer__name")
+    def customer_name(self, api_key: ApiKey) -> str:
+        return api_key.app.team.customer.name
+
+    @admin.display(boolean=True, description="active")
+    def is_active(self, api_key: ApiKey) -> bool:
+        return api_key.is_active
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.catalog_object_save(instance=obj)
+            return
+        api_key, secret = services.api_key_create(app=obj.app, name=obj.name)
+        adopt_saved(obj, api_key)
+        messages.success(request, f"API key for {api_key.app}: {secret} — {SHOWN_ONCE}")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Revoke selected keys", permissions=["change"])
+    def revoke_selected(self, request, queryset):
+        active = list(queryset.filter(revoked_at__isnull=True))
+        revoked_at = timezone.now()
+        for api_key in active:
+            services.api_key_revoke(api_key=api_key, at=revoked_at)
+        self.message_user(
+            request, f"Revoked {len(active)} key(s); events timestamped from now on no longer match them."
+        )

@@ -1,0 +1,261 @@
+"""Admin for products, metrics, offerings, rate plans, versions, metric configs, subscriptions."""
+
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.urls import path, reverse
+
+from .. import services
+from ..models import (
+    Metric,
+    MetricConfig,
+    Offering,
+    Product,
+    RatePlan,
+    RatePlanVersion,
+    Subscription,
+)
+
+admin.site.site_header = "Aforo operator admin"
+admin.site.site_title = "Aforo admin"
+admin.site.index_title = "Catalog, ledgers and running totals"
+
+SHOWN_ONCE = "copy it now: only its hash is stored, it will not be shown again."
+
+
+from .scoping import (
+    TenantScopedModelAdmin,
+    TenantScopedTabularInline,
+    adopt_saved,
+)
+
+# --- products, offerings, plans -------------------------------------------------------------
+
+
+class MetricInline(TenantScopedTabularInline):
+    model = Metric
+    fields = ("code", "name", "unit", "description")
+
+
+@admin.register(Product)
+class ProductAdmin(TenantScopedModelAdmin):
+    list_display = ("name", "code", "product_type", "created_at")
+    list_filter = ("product_type",)
+    search_fields = ("name", "code")
+    inlines = [MetricInline]
+
+
+@admin.register(Metric)
+class MetricAdmin(TenantScopedModelAdmin):
+    list_display = ("code", "name", "unit", "product")
+    list_select_related = ("product",)
+    list_filter = ("product__product_type", ("product", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("code", "name", "product__name")
+
+
+@admin.register(Offering)
+class OfferingAdmin(TenantScopedModelAdmin):
+    list_display = ("name", "code", "created_at")
+    search_fields = ("name", "code")
+    filter_horizontal = ("products",)
+
+
+@admin.register(RatePlan)
+class RatePlanAdmin(TenantScopedModelAdmin):
+    list_display = ("name", "code", "offering", "currency")
+    list_select_related = ("offering",)
+    list_filter = ("currency", ("offering", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("name", "code", "offering__name")
+
+
+CONFIG_HELP = (
+    'What the rating engine takes, numbers as strings: {"model": "per_unit", "rate": "0.003", "included_free": "1000"}'
+)
+
+
+class MetricConfigInline(TenantScopedTabularInline):
+    """Prices of one version; editable while the version is a draft, read-only once published."""
+
+    model = MetricConfig
+    fields = ("metric", "config")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "config":
+            formfield.help_text = CONFIG_HELP
+            formfield.widget.attrs.update(rows=3, cols=70)
+        return formfield
+
+    def _editable(self, obj) -> bool:
+        return obj is None or not obj.is_published
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_delete_permission(request, obj)
+
+
+@admin.register(RatePlanVersion)
+class RatePlanVersionAdmin(TenantScopedModelAdmin):
+    """Drafts are edited here (with their metric configs) and published; a published version is
+    view-only: "Revise" copies it into a new draft (`rate_plan_version_revise`)."""
+
+    list_display = ("__str__", "rate_plan", "version", "status", "effective_from", "published_at")
+    list_select_related = ("rate_plan",)
+    list_filter = ("status", ("rate_plan", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("rate_plan__name", "rate_plan__code", "notes")
+    date_hierarchy = "effective_from"
+    inlines = [MetricConfigInline]
+    actions = ["publish_selected", "revise_selected"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            excluded = self.get_exclude(request)
+            return [name for name in ("tenant", "rate_plan", "effective_from", "notes") if name not in excluded]
+        return ["rate_plan", "version", "status", "effective_from", "published_at", "notes"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        if obj.is_published:
+            return self.get_fields(request, obj)
+        return ["rate_plan", "version", "status", "published_at"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return (obj is None or not obj.is_published) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return (obj is None or not obj.is_published) and super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.catalog_object_save(instance=obj)
+            return
+        draft = services.rate_plan_version_create(
+            rate_plan=obj.rate_plan, effective_from=obj.effective_from, notes=obj.notes
+        )
+        adopt_saved(obj, draft)  # the inline metric configs are saved against this row next
+
+    def save_formset(self, request, form, formset, change):
+        configs = formset.save(commit=False)
+        for deleted in formset.deleted_objects:
+            deleted.delete()
+        for config in configs:
+            services.catalog_object_save(instance=config)
+
+    # -- publish / revise: buttons on the change page, and list actions --
+
+    def get_urls(self):
+        name = f"{self.model._meta.app_label}_{self.model._meta.model_name}"
+        return [
+            path("<path:object_id>/publish/", self.admin_site.admin_view(self.publish_view), name=f"{name}_publish"),
+            path("<path:object_id>/revise/", self.admin_site.admin_view(self.revise_view), name=f"{name}_revise"),
+            *super().get_urls(),
+        ]
+
+    def _change_url(self, version: RatePlanVersion) -> str:
+        return reverse(f"{self.admin_site.name}:catalog_rateplanversion_change", args=[version.pk])
+
+    def _publish(self, request, version: RatePlanVersion) -> bool:
+        try:
+            published = services.rate_plan_version_publish(version=version)
+        except ValidationError as error:  # PublishedVersionError included
+            self.message_user(request, f"{version} was not published: {' '.join(error.messages)}", messages.ERROR)
+            return False
+        in_force = f"{published.effective_from:%Y-%m-%d %H:%M} UTC"
+        self.message_user(request, f"Published {published}, in force from {in_force}.")
+        return True
+
+    def _revise(self, request, version: RatePlanVersion) -> RatePlanVersion:
+        draft = services.rate_plan_version_revise(version=version)
+        self.message_user(request, f"Created draft {draft} from v{version.version}: edit its prices, then publish it.")
+        return draft
+
+    def _object_for_action(self, request, object_id: str) -> RatePlanVersion:
+        version = self.get_object(request, object_id)
+        if version is None:
+            raise PermissionDenied("No such rate plan version in your tenant.")
+        return version
+
+    def publish_view(self, request, object_id: str):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        version = self._object_for_action(request, object_id)
+        if not self.has_change_permission(request, version):
+            raise PermissionDenied("Only a draft can be published.")
+        self._publish(request, version)
+        return HttpResponseRedirect(self._change_url(version))
+
+    def revise_view(self, request, object_id: str):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        version = self._object_for_action(request, object_id)
+        if not self.has_add_permission(request):
+            raise PermissionDenied("Revising a version needs the add permission.")
+        return redirect(self._change_url(self._revise(request, version)))
+
+    @admin.action(description="Publish selected drafts", permissions=["change"])
+    def publish_selected(self, request, queryset):
+        for version in queryset.filter(status=RatePlanVersion.Status.DRAFT).order_by("id"):
+            self._publish(request, version)
+
+    @admin.action(description="Revise selected published versions (new drafts)", permissions=["add"])
+    def revise_selected(self, request, queryset):
+        for version in queryset.filter(status=RatePlanVersion.Status.PUBLISHED).order_by("id"):
+            self._revise(request, version)
+
+
+@admin.register(MetricConfig)
+class MetricConfigAdmin(TenantScopedModelAdmin):
+    list_display = ("metric", "version", "pricing_model", "version_status")
+    list_select_related = ("metric", "version__rate_plan")
+    list_filter = ("version__status", ("metric", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("metric__code", "version__rate_plan__name")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "version":
+            drafts = RatePlanVersion.objects.filter(status=RatePlanVersion.Status.DRAFT)
+            kwargs["queryset"] = drafts.select_related("rate_plan")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "config":
+            formfield.help_text = CONFIG_HELP
+        return formfield
+
+    @admin.display(description="pricing model")
+    def pricing_model(self, config: MetricConfig) -> str:
+        return str(config.config.get("model", "?")) if isinstance(config.config, dict) else "?"
+
+    @admin.display(description="version status", ordering="version__status")
+    def version_status(self, config: MetricConfig) -> str:
+        return config.version.get_status_display()
+
+    def _editable(self, obj) -> bool:
+        return obj is None or not obj.version.is_published
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_delete_permission(request, obj)
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(TenantScopedModelAdmin):
+    list_display = (
+        "customer", "rate_plan", "billing_mode", "billing_cadence", "status", "currency", "started_at", "ended_at",
+    )
+    list_select_related = ("customer", "rate_plan")
+    list_filter = ("status", "billing_mode", "billing_cadence", ("rate_plan", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("customer__name", "customer__external_id", "rate_plan__name", "rate_plan__code")
+    date_hierarchy = "started_at"

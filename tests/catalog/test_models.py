@@ -1,0 +1,60 @@
+"""Model-level rules of the catalog that every interface (API, admin, services) relies on."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from catalog import services
+from catalog.models import PublishedVersionError, RatePlanVersion, Subscription
+from metering.enrichment import EnrichmentCache, resolve
+from metering.services import api_key_hash
+from tests.factories import CustomerFactory, priced_setup
+
+pytestmark = pytest.mark.django_db
+
+
+def test_canceling_a_subscription_ends_it_now_so_later_events_stop_rating(django_capture_on_commit_callbacks):
+    setup = priced_setup()
+    with django_capture_on_commit_callbacks(execute=True):
+        setup.subscription.status = Subscription.Status.CANCELED
+        setup.subscription.save()
+    ended_at = Subscription.objects.get(pk=setup.subscription.pk).ended_at
+    assert ended_at is not None and timezone.now() - ended_at < timedelta(seconds=5)
+    key = (setup.tenant.id, api_key_hash(setup.api_key))
+    context = EnrichmentCache().lookup_many([key])[key]
+    assert resolve(context, metric=setup.metric.code, at=ended_at).reason == "no_active_subscription"
+    assert resolve(context, metric=setup.metric.code, at=ended_at - timedelta(seconds=1)).subscription.id == setup.subscription.id
+
+
+def test_published_versions_and_their_configs_are_immutable():
+    setup = priced_setup()
+    setup.version.notes = "changed"
+    with pytest.raises(PublishedVersionError):
+        setup.version.save()
+    with pytest.raises(PublishedVersionError):
+        setup.version.delete()
+    stale = RatePlanVersion.objects.get(pk=setup.version.pk)
+    stale.status = RatePlanVersion.Status.DRAFT  # an in-memory copy from before publishing
+    with pytest.raises(PublishedVersionError):
+        stale.delete()
+    with pytest.raises(PublishedVersionError):
+        stale.save()
+    with pytest.raises(PublishedVersionError):
+        services.metric_config_set(version=setup.version, metric=setup.metric, config={"model": "per_unit", "rate": "9"})
+    setup.metric_config.config = {"model": "per_unit", "rate": "9"}
+    with pytest.raises(PublishedVersionError):
+        setup.metric_config.save()
+
+
+def test_relations_must_stay_inside_the_tenant():
+    setup = priced_setup()
+    stranger = CustomerFactory()  # another tenant
+    subscription = Subscription(
+        tenant=setup.tenant, customer=stranger, offering=setup.rate_plan.offering, rate_plan=setup.rate_plan,
+        billing_anchor=timezone.now(), started_at=timezone.now(), currency="USD",
+    )
+    with pytest.raises(ValidationError) as error:
+        subscription.full_clean()
+    assert "customer" in error.value.message_dict

@@ -1,0 +1,216 @@
+"""The operator admin: every registered model's pages open for a superuser, ledgers are
+read-only, rated events link to their raw events, and ledger lists make no N+1 queries.
+
+Also home of the helpers the other admin tests import (`ledger_rows`, `operator`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import Group, Permission
+from django.urls import reverse
+from django.utils import timezone
+
+from billing.models import PricingSnapshot, RatedEvent, RunningTotal
+from billing.periods import period_for
+from billing.rating import config_hash
+from catalog.models import CustomerUser, Tenant, TenantMember, TenantToken, key_hash
+from metering.models import RawEvent, UnmatchedUsage
+from tests.factories import PricedSetup, priced_setup, tenant_token
+
+LEDGER_MODELS = [RawEvent, UnmatchedUsage, RatedEvent, RunningTotal, PricingSnapshot]
+
+
+@dataclass
+class LedgerRows:
+    raw_event: RawEvent
+    rated_event: RatedEvent
+    running_total: RunningTotal
+    unmatched: UnmatchedUsage
+
+
+def ledger_rows(
+    setup: PricedSetup, *, event_id: str = "evt-1", quantity: str = "5", amount: str = "0.015"
+) -> LedgerRows:
+    """One rated event (with its raw event and running total) and one unmatched event of a
+    priced setup, written directly: the consumer that normally writes them is tested elsewhere."""
+    now = timezone.now()
+    raw = RawEvent.objects.create(
+        tenant=setup.tenant, event_id=event_id, api_key_prefix=setup.api_key[:16], api_key_hash=key_hash(setup.api_key),
+        metric=setup.metric.code, quantity=Decimal(quantity), timestamp=now - timedelta(minutes=1), received_at=now,
+        dimensions={"region": "eu"}, metadata={"gateway": "kong", "route": "/v1/search"},
+    )
+    config = setup.metric_config.config
+    snapshot, _ = PricingSnapshot.objects.get_or_create(config_hash=config_hash(config), defaults={"config": config})
+    subscription = setup.subscription
+    start, end = period_for(cadence=subscription.billing_cadence, anchor=subscription.billing_anchor, at=now)
+    common = {
+        "tenant": setup.tenant, "subscription": setup.subscription, "customer": setup.customer, "metric": setup.metric,
+        "period_start": start, "period_end": end, "currency": "USD",
+    }
+    rated = RatedEvent.objects.create(
+        **common, raw_event=raw, rate_plan_version=setup.version, metric_config=setup.metric_config,
+        pricing_snapshot=snapshot, event_timestamp=raw.timestamp, quantity=raw.quantity, units_before=Decimal(0),
+        units_after=raw.quantity, amount=Decimal(amount),
+    )
+    total = RunningTotal.objects.create(**common, units=raw.quantity, amount=Decimal(amount), event_count=1)
+    stray = RawEvent.objects.create(
+        tenant=setup.tenant, event_id=f"{event_id}-stray", api_key_prefix="sk_live_unknown0", api_key_hash="0" * 64,
+        metric=setup.metric.code, quantity=Decimal("2"), timestamp=now - timedelta(minutes=1), received_at=now,
+    )
+    unmatched = UnmatchedUsage.objects.create(
+        tenant=setup.tenant, raw_event=stray, reason=UnmatchedUsage.Reason.UNKNOWN_API_KEY, detail="no such key"
+    )
+    return LedgerRows(raw, rated, total, unmatched)
+
+
+def operator(tenant: Tenant, *, username: str = "operator"):
+    """A staff user operating one tenant, with every model permission of the Aforo apps."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user(username, password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["catalog", "metering", "billing"]))
+    TenantMember.objects.create(user=user, tenant=tenant)
+    return user
+
+
+def change_url(obj) -> str:
+    return reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+
+
+def changelist_url(model) -> str:
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+
+
+@pytest.fixture
+def everything(db, django_user_model):
+    """At least one row of every model the admin registers, in two tenants."""
+    setups = [priced_setup(), priced_setup()]
+    for index, setup in enumerate(setups):
+        ledger_rows(setup, event_id=f"evt-{index}")
+        tenant_token(setup.tenant)
+        login = django_user_model.objects.create_user(f"customer{index}", password="pw")
+        CustomerUser.objects.create(user=login, customer=setup.customer)
+    operator(setups[0].tenant)
+    Group.objects.create(name="operators")
+    return setups
+
+
+REGISTERED = sorted(admin.site._registry.items(), key=lambda item: item[0]._meta.label)
+
+
+@pytest.mark.parametrize(("model", "model_admin"), REGISTERED, ids=[m._meta.label for m, _ in REGISTERED])
+def test_superuser_opens_every_changelist_add_and_change_page(
+    admin_client, everything, rf, admin_user, model, model_admin
+):
+    changelist = admin_client.get(changelist_url(model))
+    assert changelist.status_code == 200, model._meta.label
+    obj = model._default_manager.order_by("pk").first()
+    assert obj is not None, f"no {model._meta.label} row to open"
+    change = admin_client.get(change_url(obj))
+    assert change.status_code == 200, model._meta.label
+    request = rf.get("/")
+    request.user = admin_user
+    add = admin_client.get(reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_add"))
+    assert add.status_code == (200 if model_admin.has_add_permission(request) else 403), model._meta.label
+
+
+@pytest.mark.parametrize("model", LEDGER_MODELS, ids=[m._meta.label for m in LEDGER_MODELS])
+def test_ledgers_refuse_add_change_and_delete(admin_client, everything, model):
+    obj = model._default_manager.order_by("pk").first()
+    before = model._default_manager.count()
+    info = f"admin:{model._meta.app_label}_{model._meta.model_name}"
+    assert admin_client.get(reverse(f"{info}_add")).status_code == 403
+    assert admin_client.post(reverse(f"{info}_add"), {}).status_code == 403
+    assert admin_client.post(change_url(obj), {}).status_code == 403
+    assert admin_client.get(reverse(f"{info}_delete", args=[obj.pk])).status_code == 403
+    assert admin_client.post(reverse(f"{info}_delete", args=[obj.pk]), {"post": "yes"}).status_code == 403
+    page = admin_client.get(change_url(obj))
+    assert page.status_code == 200
+    assert b'name="_save"' not in page.content  # view only
+    assert model._default_manager.count() == before
+    changelist = admin_client.get(changelist_url(model))
+    assert b"delete_selected" not in changelist.content
+
+
+def test_rated_event_links_to_its_raw_event_with_original_dimensions(admin_client, db):
+    rows = ledger_rows(priced_setup(), event_id="trace-me")
+    page = admin_client.get(change_url(rows.rated_event)).content.decode()
+    assert f'href="{change_url(rows.raw_event)}"' in page
+    assert "trace-me" in page
+    assert "&quot;region&quot;: &quot;eu&quot;" in page
+    assert "&quot;gateway&quot;: &quot;kong&quot;" in page
+    raw_page = admin_client.get(change_url(rows.raw_event)).content.decode()
+    assert f'href="{change_url(rows.rated_event)}"' in raw_page
+    listing = admin_client.get(changelist_url(RatedEvent)).content.decode()
+    assert f'href="{change_url(rows.raw_event)}"' in listing
+    assert '<td class="field-amount_exact">0.015</td>' in listing  # exact, without 26 storage decimals
+    totals = admin_client.get(changelist_url(RunningTotal)).content.decode()
+    assert '<td class="field-units_exact">5</td>' in totals and '<td class="field-amount_exact">0.015</td>' in totals
+
+
+@pytest.mark.parametrize("model", [RawEvent, RatedEvent, UnmatchedUsage, RunningTotal])
+def test_ledger_changelists_make_no_n_plus_one_queries(admin_client, db, django_assert_max_num_queries, model):
+    setup = priced_setup()
+    ledger_rows(setup, event_id="warm")
+    admin_client.get(changelist_url(model))  # warm the session and content types
+    with django_assert_max_num_queries(30) as few:
+        admin_client.get(changelist_url(model))
+    baseline = len(few.captured_queries)
+    for index in range(8):
+        extra = priced_setup(tenant=setup.tenant)
+        ledger_rows(extra, event_id=f"more-{index}")
+    with django_assert_max_num_queries(baseline):
+        response = admin_client.get(changelist_url(model))
+    assert response.status_code == 200
+    assert response.context["cl"].result_count == model._default_manager.count() > 8
+
+
+def test_ledger_search_and_filters(admin_client, db):
+    first, second = priced_setup(), priced_setup()
+    ledger_rows(first, event_id="alpha")
+    ledger_rows(second, event_id="beta")
+
+    def result_ids(model, query: str) -> set[int]:
+        response = admin_client.get(changelist_url(model) + query)
+        assert response.status_code == 200
+        return {row.pk for row in response.context["cl"].result_list}
+
+    alpha = RawEvent.objects.get(event_id="alpha")
+    assert result_ids(RawEvent, "?q=alpha") == {alpha.pk}
+    assert result_ids(RawEvent, f"?metric={second.metric.code}") == set(
+        RawEvent.objects.filter(metric=second.metric.code).values_list("pk", flat=True)
+    )
+    assert result_ids(RatedEvent, "?q=beta") == {RatedEvent.objects.get(raw_event__event_id="beta").pk}
+    first_rated = RatedEvent.objects.get(tenant=first.tenant).pk
+    assert result_ids(RatedEvent, f"?tenant__id__exact={first.tenant.pk}") == {first_rated}
+    unresolved = set(UnmatchedUsage.objects.values_list("pk", flat=True))
+    assert result_ids(UnmatchedUsage, "?resolved=no") == unresolved
+    assert result_ids(UnmatchedUsage, "?resolved=yes") == set()
+    assert result_ids(UnmatchedUsage, "?reason=unknown_api_key") == unresolved
+    period = RunningTotal.objects.get(tenant=first.tenant).period_start
+    assert result_ids(RunningTotal, "?" + f"period={period.isoformat()}".replace("+", "%2B")) == set(
+        RunningTotal.objects.filter(period_start=period).values_list("pk", flat=True)
+    )
+    assert result_ids(RawEvent, f"?q={first.api_key[:12]}") == {alpha.pk}
+
+
+def test_tenant_tokens_are_created_once_and_revoked(admin_client, db):
+    tenant = priced_setup().tenant
+    form = {"tenant": tenant.pk, "kind": "ingest", "name": "gateway"}
+    response = admin_client.post(reverse("admin:catalog_tenanttoken_add"), form, follow=True)
+    assert response.status_code == 200
+    token = TenantToken.objects.get(name="gateway")
+    shown = [str(m) for m in response.context["messages"] if "copy it now" in str(m)]
+    assert len(shown) == 1
+    secret = shown[0].split(": ", 1)[1].split(" ")[0]
+    assert secret.startswith("aft_ingest_") and key_hash(secret) == token.key_hash and token.prefix == secret[:16]
+    assert secret not in admin_client.get(change_url(token)).content.decode()
+    assert secret not in admin_client.get(changelist_url(TenantToken)).content.decode()
+    admin_client.post(changelist_url(TenantToken), {"action": "revoke_selected", "_selected_action": [token.pk]})
+    token.refresh_from_db()
+    assert token.revoked_at is not None and not token.is_active
