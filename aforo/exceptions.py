@@ -44,7 +44,32 @@ def error_body(code: str, message: str, **context: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **context}}
 
 
+def _service_outage(exc: Exception) -> str | None:
+    """Which backing service an exception says is down, if any (a 503, not a 500)."""
+    from django.db import InterfaceError, OperationalError
+
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return "database"
+    try:
+        import redis
+    except ImportError:  # pragma: no cover - redis is a dependency
+        return None
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return "cache"
+    return None
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    outage = _service_outage(exc)
+    if outage is not None:
+        import logging
+
+        logging.getLogger(__name__).error("API request failed: %s unavailable", outage, exc_info=exc)
+        return Response(
+            error_body("service_unavailable", f"The {outage} is unavailable; nothing was written. Retry shortly."),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -39,6 +39,18 @@ def catalog_object_save(*, instance: Model) -> Model:
 
 
 @transaction.atomic
+def tenant_create(*, name: str, slug: str) -> tuple[Tenant, str, str]:
+    """A new tenant with an admin token and an ingest token. Returns (tenant, admin secret,
+    ingest secret); the secrets are not stored and are shown this once."""
+    tenant = Tenant(name=name, slug=slug)
+    tenant.full_clean()
+    tenant.save()
+    _, admin_secret = tenant_token_create(tenant=tenant, kind=TenantToken.Kind.ADMIN, name="Initial admin token")
+    _, ingest_secret = tenant_token_create(tenant=tenant, kind=TenantToken.Kind.INGEST, name="Initial ingest token")
+    return tenant, admin_secret, ingest_secret
+
+
+@transaction.atomic
 def tenant_token_create(*, tenant: Tenant, kind: str, name: str, secret: str | None = None) -> tuple[TenantToken, str]:
     """Create a tenant credential. Returns the token row and the secret, which is not stored."""
     secret = secret or new_secret(TOKEN_PREFIXES[kind])

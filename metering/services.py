@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from redis.exceptions import RedisError
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -83,7 +84,12 @@ def usage_events_ingest(*, tenant: Tenant, payloads: Sequence[Any], now: datetim
     if valid:
         redis = get_redis_connection("default")
         event_ids = list(valid)
-        seen_recently = {eid for eid, mark in zip(event_ids, redis.mget([_marker_key(tenant.id, e) for e in event_ids])) if mark}
+        try:
+            marks = redis.mget([_marker_key(tenant.id, e) for e in event_ids])
+        except RedisError:  # markers only sharpen the duplicate report; the ledger stays exact
+            logger.warning("ingest markers unavailable; checking the raw ledger only", exc_info=True)
+            marks = [None] * len(event_ids)
+        seen_recently = {eid for eid, mark in zip(event_ids, marks) if mark}
         in_ledger = set(
             RawEvent.objects.filter(tenant=tenant, event_id__in=[e for e in event_ids if e not in seen_recently]).values_list(
                 "event_id", flat=True
@@ -114,7 +120,7 @@ def usage_events_ingest(*, tenant: Tenant, payloads: Sequence[Any], now: datetim
             outcome.accepted += 1
         try:
             pipe.execute()
-        except Exception:  # markers only sharpen the duplicate report; the ledger stays exact
+        except RedisError:  # markers only sharpen the duplicate report; the ledger stays exact
             logger.warning("could not record ingest markers", exc_info=True)
     return outcome
 

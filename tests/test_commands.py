@@ -68,3 +68,19 @@ def test_simulate_traffic_posts_through_the_ingest_api(live_server, kafka):
     assert {e["metadata"]["gateway"] for e in events} == {"simulate_traffic"}
     demo_keys = set(ApiKey.objects.filter(tenant__slug="demo").values_list("prefix", flat=True))
     assert {e["api_key"][:16] for e in events} <= demo_keys
+
+
+@pytest.mark.django_db
+def test_create_tenant_prints_working_tokens_once(api_client):
+    from django.core.management.base import CommandError
+
+    out = StringIO()
+    call_command("create_tenant", "Acme Billing", "--json", stdout=out)
+    created = json.loads(out.getvalue())
+    assert Tenant.objects.get(pk=created["tenant_id"]).slug == "acme-billing"
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {created['admin_token']}")
+    assert api_client.get("/api/v1/customers").status_code == 200
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {created['ingest_token']}")
+    assert api_client.get("/api/v1/customers").json()["error"]["code"] == "wrong_credential_kind"
+    with pytest.raises(CommandError, match="slug"):
+        call_command("create_tenant", "Acme Billing", stdout=StringIO())

@@ -172,3 +172,30 @@ def test_broker_down_is_503_and_nothing_is_marked_accepted(client, setup, settin
     settings.KAFKA_PRODUCE_TIMEOUT_MS = 5000
     retry = client.post(URL, [ev(setup, "lost-1"), ev(setup, "lost-2")], format="json")
     assert retry.json()["accepted"] == 2
+
+
+def test_redis_down_still_ingests_and_dedups_against_the_ledger(client, setup, settings, kafka):
+    RawEvent.objects.create(
+        tenant=setup.tenant, event_id="stored-2", api_key_prefix="sk", api_key_hash="0" * 64, metric="m",
+        quantity=1, timestamp=timezone.now(), received_at=timezone.now(),
+    )
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0", "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient", "SOCKET_CONNECT_TIMEOUT": 0.5,
+        }}
+    }
+    body = client.post(URL, [ev(setup, "fresh"), ev(setup, "stored-2")], format="json").json()
+    assert [r["status"] for r in body["results"]] == ["accepted", "duplicate"]
+
+
+def test_a_database_outage_is_a_503_with_a_stable_code(client, setup, monkeypatch):
+    from django.db import OperationalError
+
+    def down(**kwargs):
+        raise OperationalError("connection to server at 127.0.0.1 failed")
+
+    monkeypatch.setattr("metering.api.views.usage_events_ingest", down)
+    response = client.post(URL, ev(setup, "x"), format="json")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "service_unavailable"
+    assert response["Retry-After"] == "5"
