@@ -1,64 +1,38 @@
-"""The catalog generation: one counter per tenant in Redis, bumped after every committed
-catalog change. Readers of derived catalog data (the enrichment cache) key their entries by
-it, so the first batch that starts after a change commits can never read a stale entry.
+"""The catalog generation: one counter per tenant, on the tenant row, advanced in the SAME
+transaction as every catalog change. Readers of derived catalog data (the enrichment cache)
+key their entries by it and read it at the start of each batch, so once a change has
+committed no later batch can read an entry built before it — there is no window between the
+commit and an invalidation, and no dependency on Redis being up at commit time.
 
-A missing counter (Redis flushed or evicted) is recreated from the wall clock in
-milliseconds, which is larger than any value it could have had, so stale entries stay dead.
+A tenant's counter starts at its creation time in milliseconds, so a database rebuilt under a
+cache that survived it can never meet an entry of the same (tenant id, generation).
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterable
 
-from django.conf import settings
-from django.db import transaction
-from django_redis import get_redis_connection
-
-logger = logging.getLogger(__name__)
+from django.db.models import F
 
 
-def _key(tenant_id: int) -> str:
-    return f"{settings.CACHES['default']['KEY_PREFIX']}:catalog:gen:{tenant_id}"
+def generation_seed() -> int:
+    return int(time.time() * 1000)
 
 
 def catalog_generation_get_many(*, tenant_ids: Iterable[int]) -> dict[int, int]:
-    """Current generation of each tenant's catalog, in one Redis round trip (two if some are new)."""
-    ids = sorted(set(tenant_ids))
+    """Current generation of each tenant's catalog (one indexed query)."""
+    from .models import Tenant
+
+    ids = set(tenant_ids)
     if not ids:
         return {}
-    redis = get_redis_connection("default")
-    values = redis.mget([_key(t) for t in ids])
-    missing = [t for t, v in zip(ids, values) if v is None]
-    result = {t: int(v) for t, v in zip(ids, values) if v is not None}
-    if missing:
-        seed = int(time.time() * 1000)
-        pipe = redis.pipeline()
-        for tenant_id in missing:
-            pipe.set(_key(tenant_id), seed, nx=True)
-        pipe.mget([_key(t) for t in missing])
-        fresh = pipe.execute()[-1]
-        result.update({t: int(v) for t, v in zip(missing, fresh)})
-    return result
+    return dict(Tenant.objects.filter(pk__in=ids).values_list("pk", "catalog_generation"))
 
 
-def catalog_generation_bump(*, tenant_id: int) -> int:
-    """Advance the tenant's catalog generation now. Prefer `..._bump_on_commit` in writes."""
-    redis = get_redis_connection("default")
-    pipe = redis.pipeline()
-    pipe.set(_key(tenant_id), int(time.time() * 1000), nx=True)
-    pipe.incr(_key(tenant_id))
-    return int(pipe.execute()[-1])
+def catalog_generation_bump(*, tenant_id: int) -> None:
+    """Advance the tenant's generation inside the caller's transaction (row-locks the tenant
+    row until commit, which serializes catalog writes of one tenant — they are rare)."""
+    from .models import Tenant
 
-
-def catalog_generation_bump_on_commit(*, tenant_id: int) -> None:
-    """Bump the generation once the surrounding transaction commits (immediately outside one)."""
-
-    def bump() -> None:
-        try:
-            catalog_generation_bump(tenant_id=tenant_id)
-        except Exception:  # Redis down: entries still expire by TTL; say so loudly.
-            logger.exception("could not bump catalog generation for tenant %s", tenant_id)
-
-    transaction.on_commit(bump)
+    Tenant.objects.filter(pk=tenant_id).update(catalog_generation=F("catalog_generation") + 1)

@@ -6,8 +6,8 @@ Subscription = Customer × Offering × Rate plan (+ billing mode, cadence, ancho
 
 Every row below Tenant belongs to exactly one tenant (`TenantOwned`) and every relation stays
 inside it (checked in `clean()`, which services, serializers and the admin all run). Every
-committed change bumps the tenant's catalog generation, which is what keeps the enrichment
-cache from ever serving a stale hierarchy (ARCHITECTURE.md §4.4).
+change bumps the tenant's catalog generation in the same transaction, which is what keeps the
+enrichment cache from ever serving a stale hierarchy (ARCHITECTURE.md §4.4).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import hashlib
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
-from .generation import catalog_generation_bump_on_commit
+from .generation import catalog_generation_bump, generation_seed
 
 
 def key_hash(secret: str) -> str:
@@ -31,13 +31,17 @@ class Tenant(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    catalog_generation = models.BigIntegerField(
+        default=generation_seed, editable=False, help_text="Advanced by every catalog change (see catalog.generation)."
+    )
 
     def __str__(self) -> str:
         return self.name
 
 
 class TenantOwned(models.Model):
-    """Base of every catalog row: one tenant, timestamps, generation bump after commit."""
+    """Base of every catalog row: one tenant, timestamps, and a catalog generation bump in the
+    same transaction as every save or delete."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -57,13 +61,14 @@ class TenantOwned(models.Model):
                 raise ValidationError({name: "Must belong to the same tenant."})
 
     def save(self, *args, **kwargs) -> None:
-        super().save(*args, **kwargs)
-        catalog_generation_bump_on_commit(tenant_id=self.tenant_id)
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            catalog_generation_bump(tenant_id=self.tenant_id)
 
     def delete(self, *args, **kwargs):
-        tenant_id = self.tenant_id
-        result = super().delete(*args, **kwargs)
-        catalog_generation_bump_on_commit(tenant_id=tenant_id)
+        with transaction.atomic():
+            result = super().delete(*args, **kwargs)
+            catalog_generation_bump(tenant_id=self.tenant_id)
         return result
 
 

@@ -1,5 +1,5 @@
 """Catalog writes. Every service validates (model `full_clean`, same-tenant relations) and
-writes in one transaction; the catalog generation bump follows on commit (see models)."""
+writes in one transaction, which also advances the tenant's catalog generation (see models)."""
 
 from __future__ import annotations
 

@@ -7,8 +7,9 @@ Lookups go through three layers, per batch, never per event:
   2. ONE Redis MGET for the local misses (TTL ENRICHMENT_CACHE_TTL_S, default 10 minutes),
   3. Postgres for the Redis misses (four queries for the whole miss set), written back.
 Every cache key carries the tenant's catalog generation (catalog.generation), which every
-committed catalog change bumps: the first batch after a change builds fresh contexts, whatever
-the TTL. Unknown keys are cached too (as "no such key") under the same rule.
+catalog change advances in its own transaction and each batch reads first: the first batch
+that starts after a change commits builds fresh contexts, whatever the TTL. Unknown keys are
+cached too (as "no such key") under the same rule.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ near-identical views, and the base is where the rules that must hold on every en
 
 - every queryset is filtered by `request.tenant` (another tenant's row is a 404, never a 403);
 - every write goes through `catalog.services` (model `full_clean`, same-tenant relations,
-  catalog generation bump on commit);
+  catalog generation bump in the same transaction);
 - Django validation errors become the API's error shape: 400 `validation_error` with `fields`,
   409 `version_published` for anything that would change a published rate plan version.
 

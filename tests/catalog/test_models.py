@@ -58,3 +58,27 @@ def test_relations_must_stay_inside_the_tenant():
     with pytest.raises(ValidationError) as error:
         subscription.full_clean()
     assert "customer" in error.value.message_dict
+
+
+def test_every_catalog_change_advances_the_generation_in_its_own_transaction():
+    from django.db import transaction
+
+    from catalog.generation import catalog_generation_get_many
+    from catalog.models import Tenant
+
+    setup = priced_setup()
+    tenant_id = setup.tenant.id
+    before = catalog_generation_get_many(tenant_ids=[tenant_id])[tenant_id]
+    assert before > 1_700_000_000_000  # seeded from the creation time (ms): unique across rebuilt databases
+    setup.customer.name = "Renamed"
+    setup.customer.save()
+    after = catalog_generation_get_many(tenant_ids=[tenant_id])[tenant_id]
+    assert after == before + 1
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            setup.customer.name = "Rolled back"
+            setup.customer.save()
+            raise RuntimeError("abort the change")
+    assert Tenant.objects.get(pk=tenant_id).catalog_generation == after  # no change, no bump
+    services.api_key_revoke(api_key=setup.app.api_keys.get())
+    assert catalog_generation_get_many(tenant_ids=[tenant_id])[tenant_id] == after + 1
