@@ -44,15 +44,20 @@ class LedgerAdmin(ReadOnlyAdminMixin, TenantScopedModelAdmin):
 @admin.register(RawEvent)
 class RawEventAdmin(LedgerAdmin):
     list_display = (
-        "event_id", "metric", "quantity_exact", "timestamp", "received_at", "api_key_prefix", "is_late", "outcome",
+        "event_id", "metric", "quantity_exact", "timestamp", "received_at", "billed_as", "is_late", "outcome",
     )
     list_select_related = ("rated", "unmatched")
     list_filter = (metric_code_filter("metric"), "is_late")
-    search_fields = ("=event_id", "api_key_prefix", "=metric")
+    search_fields = ("=event_id", "api_key_prefix", "=metric", "=subject")
     date_hierarchy = "timestamp"
     ordering = ("-timestamp", "-id")
     readonly_fields = ("outcome",)
     quantity_exact = exact_decimal("quantity")
+
+    @admin.display(description="billed as")
+    def billed_as(self, raw_event: RawEvent) -> str:
+        """The key prefix the event carried, or the customer / subscription it named."""
+        return f"{raw_event.api_key_prefix}…" if raw_event.api_key_prefix else raw_event.subject
 
     @admin.display(description="outcome")
     def outcome(self, raw_event: RawEvent) -> str:

@@ -1,6 +1,7 @@
 """The BillingHierarchyEnricher: API key → app/agent → team → customer → subscriptions →
-rate plan versions → metric configs, as one `KeyContext` per key, and the event-time choice
-of subscription, version and config from it (`resolve`).
+rate plan versions → metric configs, as one `BillingContext` per event subject (an API key,
+or a customer or subscription named directly), and the event-time choice of subscription,
+version and config from it (`resolve`).
 
 Lookups go through three layers, per batch, never per event:
   1. a process-local dict,
@@ -27,7 +28,7 @@ from django_redis import get_redis_connection
 from billing.rating import Pricer, compile_config, config_hash
 from catalog.generation import catalog_generation_get_many
 
-from .selectors import key_contexts_build
+from .selectors import billing_contexts_build
 
 logger = logging.getLogger(__name__)
 
@@ -66,19 +67,22 @@ class SubscriptionContext:
 
 
 @dataclass(frozen=True, slots=True)
-class KeyContext:
+class BillingContext:
+    """What an event subject resolves to. Key fields are None when the event named the
+    customer or the subscription itself (its subscriptions are then that one only)."""
+
     tenant_id: int
-    api_key_id: int
-    app_id: int
-    team_id: int
     customer_id: int
-    revoked_at: datetime | None
     subscriptions: tuple[SubscriptionContext, ...]  # by id
+    api_key_id: int | None = None
+    app_id: int | None = None
+    team_id: int | None = None
+    revoked_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Resolution:
-    context: KeyContext
+    context: BillingContext
     subscription: SubscriptionContext
     version_id: int
     metric: PricedMetric
@@ -90,13 +94,20 @@ class Unmatched:
     detail: str = ""
 
 
-def resolve(context: KeyContext | None, *, metric: str, at: datetime) -> Resolution | Unmatched:
+_UNKNOWN = {
+    "key": ("unknown_api_key", "no API key of this tenant has this hash"),
+    "customer": ("unknown_customer", "no customer of this tenant has this id"),
+    "subscription": ("unknown_subscription", "no subscription of this tenant has this id"),
+}
+
+
+def resolve(context: BillingContext | None, *, metric: str, at: datetime, subject: str = "key:") -> Resolution | Unmatched:
     """Which subscription, rate plan version and metric config price this event.
 
     The subscription active at `at` (started_at <= at < ended_at) whose version in force at
     `at` prices `metric`; among several, the lowest id (deterministic)."""
     if context is None:
-        return Unmatched("unknown_api_key", "no API key of this tenant has this hash")
+        return Unmatched(*_UNKNOWN[subject.split(":", 1)[0]])
     if context.revoked_at is not None and at >= context.revoked_at:
         return Unmatched("revoked_api_key", f"key revoked at {context.revoked_at.isoformat()}")
     active = [s for s in context.subscriptions if s.started_at <= at and (s.ended_at is None or at < s.ended_at)]
@@ -112,7 +123,7 @@ def resolve(context: KeyContext | None, *, metric: str, at: datetime) -> Resolut
 # --- wire form (what Redis holds) --------------------------------------------------------
 
 
-def context_to_wire(context: KeyContext | None) -> bytes:
+def context_to_wire(context: BillingContext | None) -> bytes:
     if context is None:
         return b'{"missing":true}'
     return orjson.dumps(
@@ -159,7 +170,7 @@ def priced_metric(*, code: str, metric_id: int, metric_config_id: int, config: d
     return PricedMetric(code, metric_id, metric_config_id, config, config_hash(config), compile_config(config))
 
 
-def context_from_wire(raw: bytes) -> KeyContext | None:
+def context_from_wire(raw: bytes) -> BillingContext | None:
     data = orjson.loads(raw)
     if data.get("missing"):
         return None
@@ -187,16 +198,19 @@ def context_from_wire(raw: bytes) -> KeyContext | None:
         )
         for s in data["subs"]
     )
-    return KeyContext(data["t"], data["k"], data["app"], data["team"], data["c"], _dt(data["revoked_at"]), subscriptions)
+    return BillingContext(
+        tenant_id=data["t"], customer_id=data["c"], subscriptions=subscriptions, api_key_id=data["k"],
+        app_id=data["app"], team_id=data["team"], revoked_at=_dt(data["revoked_at"]),
+    )
 
 
 # --- the cache ----------------------------------------------------------------------------
 
-CacheKey = tuple[int, str]  # (tenant_id, api key hash)
+CacheKey = tuple[int, str]  # (tenant_id, subject)
 
 
-def _redis_key(tenant_id: int, generation: int, key_hash: str) -> str:
-    return f"{settings.CACHES['default']['KEY_PREFIX']}:enrich:{tenant_id}:{generation}:{key_hash}"
+def _redis_key(tenant_id: int, generation: int, subject: str) -> str:
+    return f"{settings.CACHES['default']['KEY_PREFIX']}:enrich:{tenant_id}:{generation}:{subject}"
 
 
 class EnrichmentCache:
@@ -205,14 +219,14 @@ class EnrichmentCache:
     def __init__(self, *, local_max: int | None = None, ttl_s: int | None = None):
         self.local_max = local_max or settings.ENRICHMENT_LOCAL_CACHE_MAX
         self.ttl_s = ttl_s or settings.ENRICHMENT_CACHE_TTL_S
-        self._local: dict[str, KeyContext | None] = {}
+        self._local: dict[str, BillingContext | None] = {}
         self.stats = {"local": 0, "redis": 0, "postgres": 0}
 
-    def lookup_many(self, keys: Iterable[CacheKey]) -> dict[CacheKey, KeyContext | None]:
+    def lookup_many(self, keys: Iterable[CacheKey]) -> dict[CacheKey, BillingContext | None]:
         wanted = set(keys)
         generations = catalog_generation_get_many(tenant_ids={tenant_id for tenant_id, _ in wanted})
         names = {key: _redis_key(key[0], generations[key[0]], key[1]) for key in wanted}
-        found: dict[CacheKey, KeyContext | None] = {}
+        found: dict[CacheKey, BillingContext | None] = {}
         local_misses = []
         for key, name in names.items():
             if name in self._local:
@@ -224,7 +238,7 @@ class EnrichmentCache:
             return found
         redis = get_redis_connection("default")
         values = redis.mget([names[key] for key in local_misses])
-        db_misses: dict[int, list[str]] = {}
+        db_misses: dict[int, list[str]] = {}  # tenant -> subjects
         for key, value in zip(local_misses, values):
             if value is None:
                 db_misses.setdefault(key[0], []).append(key[1])
@@ -233,18 +247,18 @@ class EnrichmentCache:
                 self.stats["redis"] += 1
         if db_misses:
             pipe = redis.pipeline(transaction=False)
-            for tenant_id, hashes in db_misses.items():
-                built = key_contexts_build(tenant_id=tenant_id, key_hashes=hashes)
-                for key_hash in hashes:
-                    key = (tenant_id, key_hash)
-                    context = self._remember(names[key], built.get(key_hash))
+            for tenant_id, subjects in db_misses.items():
+                built = billing_contexts_build(tenant_id=tenant_id, subjects=subjects)
+                for subject in subjects:
+                    key = (tenant_id, subject)
+                    context = self._remember(names[key], built.get(subject))
                     found[key] = context
                     pipe.set(names[key], context_to_wire(context), ex=self.ttl_s)
                     self.stats["postgres"] += 1
             pipe.execute()
         return found
 
-    def _remember(self, name: str, context: KeyContext | None) -> KeyContext | None:
+    def _remember(self, name: str, context: BillingContext | None) -> BillingContext | None:
         if len(self._local) >= self.local_max:
             # Entries of older generations are dead weight; drop the oldest half.
             for stale in list(self._local)[: self.local_max // 2]:
@@ -256,19 +270,19 @@ class EnrichmentCache:
 def enrichment_cache_warm(*, chunk_size: int = 500) -> int:
     """Rebuild and store the context of every API key that can still match events (active, or
     revoked less than 90 days ago), at each tenant's current generation. Returns keys written."""
-    from .selectors import api_key_hashes_live
+    from .selectors import api_key_subjects_live
 
     redis = get_redis_connection("default")
     ttl = settings.ENRICHMENT_CACHE_TTL_S
     written = 0
-    for tenant_id, hashes in api_key_hashes_live().items():
+    for tenant_id, subjects in api_key_subjects_live().items():
         generation = catalog_generation_get_many(tenant_ids=[tenant_id])[tenant_id]
-        for start in range(0, len(hashes), chunk_size):
-            chunk = hashes[start : start + chunk_size]
-            built = key_contexts_build(tenant_id=tenant_id, key_hashes=chunk)
+        for start in range(0, len(subjects), chunk_size):
+            chunk = subjects[start : start + chunk_size]
+            built = billing_contexts_build(tenant_id=tenant_id, subjects=chunk)
             pipe = redis.pipeline(transaction=False)
-            for key_hash, context in built.items():
-                pipe.set(_redis_key(tenant_id, generation, key_hash), context_to_wire(context), ex=ttl)
+            for subject, context in built.items():
+                pipe.set(_redis_key(tenant_id, generation, subject), context_to_wire(context), ex=ttl)
             pipe.execute()
             written += len(built)
     return written

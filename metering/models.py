@@ -15,8 +15,10 @@ class RawEvent(models.Model):
     # no deferred constraint check per event either (see billing.models.RatedEvent).
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False)
     event_id = models.CharField(max_length=128)
-    api_key_prefix = models.CharField(max_length=24, help_text="The start of the key the event carried.")
-    api_key_hash = models.CharField(max_length=64)
+    api_key_prefix = models.CharField(max_length=24, blank=True, help_text="The start of the key the event carried, if any.")
+    subject = models.CharField(
+        max_length=80, help_text="Who the event bills: key:<sha256 of the key>, customer:<id> or subscription:<id>."
+    )
     metric = models.CharField(max_length=100)
     quantity = models.DecimalField(max_digits=32, decimal_places=12)
     timestamp = models.DateTimeField(help_text="When the usage happened (the event's own time).")
@@ -42,6 +44,8 @@ class UnmatchedUsage(models.Model):
 
     class Reason(models.TextChoices):
         UNKNOWN_API_KEY = "unknown_api_key", "Unknown API key"
+        UNKNOWN_CUSTOMER = "unknown_customer", "Unknown customer id"
+        UNKNOWN_SUBSCRIPTION = "unknown_subscription", "Unknown subscription id"
         REVOKED_API_KEY = "revoked_api_key", "API key revoked before the event"
         NO_ACTIVE_SUBSCRIPTION = "no_active_subscription", "No subscription active at the event time"
         METRIC_NOT_PRICED = "metric_not_priced", "No rate plan version in force prices this metric"

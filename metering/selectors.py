@@ -11,36 +11,46 @@ from typing import TYPE_CHECKING
 from django.db.models import Q
 from django.utils import timezone
 
-from catalog.models import ApiKey, MetricConfig, RatePlanVersion, Subscription
+from catalog.models import ApiKey, Customer, MetricConfig, RatePlanVersion, Subscription
 
 if TYPE_CHECKING:
-    from .enrichment import KeyContext
+    from .enrichment import BillingContext
 
 LIVE_AFTER_REVOCATION = timedelta(days=90)
 
 
-def key_contexts_build(*, tenant_id: int, key_hashes: Sequence[str]) -> dict[str, KeyContext]:
-    """The full billing context of each given key of one tenant, from Postgres, in four queries.
-    Hashes of no key of this tenant are absent from the result."""
-    from .enrichment import KeyContext, SubscriptionContext, VersionContext, priced_metric
+def billing_contexts_build(*, tenant_id: int, subjects: Sequence[str]) -> dict[str, BillingContext]:
+    """The billing context of each subject of one tenant (`key:<sha256>`, `customer:<id>`,
+    `subscription:<id>`), from Postgres, in at most five queries for the whole set. Subjects
+    that name nothing of this tenant are absent from the result."""
+    from .enrichment import BillingContext, SubscriptionContext, VersionContext, priced_metric
 
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for subject in subjects:
+        kind, _, value = subject.partition(":")
+        by_kind[kind].append(value)
     keys = list(
-        ApiKey.objects.filter(tenant_id=tenant_id, key_hash__in=list(key_hashes))
+        ApiKey.objects.filter(tenant_id=tenant_id, key_hash__in=by_kind["key"])
         .select_related("app__team")
         .only("id", "key_hash", "revoked_at", "app_id", "app__team_id", "app__team__customer_id")
-    )
-    if not keys:
+    ) if by_kind["key"] else []
+    named_customers = set(
+        Customer.objects.filter(tenant_id=tenant_id, pk__in=_ids(by_kind["customer"])).values_list("pk", flat=True)
+    ) if by_kind["customer"] else set()
+    customer_ids = {k.app.team.customer_id for k in keys} | named_customers
+    subscription_ids = _ids(by_kind["subscription"])
+    if not customer_ids and not subscription_ids:
         return {}
-    customer_ids = {k.app.team.customer_id for k in keys}
     subscriptions = list(
-        Subscription.objects.filter(tenant_id=tenant_id, customer_id__in=customer_ids)
-        .exclude(status=Subscription.Status.PAUSED)
+        Subscription.objects.filter(tenant_id=tenant_id)
+        .filter(Q(customer_id__in=customer_ids) | Q(pk__in=subscription_ids))
         .order_by("id")
     )
     versions = list(
         RatePlanVersion.objects.filter(
             tenant_id=tenant_id,
-            rate_plan_id__in={s.rate_plan_id for s in subscriptions}, status=RatePlanVersion.Status.PUBLISHED
+            rate_plan_id__in={s.rate_plan_id for s in subscriptions},
+            status=RatePlanVersion.Status.PUBLISHED,
         ).order_by("-effective_from")
     )
     metrics_by_version: dict[int, dict] = defaultdict(dict)
@@ -53,10 +63,10 @@ def key_contexts_build(*, tenant_id: int, key_hashes: Sequence[str]) -> dict[str
         versions_by_plan[version.rate_plan_id].append(
             VersionContext(version.id, version.effective_from, metrics_by_version[version.id])
         )
-    subs_by_customer: dict[int, list[SubscriptionContext]] = defaultdict(list)
+    billable: dict[int, SubscriptionContext] = {}  # paused subscriptions rate nothing
     for s in subscriptions:
-        subs_by_customer[s.customer_id].append(
-            SubscriptionContext(
+        if s.status != Subscription.Status.PAUSED:
+            billable[s.id] = SubscriptionContext(
                 id=s.id,
                 customer_id=s.customer_id,
                 currency=s.currency,
@@ -67,26 +77,38 @@ def key_contexts_build(*, tenant_id: int, key_hashes: Sequence[str]) -> dict[str
                 ended_at=s.ended_at,
                 versions=tuple(versions_by_plan[s.rate_plan_id]),
             )
+    of_customer: dict[int, tuple[SubscriptionContext, ...]] = defaultdict(tuple)
+    for context in billable.values():
+        of_customer[context.customer_id] += (context,)
+
+    result: dict[str, BillingContext] = {}
+    for k in keys:
+        customer_id = k.app.team.customer_id
+        result[f"key:{k.key_hash}"] = BillingContext(
+            tenant_id=tenant_id, customer_id=customer_id, subscriptions=of_customer[customer_id],
+            api_key_id=k.id, app_id=k.app_id, team_id=k.app.team_id, revoked_at=k.revoked_at,
         )
-    return {
-        k.key_hash: KeyContext(
-            tenant_id=tenant_id,
-            api_key_id=k.id,
-            app_id=k.app_id,
-            team_id=k.app.team_id,
-            customer_id=k.app.team.customer_id,
-            revoked_at=k.revoked_at,
-            subscriptions=tuple(subs_by_customer[k.app.team.customer_id]),
+    for customer_id in named_customers:
+        result[f"customer:{customer_id}"] = BillingContext(
+            tenant_id=tenant_id, customer_id=customer_id, subscriptions=of_customer[customer_id]
         )
-        for k in keys
-    }
+    for s in subscriptions:
+        if s.id in subscription_ids:
+            result[f"subscription:{s.id}"] = BillingContext(
+                tenant_id=tenant_id, customer_id=s.customer_id, subscriptions=(billable[s.id],) if s.id in billable else ()
+            )
+    return result
 
 
-def api_key_hashes_live() -> dict[int, list[str]]:
-    """Per tenant, the hashes of keys that can still match events."""
+def _ids(values: Sequence[str]) -> set[int]:
+    return {int(v) for v in values if v.isdigit()}
+
+
+def api_key_subjects_live() -> dict[int, list[str]]:
+    """Per tenant, the subjects (`key:<sha256>`) of the API keys that can still match events."""
     cutoff = timezone.now() - LIVE_AFTER_REVOCATION
     result: dict[int, list[str]] = defaultdict(list)
     rows = ApiKey.objects.filter(Q(revoked_at__isnull=True) | Q(revoked_at__gte=cutoff)).values_list("tenant_id", "key_hash")
     for tenant_id, key_hash in rows.order_by("tenant_id", "id"):
-        result[tenant_id].append(key_hash)
+        result[tenant_id].append(f"key:{key_hash}")
     return dict(result)

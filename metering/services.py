@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,10 +27,6 @@ from .models import RawEvent, UnmatchedUsage
 from .validation import EventRejected, UsageEvent, validate_event
 
 logger = logging.getLogger(__name__)
-
-
-def api_key_hash(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
 
 
 # --- ingestion ----------------------------------------------------------------------------
@@ -106,7 +101,7 @@ def usage_events_ingest(*, tenant: Tenant, payloads: Sequence[Any], now: datetim
             [
                 Record(
                     topic=settings.KAFKA_TOPIC_USAGE,
-                    key=f"{tenant.id}:{event.api_key}".encode(),
+                    key=f"{tenant.id}:{event.routing_key}".encode(),
                     value=orjson.dumps(event.to_wire()),
                     timestamp_ms=timestamp_ms,
                 )
@@ -133,7 +128,7 @@ class IncomingEvent:
     """A decoded, validated record from the usage topic."""
 
     tenant_id: int
-    api_key_hash: str
+    subject: str  # UsageEvent.subject, computed once at decode
     event: UsageEvent
     received_at: datetime
     partition: int | None = None
@@ -156,7 +151,7 @@ def _raw_events_insert(events: Sequence[IncomingEvent], *, now: datetime) -> dic
         zip(
             *[
                 (
-                    e.tenant_id, e.event.event_id, e.event.api_key[:16], e.api_key_hash, e.event.metric, e.event.quantity,
+                    e.tenant_id, e.event.event_id, e.event.key_prefix, e.subject, e.event.metric, e.event.quantity,
                     e.event.timestamp, e.received_at, orjson.dumps(e.event.dimensions).decode(),
                     orjson.dumps(e.event.metadata).decode(), e.event.is_late, e.partition, e.offset,
                 )
@@ -168,7 +163,7 @@ def _raw_events_insert(events: Sequence[IncomingEvent], *, now: datetime) -> dic
         cursor.execute(
             f"""
             INSERT INTO {RawEvent._meta.db_table}
-                (tenant_id, event_id, api_key_prefix, api_key_hash, metric, quantity, timestamp, received_at,
+                (tenant_id, event_id, api_key_prefix, subject, metric, quantity, timestamp, received_at,
                  dimensions, metadata, is_late, source_partition, source_offset, created_at)
             SELECT *, %b::timestamptz FROM unnest(
                 %b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::numeric[], %b::timestamptz[],
@@ -215,11 +210,14 @@ def usage_batch_enrich(*, events: Sequence[IncomingEvent], cache: EnrichmentCach
     unique: dict[tuple[int, str], IncomingEvent] = {}
     for incoming in events:
         unique.setdefault((incoming.tenant_id, incoming.event.event_id), incoming)
-    contexts = cache.lookup_many({(e.tenant_id, e.api_key_hash) for e in unique.values()})
+    contexts = cache.lookup_many({(e.tenant_id, e.subject) for e in unique.values()})
     ordered = list(unique.values())
     return EnrichedBatch(
         events=ordered,
-        resolutions=[resolve(contexts[(e.tenant_id, e.api_key_hash)], metric=e.event.metric, at=e.event.timestamp) for e in ordered],
+        resolutions=[
+            resolve(contexts[(e.tenant_id, e.subject)], metric=e.event.metric, at=e.event.timestamp, subject=e.subject)
+            for e in ordered
+        ],
         duplicates_in_batch=len(events) - len(unique),
     )
 
@@ -294,12 +292,14 @@ def unmatched_usage_replay(
         if unmatched_ids is not None:
             queryset = queryset.filter(id__in=list(unmatched_ids))
         rows = list(queryset.order_by("raw_event__timestamp", "id").select_for_update(of=("self",), skip_locked=True)[:limit])
-        contexts = cache.lookup_many({(row.tenant_id, row.raw_event.api_key_hash) for row in rows})
+        contexts = cache.lookup_many({(row.tenant_id, row.raw_event.subject) for row in rows})
         inputs: list[RatingInput] = []
         matched_ids: list[int] = []
         for row in rows:
             raw = row.raw_event
-            resolution = resolve(contexts[(row.tenant_id, raw.api_key_hash)], metric=raw.metric, at=raw.timestamp)
+            resolution = resolve(
+                contexts[(row.tenant_id, raw.subject)], metric=raw.metric, at=raw.timestamp, subject=raw.subject
+            )
             if isinstance(resolution, Resolution):
                 inputs.append(
                     RatingInput(

@@ -8,6 +8,7 @@ lagging consumer judges an event exactly as the API did.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -23,7 +24,10 @@ MAX_QUANTITY = Decimal("1e20")
 MAX_QUANTITY_PLACES = 12
 MAX_DIMENSIONS = 32
 MAX_METADATA_BYTES = 8192
-REQUIRED = ("event_id", "api_key", "metric", "quantity", "timestamp")
+REQUIRED = ("event_id", "metric", "quantity", "timestamp")
+# Who the event bills: exactly one of these. An API key (gateways, SDK middleware), or Aforo's
+# id of the customer or of the subscription (server-side metering with no key at hand).
+SUBJECTS = ("api_key", "customer_id", "subscription_id")
 _METRIC_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
 
 
@@ -38,22 +42,49 @@ class EventRejected(ValueError):
         return {"code": self.code, "field": self.field, "message": self.message}
 
 
+def api_key_subject(api_key: str) -> str:
+    """The subject of events carrying this key: its SHA-256, as keys are stored (never the key)."""
+    return "key:" + hashlib.sha256(api_key.encode()).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class UsageEvent:
     event_id: str
-    api_key: str
     metric: str
     quantity: Decimal
     timestamp: datetime
+    api_key: str | None = None
+    customer_id: int | None = None
+    subscription_id: int | None = None
     dimensions: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     is_late: bool = False
 
+    @property
+    def subject(self) -> str:
+        """Who the event bills, as the enrichment cache and the raw ledger name it:
+        `key:<sha256>`, `customer:<id>` or `subscription:<id>`."""
+        if self.api_key is not None:
+            return api_key_subject(self.api_key)
+        if self.customer_id is not None:
+            return f"customer:{self.customer_id}"
+        return f"subscription:{self.subscription_id}"
+
+    @property
+    def routing_key(self) -> str:
+        """What follows `<tenant>:` in the Kafka record key (ordering per key / customer / subscription)."""
+        return self.api_key if self.api_key is not None else self.subject
+
+    @property
+    def key_prefix(self) -> str:
+        return (self.api_key or "")[:16]
+
     def to_wire(self) -> dict[str, Any]:
         """The normalised JSON form produced to the usage topic."""
+        subject = {name: getattr(self, name) for name in SUBJECTS if getattr(self, name) is not None}
         return {
             "event_id": self.event_id,
-            "api_key": self.api_key,
+            **subject,
             "metric": self.metric,
             "quantity": str(self.quantity),
             "timestamp": self.timestamp.isoformat().replace("+00:00", "Z"),
@@ -145,6 +176,25 @@ def parse_metadata(value: Any) -> dict[str, Any]:
     return value
 
 
+def parse_subject(raw: dict[str, Any]) -> dict[str, Any]:
+    given = [name for name in SUBJECTS if raw.get(name) is not None]
+    if not given:
+        raise EventRejected("missing_field", "api_key", "api_key (or customer_id / subscription_id) is required")
+    if len(given) > 1:
+        raise EventRejected(
+            "ambiguous_subject", given[1], f"send exactly one of api_key, customer_id, subscription_id (got {', '.join(given)})"
+        )
+    name = given[0]
+    if name == "api_key":
+        return {"api_key": _text(raw, "api_key", 256)}
+    value = raw[name]
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value >= 2**63:
+        raise EventRejected(f"invalid_{name}", name, f"{name} must be the Aforo id (a positive integer) of the {name[:-3]}")
+    return {name: value}
+
+
 def validate_event(raw: Any, *, now: datetime) -> UsageEvent:
     """Check one event against contract v1 and return its normalised form."""
     if not isinstance(raw, dict):
@@ -152,13 +202,15 @@ def validate_event(raw: Any, *, now: datetime) -> UsageEvent:
     for name in REQUIRED:
         if raw.get(name) is None:
             raise EventRejected("missing_field", name, f"{name} is required")
+        if name == "event_id":
+            subject = parse_subject(raw)  # reported in contract order: event_id, subject, metric, …
     timestamp, is_late = parse_timestamp(raw["timestamp"], now=now)
     metric = _text(raw, "metric", 100)
     if not _METRIC_RE.match(metric):
         raise EventRejected("invalid_metric", "metric", "metric may contain only letters, digits and _ . : -")
     return UsageEvent(
         event_id=_text(raw, "event_id", 128),
-        api_key=_text(raw, "api_key", 256),
+        **subject,
         metric=metric,
         quantity=parse_quantity(raw["quantity"]),
         timestamp=timestamp,

@@ -40,7 +40,7 @@ def ledger_rows(
     priced setup, written directly: the consumer that normally writes them is tested elsewhere."""
     now = timezone.now()
     raw = RawEvent.objects.create(
-        tenant=setup.tenant, event_id=event_id, api_key_prefix=setup.api_key[:16], api_key_hash=key_hash(setup.api_key),
+        tenant=setup.tenant, event_id=event_id, api_key_prefix=setup.api_key[:16], subject="key:" + key_hash(setup.api_key),
         metric=setup.metric.code, quantity=Decimal(quantity), timestamp=now - timedelta(minutes=1), received_at=now,
         dimensions={"region": "eu"}, metadata={"gateway": "kong", "route": "/v1/search"},
     )
@@ -59,7 +59,7 @@ def ledger_rows(
     )
     total = RunningTotal.objects.create(**common, units=raw.quantity, amount=Decimal(amount), event_count=1)
     stray = RawEvent.objects.create(
-        tenant=setup.tenant, event_id=f"{event_id}-stray", api_key_prefix="sk_live_unknown0", api_key_hash="0" * 64,
+        tenant=setup.tenant, event_id=f"{event_id}-stray", api_key_prefix="sk_live_unknown0", subject="key:" + "0" * 64,
         metric=setup.metric.code, quantity=Decimal("2"), timestamp=now - timedelta(minutes=1), received_at=now,
     )
     unmatched = UnmatchedUsage.objects.create(

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.kafka]
 def _unmatched(setup, event_id: str, *, api_key: str, quantity: str = "4") -> UnmatchedUsage:
     now = timezone.now()
     raw = RawEvent.objects.create(
-        tenant=setup.tenant, event_id=event_id, api_key_prefix=api_key[:16], api_key_hash=key_hash(api_key),
+        tenant=setup.tenant, event_id=event_id, api_key_prefix=api_key[:16], subject="key:" + key_hash(api_key),
         metric=setup.metric.code, quantity=Decimal(quantity), timestamp=now - timedelta(minutes=5), received_at=now,
     )
     reason = UnmatchedUsage.Reason.UNKNOWN_API_KEY

@@ -33,7 +33,6 @@ from metering.services import (
     BatchOutcome,
     EnrichedBatch,
     IncomingEvent,
-    api_key_hash,
     usage_batch_enrich,
     usage_batch_persist,
 )
@@ -115,7 +114,7 @@ class DecodeStep:
             raise poison(f"{rejection.code}: {rejection.field}: {rejection.message}") from None
         return IncomingEvent(
             tenant_id=tenant_id,
-            api_key_hash=api_key_hash(event.api_key),
+            subject=event.subject,
             event=event,
             received_at=received_at,
             partition=value.partition.index,

@@ -75,7 +75,8 @@ class EventIngestView(APIView):
         description=(
             "One event (an object), a batch (an array, or {\"events\": [...]}) of up to 1,000. Answers 202 only "
             "after the event log acknowledged every accepted event. Each index is accepted, duplicate (same "
-            "event_id already received) or rejected with a stable code and the field at fault. Quantities are "
+            "event_id already received) or rejected with a stable code and the field at fault. Each event names "
+            "who it bills with exactly one of api_key, customer_id or subscription_id (Aforo ids). Quantities are "
             "decimal strings or integers; JSON floats are rejected as inexact."
         ),
         request={"application/json": {"type": "object"}},

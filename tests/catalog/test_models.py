@@ -9,7 +9,7 @@ from django.utils import timezone
 from catalog import services
 from catalog.models import PublishedVersionError, RatePlanVersion, Subscription
 from metering.enrichment import EnrichmentCache, resolve
-from metering.services import api_key_hash
+from metering.validation import api_key_subject
 from tests.factories import CustomerFactory, priced_setup
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +22,7 @@ def test_canceling_a_subscription_ends_it_now_so_later_events_stop_rating(django
         setup.subscription.save()
     ended_at = Subscription.objects.get(pk=setup.subscription.pk).ended_at
     assert ended_at is not None and timezone.now() - ended_at < timedelta(seconds=5)
-    key = (setup.tenant.id, api_key_hash(setup.api_key))
+    key = (setup.tenant.id, api_key_subject(setup.api_key))
     context = EnrichmentCache().lookup_many([key])[key]
     assert resolve(context, metric=setup.metric.code, at=ended_at).reason == "no_active_subscription"
     assert resolve(context, metric=setup.metric.code, at=ended_at - timedelta(seconds=1)).subscription.id == setup.subscription.id

@@ -12,7 +12,7 @@ from django.utils import timezone
 from billing.models import RatedEvent, RunningTotal
 from metering.enrichment import EnrichmentCache
 from metering.models import RawEvent, UnmatchedUsage
-from metering.services import IncomingEvent, api_key_hash, usage_batch_process
+from metering.services import IncomingEvent, usage_batch_process
 from metering.validation import validate_event
 from tests.factories import priced_setup
 
@@ -29,7 +29,7 @@ def incoming(setup, event_id, quantity="1", *, offset=None, api_key=None, partit
         },
         now=now,
     )
-    return IncomingEvent(setup.tenant.id, api_key_hash(event.api_key), event, now, partition, offset)
+    return IncomingEvent(setup.tenant.id, event.subject, event, now, partition, offset)
 
 
 @pytest.mark.django_db
@@ -100,3 +100,61 @@ def test_concurrent_batches_on_one_running_total_lose_no_update():
     # Every event saw a distinct slice of the running total: no two share units_before.
     befores = RatedEvent.objects.filter(subscription=setup.subscription).values_list("units_before", flat=True)
     assert len(set(befores)) == 600
+
+
+def incoming_for(setup, event_id, quantity="1", **subject):
+    now = timezone.now()
+    event = validate_event(
+        {"event_id": event_id, "metric": setup.metric.code, "quantity": quantity,
+         "timestamp": (now - timedelta(seconds=1)).isoformat(), **subject},
+        now=now,
+    )
+    return IncomingEvent(setup.tenant.id, event.subject, event, now)
+
+
+@pytest.mark.django_db
+def test_events_may_name_the_customer_or_the_subscription_instead_of_a_key():
+    setup = priced_setup(rate="3")
+    outcome = usage_batch_process(
+        events=[
+            incoming_for(setup, "by-customer", "1", customer_id=setup.customer.id),
+            incoming_for(setup, "by-subscription", "2", subscription_id=str(setup.subscription.id)),
+        ],
+        cache=EnrichmentCache(),
+    )
+    assert [(r.subscription_id, r.amount) for r in outcome.rated] == [(setup.subscription.id, 3), (setup.subscription.id, 6)]
+    raw = RawEvent.objects.get(tenant=setup.tenant, event_id="by-customer")
+    assert (raw.subject, raw.api_key_prefix) == (f"customer:{setup.customer.id}", "")
+
+
+@pytest.mark.django_db
+def test_unknown_and_other_tenants_customers_and_subscriptions_are_unmatched():
+    mine, theirs = priced_setup(), priced_setup()
+    outcome = usage_batch_process(
+        events=[
+            incoming_for(mine, "their-customer", customer_id=theirs.customer.id),
+            incoming_for(mine, "their-subscription", subscription_id=theirs.subscription.id),
+            incoming_for(mine, "no-such-customer", customer_id=987654321),
+        ],
+        cache=EnrichmentCache(),
+    )
+    assert (outcome.new, outcome.unmatched, outcome.rated) == (3, 3, [])
+    reasons = dict(UnmatchedUsage.objects.filter(tenant=mine.tenant).values_list("raw_event__event_id", "reason"))
+    assert reasons == {
+        "their-customer": "unknown_customer",
+        "their-subscription": "unknown_subscription",
+        "no-such-customer": "unknown_customer",
+    }
+    assert not RatedEvent.objects.filter(subscription=theirs.subscription).exists()
+
+
+@pytest.mark.django_db
+def test_a_paused_subscription_named_directly_rates_nothing():
+    from catalog.models import Subscription
+
+    setup = priced_setup()
+    setup.subscription.status = Subscription.Status.PAUSED
+    setup.subscription.save()
+    outcome = usage_batch_process(events=[incoming_for(setup, "p", subscription_id=setup.subscription.id)], cache=EnrichmentCache())
+    assert outcome.unmatched == 1
+    assert UnmatchedUsage.objects.get(raw_event__event_id="p").reason == "no_active_subscription"

@@ -10,7 +10,7 @@ from django.utils import timezone
 from catalog import services
 from catalog.models import Subscription
 from metering.enrichment import EnrichmentCache, Resolution, enrichment_cache_warm, resolve
-from metering.services import api_key_hash
+from metering.validation import api_key_subject
 from metering.tasks import enrichment_cache_warm as enrichment_cache_warm_task
 from tests.factories import MetricFactory, priced_setup
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 
 def lookup(cache, setup, secret=None):
-    key = (setup.tenant.id, api_key_hash(secret or setup.api_key))
+    key = (setup.tenant.id, api_key_subject(secret or setup.api_key))
     return cache.lookup_many([key])[key]
 
 

@@ -80,7 +80,7 @@ def test_resending_is_reported_as_duplicate(client, setup, kafka):
 
 def test_event_already_in_the_raw_ledger_is_a_duplicate(client, setup, kafka):
     RawEvent.objects.create(
-        tenant=setup.tenant, event_id="stored", api_key_prefix="sk", api_key_hash="0" * 64, metric="m",
+        tenant=setup.tenant, event_id="stored", api_key_prefix="sk", subject="key:" + "0" * 64, metric="m",
         quantity=1, timestamp=timezone.now(), received_at=timezone.now(),
     )
     body = client.post(URL, ev(setup, "stored"), format="json").json()
@@ -176,7 +176,7 @@ def test_broker_down_is_503_and_nothing_is_marked_accepted(client, setup, settin
 
 def test_redis_down_still_ingests_and_dedups_against_the_ledger(client, setup, settings, kafka):
     RawEvent.objects.create(
-        tenant=setup.tenant, event_id="stored-2", api_key_prefix="sk", api_key_hash="0" * 64, metric="m",
+        tenant=setup.tenant, event_id="stored-2", api_key_prefix="sk", subject="key:" + "0" * 64, metric="m",
         quantity=1, timestamp=timezone.now(), received_at=timezone.now(),
     )
     settings.CACHES = {
@@ -199,3 +199,12 @@ def test_a_database_outage_is_a_503_with_a_stable_code(client, setup, monkeypatc
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "service_unavailable"
     assert response["Retry-After"] == "5"
+
+
+def test_events_naming_a_customer_are_keyed_by_it(client, setup, kafka):
+    event = ev(setup, "srv-1", customer_id=setup.customer.id)
+    del event["api_key"]
+    assert client.post(URL, event, format="json").json()["accepted"] == 1
+    [record] = read_topic(kafka["bootstrap"], kafka["usage"], expect=1)
+    assert record.key() == f"{setup.tenant.id}:customer:{setup.customer.id}".encode()
+    assert orjson.loads(record.value())["customer_id"] == setup.customer.id

@@ -13,10 +13,10 @@ pytestmark = pytest.mark.django_db
 
 
 def unmatched(setup, event_id, api_key_secret):
-    from metering.services import api_key_hash
+    from metering.validation import api_key_subject
 
     raw = RawEvent.objects.create(
-        tenant=setup.tenant, event_id=event_id, api_key_prefix=api_key_secret[:16], api_key_hash=api_key_hash(api_key_secret),
+        tenant=setup.tenant, event_id=event_id, api_key_prefix=api_key_secret[:16], subject=api_key_subject(api_key_secret),
         metric=setup.metric.code, quantity=4, timestamp=timezone.now(), received_at=timezone.now(),
     )
     return UnmatchedUsage.objects.create(tenant=setup.tenant, raw_event=raw, reason="unknown_api_key")

@@ -117,3 +117,41 @@ def test_field_rules(overrides, code, field):
 
 def test_not_an_object():
     assert rejected(["not", "an", "event"]).code == "not_an_object"
+
+
+@pytest.mark.parametrize(
+    "subject, expected_subject, routing",
+    [
+        ({"customer_id": 12}, "customer:12", "customer:12"),
+        ({"customer_id": "12"}, "customer:12", "customer:12"),
+        ({"subscription_id": 7}, "subscription:7", "subscription:7"),
+    ],
+)
+def test_customer_or_subscription_may_stand_for_the_api_key(subject, expected_subject, routing):
+    parsed = validate_event(event(api_key=..., **subject), now=NOW)
+    assert (parsed.api_key, parsed.subject, parsed.routing_key, parsed.key_prefix) == (None, expected_subject, routing, "")
+    assert parsed.to_wire()[next(iter(subject))] == int(next(iter(subject.values())))
+    assert "api_key" not in parsed.to_wire()
+
+
+def test_an_api_key_subject_is_its_hash_never_the_key():
+    parsed = validate_event(event(api_key="sk_live_secret"), now=NOW)
+    assert parsed.subject.startswith("key:") and "sk_live_secret" not in parsed.subject and len(parsed.subject) == 68
+    assert parsed.routing_key == "sk_live_secret" and parsed.key_prefix == "sk_live_secret"
+
+
+@pytest.mark.parametrize(
+    "overrides, code, field",
+    [
+        ({"customer_id": 3}, "ambiguous_subject", "customer_id"),
+        ({"api_key": ..., "customer_id": 3, "subscription_id": 4}, "ambiguous_subject", "subscription_id"),
+        ({"api_key": ..., "customer_id": 0}, "invalid_customer_id", "customer_id"),
+        ({"api_key": ..., "customer_id": -4}, "invalid_customer_id", "customer_id"),
+        ({"api_key": ..., "customer_id": "acme"}, "invalid_customer_id", "customer_id"),
+        ({"api_key": ..., "customer_id": True}, "invalid_customer_id", "customer_id"),
+        ({"api_key": ..., "subscription_id": 1.0}, "invalid_subscription_id", "subscription_id"),
+    ],
+)
+def test_subject_rules(overrides, code, field):
+    error = rejected(event(**overrides))
+    assert (error.code, error.field) == (code, field)
