@@ -198,6 +198,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=50)
     parser.add_argument("--rate", type=float, default=2000, help="offered events/s in the latency phase")
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--consumers", type=int, default=1, help="consumer processes in the group (scale-out)")
     args = parser.parse_args()
 
     bootstrap, broker = start_broker()
@@ -211,7 +212,7 @@ def main() -> None:
 
     from consumers.kafka import topics_ensure, usage_topics
 
-    consumer = None
+    consumers: list[subprocess.Popen] = []
     try:
         call_command("migrate", verbosity=0)
         senders = build_catalog(args.customers)
@@ -224,7 +225,10 @@ def main() -> None:
         preload_s = time.monotonic() - t0
 
         started = time.monotonic()
-        consumer = subprocess.Popen([sys.executable, "manage.py", "run_consumer", "usage"], cwd=ROOT, env={**os.environ, **env})
+        consumers = [
+            subprocess.Popen([sys.executable, "manage.py", "run_consumer", "usage"], cwd=ROOT, env={**os.environ, **env})
+            for _ in range(args.consumers)
+        ]
         wait_until(lambda: rated_count() >= args.events, 600, f"rating {args.events} events")
         wait_until(lambda: committed(bootstrap, topic, group) >= args.events, 60, "offset commit")
         wall_s = time.monotonic() - started
@@ -243,7 +247,7 @@ def main() -> None:
         print("Aforo usage consumer benchmark")
         print(f"  machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
               f"{'embedded Tansu broker' if broker else 'broker ' + bootstrap}, PostgreSQL + Redis on loopback")
-        print(f"  setup: 1 consumer process, batch <= {settings.USAGE_BATCH_MAX_SIZE} events / {settings.USAGE_BATCH_MAX_TIME_S}s, "
+        print(f"  setup: {args.consumers} consumer process(es), batch <= {settings.USAGE_BATCH_MAX_SIZE} events / {settings.USAGE_BATCH_MAX_TIME_S}s, "
               f"{settings.KAFKA_TOPIC_PARTITIONS} partitions, {args.customers} customers x 2 metrics, per-unit pricing")
         print(f"  pre-load: {args.events} events in {preload_s:.1f}s")
         print(f"  throughput: {args.events} events rated and committed in {wall_s:.1f}s = {args.events / wall_s:,.0f} events/s "
@@ -251,8 +255,9 @@ def main() -> None:
         print(f"  latency at {args.rate:,.0f} events/s offered for {args.seconds:.0f}s ({measured} events): "
               f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {worst:.0f} ms (event produced -> rated row committed)")
     finally:
-        if consumer is not None:
+        for consumer in consumers:
             consumer.terminate()
+        for consumer in consumers:
             consumer.wait(30)
         from django.db import connections
 
