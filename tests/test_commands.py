@@ -84,3 +84,26 @@ def test_create_tenant_prints_working_tokens_once(api_client):
     assert api_client.get("/api/v1/customers").json()["error"]["code"] == "wrong_credential_kind"
     with pytest.raises(CommandError, match="slug"):
         call_command("create_tenant", "Acme Billing", stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_dev_prepare_seeds_and_starts_the_embedded_broker_only_when_no_kafka_answers(settings, kafka_bootstrap):
+    from django.db import connection
+
+    database = connection.settings_dict
+    settings.DATABASE_URL = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+    settings.KAFKA_EMBEDDED = True
+    settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"  # nothing answers: the runner must start the broker
+    out = StringIO()
+    call_command("dev_prepare", stdout=out, stderr=StringIO())
+    assert out.getvalue().split() == ["broker", "web", "consumer", "worker", "beat", "banner"]
+    assert Tenant.objects.filter(slug="demo").exists()
+    settings.KAFKA_BOOTSTRAP_SERVERS = kafka_bootstrap  # a broker already answers there: reuse it
+    out = StringIO()
+    call_command("dev_prepare", stdout=out, stderr=StringIO())
+    assert out.getvalue().split() == ["web", "consumer", "worker", "beat", "banner"]
+    settings.KAFKA_EMBEDDED = False  # a configured cluster: never start the embedded broker
+    settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"
+    out = StringIO()
+    call_command("dev_prepare", stdout=out, stderr=StringIO())
+    assert "broker" not in out.getvalue()
