@@ -61,6 +61,18 @@ def redis_check(*, url: str) -> None:
         raise ServiceProblem(f"Redis is not reachable at {redact(url)} ({error}). Start it with: {REDIS_START}") from None
 
 
+def services_check(*, missing_database: str = "fail") -> str | None:
+    """PostgreSQL (DATABASE_URL), Redis (the cache) and Celery's Redis broker, in that order.
+    Returns a note of what was done, or raises ServiceProblem for the first one down."""
+    from django.conf import settings
+
+    note = postgres_check(url=settings.DATABASE_URL, missing_database=missing_database)
+    redis_check(url=settings.CACHES["default"]["LOCATION"])
+    if settings.CELERY_BROKER_URL.startswith("redis"):
+        redis_check(url=settings.CELERY_BROKER_URL)
+    return note
+
+
 def kafka_answers(*, bootstrap: str, timeout_s: float = 2.0) -> bool:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient

@@ -15,9 +15,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from django.conf import settings
 from django.db import connection
 
 from aforo.db import bulk_cursor
+from consumers.kafka import Record, produce_and_wait
 
 from .models import PricingSnapshot, RatedEvent, RunningTotal
 from .periods import period_for
@@ -90,6 +92,21 @@ class RatedRecord:
     @property
     def key(self) -> bytes:
         return f"{self.tenant_id}:{self.subscription_id}".encode()
+
+
+def rated_records_publish(*, records: Sequence[RatedRecord]) -> None:
+    """Produce rated records to usage.rated.v1 (keyed tenant:subscription, timestamped at
+    rating) and return once the broker acknowledged them; raises BrokerUnavailable otherwise."""
+    if records:
+        produce_and_wait(
+            [
+                Record(
+                    topic=settings.KAFKA_TOPIC_RATED, key=r.key, value=r.to_wire(),
+                    timestamp_ms=int(r.rated_at.timestamp() * 1000),
+                )
+                for r in records
+            ]
+        )
 
 
 def _table(model: Any) -> str:

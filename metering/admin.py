@@ -4,14 +4,14 @@ Unmatched usage can be replayed from here once the missing key, subscription or 
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
 from billing.selectors import decimal_text
+from billing.services import rated_records_publish
 from catalog.admin import ReadOnlyAdminMixin, TenantScopedModelAdmin, is_unscoped, metric_code_filter, operator_tenant
-from consumers.kafka import BrokerUnavailable, Record, produce_and_wait
+from consumers.kafka import BrokerUnavailable
 
 from .models import RawEvent, UnmatchedUsage
 from .services import unmatched_usage_replay
@@ -132,9 +132,8 @@ class UnmatchedUsageAdmin(LedgerAdmin):
             f"{counts['rated']} rated, {counts['still_unmatched']} still unmatched."
         )
         if rated:
-            records = [Record(topic=settings.KAFKA_TOPIC_RATED, key=r.key, value=r.to_wire()) for r in rated]
             try:
-                produce_and_wait(records)
+                rated_records_publish(records=rated)
             except BrokerUnavailable as error:
                 unpublished = f"The {len(rated)} rated record(s) are in the ledger but were not published: {error}"
                 self.message_user(request, f"{message} {unpublished}", messages.WARNING)

@@ -101,11 +101,12 @@ _UNKNOWN = {
 }
 
 
-def resolve(context: BillingContext | None, *, metric: str, at: datetime, subject: str = "key:") -> Resolution | Unmatched:
+def resolve(context: BillingContext | None, *, metric: str, at: datetime, subject: str) -> Resolution | Unmatched:
     """Which subscription, rate plan version and metric config price this event.
 
     The subscription active at `at` (started_at <= at < ended_at) whose version in force at
-    `at` prices `metric`; among several, the lowest id (deterministic)."""
+    `at` prices `metric`; among several, the lowest id (deterministic). `subject` (what the
+    event named) says which kind of id was unknown when there is no context."""
     if context is None:
         return Unmatched(*_UNKNOWN[subject.split(":", 1)[0]])
     if context.revoked_at is not None and at >= context.revoked_at:

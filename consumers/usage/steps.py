@@ -16,18 +16,17 @@ from __future__ import annotations
 import logging
 import os
 import time
-from datetime import datetime, timezone
+from datetime import timezone
 
 import orjson
 from arroyo.backends.kafka import KafkaPayload
 from arroyo.dlq import InvalidMessage
 from arroyo.processing.strategies.batching import ValuesBatch
 from arroyo.types import BrokerValue, Message
-from django.conf import settings
 from django.db import OperationalError, close_old_connections
 
+from billing.services import rated_records_publish
 from catalog.models import Tenant
-from consumers.kafka import Record, produce_and_wait
 from metering.enrichment import EnrichmentCache
 from metering.services import (
     BatchOutcome,
@@ -173,15 +172,6 @@ class PublishStep:
 
     def __call__(self, message: Message[BatchOutcome]) -> int:
         rated = message.payload.rated
-        if rated:
-            produce_and_wait(
-                [
-                    Record(topic=settings.KAFKA_TOPIC_RATED, key=r.key, value=r.to_wire(), timestamp_ms=_ms(r.rated_at))
-                    for r in rated
-                ]
-            )
+        rated_records_publish(records=rated)
         return len(rated)
 
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)

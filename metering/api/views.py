@@ -12,8 +12,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.exceptions import ApiError
+from billing.services import rated_records_publish
 from catalog.auth import IsTenantAdmin, IsTenantIngest
-from consumers.kafka import BrokerUnavailable, Record, produce_and_wait
+from consumers.kafka import BrokerUnavailable
 from metering.models import UnmatchedUsage
 from metering.services import unmatched_usage_replay, usage_events_ingest
 
@@ -175,11 +176,8 @@ class UnmatchedUsageReplayView(APIView):
     )
     def post(self, request):
         counts, rated = unmatched_usage_replay(tenant_id=request.tenant.id)
-        if rated:
-            try:
-                produce_and_wait(
-                    [Record(topic=settings.KAFKA_TOPIC_RATED, key=r.key, value=r.to_wire()) for r in rated]
-                )
-            except BrokerUnavailable:
-                counts["rated_not_published"] = len(rated)
+        try:
+            rated_records_publish(records=rated)
+        except BrokerUnavailable:
+            counts["rated_not_published"] = len(rated)
         return Response(counts)

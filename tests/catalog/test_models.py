@@ -13,6 +13,7 @@ from metering.validation import api_key_subject
 from tests.factories import CustomerFactory, priced_setup
 
 pytestmark = pytest.mark.django_db
+KEY = "key:"  # these events carry an API key
 
 
 def test_canceling_a_subscription_ends_it_now_so_later_events_stop_rating(django_capture_on_commit_callbacks):
@@ -24,8 +25,8 @@ def test_canceling_a_subscription_ends_it_now_so_later_events_stop_rating(django
     assert ended_at is not None and timezone.now() - ended_at < timedelta(seconds=5)
     key = (setup.tenant.id, api_key_subject(setup.api_key))
     context = EnrichmentCache().lookup_many([key])[key]
-    assert resolve(context, metric=setup.metric.code, at=ended_at).reason == "no_active_subscription"
-    assert resolve(context, metric=setup.metric.code, at=ended_at - timedelta(seconds=1)).subscription.id == setup.subscription.id
+    assert resolve(context, subject=KEY, metric=setup.metric.code, at=ended_at).reason == "no_active_subscription"
+    assert resolve(context, subject=KEY, metric=setup.metric.code, at=ended_at - timedelta(seconds=1)).subscription.id == setup.subscription.id
 
 
 def test_published_versions_and_their_configs_are_immutable():

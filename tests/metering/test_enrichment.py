@@ -15,6 +15,7 @@ from metering.tasks import enrichment_cache_warm as enrichment_cache_warm_task
 from tests.factories import MetricFactory, priced_setup
 
 pytestmark = pytest.mark.django_db
+KEY = "key:"  # these events carry an API key
 
 
 def lookup(cache, setup, secret=None):
@@ -26,7 +27,7 @@ def test_resolves_the_whole_hierarchy():
     setup = priced_setup(rate="0.01")
     context = lookup(EnrichmentCache(), setup)
     assert (context.tenant_id, context.customer_id, context.app_id) == (setup.tenant.id, setup.customer.id, setup.app.id)
-    resolution = resolve(context, metric=setup.metric.code, at=timezone.now())
+    resolution = resolve(context, subject=KEY, metric=setup.metric.code, at=timezone.now())
     assert isinstance(resolution, Resolution)
     assert resolution.subscription.id == setup.subscription.id
     assert resolution.version_id == setup.version.id
@@ -37,11 +38,11 @@ def test_resolves_the_whole_hierarchy():
 def test_unmatched_reasons():
     setup = priced_setup()
     now = timezone.now()
-    assert resolve(None, metric="x", at=now).reason == "unknown_api_key"
+    assert resolve(None, subject=KEY, metric="x", at=now).reason == "unknown_api_key"
     context = lookup(EnrichmentCache(), setup)
-    assert resolve(context, metric="not_a_priced_metric", at=now).reason == "metric_not_priced"
+    assert resolve(context, subject=KEY, metric="not_a_priced_metric", at=now).reason == "metric_not_priced"
     before_start = setup.subscription.started_at - timedelta(seconds=1)
-    assert resolve(context, metric=setup.metric.code, at=before_start).reason == "no_active_subscription"
+    assert resolve(context, subject=KEY, metric=setup.metric.code, at=before_start).reason == "no_active_subscription"
 
 
 def test_revoked_key_still_bills_events_from_before_the_revocation(django_capture_on_commit_callbacks):
@@ -50,8 +51,8 @@ def test_revoked_key_still_bills_events_from_before_the_revocation(django_captur
     with django_capture_on_commit_callbacks(execute=True):
         services.api_key_revoke(api_key=setup.app.api_keys.get(), at=revoked_at)
     context = lookup(EnrichmentCache(), setup)
-    assert isinstance(resolve(context, metric=setup.metric.code, at=revoked_at - timedelta(minutes=1)), Resolution)
-    assert resolve(context, metric=setup.metric.code, at=revoked_at).reason == "revoked_api_key"
+    assert isinstance(resolve(context, subject=KEY, metric=setup.metric.code, at=revoked_at - timedelta(minutes=1)), Resolution)
+    assert resolve(context, subject=KEY, metric=setup.metric.code, at=revoked_at).reason == "revoked_api_key"
 
 
 def test_ended_and_paused_subscriptions_do_not_match(django_capture_on_commit_callbacks):
@@ -61,13 +62,13 @@ def test_ended_and_paused_subscriptions_do_not_match(django_capture_on_commit_ca
         setup.subscription.ended_at = ended_at
         setup.subscription.save()
     context = lookup(EnrichmentCache(), setup)
-    assert isinstance(resolve(context, metric=setup.metric.code, at=ended_at - timedelta(seconds=1)), Resolution)
-    assert resolve(context, metric=setup.metric.code, at=ended_at).reason == "no_active_subscription"
+    assert isinstance(resolve(context, subject=KEY, metric=setup.metric.code, at=ended_at - timedelta(seconds=1)), Resolution)
+    assert resolve(context, subject=KEY, metric=setup.metric.code, at=ended_at).reason == "no_active_subscription"
     with django_capture_on_commit_callbacks(execute=True):
         setup.subscription.status = Subscription.Status.PAUSED
         setup.subscription.save()
     context = lookup(EnrichmentCache(), setup)
-    assert resolve(context, metric=setup.metric.code, at=ended_at - timedelta(seconds=1)).reason == "no_active_subscription"
+    assert resolve(context, subject=KEY, metric=setup.metric.code, at=ended_at - timedelta(seconds=1)).reason == "no_active_subscription"
 
 
 def test_the_version_in_force_at_the_event_timestamp_prices_it(django_capture_on_commit_callbacks):
@@ -78,8 +79,8 @@ def test_the_version_in_force_at_the_event_timestamp_prices_it(django_capture_on
         services.metric_config_set(version=draft, metric=setup.metric, config={"model": "per_unit", "rate": "2"})
         services.rate_plan_version_publish(version=draft)
     context = lookup(EnrichmentCache(), setup)
-    old = resolve(context, metric=setup.metric.code, at=switch - timedelta(microseconds=1))
-    new = resolve(context, metric=setup.metric.code, at=switch)
+    old = resolve(context, subject=KEY, metric=setup.metric.code, at=switch - timedelta(microseconds=1))
+    new = resolve(context, subject=KEY, metric=setup.metric.code, at=switch)
     assert (old.version_id, old.metric.pricer.quote(Decimal(1))) == (setup.version.id, Decimal(1))
     assert (new.version_id, new.metric.pricer.quote(Decimal(1))) == (draft.id, Decimal(2))
 
@@ -99,7 +100,7 @@ def test_cache_layers_local_then_redis_then_postgres():
 def test_a_committed_catalog_change_invalidates_every_layer(django_capture_on_commit_callbacks):
     setup = priced_setup(rate="1")
     cache = EnrichmentCache()
-    assert resolve(lookup(cache, setup), metric="new_metric", at=timezone.now()).reason == "metric_not_priced"
+    assert resolve(lookup(cache, setup), subject=KEY, metric="new_metric", at=timezone.now()).reason == "metric_not_priced"
     with django_capture_on_commit_callbacks(execute=True):
         draft = services.rate_plan_version_revise(version=setup.version, effective_from=timezone.now() - timedelta(seconds=1))
         services.metric_config_set(
@@ -109,7 +110,7 @@ def test_a_committed_catalog_change_invalidates_every_layer(django_capture_on_co
         )
         services.rate_plan_version_publish(version=draft)
     # The same (warm) cache object: its local entry is keyed by the old generation.
-    resolution = resolve(lookup(cache, setup), metric="new_metric", at=timezone.now())
+    resolution = resolve(lookup(cache, setup), subject=KEY, metric="new_metric", at=timezone.now())
     assert isinstance(resolution, Resolution)
     assert resolution.metric.pricer.quote(Decimal(1)) == Decimal(7)
 

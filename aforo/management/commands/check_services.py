@@ -1,9 +1,8 @@
 import sys
 
-from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from aforo.services_check import ServiceProblem, postgres_check, redis_check
+from aforo.services_check import ServiceProblem, services_check
 
 
 class Command(BaseCommand):
@@ -18,12 +17,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, missing_database="fail", **options):
         try:
-            note = postgres_check(url=settings.DATABASE_URL, missing_database=missing_database)
+            note = services_check(missing_database=missing_database)
             if note:
                 self.stderr.write(note)
-            redis_check(url=settings.CACHES["default"]["LOCATION"])
-            if settings.CELERY_BROKER_URL.startswith("redis"):
-                redis_check(url=settings.CELERY_BROKER_URL)
         except ServiceProblem as problem:
             self.stderr.write(problem.line)
             sys.exit(1)

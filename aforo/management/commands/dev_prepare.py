@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from aforo.services_check import ServiceProblem, kafka_answers, postgres_check, redis_check
+from aforo.services_check import ServiceProblem, kafka_answers, services_check
 from catalog.demo import demo_seed
 
 PROCESSES = ["web", "consumer", "worker", "beat", "banner"]
@@ -19,11 +19,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            note = postgres_check(url=settings.DATABASE_URL, missing_database="create")
+            note = services_check(missing_database="create")
             if note:
                 self.stderr.write(note)
-            redis_check(url=settings.CACHES["default"]["LOCATION"])
-            redis_check(url=settings.CELERY_BROKER_URL)
         except ServiceProblem as problem:
             self.stderr.write(problem.line)
             sys.exit(1)

@@ -1,7 +1,8 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from consumers.kafka import BrokerUnavailable, Record, produce_and_wait
+from billing.services import rated_records_publish
+from consumers.kafka import BrokerUnavailable
 from metering.services import unmatched_usage_replay
 
 
@@ -13,9 +14,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, tenant=None, **options):
         counts, rated = unmatched_usage_replay(tenant_id=tenant)
-        if rated:
-            try:
-                produce_and_wait([Record(topic=settings.KAFKA_TOPIC_RATED, key=r.key, value=r.to_wire()) for r in rated])
-            except BrokerUnavailable as error:
-                self.stderr.write(f"rated, but not published to {settings.KAFKA_TOPIC_RATED}: {error}")
+        try:
+            rated_records_publish(records=rated)
+        except BrokerUnavailable as error:
+            self.stderr.write(f"rated, but not published to {settings.KAFKA_TOPIC_RATED}: {error}")
         self.stdout.write(f"rated {counts['rated']}, still unmatched {counts['still_unmatched']}")
