@@ -1,13 +1,41 @@
 """The rating engine: PURE Python over Decimal. No Django, no database, no I/O.
 
-    quote(config, units, events=None) -> Decimal   the full charge for one period, exact
-    validate_config(config) -> config               normalised, or ConfigError naming the field
-    compile_config(config) -> Pricer                parsed once, quoted many times (hot path)
-    config_hash(config) -> str                      stable identity of a config snapshot
+    quote(config, units, events=None, *, dimensions=None) -> Decimal   the full charge for one period, exact
+    breakdown(config, units, events=None, *, dimensions=None)          (dimension_key, lines) of that quote
+    explain(config, units=None, events=None, *, dimensions=None)       Quote: amount, units, model, key, lines
+    validate_config(config) -> config        normalised, or ConfigError naming the field
+    compile_config(config) -> PriceBook      parsed once; .select(dimensions) -> (dimension_key, Model)
+    Model.rate_event(usage, quantity) -> Rating   delta rating of one event against a running state
+    config_hash(config) -> str               stable identity of a config snapshot
 
-Everything else in Aforo prices through these functions; nothing else knows a pricing model.
+Models: per_unit, flat, percentage, included_quota, graduated, volume, package (see each
+module). Everything else in Aforo prices through these functions; nothing else knows a model.
 """
 
-from .engine import ConfigError, Pricer, compile_config, config_hash, quote, validate_config
+from .engine import (
+    MODELS,
+    ConfigError,
+    Line,
+    Model,
+    PriceBook,
+    Pricer,
+    Quote,
+    Rating,
+    RatingError,
+    TierDelta,
+    Usage,
+    UsageError,
+    breakdown,
+    compile_config,
+    config_hash,
+    dimension_key,
+    explain,
+    quote,
+    text,
+    validate_config,
+)
 
-__all__ = ["ConfigError", "Pricer", "compile_config", "config_hash", "quote", "validate_config"]
+__all__ = [
+    "MODELS", "ConfigError", "Line", "Model", "PriceBook", "Pricer", "Quote", "Rating", "RatingError", "TierDelta", "Usage",
+    "UsageError", "breakdown", "compile_config", "config_hash", "dimension_key", "explain", "quote", "text", "validate_config",
+]

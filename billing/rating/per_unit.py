@@ -7,31 +7,38 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from .engine import ConfigError, parse_decimal
+from .engine import MAX_UNITS, ZERO, Line, Model, param, reject_unknown, text
 
 FIELDS = {"model", "rate", "included_free"}
 
 
 def normalise(config: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = set(config) - FIELDS
-    if unknown:
-        raise ConfigError(sorted(unknown)[0], "is not a parameter of the per_unit model")
+    reject_unknown(config, FIELDS, "per_unit")
     return {
         "model": "per_unit",
-        "rate": str(parse_decimal(config, "rate")),
-        "included_free": str(parse_decimal(config, "included_free", default="0")),
+        "rate": text(param(config, "rate")),
+        "included_free": text(param(config, "included_free", default="0", maximum=MAX_UNITS)),
     }
 
 
 @dataclass(frozen=True)
-class PerUnit:
+class PerUnit(Model):
+    name = "per_unit"
     rate: Decimal
     included_free: Decimal
 
-    def quote(self, units: Decimal, events: Sequence[Decimal] | None = None) -> Decimal:
+    def _quote(self, units: Decimal, events: Sequence[Decimal] | None) -> Decimal:
         billable = units - self.included_free
-        return billable * self.rate if billable > 0 else Decimal(0)
+        return billable * self.rate if billable > 0 else ZERO
+
+    def _lines(self, units: Decimal, events: Sequence[Decimal] | None) -> list[Line]:
+        lines = []
+        if self.included_free:
+            lines.append(Line(f"included free (first {text(self.included_free)})", ZERO, units=min(units, self.included_free), unit_amount=ZERO))
+        billable = max(units - self.included_free, ZERO)
+        lines.append(Line("per unit", billable * self.rate, units=billable, unit_amount=self.rate))
+        return lines
 
 
-def compile(config: Mapping[str, Any]) -> PerUnit:  # noqa: A001 - the module's contract name
+def compile(config: Mapping[str, Any]) -> PerUnit:  # shadows the builtin: the module's contract name
     return PerUnit(rate=Decimal(config["rate"]), included_free=Decimal(config["included_free"]))
