@@ -79,7 +79,29 @@ def recreate_database() -> None:
         admin.execute(f"CREATE DATABASE {BENCH_DB}")
 
 
-def build_catalog(customers: int) -> list[tuple[int, str, str]]:
+TIERS = [
+    {"up_to": "1000", "unit_amount": "0.003", "flat_amount": "0"},
+    {"up_to": "100000", "unit_amount": "0.002", "flat_amount": "5"},
+    {"up_to": None, "unit_amount": "0.001"},
+]
+PRICING = {
+    "per_unit": (
+        {"model": "per_unit", "rate": "0.003", "included_free": "100"},
+        {"model": "per_unit", "rate": "0.000002"},
+    ),
+    # Tiered models with their tier breakdown stored per rated event, and a dimension override
+    # (every bench event carries region=eu) resolved at enrichment.
+    "tiered": (
+        {"model": "graduated", "tiers": TIERS},
+        {
+            "model": "volume", "tiers": TIERS,
+            "overrides": [{"match": {"region": "eu"}, "price": {"model": "graduated", "tiers": TIERS}}],
+        },
+    ),
+}
+
+
+def build_catalog(customers: int, pricing: str = "per_unit") -> list[tuple[int, str, str]]:
     """`customers` customers, each with one key and a subscription pricing two metrics."""
     from catalog import services
     from catalog.models import App, Customer, Metric, Offering, Product, RatePlan, Subscription, Team, Tenant
@@ -92,8 +114,8 @@ def build_catalog(customers: int) -> list[tuple[int, str, str]]:
     plan = RatePlan.objects.create(tenant=tenant, offering=offering, code="plan-usd", name="Plan", currency="USD")
     start = datetime.now(timezone.utc) - timedelta(days=60)
     version = services.rate_plan_version_create(rate_plan=plan, effective_from=start)
-    services.metric_config_set(version=version, metric=metrics[0], config={"model": "per_unit", "rate": "0.003", "included_free": "100"})
-    services.metric_config_set(version=version, metric=metrics[1], config={"model": "per_unit", "rate": "0.000002"})
+    for metric, config in zip(metrics, PRICING[pricing]):
+        services.metric_config_set(version=version, metric=metric, config=config)
     services.rate_plan_version_publish(version=version)
     keys = []
     for n in range(customers):
@@ -199,6 +221,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000, help="offered events/s in the latency phase")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--consumers", type=int, default=1, help="consumer processes in the group (scale-out)")
+    parser.add_argument("--pricing", choices=sorted(PRICING), default="per_unit", help="the two metrics' configs")
     args = parser.parse_args()
 
     bootstrap, broker = start_broker()
@@ -215,7 +238,7 @@ def main() -> None:
     consumers: list[subprocess.Popen] = []
     try:
         call_command("migrate", verbosity=0)
-        senders = build_catalog(args.customers)
+        senders = build_catalog(args.customers, args.pricing)
         topics_ensure(names=usage_topics(), wait_s=30)
         topic, group = settings.KAFKA_TOPIC_USAGE, settings.KAFKA_CONSUMER_GROUP_USAGE
 
@@ -248,7 +271,7 @@ def main() -> None:
         print(f"  machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
               f"{'embedded Tansu broker' if broker else 'broker ' + bootstrap}, PostgreSQL + Redis on loopback")
         print(f"  setup: {args.consumers} consumer process(es), batch <= {settings.USAGE_BATCH_MAX_SIZE} events / {settings.USAGE_BATCH_MAX_TIME_S}s, "
-              f"{settings.KAFKA_TOPIC_PARTITIONS} partitions, {args.customers} customers x 2 metrics, per-unit pricing")
+              f"{settings.KAFKA_TOPIC_PARTITIONS} partitions, {args.customers} customers x 2 metrics, {args.pricing} pricing")
         print(f"  pre-load: {args.events} events in {preload_s:.1f}s")
         print(f"  throughput: {args.events} events rated and committed in {wall_s:.1f}s = {args.events / wall_s:,.0f} events/s "
               f"(steady state {args.events / steady_s:,.0f} events/s, excluding start-up and group join)")

@@ -10,7 +10,7 @@ from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.utils import formats, timezone
 from django.utils.dateparse import parse_datetime
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from catalog.admin import is_unscoped, metric_code_filter, operator_tenant, tenant_confine
 from catalog.models import MetricConfig
@@ -62,12 +62,12 @@ class RatedEventAdmin(LedgerAdmin):
         ("Rated", {"fields": ["raw_event_link", "customer", "subscription", "metric", "dimension_key", "quantity_exact",
                               "units_before_exact", "units_after_exact", "amount_exact", "currency", "rated_at"]}),
         ("Period", {"fields": ["period_start", "period_end"]}),
-        ("Pricing", {"fields": ["rate_plan_version", "metric_config", "pricing"]}),
+        ("Pricing", {"fields": ["rate_plan_version", "metric_config", "pricing", "tier_breakdown"]}),
         ("Original event", {"fields": ["event_timestamp", "raw_received_at", "raw_api_key_prefix", "raw_dimensions",
                                        "raw_metadata", "is_late"]}),
     ]
     readonly_fields = (
-        "raw_event_link", "pricing", "raw_received_at", "raw_api_key_prefix", "raw_dimensions", "raw_metadata",
+        "raw_event_link", "pricing", "tier_breakdown", "raw_received_at", "raw_api_key_prefix", "raw_dimensions", "raw_metadata",
         "is_late", "quantity_exact", "units_before_exact", "units_after_exact", "amount_exact",
     )
     quantity_exact = exact_decimal("quantity")
@@ -87,6 +87,14 @@ class RatedEventAdmin(LedgerAdmin):
     @admin.display(description="pricing snapshot")
     def pricing(self, rated_event: RatedEvent) -> str:
         return format_html("<code>{}</code>", json.dumps(rated_event.pricing_snapshot.config, sort_keys=True))
+
+    @admin.display(description="tier breakdown")
+    def tier_breakdown(self, rated_event: RatedEvent) -> str:
+        if not rated_event.tiers:
+            return "—"
+        return format_html_join(
+            ", ", "tier {}: {} units → {}", ((t["tier"], t["units"], t["amount"]) for t in rated_event.tiers)
+        )
 
     @admin.display(description="received at")
     def raw_received_at(self, rated_event: RatedEvent) -> str:

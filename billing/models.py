@@ -1,9 +1,11 @@
 """The rated ledger and the running totals.
 
-RatedEvent: immutable, one per raw event; `amount` is the exact delta
-quote(units_after) − quote(units_before) for its (subscription, metric, dimension, period).
+RatedEvent: immutable, one per raw event; `amount` is the exact delta of its (subscription,
+metric, dimension, period) — quote(units_after) − quote(units_before), or for percentage the
+change of max(fees, min_fee) — with the tier breakdown of that delta for tiered models.
 RunningTotal: derived, updated in the same transaction as the rated events it sums, under a
-row lock; for every key, `amount == sum(rated.amount)` and `units == sum(rated.quantity)`.
+row lock; for every key, `amount == sum(rated.amount)` and `units == sum(rated.quantity)`,
+so `amount == quote(total) − quote(zero usage)` (settlement adds quote(zero usage) once).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from django.utils import timezone
 from catalog.models import Customer, Metric, MetricConfig, RatePlanVersion, Subscription, Tenant
 from metering.models import RawEvent
 
-AMOUNT = {"max_digits": 50, "decimal_places": 26}
+# Parameters have at most 12 places and units 12: products fit 26 places (percentage: 26).
+AMOUNT = {"max_digits": 64, "decimal_places": 26}
 UNITS = {"max_digits": 38, "decimal_places": 12}
 
 
@@ -53,6 +56,9 @@ class RatedEvent(models.Model):
     units_before = models.DecimalField(**UNITS)
     units_after = models.DecimalField(**UNITS)
     amount = models.DecimalField(**AMOUNT)
+    # Tiered models: how `amount` falls across tiers, [{"tier": 2, "units": "5", "amount": "0.05"}, …]
+    # (volume: leaving a tier shows as negative units and amount on it). Null for other models.
+    tiers = models.JSONField(null=True, blank=True)
     currency = models.CharField(max_length=3)
     rated_at = models.DateTimeField(default=timezone.now)
 
@@ -78,6 +84,9 @@ class RunningTotal(models.Model):
     units = models.DecimalField(**UNITS, default=0)
     amount = models.DecimalField(**AMOUNT, default=0)
     event_count = models.BigIntegerField(default=0)
+    # Percentage model: the per-transaction fees so far before the period minimum (min_fee), which
+    # the next event's delta needs and `amount` cannot give back below the minimum. Zero otherwise.
+    transaction_fees = models.DecimalField(**AMOUNT, default=0)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

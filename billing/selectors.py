@@ -49,6 +49,7 @@ def rated_records_for_raw_events(*, raw_event_ids: Sequence[int]):
             period_end=r.period_end,
             timestamp=r.event_timestamp,
             rated_at=r.rated_at,
+            tiers=r.tiers,
         )
         for r in rows
     ]

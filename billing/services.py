@@ -1,9 +1,10 @@
 """Billing writes: rating a batch of resolved events into the rated ledger and running totals.
 
-Delta rating (ARCHITECTURE.md §4.3): each event is charged quote(after) − quote(before)
-against the running total of its (subscription, metric, dimension, period), read under a row
-lock inside the caller's transaction, so for every key sum(amount) == quote(total) − quote(0)
-whatever the batch boundaries, arrival order or number of consumers.
+Delta rating (ARCHITECTURE.md §4.3): each event is charged by its model's `rate_event`
+(quote(after) − quote(before); percentage: the change of max(fees, min_fee)) against the
+running state of its (subscription, metric, dimension, period), read under a row lock inside
+the caller's transaction, so for every key sum(amount) == quote(total) − quote(0) whatever the
+batch boundaries, arrival order or number of consumers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from django.conf import settings
 from django.db import connection
 
 from aforo.db import bulk_cursor
+from billing.rating import TierDelta, Usage
 from consumers.kafka import Record, produce_and_wait
 
 from .models import PricingSnapshot, RatedEvent, RunningTotal
@@ -39,7 +41,6 @@ class RatingInput:
     quantity: Decimal
     timestamp: datetime
     resolution: Resolution
-    dimension_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,7 @@ class RatedRecord:
     period_end: datetime
     timestamp: datetime
     rated_at: datetime
+    tiers: list[dict[str, Any]] | None = None
 
     def to_wire(self) -> bytes:
         return orjson.dumps(
@@ -86,6 +88,7 @@ class RatedRecord:
                 "period_end": self.period_end,
                 "timestamp": self.timestamp,
                 "rated_at": self.rated_at,
+                "tiers": self.tiers,
             }
         )
 
@@ -115,7 +118,7 @@ def _table(model: Any) -> str:
 
 def _lock_running_totals(rows: dict[TotalKey, tuple], *, now: datetime) -> dict[TotalKey, list]:
     """Make sure a running total exists for every key, lock them all (stable order: no
-    deadlock between consumers) and return key -> [id, units, amount, event_count]."""
+    deadlock between consumers) and return key -> [id, units, amount, event_count, transaction_fees]."""
     keys = sorted(rows)
     columns = list(zip(*[(*k, *rows[k]) for k in keys]))
     with bulk_cursor() as cursor:
@@ -123,8 +126,8 @@ def _lock_running_totals(rows: dict[TotalKey, tuple], *, now: datetime) -> dict[
             f"""
             INSERT INTO {_table(RunningTotal)}
                 (subscription_id, metric_id, dimension_key, period_start, tenant_id, customer_id,
-                 period_end, currency, units, amount, event_count, updated_at)
-            SELECT s, m, d, ps, t, c, pe, cur, 0, 0, 0, %s
+                 period_end, currency, units, amount, event_count, transaction_fees, updated_at)
+            SELECT s, m, d, ps, t, c, pe, cur, 0, 0, 0, 0, %s
             FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::timestamptz[], %b::bigint[],
                         %b::bigint[], %b::timestamptz[], %b::text[]) AS x(s, m, d, ps, t, c, pe, cur)
             ORDER BY s, m, d, ps
@@ -134,7 +137,8 @@ def _lock_running_totals(rows: dict[TotalKey, tuple], *, now: datetime) -> dict[
         )
         cursor.execute(
             f"""
-            SELECT id, subscription_id, metric_id, dimension_key, period_start, units, amount, event_count
+            SELECT id, subscription_id, metric_id, dimension_key, period_start, units, amount, event_count,
+                   transaction_fees
             FROM {_table(RunningTotal)}
             WHERE (subscription_id, metric_id, dimension_key, period_start) IN (
                 SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::timestamptz[]))
@@ -143,7 +147,7 @@ def _lock_running_totals(rows: dict[TotalKey, tuple], *, now: datetime) -> dict[
             """,
             [list(c) for c in columns[:4]],
         )
-        return {(s, m, d, ps): [row_id, units, amount, count] for row_id, s, m, d, ps, units, amount, count in cursor.fetchall()}
+        return {(s, m, d, ps): [row_id, *state] for row_id, s, m, d, ps, *state in cursor.fetchall()}
 
 
 def _snapshot_ids(configs: dict[str, dict]) -> dict[str, int]:
@@ -179,27 +183,28 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
         if not start <= item.timestamp < end:
             start, end = last_period[sub.id] = period_for(cadence=sub.cadence, anchor=sub.anchor, at=item.timestamp)
         periods.append((start, end))
-        key = (sub.id, item.resolution.metric.metric_id, item.dimension_key, start)
+        key = (sub.id, item.resolution.metric.metric_id, item.resolution.dimension_key, start)
         total_rows.setdefault(key, (item.tenant_id, sub.customer_id, end, sub.currency))
 
     totals = _lock_running_totals(total_rows, now=rated_at)
     snapshot_ids = _snapshot_ids({i.resolution.metric.config_hash: i.resolution.metric.config for i in inputs})
 
     rated_columns: list[tuple] = []
+    tier_lists: list[list[dict[str, Any]] | None] = []
     for item, (start, end) in zip(inputs, periods):
         resolution = item.resolution
         priced = resolution.metric
-        total = totals[(resolution.subscription.id, priced.metric_id, item.dimension_key, start)]
-        before = total[1]
-        after = before + item.quantity
-        amount = priced.pricer.quote(after) - priced.pricer.quote(before)
-        total[1], total[2], total[3] = after, total[2] + amount, total[3] + 1
+        total = totals[(resolution.subscription.id, priced.metric_id, resolution.dimension_key, start)]
+        _, before, so_far, count, fees = total
+        rating = resolution.model.rate_event(Usage(before, count, fees), item.quantity)
+        total[1:] = rating.usage.units, so_far + rating.amount, rating.usage.events, rating.usage.fees
+        tier_lists.append(_tiers_wire(rating.tiers))
         rated_columns.append(
             (
                 item.tenant_id, item.raw_event_id, resolution.subscription.id, resolution.subscription.customer_id,
-                priced.metric_id, item.dimension_key, resolution.version_id, priced.metric_config_id,
-                snapshot_ids[priced.config_hash], start, end, item.timestamp, item.quantity, before, after,
-                amount, resolution.subscription.currency,
+                priced.metric_id, resolution.dimension_key, resolution.version_id, priced.metric_config_id,
+                snapshot_ids[priced.config_hash], start, end, item.timestamp, item.quantity, before,
+                rating.usage.units, rating.amount, resolution.subscription.currency,
             )
         )
 
@@ -209,25 +214,30 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
             INSERT INTO {_table(RatedEvent)}
                 (tenant_id, raw_event_id, subscription_id, customer_id, metric_id, dimension_key,
                  rate_plan_version_id, metric_config_id, pricing_snapshot_id, period_start, period_end,
-                 event_timestamp, quantity, units_before, units_after, amount, currency, rated_at)
+                 event_timestamp, quantity, units_before, units_after, amount, currency, tiers, rated_at)
             SELECT *, %b::timestamptz FROM unnest(
                 %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::text[],
                 %b::bigint[], %b::bigint[], %b::bigint[], %b::timestamptz[], %b::timestamptz[],
-                %b::timestamptz[], %b::numeric[], %b::numeric[], %b::numeric[], %b::numeric[], %b::text[])
+                %b::timestamptz[], %b::numeric[], %b::numeric[], %b::numeric[], %b::numeric[], %b::text[],
+                %b::jsonb[])
             RETURNING id, raw_event_id
             """,
-            [rated_at, *[list(c) for c in zip(*rated_columns)]],
+            [
+                rated_at, *[list(c) for c in zip(*rated_columns)],
+                [None if t is None else orjson.dumps(t).decode() for t in tier_lists],
+            ],
         )
         rated_ids = dict((raw_id, rated_id) for rated_id, raw_id in cursor.fetchall())
-        ids, units, amounts, counts = zip(*[(t[0], t[1], t[2], t[3]) for t in totals.values()])
         cursor.execute(
             f"""
             UPDATE {_table(RunningTotal)} AS rt
-            SET units = x.units, amount = x.amount, event_count = x.event_count, updated_at = %s
-            FROM unnest(%b::bigint[], %b::numeric[], %b::numeric[], %b::bigint[]) AS x(id, units, amount, event_count)
+            SET units = x.units, amount = x.amount, event_count = x.event_count,
+                transaction_fees = x.fees, updated_at = %s
+            FROM unnest(%b::bigint[], %b::numeric[], %b::numeric[], %b::bigint[], %b::numeric[])
+                AS x(id, units, amount, event_count, fees)
             WHERE rt.id = x.id
             """,
-            [rated_at, list(ids), list(units), list(amounts), list(counts)],
+            [rated_at, *[list(column) for column in zip(*totals.values())]],
         )
 
     return [
@@ -239,7 +249,7 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
             customer_id=columns[3],
             subscription_id=columns[2],
             metric=item.resolution.metric.code,
-            dimension_key=item.dimension_key,
+            dimension_key=columns[5],
             quantity=item.quantity,
             units_before=columns[13],
             units_after=columns[14],
@@ -250,6 +260,11 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
             period_end=columns[10],
             timestamp=item.timestamp,
             rated_at=rated_at,
+            tiers=tiers,
         )
-        for item, columns in zip(inputs, rated_columns)
+        for item, columns, tiers in zip(inputs, rated_columns, tier_lists)
     ]
+
+
+def _tiers_wire(tiers: tuple[TierDelta, ...] | None) -> list[dict[str, Any]] | None:
+    return None if tiers is None else [t.as_dict() for t in tiers]

@@ -59,13 +59,38 @@ OFFERINGS = [
     ("growth", "Growth", ["search-api", "agent-api"], "growth-usd", "Growth (USD)"),
     ("mcp-pro", "MCP Pro", ["tools-mcp"], "mcp-pro-usd", "MCP Pro (USD)"),
 ]
+# One of each kind of price a usage business reaches for: graduated API calls (first 1,000 free),
+# sessions sold in packs, volume-priced tokens, and per-tool prices on MCP tool calls.
 PRICES = {
     "growth-usd": {
-        "api_calls": {"model": "per_unit", "rate": "0.003", "included_free": "1000"},
-        "agent_sessions": {"model": "per_unit", "rate": "0.05"},
-        "llm_tokens": {"model": "per_unit", "rate": "0.000002"},
+        "api_calls": {
+            "model": "graduated",
+            "tiers": [
+                {"up_to": "1000", "unit_amount": "0"},
+                {"up_to": "100000", "unit_amount": "0.003"},
+                {"up_to": None, "unit_amount": "0.002"},
+            ],
+        },
+        "agent_sessions": {"model": "package", "package_size": "10", "rate": "0.40"},
+        "llm_tokens": {
+            "model": "volume",
+            "tiers": [
+                {"up_to": "1000000", "unit_amount": "0.000002"},
+                {"up_to": "10000000", "unit_amount": "0.0000015"},
+                {"up_to": None, "unit_amount": "0.000001"},
+            ],
+        },
     },
-    "mcp-pro-usd": {"tool_calls": {"model": "per_unit", "rate": "0.01"}},
+    "mcp-pro-usd": {
+        "tool_calls": {
+            "model": "per_unit",
+            "rate": "0.01",
+            "overrides": [
+                {"match": {"tool_name": "generate"}, "price": {"model": "per_unit", "rate": "0.05"}},
+                {"match": {"tool_name": "summarize"}, "price": {"model": "per_unit", "rate": "0.02"}},
+            ],
+        }
+    },
 }
 CUSTOMERS = [
     # name, external id, billing mode, rate plan, login

@@ -25,7 +25,7 @@ import orjson
 from django.conf import settings
 from django_redis import get_redis_connection
 
-from billing.rating import Pricer, compile_config, config_hash
+from billing.rating import Model, PriceBook, compile_config, config_hash
 from catalog.generation import catalog_generation_get_many
 
 from .selectors import billing_contexts_build
@@ -40,7 +40,7 @@ class PricedMetric:
     metric_config_id: int
     config: dict[str, Any]
     config_hash: str
-    pricer: Pricer
+    pricer: PriceBook
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +86,8 @@ class Resolution:
     subscription: SubscriptionContext
     version_id: int
     metric: PricedMetric
+    dimension_key: str  # "" unless a dimension override of the config prices the event
+    model: Model  # the base config's model or the override's
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +103,21 @@ _UNKNOWN = {
 }
 
 
-def resolve(context: BillingContext | None, *, metric: str, at: datetime, subject: str) -> Resolution | Unmatched:
-    """Which subscription, rate plan version and metric config price this event.
+def resolve(
+    context: BillingContext | None,
+    *,
+    metric: str,
+    at: datetime,
+    subject: str,
+    dimensions: Mapping[str, Any] | None = None,
+) -> Resolution | Unmatched:
+    """Which subscription, rate plan version, metric config and dimension price this event.
 
     The subscription active at `at` (started_at <= at < ended_at) whose version in force at
-    `at` prices `metric`; among several, the lowest id (deterministic). `subject` (what the
-    event named) says which kind of id was unknown when there is no context."""
+    `at` prices `metric`; among several, the lowest id (deterministic). Within the config, the
+    most specific dimension override matching `dimensions` (its own running total), else the
+    base price. `subject` (what the event named) says which kind of id was unknown when there
+    is no context."""
     if context is None:
         return Unmatched(*_UNKNOWN[subject.split(":", 1)[0]])
     if context.revoked_at is not None and at >= context.revoked_at:
@@ -117,7 +128,9 @@ def resolve(context: BillingContext | None, *, metric: str, at: datetime, subjec
     for subscription in active:
         version = subscription.version_at(at)
         if version is not None and metric in version.metrics:
-            return Resolution(context, subscription, version.id, version.metrics[metric])
+            priced = version.metrics[metric]
+            key, model = priced.pricer.select(dimensions)
+            return Resolution(context, subscription, version.id, priced, key, model)
     return Unmatched("metric_not_priced", f"no rate plan version in force at {at.isoformat()} prices {metric!r}")
 
 

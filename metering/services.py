@@ -215,7 +215,10 @@ def usage_batch_enrich(*, events: Sequence[IncomingEvent], cache: EnrichmentCach
     return EnrichedBatch(
         events=ordered,
         resolutions=[
-            resolve(contexts[(e.tenant_id, e.subject)], metric=e.event.metric, at=e.event.timestamp, subject=e.subject)
+            resolve(
+                contexts[(e.tenant_id, e.subject)], metric=e.event.metric, at=e.event.timestamp, subject=e.subject,
+                dimensions=e.event.dimensions,
+            )
             for e in ordered
         ],
         duplicates_in_batch=len(events) - len(unique),
@@ -298,7 +301,8 @@ def unmatched_usage_replay(
         for row in rows:
             raw = row.raw_event
             resolution = resolve(
-                contexts[(row.tenant_id, raw.subject)], metric=raw.metric, at=raw.timestamp, subject=raw.subject
+                contexts[(row.tenant_id, raw.subject)], metric=raw.metric, at=raw.timestamp, subject=raw.subject,
+                dimensions=raw.dimensions,
             )
             if isinstance(resolution, Resolution):
                 inputs.append(

@@ -129,8 +129,10 @@ def priced_setup(
     metric_code: str | None = None,
     billing_mode: str = Subscription.BillingMode.POSTPAID,
     started_at: datetime | None = None,
+    config: dict | None = None,
 ) -> PricedSetup:
-    """A tenant's complete hierarchy pricing one metric per unit, ready to rate events."""
+    """A tenant's complete hierarchy pricing one metric (per unit at `rate`, or by `config`),
+    ready to rate events."""
     tenant = tenant or TenantFactory()
     started_at = started_at or timezone.now() - timedelta(days=120)
     customer = CustomerFactory(tenant=tenant)
@@ -142,7 +144,7 @@ def priced_setup(
     plan.offering.products.add(product)
     version = services.rate_plan_version_create(rate_plan=plan, effective_from=started_at)
     config = services.metric_config_set(
-        version=version, metric=metric, config={"model": "per_unit", "rate": rate, "included_free": included_free}
+        version=version, metric=metric, config=config or {"model": "per_unit", "rate": rate, "included_free": included_free}
     )
     version = services.rate_plan_version_publish(version=version)
     subscription = services.catalog_object_save(

@@ -214,3 +214,12 @@ def test_tenant_tokens_are_created_once_and_revoked(admin_client, db):
     admin_client.post(changelist_url(TenantToken), {"action": "revoke_selected", "_selected_action": [token.pk]})
     token.refresh_from_db()
     assert token.revoked_at is not None and not token.is_active
+
+
+def test_rated_event_page_shows_its_tier_breakdown(admin_client, db):
+    rows = ledger_rows(priced_setup(), event_id="tiered")
+    RatedEvent.objects.filter(pk=rows.rated_event.pk).update(
+        tiers=[{"tier": 1, "units": "-10", "amount": "-15"}, {"tier": 2, "units": "10.5", "amount": "7.25"}]
+    )
+    page = admin_client.get(change_url(rows.rated_event)).content.decode()
+    assert "tier 1: -10 units → -15, tier 2: 10.5 units → 7.25" in page

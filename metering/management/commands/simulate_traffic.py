@@ -64,7 +64,10 @@ class Command(BaseCommand):
         owed = 0.0
         next_report = started + 5
         tick = 0
-        while (now := time.monotonic()) - started < seconds:
+        # A fixed number of ticks, paced in time: the run offers rate × seconds events even when a
+        # slow machine makes it take longer than --seconds.
+        while tick < round(seconds * ticks):
+            now = time.monotonic()
             owed += rate / ticks
             batch = [demo_event(rng.choice(demo["customers"]), rng=rng) for _ in range(int(owed))]
             owed -= len(batch)
