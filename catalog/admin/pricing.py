@@ -1,13 +1,18 @@
 """Admin for products, metrics, offerings, rate plans, versions, metric configs, subscriptions."""
 
-
 from __future__ import annotations
 
+import json
+
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.forms.fields import InvalidJSONInput
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import path, reverse
+
+from billing.rating import ConfigError, validate_config
 
 from .. import services
 from ..models import (
@@ -27,7 +32,9 @@ admin.site.index_title = "Catalog, ledgers and running totals"
 SHOWN_ONCE = "copy it now: only its hash is stored, it will not be shown again."
 
 
+from .pricing_preview import CONFIG_HELP_SHORT, config_reference, price_preview_html
 from .scoping import (
+    TenantInlineFormSet,
     TenantScopedModelAdmin,
     TenantScopedTabularInline,
     adopt_saved,
@@ -46,7 +53,7 @@ class ProductAdmin(TenantScopedModelAdmin):
     list_display = ("name", "code", "product_type", "created_at")
     list_filter = ("product_type",)
     search_fields = ("name", "code")
-    inlines = [MetricInline]
+    inlines = (MetricInline,)
 
 
 @admin.register(Metric)
@@ -72,23 +79,59 @@ class RatePlanAdmin(TenantScopedModelAdmin):
     search_fields = ("name", "code", "offering__name")
 
 
-CONFIG_HELP = (
-    'What the rating engine takes, numbers as strings: {"model": "per_unit", "rate": "0.003", "included_free": "1000"}'
-)
+class ConfigJSONField(forms.JSONField):
+    """The config textarea: indented JSON, so tiers and overrides read one per line, in the
+    engine's order (model first) rather than the database's (jsonb sorts keys by length)."""
+
+    def prepare_value(self, value):
+        if isinstance(value, InvalidJSONInput):
+            return value
+        if value is None:
+            return ""
+        try:
+            value = validate_config(value)
+        except ConfigError:
+            pass  # shown as typed: the engine's error is on the field
+        return json.dumps(value, ensure_ascii=False, indent=2, cls=self.encoder)
+
+
+def config_formfield_kwargs(*, rows: int, cols: int) -> dict:
+    attrs = {"rows": rows, "cols": cols, "class": "vLargeTextField pricing-config", "spellcheck": "false"}
+    return {"form_class": ConfigJSONField, "widget": forms.Textarea(attrs=attrs)}
+
+
+def _currency(config: MetricConfig) -> str:
+    """The plan's currency (the inline's rows share their parent version: one query per page)."""
+    return config.version.rate_plan.currency if config.version_id else ""
+
+
+class MetricConfigInlineFormSet(TenantInlineFormSet):
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        form.instance.version = self.instance  # every row's preview reads the parent's currency: no N+1
+        return form
 
 
 class MetricConfigInline(TenantScopedTabularInline):
-    """Prices of one version; editable while the version is a draft, read-only once published."""
+    """Prices of one version; editable while the version is a draft, read-only once published.
+    Each row shows a compact price preview of its config (catalog/admin/pricing_preview.py)."""
 
     model = MetricConfig
-    fields = ("metric", "config")
+    formset = MetricConfigInlineFormSet
+    fields = ("metric", "config", "price_preview")
+    readonly_fields = ("price_preview",)
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "config":
+            kwargs.update(config_formfield_kwargs(rows=10, cols=60))
         formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
         if db_field.name == "config":
-            formfield.help_text = CONFIG_HELP
-            formfield.widget.attrs.update(rows=3, cols=70)
+            formfield.help_text = CONFIG_HELP_SHORT
         return formfield
+
+    @admin.display(description="price preview")
+    def price_preview(self, config: MetricConfig):
+        return price_preview_html(config.config, currency=_currency(config), compact=True)
 
     def _editable(self, obj) -> bool:
         return obj is None or not obj.is_published
@@ -113,8 +156,12 @@ class RatePlanVersionAdmin(TenantScopedModelAdmin):
     list_filter = ("status", ("rate_plan", admin.RelatedOnlyFieldListFilter))
     search_fields = ("rate_plan__name", "rate_plan__code", "notes")
     date_hierarchy = "effective_from"
-    inlines = [MetricConfigInline]
-    actions = ["publish_selected", "revise_selected"]
+    inlines = (MetricConfigInline,)
+    actions = ("publish_selected", "revise_selected")
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        context["pricing_reference"] = config_reference()
+        return super().render_change_form(request, context, *args, **kwargs)
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -219,6 +266,7 @@ class MetricConfigAdmin(TenantScopedModelAdmin):
     list_select_related = ("metric", "version__rate_plan")
     list_filter = ("version__status", ("metric", admin.RelatedOnlyFieldListFilter))
     search_fields = ("metric__code", "version__rate_plan__name")
+    readonly_fields = ("price_preview",)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "version":
@@ -227,10 +275,18 @@ class MetricConfigAdmin(TenantScopedModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "config":
+            kwargs.update(config_formfield_kwargs(rows=18, cols=90))
         formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
         if db_field.name == "config":
-            formfield.help_text = CONFIG_HELP
+            formfield.help_text = config_reference()
         return formfield
+
+    @admin.display(description="price preview")
+    def price_preview(self, config: MetricConfig):
+        """The quote at a few volumes of the config on the form: the saved one, or the submitted
+        one once it validated (the form's instance holds it when another field is at fault)."""
+        return price_preview_html(config.config, currency=_currency(config))
 
     @admin.display(description="pricing model")
     def pricing_model(self, config: MetricConfig) -> str:
@@ -253,7 +309,14 @@ class MetricConfigAdmin(TenantScopedModelAdmin):
 @admin.register(Subscription)
 class SubscriptionAdmin(TenantScopedModelAdmin):
     list_display = (
-        "customer", "rate_plan", "billing_mode", "billing_cadence", "status", "currency", "started_at", "ended_at",
+        "customer",
+        "rate_plan",
+        "billing_mode",
+        "billing_cadence",
+        "status",
+        "currency",
+        "started_at",
+        "ended_at",
     )
     list_select_related = ("customer", "rate_plan")
     list_filter = ("status", "billing_mode", "billing_cadence", ("rate_plan", admin.RelatedOnlyFieldListFilter))
