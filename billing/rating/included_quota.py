@@ -1,13 +1,14 @@
-"""included_quota: the first `quota` units are included; units beyond it at `overage_rate`."""
+"""included_quota: the first `quota` units are included; units beyond it at `overage_rate`.
+The same charge as per_unit with included_free = quota, named as plans name it."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from .engine import MAX_UNITS, ZERO, Line, Model, param, reject_unknown, text
+from .engine import MAX_UNITS, ZERO, Line, param, reject_unknown, text
+from .per_unit import PerUnit
 
 FIELDS = {"model", "quota", "overage_rate"}
 
@@ -21,23 +22,16 @@ def normalise(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class IncludedQuota(Model):
+class IncludedQuota(PerUnit):
     name = "included_quota"
-    quota: Decimal
-    overage_rate: Decimal
-
-    def _quote(self, units: Decimal, events: Sequence[Decimal] | None) -> Decimal:
-        overage = units - self.quota
-        return overage * self.overage_rate if overage > 0 else ZERO
 
     def _lines(self, units: Decimal, events: Sequence[Decimal] | None) -> list[Line]:
-        overage = max(units - self.quota, ZERO)
+        overage = max(units - self.included_free, ZERO)
         return [
-            Line(f"included (quota {text(self.quota)})", ZERO, units=min(units, self.quota), unit_amount=ZERO),
-            Line("overage", overage * self.overage_rate, units=overage, unit_amount=self.overage_rate),
+            Line(f"included (quota {text(self.included_free)})", ZERO, units=min(units, self.included_free), unit_amount=ZERO),
+            Line("overage", overage * self.rate, units=overage, unit_amount=self.rate),
         ]
 
 
 def compile(config: Mapping[str, Any]) -> IncludedQuota:  # shadows the builtin: the module's contract name
-    return IncludedQuota(quota=Decimal(config["quota"]), overage_rate=Decimal(config["overage_rate"]))
+    return IncludedQuota(rate=Decimal(config["overage_rate"]), included_free=Decimal(config["quota"]))
