@@ -210,6 +210,10 @@ def test_published_configs_show_a_read_only_preview_and_other_tenants_none(opera
     page = operator_client.get(change_url(setup.metric_config)).content.decode()
     assert 'name="config"' not in page
     assert ("1,000,000", "3,000") in _preview_rows(page)
+    # The config itself reads as indented JSON, model first, on this page and the version's.
+    pretty = '<pre class="pricing-config">{\n  &quot;model&quot;: &quot;per_unit&quot;,\n  &quot;rate&quot;: &quot;0.003&quot;'
+    assert pretty in page
+    assert pretty in operator_client.get(change_url(setup.version)).content.decode()
     other = priced_setup(rate="7")
     response = operator_client.get(change_url(other.metric_config), follow=True)
     assert ("1,000,000", "7,000,000") not in _preview_rows(response.content.decode())

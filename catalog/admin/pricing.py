@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms.fields import InvalidJSONInput
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import redirect
+from django.utils.html import format_html
 from django.urls import path, reverse
 
 from billing.rating import ConfigError, validate_config
@@ -95,6 +96,10 @@ class ConfigJSONField(forms.JSONField):
         return json.dumps(value, ensure_ascii=False, indent=2, cls=self.encoder)
 
 
+def config_json_html(config) -> str:
+    return format_html('<pre class="pricing-config">{}</pre>', ConfigJSONField().prepare_value(config))
+
+
 def config_formfield_kwargs(*, rows: int, cols: int) -> dict:
     attrs = {"rows": rows, "cols": cols, "class": "vLargeTextField pricing-config", "spellcheck": "false"}
     return {"form_class": ConfigJSONField, "widget": forms.Textarea(attrs=attrs)}
@@ -119,7 +124,14 @@ class MetricConfigInline(TenantScopedTabularInline):
     model = MetricConfig
     formset = MetricConfigInlineFormSet
     fields = ("metric", "config", "price_preview")
-    readonly_fields = ("price_preview",)
+    readonly_fields = ("price_preview", "config_json")
+
+    def get_fields(self, request, obj=None):
+        return ("metric", "config", "price_preview") if self._editable(obj) else ("metric", "config_json", "price_preview")
+
+    @admin.display(description="config")
+    def config_json(self, config: MetricConfig):
+        return config_json_html(config.config)
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name == "config":
@@ -266,7 +278,18 @@ class MetricConfigAdmin(TenantScopedModelAdmin):
     list_select_related = ("metric", "version__rate_plan")
     list_filter = ("version__status", ("metric", admin.RelatedOnlyFieldListFilter))
     search_fields = ("metric__code", "version__rate_plan__name")
-    readonly_fields = ("price_preview",)
+    readonly_fields = ("price_preview", "config_json")
+
+    def get_fields(self, request, obj=None):
+        """A published config reads as indented JSON (Django would print jsonb on one line)."""
+        fields = [f for f in super().get_fields(request, obj) if f != "config_json"]
+        if obj is not None and not self._editable(obj):
+            fields = ["config_json" if f == "config" else f for f in fields]
+        return fields
+
+    @admin.display(description="config")
+    def config_json(self, config: MetricConfig):
+        return config_json_html(config.config)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "version":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from django.template.loader import render_to_string
@@ -17,6 +17,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from billing.rating import ConfigError, Line, RatingError, breakdown, dimension_key, quote, text, validate_config
+from billing.rating.engine import PRECISION
 
 ZERO, ONE = Decimal(0), Decimal(1)
 ROUND_VOLUMES = (Decimal(10), Decimal(1000), Decimal(1_000_000))
@@ -160,6 +161,10 @@ class PreviewRow:
     units: str
     amount: str
     lines: tuple[str, ...]
+    # Display only: the fraction digits a cell lacks to line its decimal point up with the rest
+    # of its column ("" / ".000" / "00"), drawn invisibly after the number (pricing_styles.html).
+    units_pad: str = ""
+    amount_pad: str = ""
 
 
 @dataclass(frozen=True)
@@ -174,24 +179,62 @@ def _grouped(value: Decimal | None) -> str:
     return format(Decimal(text(value) or "0"), ",f")
 
 
-def _line_text(line: Line) -> str:
+def _fraction_digits(number: str) -> int:
+    return len(number.partition(".")[2])
+
+
+def _pads(numbers: list[str]) -> list[str]:
+    """For each number of a column, the invisible fraction that aligns it on the decimal point."""
+    widest = max((_fraction_digits(number) for number in numbers), default=0)
+    pads = []
+    for number in numbers:
+        digits = _fraction_digits(number)
+        missing = "0" * (widest - digits)
+        pads.append(("." + missing if missing else "") if digits == 0 else missing)
+    return pads
+
+
+def _line_text(line: Line, price: Mapping[str, Any]) -> str:
     if line.units is None or line.unit_amount is None:
         return f"{line.description}: {_grouped(line.amount)}"
+    percentage = price.get("model") == "percentage"
+    rate = f"{price['rate']}%" if percentage else text(line.unit_amount)
     flat = f" + {_grouped(line.flat_amount)}" if line.flat_amount else ""
-    return f"{line.description}: {_grouped(line.units)} × {text(line.unit_amount)}{flat} = {_grouped(line.amount)}"
+    formula = f"{line.description}: {_grouped(line.units)} × {rate}{flat}"
+    with localcontext() as ctx:
+        ctx.prec = PRECISION
+        computed = line.units * line.unit_amount + (line.flat_amount or 0)
+    if computed == line.amount:
+        return f"{formula} = {_grouped(line.amount)}"
+    # percentage only: the fee was clamped, or the free allowance applies; say so rather than
+    # print an equation that does not hold.
+    limit_max, limit_min = price.get("per_transaction_max"), price.get("per_transaction_min")
+    if percentage and limit_max is not None and computed > line.amount == Decimal(limit_max):
+        outcome = f"capped at per_transaction_max {_grouped(line.amount)}"
+    elif percentage and limit_min is not None and computed < line.amount == Decimal(limit_min):
+        outcome = f"raised to per_transaction_min {_grouped(line.amount)}"
+    else:
+        outcome = f"charged {_grouped(line.amount)}"
+    return f"{formula} = {_grouped(computed)}, {outcome}"
 
 
 def _section(title: str, price: Mapping[str, Any]) -> PreviewSection:
-    rows = []
+    priced = []
     for units in preview_volumes(price):
         try:
             amount = quote(price, units)
             _, lines = breakdown(price, units)
         except RatingError:  # a volume past the engine's limits: nothing to show
             continue
-        rows.append(PreviewRow(_grouped(units), _grouped(amount), tuple(_line_text(line) for line in lines)))
+        priced.append((_grouped(units), _grouped(amount), tuple(_line_text(line, price) for line in lines)))
+    units_pads = _pads([units for units, _, _ in priced])
+    amount_pads = _pads([amount for _, amount, _ in priced])
+    rows = tuple(
+        PreviewRow(units, amount, lines, units_pad, amount_pad)
+        for (units, amount, lines), units_pad, amount_pad in zip(priced, units_pads, amount_pads, strict=True)
+    )
     label = "one transaction of" if price["model"] == "percentage" else "units"
-    return PreviewSection(title, label, tuple(rows))
+    return PreviewSection(title, label, rows)
 
 
 def price_preview(config: Any) -> list[PreviewSection] | None:

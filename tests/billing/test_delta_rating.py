@@ -39,11 +39,11 @@ CONFIGS = {
 }
 
 
-def incoming(setup, event_id, quantity, *, offset, dimensions=None):
+def incoming(setup, event_id, quantity, *, offset, dimensions=None, api_key=None):
     now = timezone.now()
     event = validate_event(
         {
-            "event_id": event_id, "api_key": setup.api_key, "metric": setup.metric.code, "quantity": quantity,
+            "event_id": event_id, "api_key": api_key or setup.api_key, "metric": setup.metric.code, "quantity": quantity,
             "timestamp": (now - timedelta(seconds=1)).isoformat(), "dimensions": dimensions or {},
         },
         now=now,
@@ -189,3 +189,22 @@ def test_concurrent_batches_keep_the_percentage_state_exact():
         expected_fees += fees.fee(index, prior, r.quantity)[0]
         prior += r.quantity
     assert total.transaction_fees == expected_fees
+
+
+@pytest.mark.django_db
+def test_replayed_unmatched_usage_is_priced_by_its_dimensions():
+    from catalog import services
+    from metering.services import unmatched_usage_replay
+
+    config = {
+        "model": "per_unit", "rate": "0.01",
+        "overrides": [{"match": {"tool_name": "generate"}, "price": {"model": "per_unit", "rate": "0.05"}}],
+    }
+    setup = priced_setup(config=config)
+    secret = "sk_live_created_after_the_event"
+    early = incoming(setup, "early", "2", offset=None, dimensions={"tool_name": "generate"}, api_key=secret)
+    assert usage_batch_process(events=[early], cache=EnrichmentCache()).unmatched == 1
+    services.api_key_create(app=setup.app, secret=secret)
+    counts, rated = unmatched_usage_replay(tenant_id=setup.tenant.id)
+    assert counts == {"rated": 1, "still_unmatched": 0}
+    assert (rated[0].dimension_key, rated[0].amount) == ("tool_name=generate", Decimal("0.10"))
