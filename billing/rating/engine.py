@@ -200,6 +200,11 @@ class Model:
             ctx.prec = PRECISION
             return self._rate(usage, quantity)
 
+    def boundaries(self) -> list[Decimal]:
+        """Units where the price per unit changes (tier bounds, included units, package edges),
+        ascending: what a price preview should show. None for per-transaction models."""
+        return []
+
     def _quote(self, units: Decimal, events: Sequence[Decimal] | None) -> Decimal:
         raise NotImplementedError
 

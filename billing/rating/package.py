@@ -40,6 +40,9 @@ class Package(Model):
     free_units: Decimal
     round_up: bool
 
+    def boundaries(self) -> list[Decimal]:
+        return [b for b in (self.free_units, self.free_units + self.package_size, self.free_units + 2 * self.package_size) if b]
+
     def packages(self, units: Decimal) -> tuple[Decimal, Decimal]:
         """(billable units, packages charged)."""
         billable = units - self.free_units

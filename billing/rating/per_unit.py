@@ -27,6 +27,9 @@ class PerUnit(Model):
     rate: Decimal
     included_free: Decimal
 
+    def boundaries(self) -> list[Decimal]:
+        return [self.included_free] if self.included_free else []
+
     def _quote(self, units: Decimal, events: Sequence[Decimal] | None) -> Decimal:
         billable = units - self.included_free
         return billable * self.rate if billable > 0 else ZERO

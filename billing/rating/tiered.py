@@ -76,6 +76,9 @@ class Graduated(TieredModel):
     name = "graduated"
     tiers: tuple[Tier, ...]
 
+    def boundaries(self) -> list[Decimal]:
+        return [up_to for up_to, _, _ in self.tiers if up_to is not None]
+
     def _tier_totals(self, units: Decimal) -> list[tuple[int, Decimal, Decimal]]:
         totals = []
         lower = ZERO
@@ -103,6 +106,7 @@ class Graduated(TieredModel):
 class Volume(TieredModel):
     name = "volume"
     tiers: tuple[Tier, ...]
+    boundaries = Graduated.boundaries
 
     def _tier_totals(self, units: Decimal) -> list[tuple[int, Decimal, Decimal]]:
         for number, (up_to, unit_amount, flat_amount) in enumerate(self.tiers, start=1):

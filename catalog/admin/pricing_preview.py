@@ -16,7 +16,7 @@ from django.template.loader import render_to_string
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from billing.rating import ConfigError, Line, RatingError, breakdown, dimension_key, quote, text, validate_config
+from billing.rating import ConfigError, Line, RatingError, breakdown, compile_config, dimension_key, quote, text, validate_config
 from billing.rating.engine import PRECISION
 
 ZERO, ONE = Decimal(0), Decimal(1)
@@ -119,33 +119,17 @@ def _just_past(bound: Decimal) -> Decimal:
     return bound + ONE.scaleb(min(int(exponent), 0))
 
 
-def _boundaries(config: Mapping[str, Any]) -> list[Decimal]:
-    """Where the price of a (normalised) price config changes, ascending."""
-    model = config.get("model")
-    if model in ("graduated", "volume"):
-        return [Decimal(tier["up_to"]) for tier in config["tiers"] if tier["up_to"] is not None]
-    if model == "per_unit":
-        return [Decimal(config["included_free"])]
-    if model == "included_quota":
-        return [Decimal(config["quota"])]
-    if model == "package":
-        free, size = Decimal(config["free_units"]), Decimal(config["package_size"])
-        return [free, free + size, free + 2 * size]
-    return []
-
-
 def preview_volumes(config: Mapping[str, Any]) -> list[Decimal]:
     """Volumes worth pricing for one normalised price config (its overrides aside), ascending.
 
     percentage: one transaction of 10, 100 and 1,000. Otherwise 0, 1, 10, 1,000 and 1,000,000,
     and each boundary where the price changes (tier bounds, included units, package edges) with
     the volume just past it, lowest boundaries first, up to MAX_VOLUMES volumes in all."""
-    if config.get("model") == "percentage":
+    model = compile_config(config).base
+    if model.uses_events:
         return list(TRANSACTION_VOLUMES)
     volumes = {ZERO, ONE, *ROUND_VOLUMES}
-    for bound in _boundaries(config):
-        if bound <= 0:
-            continue
+    for bound in model.boundaries():
         pair = {bound, _just_past(bound)}
         if len(volumes | pair) > MAX_VOLUMES:
             break
