@@ -21,6 +21,7 @@ from django.db import connection
 
 from aforo.db import bulk_cursor
 from billing.rating import TierDelta, Usage
+from wallets.services import RatedCharge, wallet_charges_record
 from consumers.kafka import Record, produce_and_wait
 
 from .models import PricingSnapshot, RatedEvent, RunningTotal
@@ -30,6 +31,7 @@ from .selectors import decimal_text
 if TYPE_CHECKING:
     from metering.enrichment import Resolution
 
+WALLET_MODES = ("prepaid", "hybrid")  # subscriptions whose rated events settle against a wallet as they are rated
 TotalKey = tuple[int, int, str, datetime]  # (subscription, metric, dimension_key, period_start)
 
 
@@ -41,6 +43,7 @@ class RatingInput:
     quantity: Decimal
     timestamp: datetime
     resolution: Resolution
+    session: str = ""  # the event's session_id dimension (a wallet hold with that reference pays first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +243,19 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
             [rated_at, *[list(column) for column in zip(*totals.values())]],
         )
 
+    wallet_charges_record(
+        charges=[
+            RatedCharge(
+                rated_event_id=rated_ids[item.raw_event_id], tenant_id=item.tenant_id,
+                customer_id=item.resolution.subscription.customer_id, currency=item.resolution.subscription.currency,
+                billing_mode=item.resolution.subscription.billing_mode, amount=columns[15], session=item.session,
+                event_id=item.event_id,
+            )
+            for item, columns in zip(inputs, rated_columns)
+            if item.resolution.subscription.billing_mode in WALLET_MODES
+        ],
+        now=rated_at,
+    )
     return [
         RatedRecord(
             rated_event_id=rated_ids[item.raw_event_id],

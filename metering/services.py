@@ -249,6 +249,7 @@ def usage_batch_persist(*, batch: EnrichedBatch) -> BatchOutcome:
                     RatingInput(
                         raw_event_id=raw_id, tenant_id=incoming.tenant_id, event_id=incoming.event.event_id,
                         quantity=incoming.event.quantity, timestamp=incoming.event.timestamp, resolution=resolution,
+                        session=str(incoming.event.dimensions.get("session_id", "")),
                     )
                 )
             else:
@@ -309,6 +310,7 @@ def unmatched_usage_replay(
                     RatingInput(
                         raw_event_id=raw.id, tenant_id=row.tenant_id, event_id=raw.event_id,
                         quantity=raw.quantity, timestamp=raw.timestamp, resolution=resolution,
+                        session=str((raw.dimensions or {}).get("session_id", "")),
                     )
                 )
                 matched_ids.append(row.id)

@@ -1,2 +1,141 @@
-"""Wallets, the append-only wallet ledger and escrow holds arrive with the prepaid-wallets
-issue; the app exists now so the project layout is the final one."""
+"""Prepaid wallets, their append-only ledger, escrow holds and low-balance alerts.
+
+Wallet: one per (customer, currency). `balance` is the money in it, `held` the part reserved by
+active holds; available = balance − held. Both are derived and kept in the same transaction as
+the ledger rows that change them, under the wallet's row lock (SELECT … FOR UPDATE):
+    balance == sum(entry.amount)   and   held == sum(entry.held_change)   over its ledger.
+WalletEntry: append-only; every change to a wallet is one row with a unique idempotency key.
+Hold: a reservation against the available balance (e.g. an MCP session), active → committed |
+released | expired; each transition is re-checked under the wallet lock. Rated events of the
+hold's session draw from it first (`drawn`).
+LowBalanceAlert: one row each time the available balance falls below one of the wallet's
+thresholds.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from billing.models import AMOUNT
+from catalog.models import Customer, Tenant
+
+
+class Wallet(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="wallets")
+    currency = models.CharField(max_length=3)
+    balance = models.DecimalField(**AMOUNT, default=0)
+    held = models.DecimalField(**AMOUNT, default=0)
+    # Available-balance levels that raise a LowBalanceAlert when crossed downwards, e.g. ["100", "10"].
+    low_balance_thresholds = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "currency"], name="wallet_one_per_customer_currency"),
+            models.CheckConstraint(condition=Q(held__gte=0), name="wallet_held_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer} {self.currency} wallet"
+
+    @property
+    def available(self) -> Decimal:
+        return self.balance - self.held
+
+
+class Hold(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        COMMITTED = "committed"
+        RELEASED = "released"
+        EXPIRED = "expired"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="holds")
+    amount = models.DecimalField(**AMOUNT, validators=[MinValueValidator(Decimal(0))])
+    # Charged to the hold by rated events of its session (their debits draw from it first).
+    drawn = models.DecimalField(**AMOUNT, default=0)
+    # What the commit charged on top of `drawn` (null until committed).
+    committed_amount = models.DecimalField(**AMOUNT, null=True, blank=True)
+    reference = models.CharField(max_length=200, help_text="What the hold is for: an MCP session id, a request id…")
+    idempotency_key = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["wallet", "idempotency_key"], name="hold_idempotency_key_unique"),
+            models.CheckConstraint(condition=Q(drawn__lte=F("amount")), name="hold_drawn_within_amount"),
+        ]
+        indexes = [
+            # The expiry sweep and the session lookup of the rating path only touch active holds.
+            models.Index(fields=["expires_at"], condition=Q(status="active"), name="hold_active_expiry"),
+            models.Index(fields=["wallet", "reference"], condition=Q(status="active"), name="hold_active_reference"),
+        ]
+
+    def __str__(self) -> str:
+        return f"hold {self.pk} {self.amount} ({self.status})"
+
+    @property
+    def remaining(self) -> Decimal:
+        """The part still reserved while active."""
+        return self.amount - self.drawn if self.status == self.Status.ACTIVE else Decimal(0)
+
+
+class WalletEntry(models.Model):
+    class Kind(models.TextChoices):
+        TOP_UP = "top_up"
+        DEBIT = "debit"  # a rated event of a prepaid or hybrid subscription
+        HOLD = "hold"
+        HOLD_COMMIT = "hold_commit"
+        HOLD_RELEASE = "hold_release"
+        HOLD_EXPIRY = "hold_expiry"
+        ADJUSTMENT = "adjustment"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="entries")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    amount = models.DecimalField(**AMOUNT, help_text="Change to the balance (debits negative).")
+    held_change = models.DecimalField(**AMOUNT, default=0, help_text="Change to the held amount.")
+    balance_after = models.DecimalField(**AMOUNT)
+    held_after = models.DecimalField(**AMOUNT)
+    hold = models.ForeignKey(Hold, on_delete=models.PROTECT, null=True, blank=True, related_name="entries")
+    # A debit's rated event: no database constraint (hot path, like the rated ledger's own links).
+    rated_event = models.ForeignKey(
+        "billing.RatedEvent", on_delete=models.PROTECT, null=True, blank=True, related_name="wallet_entries",
+        db_constraint=False,
+    )
+    reference = models.CharField(max_length=200, blank=True, default="")
+    idempotency_key = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["wallet", "idempotency_key"], name="wallet_entry_idempotency_key_unique"),
+        ]
+        indexes = [models.Index(fields=["wallet", "-id"], name="wallet_entry_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} → {self.balance_after}"
+
+
+class LowBalanceAlert(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="alerts")
+    threshold = models.DecimalField(**AMOUNT)
+    available_before = models.DecimalField(**AMOUNT)
+    available_after = models.DecimalField(**AMOUNT)
+    entry = models.ForeignKey(WalletEntry, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.wallet} below {self.threshold}"

@@ -1,0 +1,312 @@
+"""Wallet services on the real PostgreSQL: holds that never double-spend under concurrency,
+transitions that exactly one racer wins, idempotent retries, and the rated stream debiting
+prepaid and hybrid wallets in the rating transaction. After every test, every wallet agrees
+with its ledger (wallets_check)."""
+
+import threading
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from billing.models import RatedEvent
+from catalog.models import Subscription
+from metering.enrichment import EnrichmentCache
+from metering.services import IncomingEvent, usage_batch_process
+from metering.validation import validate_event
+from tests.factories import CustomerFactory, priced_setup
+from wallets.models import Hold, LowBalanceAlert, Wallet, WalletEntry
+from wallets.services import (
+    InsufficientFunds,
+    WalletError,
+    hold_commit,
+    hold_place,
+    hold_release,
+    holds_expire,
+    wallet_create,
+    wallet_top_up,
+    wallets_check,
+)
+
+
+@pytest.fixture(autouse=True)
+def ledger_invariant(request):
+    yield
+    if "db" in request.fixturenames or "transactional_db" in request.fixturenames:
+        assert wallets_check() == []
+
+
+def funded_wallet(amount="100", *, thresholds=(), customer=None) -> Wallet:
+    customer = customer or CustomerFactory()
+    wallet = wallet_create(customer=customer, currency="USD", low_balance_thresholds=[Decimal(t) for t in thresholds])
+    if Decimal(amount):
+        wallet_top_up(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(amount), idempotency_key="seed")
+    wallet.refresh_from_db()
+    return wallet
+
+
+def place(wallet, amount, key, *, ttl=60, reference="session-1", now=None):
+    return hold_place(
+        tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(amount), ttl_seconds=ttl,
+        reference=reference, idempotency_key=key, now=now,
+    )
+
+
+def run_concurrently(functions):
+    """Start every function on its own thread at once; return their results or exceptions."""
+    results: list = [None] * len(functions)
+    barrier = threading.Barrier(len(functions))
+
+    def run(index, function):
+        try:
+            barrier.wait(10)
+            results[index] = function()
+        except BaseException as error:  # noqa: BLE001 - collected for the assertions
+            results[index] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, f)) for i, f in enumerate(functions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+# --- holds --------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_holds_against_a_wallet_covering_exactly_k_of_them():
+    wallet = funded_wallet("70")  # 50 holds of 10: exactly 7 fit
+    results = run_concurrently([lambda n=n: place(wallet, "10", f"h{n}") for n in range(50)])
+    placed = [r for r in results if isinstance(r, tuple)]
+    refused = [r for r in results if isinstance(r, InsufficientFunds)]
+    assert (len(placed), len(refused)) == (7, 43), [r for r in results if not isinstance(r, (tuple, InsufficientFunds))]
+    assert all(r.extra["available"] < Decimal(10) for r in refused)
+    wallet.refresh_from_db()
+    assert (wallet.balance, wallet.held, wallet.available) == (Decimal(70), Decimal(70), Decimal(0))
+    assert Hold.objects.filter(wallet=wallet, status="active").count() == 7
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("rounds", range(3))
+def test_commit_racing_release_racing_expiry_exactly_one_wins(rounds):
+    wallet = funded_wallet("100")
+    hold, _ = place(wallet, "40", "race", ttl=60)
+    after_expiry = timezone.now() + timedelta(seconds=120)  # only the sweep sees it due
+    results = run_concurrently(
+        [
+            lambda: hold_commit(tenant_id=wallet.tenant_id, hold_id=hold.pk, amount=Decimal(30)),
+            lambda: hold_release(tenant_id=wallet.tenant_id, hold_id=hold.pk),
+            lambda: holds_expire(now=after_expiry),
+        ]
+    )
+    hold.refresh_from_db()
+    resolutions = WalletEntry.objects.filter(hold=hold).exclude(kind="hold")
+    assert resolutions.count() == 1  # one transition, whoever won
+    winner = {"committed": 0, "released": 1, "expired": 2}[hold.status]
+    for index, result in enumerate(results):
+        if index == winner:
+            assert result == 1 if index == 2 else result[1] is True
+        elif index == 2:
+            assert result == 0
+        else:
+            assert isinstance(result, WalletError) and result.code == f"hold_{hold.status}"
+    wallet.refresh_from_db()
+    assert wallet.held == 0
+    assert wallet.balance == (Decimal(70) if hold.status == "committed" else Decimal(100))
+
+
+@pytest.mark.django_db
+def test_commit_charges_the_actual_amount_and_releases_the_rest():
+    wallet = funded_wallet("100")
+    hold, _ = place(wallet, "40", "h")
+    committed, changed = hold_commit(tenant_id=wallet.tenant_id, hold_id=hold.pk, amount=Decimal("12.5"))
+    assert changed and committed.status == "committed" and committed.committed_amount == Decimal("12.5")
+    wallet.refresh_from_db()
+    assert (wallet.balance, wallet.held) == (Decimal("87.5"), Decimal(0))
+    entry = WalletEntry.objects.get(hold=hold, kind="hold_commit")
+    assert (entry.amount, entry.held_change, entry.balance_after) == (Decimal("-12.5"), Decimal(-40), Decimal("87.5"))
+
+
+@pytest.mark.django_db
+def test_commit_above_the_hold_only_if_the_available_balance_covers_the_excess():
+    wallet = funded_wallet("100")
+    hold, _ = place(wallet, "40", "h")
+    place(wallet, "50", "other", reference="session-2")  # available now 10
+    with pytest.raises(InsufficientFunds) as refused:
+        hold_commit(tenant_id=wallet.tenant_id, hold_id=hold.pk, amount=Decimal("50.01"))
+    assert refused.value.extra["available"] == Decimal(10) and refused.value.extra["needed"] == Decimal("10.01")
+    assert Hold.objects.get(pk=hold.pk).status == "active"  # nothing happened
+    hold_commit(tenant_id=wallet.tenant_id, hold_id=hold.pk, amount=Decimal(50))
+    wallet.refresh_from_db()
+    assert (wallet.balance, wallet.held, wallet.available) == (Decimal(50), Decimal(50), Decimal(0))
+
+
+@pytest.mark.django_db
+def test_every_write_is_idempotent():
+    wallet = funded_wallet("0")
+    first, created = wallet_top_up(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(20), idempotency_key="t1")
+    again, created_again = wallet_top_up(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(20), idempotency_key="t1")
+    assert created and not created_again and again.pk == first.pk
+    with pytest.raises(WalletError) as reused:
+        wallet_top_up(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(21), idempotency_key="t1")
+    assert reused.value.code == "idempotency_key_reused"
+    hold, created = place(wallet, "5", "h1")
+    same, created_again = place(wallet, "5", "h1")
+    assert created and not created_again and same.pk == hold.pk
+    hold_commit(tenant_id=wallet.tenant_id, hold_id=hold.pk, amount=Decimal(3))
+    assert hold_commit(tenant_id=wallet.tenant_id, hold_id=hold.pk, amount=Decimal(3))[1] is False
+    other, _ = place(wallet, "5", "h2")
+    hold_release(tenant_id=wallet.tenant_id, hold_id=other.pk)
+    assert hold_release(tenant_id=wallet.tenant_id, hold_id=other.pk)[1] is False
+    assert WalletEntry.objects.filter(wallet=wallet).count() == 5  # top-up, hold, commit, hold, release
+    wallet.refresh_from_db()
+    assert (wallet.balance, wallet.held) == (Decimal(17), Decimal(0))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("action", "code"),
+    [
+        (lambda w, h: hold_commit(tenant_id=w.tenant_id, hold_id=h.pk, amount=Decimal(1)), "hold_expired"),
+        (lambda w, h: hold_release(tenant_id=w.tenant_id, hold_id=h.pk), "hold_expired"),
+    ],
+)
+def test_a_hold_past_its_ttl_is_expired_by_whoever_finds_it(action, code):
+    wallet = funded_wallet("10")
+    hold, _ = place(wallet, "4", "h", ttl=1, now=timezone.now() - timedelta(seconds=5))
+    with pytest.raises(WalletError) as refused:
+        action(wallet, hold)
+    assert refused.value.code == code
+    hold.refresh_from_db()
+    wallet.refresh_from_db()
+    assert hold.status == "expired" and wallet.available == Decimal(10)  # the expiry itself stays
+
+
+@pytest.mark.django_db
+def test_bad_input_is_refused_with_the_field():
+    wallet = funded_wallet("10")
+    for amount in ("0", "-1", "0.0000000000001"):
+        with pytest.raises(WalletError) as refused:
+            wallet_top_up(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(amount), idempotency_key=amount)
+        assert (refused.value.code, refused.value.field, refused.value.status) == ("invalid_amount", "amount", 400)
+    with pytest.raises(WalletError) as refused:
+        place(wallet, "1", "ttl", ttl=0)
+    assert refused.value.field == "ttl_seconds"
+    other_tenant = funded_wallet("5")
+    with pytest.raises(WalletError) as refused:
+        wallet_top_up(tenant_id=wallet.tenant_id, wallet_id=other_tenant.pk, amount=Decimal(1), idempotency_key="x")
+    assert refused.value.status == 404
+    hold, _ = place(wallet, "1", "done")
+    hold_release(tenant_id=wallet.tenant_id, hold_id=hold.pk)
+    with pytest.raises(WalletError) as refused:
+        hold_commit(tenant_id=wallet.tenant_id, hold_id=hold.pk, amount=Decimal(1))
+    assert refused.value.code == "hold_released"
+
+
+@pytest.mark.django_db
+def test_expiry_sweep_is_bounded_and_idempotent():
+    wallet = funded_wallet("100")
+    past = timezone.now() - timedelta(minutes=5)
+    for n in range(5):
+        place(wallet, "10", f"old{n}", ttl=60, now=past)
+    place(wallet, "10", "live", ttl=600)
+    assert holds_expire(batch_size=3) == 3
+    assert holds_expire(batch_size=3) == 2
+    assert holds_expire(batch_size=3) == 0
+    wallet.refresh_from_db()
+    assert (wallet.held, wallet.available) == (Decimal(10), Decimal(90))
+
+
+@pytest.mark.django_db
+def test_low_balance_alerts_once_per_crossing():
+    wallet = funded_wallet("100", thresholds=["50", "20"])
+    place(wallet, "60", "a")  # 100 → 40 available: crosses 50
+    place(wallet, "30", "b", reference="s2")  # 40 → 10: crosses 20
+    place(wallet, "5", "c", reference="s3")  # 10 → 5: nothing new
+    assert list(LowBalanceAlert.objects.filter(wallet=wallet).order_by("id").values_list("threshold", flat=True)) == [50, 20]
+    wallet_top_up(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(100), idempotency_key="t")
+    place(wallet, "80", "d", reference="s4")  # 105 → 25 available: crosses 50 again
+    assert LowBalanceAlert.objects.filter(wallet=wallet).count() == 3
+
+
+# --- the rated stream ---------------------------------------------------------------------------
+
+
+def rate(setup, event_id, quantity, **dimensions):
+    now = timezone.now()
+    event = validate_event(
+        {
+            "event_id": event_id, "api_key": setup.api_key, "metric": setup.metric.code, "quantity": quantity,
+            "timestamp": (now - timedelta(seconds=1)).isoformat(), "dimensions": dimensions,
+        },
+        now=now,
+    )
+    return usage_batch_process(events=[IncomingEvent(setup.tenant.id, event.subject, event, now, 0, None)], cache=EnrichmentCache())
+
+
+@pytest.mark.django_db
+def test_prepaid_events_debit_the_wallet_as_they_are_rated_and_may_overdraw_it():
+    setup = priced_setup(rate="2", billing_mode=Subscription.BillingMode.PREPAID)
+    wallet = funded_wallet("5", customer=setup.customer, thresholds=["1"])
+    rate(setup, "a", "1")
+    rate(setup, "b", "3")  # 6 more: the wallet goes to −3, the shortfall stays visible
+    wallet.refresh_from_db()
+    assert (wallet.balance, wallet.available) == (Decimal(-3), Decimal(-3))
+    debits = WalletEntry.objects.filter(wallet=wallet, kind="debit").order_by("id")
+    assert [(d.amount, d.rated_event.raw_event.event_id) for d in debits] == [(Decimal(-2), "a"), (Decimal(-6), "b")]
+    assert sum(d.amount for d in debits) == -sum(r.amount for r in RatedEvent.objects.filter(subscription=setup.subscription))
+    alert = LowBalanceAlert.objects.get(wallet=wallet)  # 3 → −3 crossed 1, once
+    assert (alert.threshold, alert.available_before, alert.available_after, alert.entry_id) == (1, 3, -3, debits[1].pk)
+
+
+@pytest.mark.django_db
+def test_a_prepaid_customer_without_a_wallet_gets_one_with_the_shortfall():
+    setup = priced_setup(rate="1.5", billing_mode=Subscription.BillingMode.PREPAID)
+    rate(setup, "a", "2")
+    wallet = Wallet.objects.get(customer=setup.customer, currency=setup.subscription.currency)
+    assert wallet.balance == Decimal(-3)
+
+
+@pytest.mark.django_db
+def test_hybrid_wallet_pays_first_until_empty_the_rest_accrues():
+    setup = priced_setup(rate="1", billing_mode=Subscription.BillingMode.HYBRID)
+    wallet = funded_wallet("5", customer=setup.customer)
+    rate(setup, "a", "3")
+    rate(setup, "b", "4")  # 4 due, 2 left in the wallet: 2 paid, 2 accrue
+    rate(setup, "c", "1")  # nothing left: all accrues
+    wallet.refresh_from_db()
+    assert wallet.balance == 0
+    assert [e.amount for e in WalletEntry.objects.filter(wallet=wallet, kind="debit").order_by("id")] == [Decimal(-3), Decimal(-2)]
+
+
+@pytest.mark.django_db
+def test_postpaid_events_never_touch_a_wallet():
+    setup = priced_setup(rate="1")
+    wallet = funded_wallet("5", customer=setup.customer)
+    rate(setup, "a", "3")
+    wallet.refresh_from_db()
+    assert wallet.balance == 5 and not WalletEntry.objects.filter(wallet=wallet, kind="debit").exists()
+
+
+@pytest.mark.django_db
+def test_a_session_draws_from_its_hold_first():
+    setup = priced_setup(rate="1", billing_mode=Subscription.BillingMode.PREPAID)
+    wallet = funded_wallet("100", customer=setup.customer)
+    hold, _ = place(wallet, "10", "sess-hold", reference="sess-42")
+    rate(setup, "a", "4", session_id="sess-42")
+    rate(setup, "b", "3", session_id="other-session")
+    rate(setup, "c", "8", session_id="sess-42")  # 6 left in the hold: 6 drawn, 2 from the free balance
+    hold.refresh_from_db()
+    wallet.refresh_from_db()
+    assert hold.drawn == Decimal(10) and hold.status == "active"
+    assert (wallet.balance, wallet.held, wallet.available) == (Decimal(85), Decimal(0), Decimal(85))
+    # The session ends with nothing more to charge: the commit of 0 just closes the hold.
+    hold_commit(tenant_id=wallet.tenant_id, hold_id=hold.pk, amount=Decimal(0))
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal(85)

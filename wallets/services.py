@@ -1,0 +1,486 @@
+"""Wallet writes. Every check-then-write locks the wallet row first (SELECT … FOR UPDATE) and
+re-reads what it checks under that lock; every change is one append-only WalletEntry with a
+unique idempotency key, written in the same transaction as the wallet's new balance and held
+amount. A retried request with the same idempotency key returns the first result and changes
+nothing; the same key with different parameters is refused.
+
+Lock order, everywhere: wallet rows (by id), then their holds. Hence no deadlocks between the
+API, the expiry sweep and the consumer's real-time debits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from catalog.models import Customer
+
+from .models import Hold, LowBalanceAlert, Wallet, WalletEntry
+
+ZERO = Decimal(0)
+MAX_AMOUNT = Decimal("1e15")
+MAX_PLACES = 12
+MAX_HOLD_TTL_S = 7 * 24 * 3600
+
+
+class WalletError(Exception):
+    """A wallet operation refused: a stable `code`, a message, the HTTP status it maps to and
+    extra fields for the error body (e.g. the available amount)."""
+
+    status = 409
+
+    def __init__(self, code: str, message: str, *, field: str | None = None, status: int | None = None, **extra: Any):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.extra = extra
+        if status is not None:
+            self.status = status
+
+
+class InsufficientFunds(WalletError):
+    status = 402
+
+    def __init__(self, *, available: Decimal, needed: Decimal, currency: str):
+        super().__init__(
+            "insufficient_funds",
+            f"The wallet's available balance {available} {currency} does not cover {needed} {currency}.",
+            available=available, needed=needed, currency=currency,
+        )
+
+
+def _amount(value: Decimal, field: str = "amount", *, allow_zero: bool = False) -> Decimal:
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise WalletError("invalid_amount", f"{field} must be a finite decimal", field=field, status=400)
+    if value < 0 or (value == 0 and not allow_zero):
+        what = "zero or more" if allow_zero else "more than zero"
+        raise WalletError("invalid_amount", f"{field} must be {what}, got {value}", field=field, status=400)
+    if value > MAX_AMOUNT or value.as_tuple().exponent < -MAX_PLACES:  # type: ignore[operator]
+        raise WalletError(
+            "invalid_amount", f"{field} must be at most {MAX_AMOUNT:,f} with at most {MAX_PLACES} decimal places",
+            field=field, status=400,
+        )
+    return value
+
+
+def _crossed(wallet: Wallet, before: Decimal, after: Decimal) -> list[Decimal]:
+    """Thresholds the available balance fell below with this change (once per crossing)."""
+    return [t for t in (Decimal(str(x)) for x in wallet.low_balance_thresholds) if before >= t > after]
+
+
+def _apply(
+    wallet: Wallet, *, kind: str, amount: Decimal, held_change: Decimal, idempotency_key: str, now: datetime,
+    hold: Hold | None = None, reference: str = "",
+) -> WalletEntry:
+    """Append one entry to a LOCKED wallet and move its balance and held amount with it."""
+    before = wallet.available
+    wallet.balance += amount
+    wallet.held += held_change
+    wallet.updated_at = now
+    wallet.save(update_fields=["balance", "held", "updated_at"])
+    entry = WalletEntry.objects.create(
+        tenant_id=wallet.tenant_id, wallet=wallet, kind=kind, amount=amount, held_change=held_change,
+        balance_after=wallet.balance, held_after=wallet.held, hold=hold, reference=reference,
+        idempotency_key=idempotency_key, created_at=now,
+    )
+    for threshold in _crossed(wallet, before, wallet.available):
+        LowBalanceAlert.objects.create(
+            tenant_id=wallet.tenant_id, wallet=wallet, threshold=threshold, available_before=before,
+            available_after=wallet.available, entry=entry, created_at=now,
+        )
+    return entry
+
+
+def _locked_wallet(*, tenant_id: int, wallet_id: int) -> Wallet:
+    try:
+        return Wallet.objects.select_for_update().get(pk=wallet_id, tenant_id=tenant_id)
+    except Wallet.DoesNotExist:
+        raise WalletError("not_found", f"No wallet {wallet_id} in this tenant.", status=404) from None
+
+
+# --- wallets ----------------------------------------------------------------------------------
+
+
+def wallet_create(*, customer: Customer, currency: str, low_balance_thresholds: Iterable[Decimal] = ()) -> Wallet:
+    """A customer's wallet in `currency` (one per customer and currency)."""
+    currency = currency.upper()
+    thresholds = sorted({_amount(Decimal(t), "low_balance_thresholds", allow_zero=True) for t in low_balance_thresholds}, reverse=True)
+    try:
+        with transaction.atomic():
+            return Wallet.objects.create(
+                tenant_id=customer.tenant_id, customer=customer, currency=currency,
+                low_balance_thresholds=[str(t) for t in thresholds],
+            )
+    except IntegrityError:
+        existing = Wallet.objects.get(customer=customer, currency=currency)
+        raise WalletError(
+            "wallet_exists", f"Customer {customer.pk} already has a {currency} wallet ({existing.pk}).", wallet_id=existing.pk
+        ) from None
+
+
+@transaction.atomic
+def wallet_top_up(
+    *, tenant_id: int, wallet_id: int, amount: Decimal, idempotency_key: str, reference: str = "", now: datetime | None = None
+) -> tuple[WalletEntry, bool]:
+    """Add money. Returns (entry, created); a retry with the same key returns the first entry."""
+    amount = _amount(amount)
+    wallet = _locked_wallet(tenant_id=tenant_id, wallet_id=wallet_id)
+    key = f"top_up:{idempotency_key}"
+    existing = WalletEntry.objects.filter(wallet=wallet, idempotency_key=key).first()
+    if existing is not None:
+        if existing.amount != amount:
+            raise _key_reused(idempotency_key, f"a top-up of {existing.amount}")
+        return existing, False
+    entry = _apply(
+        wallet, kind=WalletEntry.Kind.TOP_UP, amount=amount, held_change=ZERO, idempotency_key=key,
+        now=now or timezone.now(), reference=reference,
+    )
+    return entry, True
+
+
+@transaction.atomic
+def wallet_adjust(
+    *, tenant_id: int, wallet_id: int, amount: Decimal, idempotency_key: str, reference: str, now: datetime | None = None
+) -> tuple[WalletEntry, bool]:
+    """An operator's correction, positive or negative, with the reason in `reference`."""
+    if not isinstance(amount, Decimal) or not amount or not amount.is_finite():
+        raise WalletError("invalid_amount", "amount must be a non-zero decimal", field="amount", status=400)
+    _amount(abs(amount))
+    wallet = _locked_wallet(tenant_id=tenant_id, wallet_id=wallet_id)
+    key = f"adjustment:{idempotency_key}"
+    existing = WalletEntry.objects.filter(wallet=wallet, idempotency_key=key).first()
+    if existing is not None:
+        if existing.amount != amount:
+            raise _key_reused(idempotency_key, f"an adjustment of {existing.amount}")
+        return existing, False
+    entry = _apply(
+        wallet, kind=WalletEntry.Kind.ADJUSTMENT, amount=amount, held_change=ZERO, idempotency_key=key,
+        now=now or timezone.now(), reference=reference,
+    )
+    return entry, True
+
+
+def _key_reused(key: str, first: str) -> WalletError:
+    return WalletError(
+        "idempotency_key_reused", f"Idempotency key {key!r} was already used for {first} with other parameters.",
+        field="idempotency_key",
+    )
+
+
+# --- holds ------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def hold_place(
+    *, tenant_id: int, wallet_id: int, amount: Decimal, ttl_seconds: int, reference: str, idempotency_key: str,
+    now: datetime | None = None,
+) -> tuple[Hold, bool]:
+    """Reserve `amount` of the available balance until now + ttl_seconds. Returns (hold,
+    created); a retry with the same key returns the first hold as it is now. InsufficientFunds
+    when the available balance (seen under the wallet lock) is less than the amount."""
+    amount = _amount(amount)
+    if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or not 1 <= ttl_seconds <= MAX_HOLD_TTL_S:
+        raise WalletError("invalid_ttl", f"ttl_seconds must be 1 to {MAX_HOLD_TTL_S}", field="ttl_seconds", status=400)
+    if not reference or len(reference) > 200:
+        raise WalletError("invalid_reference", "reference must be 1 to 200 characters", field="reference", status=400)
+    now = now or timezone.now()
+    wallet = _locked_wallet(tenant_id=tenant_id, wallet_id=wallet_id)
+    existing = Hold.objects.filter(wallet=wallet, idempotency_key=idempotency_key).first()
+    if existing is not None:
+        if (existing.amount, existing.reference) != (amount, reference):
+            raise _key_reused(idempotency_key, f"a hold of {existing.amount} for {existing.reference!r}")
+        return existing, False
+    if wallet.available < amount:
+        raise InsufficientFunds(available=wallet.available, needed=amount, currency=wallet.currency)
+    hold = Hold.objects.create(
+        tenant_id=tenant_id, wallet=wallet, amount=amount, reference=reference, idempotency_key=idempotency_key,
+        expires_at=now + timedelta(seconds=ttl_seconds), created_at=now,
+    )
+    _apply(
+        wallet, kind=WalletEntry.Kind.HOLD, amount=ZERO, held_change=amount, idempotency_key=f"hold:{hold.pk}",
+        now=now, hold=hold, reference=reference,
+    )
+    return hold, True
+
+
+def _locked_hold(*, tenant_id: int, hold_id: int) -> tuple[Wallet, Hold]:
+    """The hold's wallet locked, then the hold re-read under that lock."""
+    wallet_id = Hold.objects.filter(pk=hold_id, tenant_id=tenant_id).values_list("wallet_id", flat=True).first()
+    if wallet_id is None:
+        raise WalletError("not_found", f"No hold {hold_id} in this tenant.", status=404)
+    wallet = _locked_wallet(tenant_id=tenant_id, wallet_id=wallet_id)
+    return wallet, Hold.objects.select_for_update().get(pk=hold_id)
+
+
+def _resolve(wallet: Wallet, hold: Hold, *, status: str, kind: str, charge: Decimal, now: datetime) -> None:
+    remaining = hold.amount - hold.drawn
+    _apply(
+        wallet, kind=kind, amount=-charge, held_change=-remaining, idempotency_key=f"hold:{hold.pk}:{status}",
+        now=now, hold=hold, reference=hold.reference,
+    )
+    hold.status = status
+    hold.resolved_at = now
+    if status == Hold.Status.COMMITTED:
+        hold.committed_amount = charge
+    hold.save(update_fields=["status", "resolved_at", "committed_amount"])
+
+
+def _not_active(hold: Hold) -> WalletError:
+    return WalletError(
+        f"hold_{hold.status}", f"Hold {hold.pk} is {hold.status}, not active.", hold_status=hold.status,
+    )
+
+
+def _expire_if_due(wallet: Wallet, hold: Hold, now: datetime) -> bool:
+    """An active hold past its TTL is expired right here, whoever finds it first."""
+    if hold.status == Hold.Status.ACTIVE and hold.expires_at <= now:
+        _resolve(wallet, hold, status=Hold.Status.EXPIRED, kind=WalletEntry.Kind.HOLD_EXPIRY, charge=ZERO, now=now)
+        return True
+    return False
+
+
+def hold_commit(*, tenant_id: int, hold_id: int, amount: Decimal, now: datetime | None = None) -> tuple[Hold, bool]:
+    """Charge `amount` for the hold's purpose as one ledger entry traceable to the hold and
+    release the rest of the reservation. `amount` is on top of what rated events of the
+    session already drew from the hold (zero: nothing more to charge). More than the part still
+    held only if the available balance covers the excess. Idempotent: committing a committed
+    hold with the same amount returns it. Returns (hold, changed)."""
+    amount = _amount(amount, allow_zero=True)
+    now = now or timezone.now()
+    with transaction.atomic():
+        wallet, hold = _locked_hold(tenant_id=tenant_id, hold_id=hold_id)
+        expired = _expire_if_due(wallet, hold, now)
+        if not expired and hold.status == Hold.Status.COMMITTED and hold.committed_amount == amount:
+            return hold, False
+        if not expired and hold.status == Hold.Status.ACTIVE:
+            excess = amount - (hold.amount - hold.drawn)
+            if excess > 0 and wallet.available < excess:
+                raise InsufficientFunds(available=wallet.available, needed=excess, currency=wallet.currency)
+            _resolve(wallet, hold, status=Hold.Status.COMMITTED, kind=WalletEntry.Kind.HOLD_COMMIT, charge=amount, now=now)
+            return hold, True
+    raise _not_active(hold)  # outside the atomic block: an expiry found here stays committed
+
+
+def hold_release(*, tenant_id: int, hold_id: int, now: datetime | None = None) -> tuple[Hold, bool]:
+    """Give the reservation back, charging nothing. Idempotent. Returns (hold, changed)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        wallet, hold = _locked_hold(tenant_id=tenant_id, hold_id=hold_id)
+        expired = _expire_if_due(wallet, hold, now)
+        if not expired and hold.status == Hold.Status.RELEASED:
+            return hold, False
+        if not expired and hold.status == Hold.Status.ACTIVE:
+            _resolve(wallet, hold, status=Hold.Status.RELEASED, kind=WalletEntry.Kind.HOLD_RELEASE, charge=ZERO, now=now)
+            return hold, True
+    raise _not_active(hold)
+
+
+def holds_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:
+    """The HoldExpiryScheduler's sweep: expire active holds past their TTL, at most
+    `batch_size`, one short transaction per wallet (wallet lock, then the holds re-checked).
+    Idempotent and safe next to commits, releases and other sweeps. Returns holds expired."""
+    now = now or timezone.now()
+    due = list(
+        Hold.objects.filter(status=Hold.Status.ACTIVE, expires_at__lte=now)
+        .order_by("expires_at", "id")
+        .values_list("wallet_id", "tenant_id", "id")[:batch_size]
+    )
+    by_wallet: dict[tuple[int, int], list[int]] = {}
+    for wallet_id, tenant_id, hold_id in due:
+        by_wallet.setdefault((wallet_id, tenant_id), []).append(hold_id)
+    expired = 0
+    for (wallet_id, tenant_id), hold_ids in sorted(by_wallet.items()):
+        with transaction.atomic():
+            wallet = _locked_wallet(tenant_id=tenant_id, wallet_id=wallet_id)
+            for hold in Hold.objects.select_for_update().filter(pk__in=hold_ids).order_by("id"):
+                expired += _expire_if_due(wallet, hold, now)
+    return expired
+
+
+# --- real time: debits of rated events ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RatedCharge:
+    """A rated event of a prepaid or hybrid subscription, to settle against the wallet now."""
+
+    rated_event_id: int
+    tenant_id: int
+    customer_id: int
+    currency: str
+    billing_mode: str  # "prepaid" | "hybrid"
+    amount: Decimal
+    session: str = ""  # the event's session_id dimension: an active hold with that reference pays first
+    event_id: str = ""
+
+
+@dataclass
+class _WalletState:
+    row: list  # [id, tenant_id, balance, held, thresholds]
+    holds: dict[str, list] = field(default_factory=dict)  # reference -> [id, amount, drawn]
+
+
+def wallet_charges_record(*, charges: Sequence[RatedCharge], now: datetime) -> None:
+    """Event-triggered settlement, inside the rating transaction (the caller's): each rated
+    event of a prepaid subscription debits its customer's wallet by its exact amount (a negative
+    delta credits it back); of a hybrid one, the wallet pays what it can of a positive amount and
+    the rest accrues for the invoice. A session's active hold is drawn first. A prepaid wallet
+    that cannot cover an event goes negative (the shortfall stays visible as a negative
+    available balance); the event is rated and kept either way. Idempotent per rated event
+    (the entry's key is rated:<id>, and a rated event is created once). Missing wallets are
+    created empty. Bulk SQL: a few statements per batch, not per event."""
+    if not charges:
+        return
+    assert connection.in_atomic_block, "wallet_charges_record must run inside the rating transaction"
+    keys = sorted({(c.tenant_id, c.customer_id, c.currency) for c in charges})
+    with connection.cursor() as cursor:
+        tenants, customers, currencies = (list(column) for column in zip(*keys))
+        cursor.execute(
+            f"""
+            INSERT INTO {Wallet._meta.db_table}
+                (tenant_id, customer_id, currency, balance, held, low_balance_thresholds, created_at, updated_at)
+            SELECT t, c, cur, 0, 0, '[]'::jsonb, %s, %s FROM unnest(%s::bigint[], %s::bigint[], %s::text[]) AS x(t, c, cur)
+            ON CONFLICT (customer_id, currency) DO NOTHING
+            """,
+            [now, now, tenants, customers, currencies],
+        )
+        cursor.execute(
+            f"""
+            SELECT id, tenant_id, customer_id, currency, balance, held, low_balance_thresholds
+            FROM {Wallet._meta.db_table}
+            WHERE (customer_id, currency) IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))
+            ORDER BY id FOR UPDATE
+            """,
+            [customers, currencies],
+        )
+        wallets: dict[tuple[int, str], _WalletState] = {}
+        for wallet_id, tenant_id, customer_id, currency, balance, held, thresholds in cursor.fetchall():
+            thresholds = [Decimal(str(t)) for t in (json.loads(thresholds) if isinstance(thresholds, str) else thresholds)]
+            wallets[(customer_id, currency)] = _WalletState([wallet_id, tenant_id, balance, held, thresholds])
+        sessions = sorted({(wallets[(c.customer_id, c.currency)].row[0], c.session) for c in charges if c.session})
+        if sessions:
+            cursor.execute(
+                f"""
+                SELECT id, wallet_id, reference, amount, drawn FROM {Hold._meta.db_table}
+                WHERE status = 'active' AND expires_at > %s
+                  AND (wallet_id, reference) IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))
+                ORDER BY id FOR UPDATE
+                """,
+                [now, [w for w, _ in sessions], [s for _, s in sessions]],
+            )
+            by_id = {state.row[0]: state for state in wallets.values()}
+            for hold_id, wallet_id, reference, amount, drawn in cursor.fetchall():
+                by_id[wallet_id].holds.setdefault(reference, [hold_id, amount, drawn])  # the oldest active one
+
+    entries: list[tuple] = []
+    alerts: list[tuple] = []
+    for charge in charges:
+        state = wallets[(charge.customer_id, charge.currency)]
+        wallet_id, tenant_id, balance, held, thresholds = state.row
+        available = balance - held
+        if charge.billing_mode == "prepaid":
+            debit = charge.amount
+        else:  # hybrid: the wallet pays first until it is empty; negative deltas are settlement's
+            debit = min(charge.amount, max(available, ZERO)) if charge.amount > 0 else ZERO
+        if not debit:
+            continue
+        hold = state.holds.get(charge.session) if charge.session else None
+        draw = min(debit, hold[1] - hold[2]) if hold is not None and debit > 0 else ZERO
+        if draw:
+            hold[2] += draw
+        balance, held = balance - debit, held - draw
+        state.row[2], state.row[3] = balance, held
+        entries.append(
+            (tenant_id, wallet_id, -debit, -draw, balance, held, hold[0] if draw else None, charge.rated_event_id,
+             charge.event_id[:200], f"rated:{charge.rated_event_id}")
+        )
+        for threshold in thresholds:
+            if available >= threshold > balance - held:
+                alerts.append((len(entries) - 1, tenant_id, wallet_id, threshold, available, balance - held))
+
+    if not entries:
+        return
+    with connection.cursor() as cursor:
+        columns = [list(c) for c in zip(*entries)]
+        cursor.execute(
+            f"""
+            INSERT INTO {WalletEntry._meta.db_table}
+                (tenant_id, wallet_id, amount, held_change, balance_after, held_after, hold_id, rated_event_id,
+                 reference, idempotency_key, kind, created_at)
+            SELECT *, 'debit', %s FROM unnest(%s::bigint[], %s::bigint[], %s::numeric[], %s::numeric[],
+                %s::numeric[], %s::numeric[], %s::bigint[], %s::bigint[], %s::text[], %s::text[])
+            RETURNING id
+            """,
+            [now, *columns],
+        )
+        entry_ids = [row[0] for row in cursor.fetchall()]
+        changed = {state.row[0]: state for state in wallets.values()}
+        cursor.execute(
+            f"""
+            UPDATE {Wallet._meta.db_table} AS w SET balance = x.balance, held = x.held, updated_at = %s
+            FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[]) AS x(id, balance, held) WHERE w.id = x.id
+            """,
+            [now, list(changed), [s.row[2] for s in changed.values()], [s.row[3] for s in changed.values()]],
+        )
+        drawn = [(h[0], h[2]) for s in wallets.values() for h in s.holds.values()]
+        if drawn:
+            cursor.execute(
+                f"""
+                UPDATE {Hold._meta.db_table} AS h SET drawn = x.drawn
+                FROM unnest(%s::bigint[], %s::numeric[]) AS x(id, drawn) WHERE h.id = x.id
+                """,
+                [[h for h, _ in drawn], [d for _, d in drawn]],
+            )
+    if alerts:
+        LowBalanceAlert.objects.bulk_create(
+            LowBalanceAlert(
+                tenant_id=tenant_id, wallet_id=wallet_id, threshold=threshold, available_before=before,
+                available_after=after, entry_id=entry_ids[index], created_at=now,
+            )
+            for index, tenant_id, wallet_id, threshold, before, after in alerts
+        )
+
+
+# --- the invariant ------------------------------------------------------------------------------
+
+
+def wallets_check(*, wallet_ids: Sequence[int] | None = None) -> list[str]:
+    """Every wallet's balance and held amount against its ledger (sum of amounts, sum of held
+    changes, the last entry's running figures) and against its active holds. Returns what is
+    off, one line per problem; empty when all agree."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT w.id, w.balance, w.held,
+                   COALESCE(SUM(e.amount), 0), COALESCE(SUM(e.held_change), 0),
+                   (SELECT balance_after FROM {WalletEntry._meta.db_table} WHERE wallet_id = w.id ORDER BY id DESC LIMIT 1),
+                   (SELECT held_after FROM {WalletEntry._meta.db_table} WHERE wallet_id = w.id ORDER BY id DESC LIMIT 1),
+                   (SELECT COALESCE(SUM(amount - drawn), 0) FROM {Hold._meta.db_table}
+                     WHERE wallet_id = w.id AND status = 'active')
+            FROM {Wallet._meta.db_table} w LEFT JOIN {WalletEntry._meta.db_table} e ON e.wallet_id = w.id
+            WHERE %s::bigint[] IS NULL OR w.id = ANY(%s::bigint[])
+            GROUP BY w.id ORDER BY w.id
+            """,
+            [None if wallet_ids is None else list(wallet_ids)] * 2,
+        )
+        problems = []
+        for wallet_id, balance, held, ledger_sum, held_sum, last_balance, last_held, active in cursor.fetchall():
+            if balance != ledger_sum:
+                problems.append(f"wallet {wallet_id}: balance {balance} != sum of its ledger {ledger_sum}")
+            if held != held_sum:
+                problems.append(f"wallet {wallet_id}: held {held} != sum of its ledger's held changes {held_sum}")
+            if held != active:
+                problems.append(f"wallet {wallet_id}: held {held} != what its active holds still reserve {active}")
+            if last_balance is not None and (last_balance, last_held) != (balance, held):
+                problems.append(
+                    f"wallet {wallet_id}: last entry says balance {last_balance} / held {last_held}, wallet has {balance} / {held}"
+                )
+    return problems
