@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("metering.api.urls")),
     path("", include("billing.api.urls")),
     path("", include("catalog.api.urls")),
+    path("", include("wallets.api.urls")),
 ]
 
 urlpatterns = [

@@ -20,6 +20,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from billing.selectors import decimal_text
 from catalog.models import Customer
 
 from .models import Hold, LowBalanceAlert, Wallet, WalletEntry
@@ -28,6 +29,7 @@ ZERO = Decimal(0)
 MAX_AMOUNT = Decimal("1e15")
 MAX_PLACES = 12
 MAX_HOLD_TTL_S = 7 * 24 * 3600
+MAX_KEY = 150  # client idempotency keys; stored with a short prefix in 200-character columns
 
 
 class WalletError(Exception):
@@ -52,7 +54,8 @@ class InsufficientFunds(WalletError):
     def __init__(self, *, available: Decimal, needed: Decimal, currency: str):
         super().__init__(
             "insufficient_funds",
-            f"The wallet's available balance {available} {currency} does not cover {needed} {currency}.",
+            f"The wallet's available balance {decimal_text(available)} {currency} does not cover "
+            f"{decimal_text(needed)} {currency}.",
             available=available, needed=needed, currency=currency,
         )
 
@@ -67,6 +70,15 @@ def _amount(value: Decimal, field: str = "amount", *, allow_zero: bool = False) 
         raise WalletError(
             "invalid_amount", f"{field} must be at most {MAX_AMOUNT:,f} with at most {MAX_PLACES} decimal places",
             field=field, status=400,
+        )
+    return value
+
+
+def _key(value: str) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_KEY:
+        raise WalletError(
+            "invalid_idempotency_key", f"idempotency_key must be 1 to {MAX_KEY} characters", field="idempotency_key",
+            status=400,
         )
     return value
 
@@ -111,7 +123,9 @@ def _locked_wallet(*, tenant_id: int, wallet_id: int) -> Wallet:
 
 def wallet_create(*, customer: Customer, currency: str, low_balance_thresholds: Iterable[Decimal] = ()) -> Wallet:
     """A customer's wallet in `currency` (one per customer and currency)."""
-    currency = currency.upper()
+    currency = currency.upper() if isinstance(currency, str) else ""
+    if len(currency) != 3 or not currency.isalpha():
+        raise WalletError("invalid_currency", "currency must be a 3-letter ISO 4217 code", field="currency", status=400)
     thresholds = sorted({_amount(Decimal(t), "low_balance_thresholds", allow_zero=True) for t in low_balance_thresholds}, reverse=True)
     try:
         with transaction.atomic():
@@ -132,12 +146,12 @@ def wallet_top_up(
 ) -> tuple[WalletEntry, bool]:
     """Add money. Returns (entry, created); a retry with the same key returns the first entry."""
     amount = _amount(amount)
+    key = f"top_up:{_key(idempotency_key)}"
     wallet = _locked_wallet(tenant_id=tenant_id, wallet_id=wallet_id)
-    key = f"top_up:{idempotency_key}"
     existing = WalletEntry.objects.filter(wallet=wallet, idempotency_key=key).first()
     if existing is not None:
         if existing.amount != amount:
-            raise _key_reused(idempotency_key, f"a top-up of {existing.amount}")
+            raise _key_reused(idempotency_key, f"a top-up of {decimal_text(existing.amount)}")
         return existing, False
     entry = _apply(
         wallet, kind=WalletEntry.Kind.TOP_UP, amount=amount, held_change=ZERO, idempotency_key=key,
@@ -154,12 +168,12 @@ def wallet_adjust(
     if not isinstance(amount, Decimal) or not amount or not amount.is_finite():
         raise WalletError("invalid_amount", "amount must be a non-zero decimal", field="amount", status=400)
     _amount(abs(amount))
+    key = f"adjustment:{_key(idempotency_key)}"
     wallet = _locked_wallet(tenant_id=tenant_id, wallet_id=wallet_id)
-    key = f"adjustment:{idempotency_key}"
     existing = WalletEntry.objects.filter(wallet=wallet, idempotency_key=key).first()
     if existing is not None:
         if existing.amount != amount:
-            raise _key_reused(idempotency_key, f"an adjustment of {existing.amount}")
+            raise _key_reused(idempotency_key, f"an adjustment of {decimal_text(existing.amount)}")
         return existing, False
     entry = _apply(
         wallet, kind=WalletEntry.Kind.ADJUSTMENT, amount=amount, held_change=ZERO, idempotency_key=key,
@@ -189,14 +203,18 @@ def hold_place(
     amount = _amount(amount)
     if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or not 1 <= ttl_seconds <= MAX_HOLD_TTL_S:
         raise WalletError("invalid_ttl", f"ttl_seconds must be 1 to {MAX_HOLD_TTL_S}", field="ttl_seconds", status=400)
-    if not reference or len(reference) > 200:
+    if not isinstance(reference, str) or not 1 <= len(reference) <= 200:
         raise WalletError("invalid_reference", "reference must be 1 to 200 characters", field="reference", status=400)
+    _key(idempotency_key)
     now = now or timezone.now()
     wallet = _locked_wallet(tenant_id=tenant_id, wallet_id=wallet_id)
     existing = Hold.objects.filter(wallet=wallet, idempotency_key=idempotency_key).first()
     if existing is not None:
-        if (existing.amount, existing.reference) != (amount, reference):
-            raise _key_reused(idempotency_key, f"a hold of {existing.amount} for {existing.reference!r}")
+        ttl = round((existing.expires_at - existing.created_at).total_seconds())
+        if (existing.amount, existing.reference, ttl) != (amount, reference, ttl_seconds):
+            raise _key_reused(
+                idempotency_key, f"a hold of {decimal_text(existing.amount)} for {existing.reference!r} ({ttl} s)"
+            )
         return existing, False
     if wallet.available < amount:
         raise InsufficientFunds(available=wallet.available, needed=amount, currency=wallet.currency)

@@ -310,3 +310,22 @@ def test_a_session_draws_from_its_hold_first():
     hold_commit(tenant_id=wallet.tenant_id, hold_id=hold.pk, amount=Decimal(0))
     wallet.refresh_from_db()
     assert wallet.balance == Decimal(85)
+
+
+@pytest.mark.django_db
+def test_idempotency_keys_and_currencies_are_checked():
+    wallet = funded_wallet("10")
+    for key in ("", "k" * 151):
+        with pytest.raises(WalletError) as refused:
+            wallet_top_up(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(1), idempotency_key=key)
+        assert (refused.value.code, refused.value.field, refused.value.status) == ("invalid_idempotency_key", "idempotency_key", 400)
+    place(wallet, "1", "same-key", ttl=60)
+    with pytest.raises(WalletError) as refused:
+        place(wallet, "1", "same-key", ttl=61)  # a retry must ask for the same hold
+    assert refused.value.code == "idempotency_key_reused"
+    with pytest.raises(WalletError) as refused:
+        wallet_create(customer=wallet.customer, currency="EURO")
+    assert refused.value.field == "currency"
+    with pytest.raises(InsufficientFunds) as refused:
+        place(wallet, "9.5", "too-much")
+    assert "available balance 9 USD does not cover 9.5 USD" in refused.value.message
