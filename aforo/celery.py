@@ -19,4 +19,14 @@ app.conf.beat_schedule = {
         "task": "metering.tasks.enrichment_cache_warm",
         "schedule": 30.0,
     },
+    # The HoldExpiryScheduler: expire holds past their TTL and give their reservation back.
+    # Until swept, an expired hold still lowers the available balance (commits, releases and
+    # debits treat it as expired on their own), so the cadence bounds how long money stays
+    # wrongly reserved: 5 s, under the TTLs of metered sessions (seconds to minutes) and about
+    # two polls of the customer page. A run is bounded (batches × batch size, see settings)
+    # and expires after 4 s, so runs never pile up behind a slow worker.
+    "wallet-holds-expire": {
+        "task": "wallets.tasks.holds_expire",
+        "schedule": 5.0,
+    },
 }

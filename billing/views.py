@@ -1,5 +1,7 @@
-"""The customer dashboard: the current period's usage per metric, refreshed by polling
-usage.json every 2 seconds (the same `customer_usage_current` the usage API returns).
+"""The customer dashboard: the current period's usage per metric and the customer's prepaid
+wallets (balance, held, available, active holds, recent ledger entries), refreshed by polling
+usage.json every 2 seconds (`customer_usage_current`, the same the usage API returns, and
+`wallets_for_customer`).
 
 Who sees whom: a customer login (`CustomerUser`) sees its own customer only; staff pass
 ?customer=ID, confined to their tenant (`TenantMember`) unless superuser; anyone else gets 403."""
@@ -10,10 +12,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
 from aforo.exceptions import error_body
 from catalog.models import Customer, CustomerUser, TenantMember
+from wallets.selectors import wallets_for_customer
 
 from .selectors import customer_usage_current
 
@@ -54,6 +58,15 @@ def dashboard_customer(request: HttpRequest) -> Customer | None:
     raise PermissionDenied("This login is not linked to a customer account, so there is no usage to show.")
 
 
+def _dashboard(customer: Customer) -> dict:
+    """What the page shows and usage.json returns: the usage, plus the wallets under "wallets"."""
+    now = timezone.now()
+    return {
+        **customer_usage_current(customer=customer, now=now),
+        "wallets": wallets_for_customer(customer=customer, now=now),
+    }
+
+
 @never_cache
 @login_required
 def usage_page(request: HttpRequest):
@@ -61,7 +74,7 @@ def usage_page(request: HttpRequest):
     if customer is None:
         customers = list(_staff_customers(request.user).select_related("tenant")[:STAFF_PICKER_LIMIT])
         return render(request, "dashboard/pick_customer.html", {"customers": customers})
-    usage = customer_usage_current(customer=customer)
+    usage = _dashboard(customer)
     return render(
         request,
         "dashboard/usage.html",
@@ -81,4 +94,4 @@ def usage_json(request: HttpRequest) -> JsonResponse:
         return JsonResponse(error_body("not_found", str(missing)), status=404)
     if customer is None:
         return JsonResponse(error_body("customer_required", "Pass ?customer=ID."), status=400)
-    return JsonResponse({"customer_name": customer.name, **customer_usage_current(customer=customer)})
+    return JsonResponse({"customer_name": customer.name, **_dashboard(customer)})

@@ -9,11 +9,15 @@ import base64
 import hashlib
 import hmac
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+
+from wallets.models import Wallet
+from wallets.services import wallet_create, wallet_top_up
 
 from .models import (
     ApiKey,
@@ -98,6 +102,12 @@ CUSTOMERS = [
     ("Globex", "globex", Subscription.BillingMode.PREPAID, "mcp-pro-usd", ("globex", "globex")),
     ("Initech", "initech", Subscription.BillingMode.HYBRID, "growth-usd", ("initech", "initech")),
 ]
+# Prepaid and hybrid customers pay from a wallet in their subscription's currency:
+# external id -> (starting top-up, low-balance thresholds).
+WALLETS = {
+    "globex": (Decimal(500), (Decimal(100), Decimal(25))),
+    "initech": (Decimal(200), (Decimal(50), Decimal(10))),
+}
 
 
 def demo_secret(label: str, prefix: str) -> str:
@@ -127,6 +137,22 @@ def _user(username: str, password: str, **flags: Any):
     return user
 
 
+def _wallet(customer: Customer, currency: str, external_id: str) -> int | None:
+    """The customer's demo wallet, created with its thresholds and topped up once (the top-up's
+    idempotency key makes every later seed a no-op)."""
+    if external_id not in WALLETS:
+        return None
+    starting_balance, thresholds = WALLETS[external_id]
+    wallet = Wallet.objects.filter(customer=customer, currency=currency).first()
+    if wallet is None:
+        wallet = wallet_create(customer=customer, currency=currency, low_balance_thresholds=thresholds)
+    wallet_top_up(
+        tenant_id=customer.tenant_id, wallet_id=wallet.pk, amount=starting_balance,
+        idempotency_key="demo-seed:starting-balance", reference="Demo starting balance",
+    )
+    return wallet.pk
+
+
 def _catalog(tenant: Tenant, start: datetime) -> dict[str, RatePlan]:
     products = {}
     for code, name, product_type, metrics in PRODUCTS:
@@ -152,9 +178,17 @@ def _catalog(tenant: Tenant, start: datetime) -> dict[str, RatePlan]:
     return plans
 
 
-@transaction.atomic
 def demo_seed(*, now: datetime | None = None) -> dict[str, Any]:
-    """Create (or find) the demo tenant and everything under it; return its credentials and ids."""
+    """Create (or find) the demo tenant and everything under it; return its credentials and ids.
+    The catalog in one transaction, then the wallets through their own (durable) services."""
+    seeded, wallet_owners = _demo_catalog(now=now)
+    for entry, (customer, external_id) in zip(seeded["customers"], wallet_owners):
+        entry["wallet_id"] = _wallet(customer, entry["currency"], external_id)
+    return seeded
+
+
+@transaction.atomic
+def _demo_catalog(*, now: datetime | None = None) -> tuple[dict[str, Any], list[tuple[Customer, str]]]:
     now = now or datetime.now(timezone.utc)
     start = history_start(now)
     tenant, _ = Tenant.objects.get_or_create(slug=DEMO_TENANT_SLUG, defaults={"name": "Demo SaaS Co"})
@@ -163,8 +197,10 @@ def demo_seed(*, now: datetime | None = None) -> dict[str, Any]:
     plans = _catalog(tenant, start)
 
     customers = []
+    owners = []
     for name, external_id, mode, plan_code, (username, password) in CUSTOMERS:
         customer, _ = Customer.objects.get_or_create(tenant=tenant, external_id=external_id, defaults={"name": name})
+        owners.append((customer, external_id))
         CustomerUser.objects.get_or_create(user=_user(username, password), defaults={"customer": customer})
         team, _ = Team.objects.get_or_create(tenant=tenant, customer=customer, name="Platform")
         app, _ = App.objects.get_or_create(tenant=tenant, team=team, name="Production app", defaults={"kind": App.Kind.APP})
@@ -191,6 +227,7 @@ def demo_seed(*, now: datetime | None = None) -> dict[str, Any]:
                 "subscription_id": subscription.id,
                 "billing_mode": subscription.billing_mode,
                 "currency": subscription.currency,
+                "wallet_id": None,  # demo_seed fills it in after this transaction
                 "metrics": sorted(version.metric_configs.values_list("metric__code", flat=True)),
                 "login": {"username": username, "password": password},
             }
@@ -202,4 +239,4 @@ def demo_seed(*, now: datetime | None = None) -> dict[str, Any]:
         "admin_login": {"username": ADMIN_LOGIN[0], "password": ADMIN_LOGIN[1]},
         "customers": customers,
         "history_start": start.isoformat(),
-    }
+    }, owners

@@ -21,6 +21,7 @@ from billing.rating import config_hash
 from catalog.models import CustomerUser, Tenant, TenantMember, TenantToken, key_hash
 from metering.models import RawEvent, UnmatchedUsage
 from tests.factories import PricedSetup, priced_setup, tenant_token
+from wallets.services import hold_place, wallet_create, wallet_top_up
 
 LEDGER_MODELS = [RawEvent, UnmatchedUsage, RatedEvent, RunningTotal, PricingSnapshot]
 
@@ -95,6 +96,13 @@ def everything(db, django_user_model):
         tenant_token(setup.tenant)
         login = django_user_model.objects.create_user(f"customer{index}", password="pw")
         CustomerUser.objects.create(user=login, customer=setup.customer)
+        # A wallet, its ledger, an active hold and (the hold crosses 50) a low-balance alert.
+        wallet = wallet_create(customer=setup.customer, currency="USD", low_balance_thresholds=[Decimal(50)])
+        wallet_top_up(tenant_id=setup.tenant.pk, wallet_id=wallet.pk, amount=Decimal(100), idempotency_key="seed")
+        hold_place(
+            tenant_id=setup.tenant.pk, wallet_id=wallet.pk, amount=Decimal(60), ttl_seconds=600, reference="sess",
+            idempotency_key="hold",
+        )
     operator(setups[0].tenant)
     Group.objects.create(name="operators")
     return setups

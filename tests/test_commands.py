@@ -12,6 +12,7 @@ from django.core.management import call_command
 
 from catalog.models import ApiKey, Subscription, Tenant
 from tests.conftest import read_topic
+from wallets.models import Wallet
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,6 +34,14 @@ def test_seed_demo_is_idempotent_and_prints_what_scripts_need():
         key = ApiKey.objects.get(prefix=customer["api_key"][:16])
         assert key.app.team.customer_id == customer["id"]
     assert ApiKey.objects.filter(tenant__slug="demo").count() == 3
+    # Prepaid and hybrid customers have a wallet, topped up once however often the seed runs.
+    wallets = {c["billing_mode"]: c["wallet_id"] for c in demo["customers"]}
+    assert wallets["postpaid"] is None
+    for mode, starting_balance in (("prepaid", 500), ("hybrid", 200)):
+        wallet = Wallet.objects.get(pk=wallets[mode])
+        customer = next(c for c in demo["customers"] if c["billing_mode"] == mode)
+        assert (wallet.customer_id, wallet.currency, wallet.balance) == (customer["id"], "USD", starting_balance)
+        assert wallet.low_balance_thresholds and wallet.entries.count() == 1
 
 
 def _check_services(**env):

@@ -122,6 +122,7 @@ class WalletEntry(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["wallet", "idempotency_key"], name="wallet_entry_idempotency_key_unique"),
         ]
+        verbose_name_plural = "wallet entries"
         indexes = [models.Index(fields=["wallet", "-id"], name="wallet_entry_recent")]
 
     def __str__(self) -> str:

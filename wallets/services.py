@@ -2,7 +2,8 @@
 re-reads what it checks under that lock; every change is one append-only WalletEntry with a
 unique idempotency key, written in the same transaction as the wallet's new balance and held
 amount. A retried request with the same idempotency key returns the first result and changes
-nothing; the same key with different parameters is refused.
+nothing; the same key with different parameters is refused. The API-facing writes are each one
+durable transaction: when they return, the result is committed (what a retry will find).
 
 Lock order, everywhere: wallet rows (by id), then their holds. Hence no deadlocks between the
 API, the expiry sweep and the consumer's real-time debits.
@@ -126,12 +127,12 @@ def wallet_create(*, customer: Customer, currency: str, low_balance_thresholds: 
     currency = currency.upper() if isinstance(currency, str) else ""
     if len(currency) != 3 or not currency.isalpha():
         raise WalletError("invalid_currency", "currency must be a 3-letter ISO 4217 code", field="currency", status=400)
-    thresholds = sorted({_amount(Decimal(t), "low_balance_thresholds", allow_zero=True) for t in low_balance_thresholds}, reverse=True)
+    thresholds = _thresholds(low_balance_thresholds)
     try:
         with transaction.atomic():
             return Wallet.objects.create(
                 tenant_id=customer.tenant_id, customer=customer, currency=currency,
-                low_balance_thresholds=[str(t) for t in thresholds],
+                low_balance_thresholds=thresholds,
             )
     except IntegrityError:
         existing = Wallet.objects.get(customer=customer, currency=currency)
@@ -140,7 +141,22 @@ def wallet_create(*, customer: Customer, currency: str, low_balance_thresholds: 
         ) from None
 
 
-@transaction.atomic
+def _thresholds(values: Iterable[Decimal]) -> list[str]:
+    """Distinct thresholds, highest first, as decimal strings."""
+    return [str(t) for t in sorted({_amount(Decimal(t), "low_balance_thresholds", allow_zero=True) for t in values}, reverse=True)]
+
+
+def wallet_thresholds_set(*, tenant_id: int, wallet_id: int, low_balance_thresholds: Iterable[Decimal]) -> Wallet:
+    """Replace the low-balance thresholds (only that column: balance and held are the ledger's)."""
+    thresholds = _thresholds(low_balance_thresholds)
+    with transaction.atomic():
+        wallet = _locked_wallet(tenant_id=tenant_id, wallet_id=wallet_id)
+        wallet.low_balance_thresholds = thresholds
+        wallet.save(update_fields=["low_balance_thresholds"])
+    return wallet
+
+
+@transaction.atomic(durable=True)
 def wallet_top_up(
     *, tenant_id: int, wallet_id: int, amount: Decimal, idempotency_key: str, reference: str = "", now: datetime | None = None
 ) -> tuple[WalletEntry, bool]:
@@ -160,13 +176,15 @@ def wallet_top_up(
     return entry, True
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def wallet_adjust(
     *, tenant_id: int, wallet_id: int, amount: Decimal, idempotency_key: str, reference: str, now: datetime | None = None
 ) -> tuple[WalletEntry, bool]:
     """An operator's correction, positive or negative, with the reason in `reference`."""
     if not isinstance(amount, Decimal) or not amount or not amount.is_finite():
         raise WalletError("invalid_amount", "amount must be a non-zero decimal", field="amount", status=400)
+    if not isinstance(reference, str) or not reference.strip() or len(reference) > 200:
+        raise WalletError("invalid_reference", "an adjustment needs its reason (1 to 200 characters)", field="reference", status=400)
     _amount(abs(amount))
     key = f"adjustment:{_key(idempotency_key)}"
     wallet = _locked_wallet(tenant_id=tenant_id, wallet_id=wallet_id)
@@ -192,7 +210,7 @@ def _key_reused(key: str, first: str) -> WalletError:
 # --- holds ------------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def hold_place(
     *, tenant_id: int, wallet_id: int, amount: Decimal, ttl_seconds: int, reference: str, idempotency_key: str,
     now: datetime | None = None,
@@ -273,7 +291,7 @@ def hold_commit(*, tenant_id: int, hold_id: int, amount: Decimal, now: datetime 
     hold with the same amount returns it. Returns (hold, changed)."""
     amount = _amount(amount, allow_zero=True)
     now = now or timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         wallet, hold = _locked_hold(tenant_id=tenant_id, hold_id=hold_id)
         expired = _expire_if_due(wallet, hold, now)
         if not expired and hold.status == Hold.Status.COMMITTED and hold.committed_amount == amount:
@@ -290,7 +308,7 @@ def hold_commit(*, tenant_id: int, hold_id: int, amount: Decimal, now: datetime 
 def hold_release(*, tenant_id: int, hold_id: int, now: datetime | None = None) -> tuple[Hold, bool]:
     """Give the reservation back, charging nothing. Idempotent. Returns (hold, changed)."""
     now = now or timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         wallet, hold = _locked_hold(tenant_id=tenant_id, hold_id=hold_id)
         expired = _expire_if_due(wallet, hold, now)
         if not expired and hold.status == Hold.Status.RELEASED:
@@ -316,7 +334,7 @@ def holds_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:
         by_wallet.setdefault((wallet_id, tenant_id), []).append(hold_id)
     expired = 0
     for (wallet_id, tenant_id), hold_ids in sorted(by_wallet.items()):
-        with transaction.atomic():
+        with transaction.atomic(durable=True):
             wallet = _locked_wallet(tenant_id=tenant_id, wallet_id=wallet_id)
             for hold in Hold.objects.select_for_update().filter(pk__in=hold_ids).order_by("id"):
                 expired += _expire_if_due(wallet, hold, now)

@@ -129,6 +129,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES + 1024
 ENRICHMENT_CACHE_TTL_S = env.int("ENRICHMENT_CACHE_TTL_S", default=600)
 ENRICHMENT_LOCAL_CACHE_MAX = env.int("ENRICHMENT_LOCAL_CACHE_MAX", default=100_000)
 
+# --- Wallets -----------------------------------------------------------------------------
+# The hold expiry sweep (wallets.tasks.holds_expire): holds per batch (one short transaction
+# per wallet) and batches per run.
+WALLET_HOLD_EXPIRY_BATCH_SIZE = env.int("WALLET_HOLD_EXPIRY_BATCH_SIZE", default=500)
+WALLET_HOLD_EXPIRY_MAX_BATCHES = env.int("WALLET_HOLD_EXPIRY_MAX_BATCHES", default=20)
+
 # --- Celery ------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/1")
 CELERY_RESULT_BACKEND = None

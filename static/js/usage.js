@@ -1,17 +1,20 @@
-// The customer usage page: renders the current-period usage and refreshes it by polling
+// The customer usage page: renders the current-period usage and the prepaid wallets (balance,
+// held, available, active holds, recent ledger entries) and refreshes both by polling
 // usage.json. Amounts and units arrive as exact decimal strings and are only ever formatted
 // as strings here (grouping, padding) — never parsed into floats.
 (function () {
   "use strict";
 
   var root = document.getElementById("usage");
+  var walletsRoot = document.getElementById("wallets");
   var status = document.getElementById("usage-status");
   var initial = document.getElementById("usage-initial");
-  if (!root || !status || !initial) return;
+  if (!root || !walletsRoot || !status || !initial) return;
 
   var url = root.dataset.url;
   var intervalMs = parseInt(root.dataset.intervalMs, 10) || 2000;
   var previous = {};
+  var seenEntries = null; // entry ids already shown: new ones flash (none on the first render)
   var timer = null;
   var stopped = false;
 
@@ -90,7 +93,138 @@
     return card;
   }
 
+  // "-1.5" stays "-1.50"; "2" -> "+2.00": the sign of a change is always shown.
+  function formatChange(text) {
+    return (text.charAt(0) === "-" ? "" : "+") + formatDecimal(text, 2);
+  }
+
+  // 272 -> "4m 32s"; 0 -> "expiring" (past its TTL, released by the next expiry sweep).
+  function durationText(seconds) {
+    if (seconds <= 0) return "expiring";
+    var hours = Math.floor(seconds / 3600), minutes = Math.floor((seconds % 3600) / 60), rest = seconds % 60;
+    if (hours) return hours + "h " + minutes + "m";
+    if (minutes) return minutes + "m " + rest + "s";
+    return rest + "s";
+  }
+
+  // A negative amount (a prepaid shortfall) is drawn in the alert colour.
+  function money(text, currency) {
+    return el("span", text.charAt(0) === "-" ? "negative" : "", formatDecimal(text, 2) + " " + currency);
+  }
+
+  function table(className, columns, rows) {
+    var node = el("table", "usage " + className);
+    var headRow = el("tr");
+    columns.forEach(function (column) { headRow.appendChild(el("th", column[1], column[0])); });
+    var thead = el("thead");
+    thead.appendChild(headRow);
+    node.appendChild(thead);
+    var body = el("tbody");
+    rows.forEach(function (row) { body.appendChild(row); });
+    node.appendChild(body);
+    return node;
+  }
+
+  function cell(className, content) {
+    var td = el("td", className);
+    if (typeof content === "string") td.textContent = content; else td.appendChild(content);
+    return td;
+  }
+
+  function holdRow(wallet, hold) {
+    var tr = el("tr");
+    tr.appendChild(cell("", el("code", "", hold.reference)));
+    tr.appendChild(cell("num", money(hold.amount, wallet.currency)));
+    tr.appendChild(cell("num", money(hold.remaining, wallet.currency)));
+    tr.appendChild(cell("num", durationText(hold.expires_in_seconds)));
+    return tr;
+  }
+
+  function entryRow(wallet, entry, fresh) {
+    var tr = el("tr", fresh ? "changed" : "");
+    tr.appendChild(cell("", entry.created_at.slice(0, 10) + " " + entry.created_at.slice(11, 19)));
+    tr.appendChild(cell("", entry.kind_label));
+    tr.appendChild(cell("", el("code", "", entry.reference)));
+    tr.appendChild(cell("num", entry.amount === "0" ? "" : formatChange(entry.amount)));
+    tr.appendChild(cell("num", entry.held_change === "0" ? "" : formatChange(entry.held_change)));
+    tr.appendChild(cell("num", money(entry.available_after, wallet.currency)));
+    return tr;
+  }
+
+  function walletCard(wallet, seen) {
+    var card = el("section", "card wallet" + (wallet.low_balance ? " low" : ""));
+    card.dataset.walletId = wallet.wallet_id;
+    var head = el("header", "sub-head");
+    var left = el("div");
+    var title = el("h2", "", "Prepaid wallet ");
+    title.appendChild(el("span", "muted", "· " + wallet.currency));
+    left.appendChild(title);
+    var note = el("p", "muted");
+    if (wallet.low_balance) { note.appendChild(el("span", "badge bad", "Low balance")); note.appendChild(document.createTextNode(" ")); }
+    note.appendChild(document.createTextNode("Updated " + wallet.updated_at.slice(11, 19) + " UTC"));
+    left.appendChild(note);
+    head.appendChild(left);
+    var total = el("p", "total");
+    total.appendChild(el("span", "muted", "Available "));
+    var strong = el("strong");
+    strong.appendChild(money(wallet.available, wallet.currency));
+    total.appendChild(strong);
+    head.appendChild(total);
+    card.appendChild(head);
+
+    var figures = el("dl", "figures");
+    var key = "wallet|" + wallet.wallet_id;
+    var signature = wallet.balance + "/" + wallet.held;
+    var changed = previous[key] !== undefined && previous[key] !== signature;
+    previous[key] = signature;
+    [["Balance", wallet.balance], ["Held", wallet.held], ["Available", wallet.available]].forEach(function (figure) {
+      var box = el("div", changed ? "changed" : "");
+      box.appendChild(el("dt", "", figure[0]));
+      var value = el("dd");
+      value.appendChild(money(figure[1], wallet.currency));
+      box.appendChild(value);
+      figures.appendChild(box);
+    });
+    card.appendChild(figures);
+
+    var holdsTitle = el("h3", "", "Active holds ");
+    holdsTitle.appendChild(el("span", "muted", "(" + groupThousands(String(wallet.active_hold_count)) + ")"));
+    card.appendChild(holdsTitle);
+    if (wallet.holds.length) {
+      card.appendChild(table("holds", [["Reference", ""], ["Amount", "num"], ["Remaining", "num"], ["Expires in", "num"]],
+        wallet.holds.map(function (hold) { return holdRow(wallet, hold); })));
+      if (wallet.active_hold_count > wallet.holds.length) {
+        card.appendChild(el("p", "muted", "Showing the " + wallet.holds.length + " expiring soonest."));
+      }
+    } else {
+      card.appendChild(el("p", "muted", "No active holds."));
+    }
+
+    card.appendChild(el("h3", "", "Recent activity"));
+    if (wallet.recent_entries.length) {
+      card.appendChild(table("entries",
+        [["When (UTC)", ""], ["What", ""], ["Reference", ""], ["Balance", "num"], ["Held", "num"], ["Available after", "num"]],
+        wallet.recent_entries.map(function (entry) {
+          var fresh = seenEntries !== null && !seenEntries[entry.entry_id];
+          seen[entry.entry_id] = true;
+          return entryRow(wallet, entry, fresh);
+        })));
+    } else {
+      card.appendChild(el("p", "muted", "No activity yet."));
+    }
+    return card;
+  }
+
+  function renderWallets(wallets) {
+    var fragment = document.createDocumentFragment();
+    var seen = {};
+    (wallets || []).forEach(function (wallet) { fragment.appendChild(walletCard(wallet, seen)); });
+    walletsRoot.replaceChildren(fragment);
+    seenEntries = seen;
+  }
+
   function render(usage) {
+    renderWallets(usage.wallets);
     var fragment = document.createDocumentFragment();
     if (!usage.subscriptions.length) fragment.appendChild(el("p", "empty", "No active subscription."));
     usage.subscriptions.forEach(function (sub) { fragment.appendChild(subscriptionCard(sub)); });

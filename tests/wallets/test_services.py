@@ -329,3 +329,20 @@ def test_idempotency_keys_and_currencies_are_checked():
     with pytest.raises(InsufficientFunds) as refused:
         place(wallet, "9.5", "too-much")
     assert "available balance 9 USD does not cover 9.5 USD" in refused.value.message
+
+
+@pytest.mark.django_db
+def test_thresholds_are_replaced_alone_and_adjustments_need_a_reason():
+    from wallets.services import wallet_adjust, wallet_thresholds_set
+
+    wallet = funded_wallet("10", thresholds=["5"])
+    updated = wallet_thresholds_set(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, low_balance_thresholds=[Decimal(1), Decimal(8), Decimal(1)])
+    assert updated.low_balance_thresholds == ["8", "1"] and updated.balance == Decimal(10)
+    with pytest.raises(WalletError) as refused:
+        wallet_adjust(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(-2), idempotency_key="a", reference=" ")
+    assert refused.value.field == "reference"
+    entry, _ = wallet_adjust(
+        tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(-2.5), idempotency_key="a", reference="goodwill reversal"
+    )
+    assert (entry.kind, entry.amount, entry.balance_after) == ("adjustment", Decimal("-2.5"), Decimal("7.5"))
+    assert LowBalanceAlert.objects.get(wallet=wallet).threshold == 8  # 10 → 7.5 crossed 8

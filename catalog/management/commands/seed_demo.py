@@ -20,7 +20,8 @@ class Command(BaseCommand):
         self.stdout.write(f"  admin token:  {demo['admin_token']}")
         self.stdout.write(f"  ingest token: {demo['ingest_token']}")
         for customer in demo["customers"]:
+            wallet = f"  wallet {customer['wallet_id']}" if customer["wallet_id"] else ""
             self.stdout.write(
                 f"  {customer['name']:<10} id {customer['id']:<4} {customer['billing_mode']:<8} "
-                f"key {customer['api_key']}  login {customer['login']['username']}/{customer['login']['password']}"
+                f"key {customer['api_key']}  login {customer['login']['username']}/{customer['login']['password']}{wallet}"
             )

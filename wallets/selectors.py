@@ -1,0 +1,129 @@
+"""Wallet reads for people: the customer dashboard's wallets, holds and recent ledger entries."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from datetime import timezone as dt_timezone
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count
+from django.utils import timezone
+
+from billing.selectors import decimal_text
+from catalog.models import Customer
+
+from .models import Hold, Wallet, WalletEntry
+
+RECENT_ENTRIES = 10
+MAX_HOLDS_SHOWN = 50  # per wallet; `active_hold_count` says how many there are in all
+# What a customer reads for each kind of ledger entry.
+ENTRY_LABELS = {
+    WalletEntry.Kind.TOP_UP: "Top-up",
+    WalletEntry.Kind.DEBIT: "Usage",
+    WalletEntry.Kind.HOLD: "Hold placed",
+    WalletEntry.Kind.HOLD_COMMIT: "Hold charged",
+    WalletEntry.Kind.HOLD_RELEASE: "Hold released",
+    WalletEntry.Kind.HOLD_EXPIRY: "Hold expired",
+    WalletEntry.Kind.ADJUSTMENT: "Adjustment",
+}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _first_per_wallet(model, wallet_ids: list[int], *, where: str, order_by: tuple[str, ...], limit: int) -> dict[int, list]:
+    """The first `limit` rows of each wallet by `order_by` (column names, "-" for descending)
+    in ONE query: a LATERAL join that walks each wallet's own index (wallet_entry_recent,
+    hold_active_reference), so the cost grows with the number of wallets and `limit`, never
+    with the size of the ledger."""
+    columns = [f"{name.lstrip('-')} DESC" if name.startswith("-") else name for name in order_by]
+    rows = model.objects.raw(
+        f"""
+        SELECT r.* FROM unnest(%s::bigint[]) AS w(id)
+        CROSS JOIN LATERAL (
+            SELECT * FROM {model._meta.db_table} WHERE wallet_id = w.id AND {where}
+            ORDER BY {", ".join(columns)} LIMIT %s
+        ) AS r
+        ORDER BY w.id, {", ".join(f"r.{column}" for column in columns)}
+        """,
+        [wallet_ids, limit],
+    )
+    by_wallet: dict[int, list] = defaultdict(list)
+    for row in rows:
+        by_wallet[row.wallet_id].append(row)
+    return by_wallet
+
+
+def _hold_row(hold: Hold, now: datetime) -> dict[str, Any]:
+    return {
+        "hold_id": hold.pk,
+        "reference": hold.reference,
+        "amount": decimal_text(hold.amount),
+        "drawn": decimal_text(hold.drawn),
+        "remaining": decimal_text(hold.amount - hold.drawn),
+        "expires_at": _iso(hold.expires_at),
+        # 0 once due: the hold still reserves its remaining amount until the expiry sweep.
+        "expires_in_seconds": max(int((hold.expires_at - now).total_seconds()), 0),
+    }
+
+
+def _entry_row(entry: WalletEntry) -> dict[str, Any]:
+    return {
+        "entry_id": entry.pk,
+        "kind": entry.kind,
+        "kind_label": ENTRY_LABELS.get(entry.kind, entry.kind),
+        "amount": decimal_text(entry.amount),
+        "held_change": decimal_text(entry.held_change),
+        "balance_after": decimal_text(entry.balance_after),
+        "available_after": decimal_text(entry.balance_after - entry.held_after),
+        "reference": entry.reference,
+        "created_at": _iso(entry.created_at),
+    }
+
+
+def wallets_for_customer(
+    *, customer: Customer, now: datetime | None = None, recent_entries: int = RECENT_ENTRIES
+) -> list[dict[str, Any]]:
+    """Each wallet of the customer (by currency) with its balance, held and available amounts,
+    its active holds (soonest expiry first, at most MAX_HOLDS_SHOWN, with their count) and its
+    `recent_entries` newest ledger entries (newest first). Four queries whatever the number of
+    wallets, holds and entries (one without wallets). Decimals are exact strings and datetimes ISO 8601 UTC: JSON as it stands.
+    A negative available amount is a prepaid shortfall: shown as it is, never clamped."""
+    now = now or timezone.now()
+    wallets = list(
+        Wallet.objects.filter(tenant_id=customer.tenant_id, customer_id=customer.pk).order_by("currency", "id")
+    )
+    if not wallets:
+        return []
+    wallet_ids = [wallet.pk for wallet in wallets]
+    holds = _first_per_wallet(
+        Hold, wallet_ids, where="status = 'active'", order_by=("expires_at", "id"), limit=MAX_HOLDS_SHOWN
+    )
+    hold_counts = dict(
+        Hold.objects.filter(wallet_id__in=wallet_ids, status=Hold.Status.ACTIVE)
+        .values("wallet_id").annotate(count=Count("id")).values_list("wallet_id", "count")
+    )
+    entries = _first_per_wallet(WalletEntry, wallet_ids, where="TRUE", order_by=("-id",), limit=recent_entries)
+    result = []
+    for wallet in wallets:
+        available = wallet.available
+        thresholds = sorted((Decimal(str(t)) for t in wallet.low_balance_thresholds), reverse=True)
+        result.append(
+            {
+                "wallet_id": wallet.pk,
+                "currency": wallet.currency,
+                "balance": decimal_text(wallet.balance),
+                "held": decimal_text(wallet.held),
+                "available": decimal_text(available),
+                "low_balance": any(available < threshold for threshold in thresholds),
+                "low_balance_thresholds": [decimal_text(t) for t in thresholds],
+                "updated_at": _iso(wallet.updated_at),
+                "active_hold_count": hold_counts.get(wallet.pk, 0),
+                "holds": [_hold_row(hold, now) for hold in holds[wallet.pk]],
+                "recent_entries": [_entry_row(entry) for entry in entries[wallet.pk]],
+            }
+        )
+    return result
