@@ -346,3 +346,21 @@ def test_thresholds_are_replaced_alone_and_adjustments_need_a_reason():
     )
     assert (entry.kind, entry.amount, entry.balance_after) == ("adjustment", Decimal("-2.5"), Decimal("7.5"))
     assert LowBalanceAlert.objects.get(wallet=wallet).threshold == 8  # 10 → 7.5 crossed 8
+
+
+@pytest.mark.django_db
+def test_a_replayed_batch_debits_nothing_twice():
+    setup = priced_setup(rate="1", billing_mode=Subscription.BillingMode.PREPAID)
+    wallet = funded_wallet("10", customer=setup.customer)
+    now = timezone.now()
+    event = validate_event(
+        {"event_id": "once", "api_key": setup.api_key, "metric": setup.metric.code, "quantity": "2",
+         "timestamp": (now - timedelta(seconds=1)).isoformat()},
+        now=now,
+    )
+    batch = [IncomingEvent(setup.tenant.id, event.subject, event, now, 0, 7)]
+    first = usage_batch_process(events=batch, cache=EnrichmentCache())
+    replay = usage_batch_process(events=batch, cache=EnrichmentCache())  # the same Kafka record again
+    assert (first.new, replay.new, replay.replayed) == (1, 0, 1)
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal(8) and WalletEntry.objects.filter(wallet=wallet, kind="debit").count() == 1
