@@ -156,27 +156,16 @@ def wallet_thresholds_set(*, tenant_id: int, wallet_id: int, low_balance_thresho
     return wallet
 
 
-@transaction.atomic(durable=True)
 def wallet_top_up(
     *, tenant_id: int, wallet_id: int, amount: Decimal, idempotency_key: str, reference: str = "", now: datetime | None = None
 ) -> tuple[WalletEntry, bool]:
     """Add money. Returns (entry, created); a retry with the same key returns the first entry."""
-    amount = _amount(amount)
-    key = f"top_up:{_key(idempotency_key)}"
-    wallet = _locked_wallet(tenant_id=tenant_id, wallet_id=wallet_id)
-    existing = WalletEntry.objects.filter(wallet=wallet, idempotency_key=key).first()
-    if existing is not None:
-        if existing.amount != amount:
-            raise _key_reused(idempotency_key, f"a top-up of {decimal_text(existing.amount)}")
-        return existing, False
-    entry = _apply(
-        wallet, kind=WalletEntry.Kind.TOP_UP, amount=amount, held_change=ZERO, idempotency_key=key,
-        now=now or timezone.now(), reference=reference,
+    return _money_entry(
+        tenant_id=tenant_id, wallet_id=wallet_id, kind=WalletEntry.Kind.TOP_UP, amount=_amount(amount),
+        idempotency_key=idempotency_key, reference=reference, now=now,
     )
-    return entry, True
 
 
-@transaction.atomic(durable=True)
 def wallet_adjust(
     *, tenant_id: int, wallet_id: int, amount: Decimal, idempotency_key: str, reference: str, now: datetime | None = None
 ) -> tuple[WalletEntry, bool]:
@@ -186,16 +175,29 @@ def wallet_adjust(
     if not isinstance(reference, str) or not reference.strip() or len(reference) > 200:
         raise WalletError("invalid_reference", "an adjustment needs its reason (1 to 200 characters)", field="reference", status=400)
     _amount(abs(amount))
-    key = f"adjustment:{_key(idempotency_key)}"
+    return _money_entry(
+        tenant_id=tenant_id, wallet_id=wallet_id, kind=WalletEntry.Kind.ADJUSTMENT, amount=amount,
+        idempotency_key=idempotency_key, reference=reference, now=now,
+    )
+
+
+@transaction.atomic(durable=True)
+def _money_entry(
+    *, tenant_id: int, wallet_id: int, kind: str, amount: Decimal, idempotency_key: str, reference: str,
+    now: datetime | None,
+) -> tuple[WalletEntry, bool]:
+    """A top-up or adjustment: one entry, at most once per idempotency key."""
+    key = f"{kind}:{_key(idempotency_key)}"
     wallet = _locked_wallet(tenant_id=tenant_id, wallet_id=wallet_id)
     existing = WalletEntry.objects.filter(wallet=wallet, idempotency_key=key).first()
     if existing is not None:
         if existing.amount != amount:
-            raise _key_reused(idempotency_key, f"an adjustment of {decimal_text(existing.amount)}")
+            what = "a top-up" if kind == WalletEntry.Kind.TOP_UP else "an adjustment"
+            raise _key_reused(idempotency_key, f"{what} of {decimal_text(existing.amount)}")
         return existing, False
     entry = _apply(
-        wallet, kind=WalletEntry.Kind.ADJUSTMENT, amount=amount, held_change=ZERO, idempotency_key=key,
-        now=now or timezone.now(), reference=reference,
+        wallet, kind=kind, amount=amount, held_change=ZERO, idempotency_key=key, now=now or timezone.now(),
+        reference=reference,
     )
     return entry, True
 
