@@ -378,6 +378,17 @@ class Subscription(TenantOwned):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
+    # Settlement terms (billing.settlement): per period, in the subscription's currency.
+    min_commitment = models.DecimalField(
+        max_digits=20, decimal_places=6, null=True, blank=True,
+        help_text="Minimum spend per period: a true-up line brings lower charges up to it.",
+    )
+    spend_cap = models.DecimalField(
+        max_digits=20, decimal_places=6, null=True, blank=True, help_text="Maximum spend per period."
+    )
+    spend_cap_action = models.CharField(
+        max_length=8, choices=[("cap", "Cap the charges"), ("alert", "Alert only")], default="cap",
+    )
     same_tenant_fields = ("customer", "offering", "rate_plan")
 
     class Meta:

@@ -522,3 +522,28 @@ def wallets_check(*, wallet_ids: Sequence[int] | None = None) -> list[str]:
                     f"wallet {wallet_id}: last entry says balance {last_balance} / held {last_held}, wallet has {balance} / {held}"
                 )
     return problems
+
+
+# --- settlement ---------------------------------------------------------------------------------
+
+
+def wallet_settlement_charge(
+    *, tenant_id: int, customer_id: int, currency: str, amount: Decimal, at_most_available: bool, idempotency_key: str,
+    reference: str, now: datetime,
+) -> Decimal:
+    """Settlement's part of an invoice (billing.settlement.settle), inside its transaction:
+    take `amount` from the customer's wallet (a negative amount gives it back), at most what is
+    available when `at_most_available` (hybrid). Returns what was taken. Idempotent per key."""
+    assert connection.in_atomic_block, "wallet_settlement_charge must run inside the settlement transaction"
+    wallet_id = Wallet.objects.filter(customer_id=customer_id, currency=currency).values_list("id", flat=True).first()
+    if wallet_id is None or not amount:
+        return ZERO
+    wallet = _locked_wallet(tenant_id=tenant_id, wallet_id=wallet_id)
+    existing = WalletEntry.objects.filter(wallet=wallet, idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return -existing.amount
+    if at_most_available and amount > 0:
+        amount = min(amount, max(wallet.available, ZERO))
+    if amount:
+        _apply(wallet, kind=WalletEntry.Kind.DEBIT, amount=-amount, held_change=ZERO, idempotency_key=idempotency_key, now=now, reference=reference)
+    return amount

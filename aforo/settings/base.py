@@ -135,6 +135,12 @@ ENRICHMENT_LOCAL_CACHE_MAX = env.int("ENRICHMENT_LOCAL_CACHE_MAX", default=100_0
 WALLET_HOLD_EXPIRY_BATCH_SIZE = env.int("WALLET_HOLD_EXPIRY_BATCH_SIZE", default=500)
 WALLET_HOLD_EXPIRY_MAX_BATCHES = env.int("WALLET_HOLD_EXPIRY_MAX_BATCHES", default=20)
 
+# --- Settlement --------------------------------------------------------------------------
+# A run settles rated events rated at least this long ago: newer ids may belong to a rating
+# transaction still in flight (ids are taken at insert, not at commit). Later ones go to the
+# next run, as adjustment lines.
+SETTLEMENT_WATERMARK_LAG_S = env.int("SETTLEMENT_WATERMARK_LAG_S", default=60)
+
 # --- Celery ------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/1")
 CELERY_RESULT_BACKEND = None

@@ -22,3 +22,5 @@ STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
 # Lets parallel test runs on one machine use separate databases.
 DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_aforo")}
+# Nothing rates concurrently with a test's settlement: settle everything rated so far.
+SETTLEMENT_WATERMARK_LAG_S = 0

@@ -1,0 +1,91 @@
+"""What the stages share: the subscription and period being settled, the watermark, the
+aggregates and the draft invoice lines, money helpers, and the log of what each stage did."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from catalog.models import Subscription
+
+ZERO = Decimal(0)
+# Minor units per currency (ISO 4217 exponent); 2 unless listed.
+MINOR_UNITS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3}
+# Lines are rounded ONCE, to the currency's minor unit, half away from zero (commercial rounding).
+ROUNDING = ROUND_HALF_UP
+
+
+def round_money(amount: Decimal, currency: str) -> Decimal:
+    return amount.quantize(Decimal(1).scaleb(-MINOR_UNITS.get(currency, 2)), rounding=ROUNDING)
+
+
+@dataclass
+class Aggregate:
+    """The rated events of one (period, metric, dimension) in (rated_from, rated_to]."""
+
+    period_start: datetime
+    metric_id: int
+    metric_code: str
+    dimension_key: str
+    units: Decimal
+    amount: Decimal  # sum of rated amounts: quote(units) − quote(0) when the period is whole
+    event_count: int
+    rated_from_id: int  # exclusive
+    rated_to_id: int  # inclusive
+    config: dict[str, Any]  # the snapshot the latest of its events was rated with
+    late: bool = False  # a period already settled: an adjustment line
+
+
+@dataclass
+class Line:
+    kind: str
+    description: str
+    amount_unrounded: Decimal
+    amount: Decimal = ZERO  # rounded once, when the line is added
+    metric_id: int | None = None
+    dimension_key: str = ""
+    period_start: datetime | None = None
+    units: Decimal | None = None
+    event_count: int = 0
+    rated_from_id: int | None = None
+    rated_to_id: int | None = None
+
+
+@dataclass
+class SettlementContext:
+    subscription: Subscription
+    period_start: datetime
+    period_end: datetime
+    kind: str  # "final" | "interim"
+    watermark: int
+    now: datetime
+    aggregates: list[Aggregate] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    previously_invoiced: Decimal = ZERO  # this period's interim invoices (count toward commitment and cap)
+    wallet_realtime: Decimal = ZERO  # debits already made in real time for the settled rated events
+    wallet_now: Decimal = ZERO  # what settlement takes from (−: gives back to) the wallet
+    amount_due: Decimal = ZERO
+    quota: list[dict[str, Any]] = field(default_factory=list)
+    ranges: dict[datetime, int] = field(default_factory=dict)  # period_start -> settled above this id
+
+    @property
+    def currency(self) -> str:
+        return self.subscription.currency
+
+    @property
+    def final(self) -> bool:
+        return self.kind == "final"
+
+    def add(self, line: Line) -> Line:
+        line.amount = round_money(line.amount_unrounded, self.currency)
+        self.lines.append(line)
+        return line
+
+    def total(self, *kinds: str) -> Decimal:
+        return sum((line.amount for line in self.lines if not kinds or line.kind in kinds), ZERO)
+
+    def log(self, stage: str, **summary: Any) -> None:
+        self.stages.append({"stage": stage, **{k: (str(v) if isinstance(v, Decimal) else v) for k, v in summary.items()}})

@@ -1,0 +1,61 @@
+"""Settle: the invoice (its number, lines and totals), the wallet's part, and the run marked
+done with its watermark — in the pipeline's one transaction."""
+
+from __future__ import annotations
+
+from catalog.models import Tenant
+from wallets.services import wallet_settlement_charge
+
+from ..models import Invoice, InvoiceCounter, InvoiceLine, SettlementRun
+from .context import ZERO, SettlementContext
+
+
+def _number(tenant: Tenant) -> str:
+    counter, _ = InvoiceCounter.objects.select_for_update().get_or_create(tenant=tenant)
+    number = counter.next_number
+    counter.next_number += 1
+    counter.save(update_fields=["next_number"])
+    return f"{tenant.slug.upper()[:12]}-{number:06d}"
+
+
+def run(context: SettlementContext) -> SettlementRun:
+    subscription = context.subscription
+    settlement = SettlementRun.objects.create(
+        tenant_id=subscription.tenant_id, subscription=subscription, period_start=context.period_start,
+        period_end=context.period_end, kind=context.kind,
+        sequence=0 if context.final else SettlementRun.objects.filter(
+            subscription=subscription, period_start=context.period_start, kind="interim"
+        ).count() + 1,
+        watermark=context.watermark, created_at=context.now,
+    )
+    number = _number(subscription.tenant)
+    taken = ZERO
+    if context.wallet_now:
+        taken = wallet_settlement_charge(
+            tenant_id=subscription.tenant_id, customer_id=subscription.customer_id, currency=context.currency,
+            amount=context.wallet_now, at_most_available=subscription.billing_mode == "hybrid",
+            idempotency_key=f"settlement:{settlement.pk}", reference=f"invoice {number}", now=context.now,
+        )
+        context.amount_due += context.wallet_now - taken  # hybrid: what the wallet no longer had
+    total = context.total()
+    invoice = Invoice.objects.create(
+        tenant_id=subscription.tenant_id, customer_id=subscription.customer_id, subscription=subscription, number=number,
+        currency=context.currency, period_start=context.period_start, period_end=context.period_end,
+        subtotal=context.total("usage", "late_usage", "base", "commitment", "cap"),
+        discount_total=-context.total("discount"), tax_total=context.total("tax"), total=total,
+        wallet_applied=context.wallet_realtime + taken, amount_due=context.amount_due, issued_at=context.now,
+    )
+    InvoiceLine.objects.bulk_create(
+        InvoiceLine(
+            invoice=invoice, position=position, kind=line.kind, description=line.description[:300], metric_id=line.metric_id,
+            dimension_key=line.dimension_key, period_start=line.period_start, units=line.units, event_count=line.event_count,
+            amount_unrounded=line.amount_unrounded, amount=line.amount, rated_from_id=line.rated_from_id,
+            rated_to_id=line.rated_to_id,
+        )
+        for position, line in enumerate(context.lines, start=1)
+    )
+    context.log("settle", invoice=number, total=total, wallet_taken=taken, amount_due=context.amount_due)
+    settlement.invoice = invoice
+    settlement.stages = context.stages
+    settlement.save(update_fields=["invoice", "stages"])
+    return settlement
