@@ -29,4 +29,15 @@ app.conf.beat_schedule = {
         "task": "wallets.tasks.holds_expire",
         "schedule": 5.0,
     },
+    # The settlement sweep: settle every period that is over (a canceled subscription's last
+    # partial period too) and has no final invoice, one settle_customer task per customer. Its
+    # one query is cheap, so 60 s issues invoices within about a minute of a period being over
+    # (its end plus SETTLEMENT_WATERMARK_LAG_S, so that its last rated events are under the
+    # watermark) and doubles as the retry of a failed settlement. Safe if two runs overlap: a run is once per
+    # period (unique constraint + subscription lock). Threshold invoices are not swept: the
+    # rating hot path enqueues them as the running totals cross the threshold.
+    "settlement-sweep": {
+        "task": "billing.tasks.settlement_sweep",
+        "schedule": 60.0,
+    },
 }

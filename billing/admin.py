@@ -156,3 +156,5 @@ class PricingSnapshotAdmin(LedgerAdmin):
     @admin.display(description="pricing model")
     def pricing_model(self, snapshot: PricingSnapshot) -> str:
         return str(snapshot.config.get("model", "?"))
+
+from . import admin_invoices  # noqa: F401  (registers the invoice and settlement run admins)

@@ -5,4 +5,10 @@ from . import views
 urlpatterns = [
     path("", views.usage_page, name="dashboard-usage"),
     path("usage.json", views.usage_json, name="dashboard-usage-json"),
+    path("invoices/<int:invoice_id>/", views.invoice_page, name="dashboard-invoice"),
+    path(
+        "invoices/<int:invoice_id>/lines/<int:line_id>/events/",
+        views.invoice_line_events_page,
+        name="dashboard-invoice-line-events",
+    ),
 ]

@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
 from aforo.db import bulk_cursor
 from billing.rating import TierDelta, Usage
-from wallets.services import RatedCharge, wallet_charges_record
+from catalog.models import Subscription
 from consumers.kafka import Record, produce_and_wait
+from wallets.services import RatedCharge, wallet_charges_record
 
-from .models import PricingSnapshot, RatedEvent, RunningTotal
+from .models import InvoiceLine, PricingSnapshot, RatedEvent, RunningTotal, SettlementRun
 from .periods import period_for
 from .selectors import decimal_text
 
@@ -243,6 +244,9 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
             [rated_at, *[list(column) for column in zip(*totals.values())]],
         )
 
+    _interim_invoices_enqueue(
+        current={(sub, start) for (sub, _, _, start), (_, _, end, _) in total_rows.items() if start <= rated_at < end}
+    )
     wallet_charges_record(
         charges=[
             RatedCharge(
@@ -280,6 +284,47 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
         )
         for item, columns, tiers in zip(inputs, rated_columns, tier_lists)
     ]
+
+
+def _interim_invoices_enqueue(*, current: set[tuple[int, datetime]]) -> None:
+    """Threshold-triggered invoicing, from the running totals just updated: for the touched
+    subscriptions with an invoice_threshold, whose current period's accrued charges (running
+    totals' amounts, less the rated amounts this period's interim invoices covered) reach it and which have
+    no final run yet, enqueue billing.tasks.settle_interim after the batch commits.
+    One indexed query per batch (by subscription id; the subqueries only run for subscriptions
+    that have a threshold). The task re-checks under the subscription's lock, so a duplicate
+    enqueue (the next batch, before the task ran) does nothing. It waits out the settlement
+    watermark lag so that the events that crossed the threshold are under its watermark."""
+    if not current:
+        return
+    subscriptions, starts = zip(*sorted(current))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT s.id FROM {_table(Subscription)} s
+            JOIN unnest(%s::bigint[], %s::timestamptz[]) AS t(subscription_id, period_start) ON s.id = t.subscription_id
+            WHERE s.invoice_threshold IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM {_table(SettlementRun)} r WHERE r.subscription_id = s.id
+                              AND r.period_start = t.period_start AND r.kind = 'final')
+              AND (SELECT COALESCE(SUM(rt.amount), 0) FROM {_table(RunningTotal)} rt
+                   WHERE rt.subscription_id = s.id AND rt.period_start = t.period_start)
+                - (SELECT COALESCE(SUM(l.amount_unrounded), 0) FROM {_table(SettlementRun)} r
+                   JOIN {_table(InvoiceLine)} l ON l.invoice_id = r.invoice_id AND l.kind = 'usage'
+                   WHERE r.subscription_id = s.id AND r.period_start = t.period_start AND r.kind = 'interim')
+                >= s.invoice_threshold
+            ORDER BY s.id
+            """,
+            [list(subscriptions), list(starts)],
+        )
+        due = [row[0] for row in cursor.fetchall()]
+    if due:
+        from billing.tasks import settle_interim  # the tasks module imports the settlement pipeline
+
+        def enqueue() -> None:
+            for subscription_id in due:
+                settle_interim.apply_async(args=[subscription_id], countdown=settings.SETTLEMENT_WATERMARK_LAG_S)
+
+        transaction.on_commit(enqueue)
 
 
 def _tiers_wire(tiers: tuple[TierDelta, ...] | None) -> list[dict[str, Any]] | None:

@@ -1,15 +1,19 @@
 """The customer dashboard: the current period's usage per metric and the customer's prepaid
 wallets (balance, held, available, active holds, recent ledger entries), refreshed by polling
 usage.json every 2 seconds (`customer_usage_current`, the same the usage API returns, and
-`wallets_for_customer`).
+`wallets_for_customer`); the customer's invoices, newest first, each with its lines, and for
+each usage line the rated events it sums (original timestamp, dimensions, gateway metadata).
 
 Who sees whom: a customer login (`CustomerUser`) sees its own customer only; staff pass
-?customer=ID, confined to their tenant (`TenantMember`) unless superuser; anyone else gets 403."""
+?customer=ID, confined to their tenant (`TenantMember`) unless superuser; anyone else gets 403.
+An invoice page names its invoice, so the same rule is applied to the invoice's customer: an
+invoice not theirs to see is a 404, like one that does not exist."""
 
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -19,10 +23,15 @@ from aforo.exceptions import error_body
 from catalog.models import Customer, CustomerUser, TenantMember
 from wallets.selectors import wallets_for_customer
 
-from .selectors import customer_usage_current
+from .api.invoices import money_text
+from .trace import invoice_line_rated_events, invoice_with_lines, line_is_traceable
+from .models import Invoice, InvoiceLine
+from .selectors import customer_usage_current, decimal_text
 
 POLL_INTERVAL_MS = 2000
 STAFF_PICKER_LIMIT = 200
+RECENT_INVOICES = 24
+EVENTS_PER_PAGE = 100
 
 
 def _staff_customers(user):
@@ -75,10 +84,102 @@ def usage_page(request: HttpRequest):
         customers = list(_staff_customers(request.user).select_related("tenant")[:STAFF_PICKER_LIMIT])
         return render(request, "dashboard/pick_customer.html", {"customers": customers})
     usage = _dashboard(customer)
+    invoices = Invoice.objects.filter(customer=customer).order_by("-issued_at", "-id")[: RECENT_INVOICES + 1]
     return render(
         request,
         "dashboard/usage.html",
-        {"customer": customer, "usage": usage, "poll_interval_ms": POLL_INTERVAL_MS, "query": request.GET.urlencode()},
+        {
+            "customer": customer, "usage": usage, "poll_interval_ms": POLL_INTERVAL_MS,
+            "query": request.GET.urlencode(),
+            "invoices": [_invoice_figures(i) for i in list(invoices)[:RECENT_INVOICES]],
+            "more_invoices": len(invoices) > RECENT_INVOICES,
+        },
+    )
+
+
+_FIGURES = ("subtotal", "discount_total", "tax_total", "total", "wallet_applied", "amount_due")
+
+
+def _invoice_figures(invoice: Invoice) -> dict:
+    """The invoice with its figures as exact text in its currency ("5.00", never a float)."""
+    return {"invoice": invoice, **{name: money_text(getattr(invoice, name), invoice.currency) for name in _FIGURES}}
+
+
+def dashboard_invoices(request: HttpRequest) -> QuerySet[Invoice]:
+    """The invoices this request may see: its customer login's, and a staff user's tenant's
+    (every one for a superuser). Raises PermissionDenied for a login that may see none."""
+    user = request.user
+    own = CustomerUser.objects.filter(user_id=user.pk).values_list("customer_id", flat=True).first()
+    if user.is_superuser:
+        return Invoice.objects.all()
+    visible = Q(customer_id=own) if own is not None else Q(pk__in=[])
+    if user.is_staff:
+        visible |= Q(customer__in=_staff_customers(user))
+    elif own is None:
+        raise PermissionDenied("This login is not linked to a customer account, so there are no invoices to show.")
+    return Invoice.objects.filter(visible)
+
+
+def _usage_link(request: HttpRequest, invoice: Invoice) -> str:
+    own = CustomerUser.objects.filter(user_id=request.user.pk, customer_id=invoice.customer_id).exists()
+    return "" if own else f"?customer={invoice.customer_id}"
+
+
+@never_cache
+@login_required
+def invoice_page(request: HttpRequest, invoice_id: int):
+    invoice = invoice_with_lines(invoices=dashboard_invoices(request), invoice_id=invoice_id)
+    if invoice is None:
+        raise Http404("No such invoice.")
+    lines = [
+        {
+            "line": line, "traceable": line_is_traceable(line), "amount": money_text(line.amount, invoice.currency),
+            "amount_unrounded": decimal_text(line.amount_unrounded),
+            "units": None if line.units is None else decimal_text(line.units),
+        }
+        for line in invoice.lines.all()
+    ]
+    return render(
+        request,
+        "dashboard/invoice.html",
+        {
+            "invoice": invoice, "figures": _invoice_figures(invoice), "customer": invoice.customer, "lines": lines,
+            "usage_query": _usage_link(request, invoice),
+        },
+    )
+
+
+@never_cache
+@login_required
+def invoice_line_events_page(request: HttpRequest, invoice_id: int, line_id: int):
+    """A usage line's rated events, EVENTS_PER_PAGE at a time by id (keyset: ?after=ID, cheap at
+    any depth; the line's event_count gives the total without a COUNT)."""
+    line = (
+        InvoiceLine.objects.filter(invoice__in=dashboard_invoices(request), invoice_id=invoice_id, pk=line_id)
+        .select_related("invoice__customer", "metric")
+        .first()
+    )
+    if line is None or not line_is_traceable(line):
+        raise Http404("No such usage line.")
+    after = request.GET.get("after", "")
+    events = invoice_line_rated_events(line=line, subscription_id=line.invoice.subscription_id)
+    if after.isdigit():
+        events = events.filter(id__gt=int(after))
+    page = list(events.select_related("raw_event")[: EVENTS_PER_PAGE + 1])
+    has_next = len(page) > EVENTS_PER_PAGE
+    page = page[:EVENTS_PER_PAGE]
+    return render(
+        request,
+        "dashboard/line_events.html",
+        {
+            "invoice": line.invoice, "customer": line.invoice.customer, "line": line,
+            "line_amount_unrounded": decimal_text(line.amount_unrounded),
+            "events": [
+                {"rated": rated, "quantity": decimal_text(rated.quantity), "amount": decimal_text(rated.amount)}
+                for rated in page
+            ],
+            "next_after": page[-1].pk if has_next else None, "is_first_page": not after.isdigit(),
+        },
     )
 
 

@@ -178,12 +178,17 @@ def _catalog(tenant: Tenant, start: datetime) -> dict[str, RatePlan]:
     return plans
 
 
-def demo_seed(*, now: datetime | None = None) -> dict[str, Any]:
+def demo_seed(*, now: datetime | None = None, history: bool = False) -> dict[str, Any]:
     """Create (or find) the demo tenant and everything under it; return its credentials and ids.
-    The catalog in one transaction, then the wallets through their own (durable) services."""
+    The catalog in one transaction, then the wallets through their own (durable) services, then
+    (`history`) past usage rated and settled through the real pipelines (catalog.demo_history)."""
     seeded, wallet_owners = _demo_catalog(now=now)
     for entry, (customer, external_id) in zip(seeded["customers"], wallet_owners):
         entry["wallet_id"] = _wallet(customer, entry["currency"], external_id)
+    if history:
+        from .demo_history import demo_history_backfill
+
+        seeded["history"] = demo_history_backfill(seeded, now=now)
     return seeded
 
 

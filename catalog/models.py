@@ -389,6 +389,10 @@ class Subscription(TenantOwned):
     spend_cap_action = models.CharField(
         max_length=8, choices=[("cap", "Cap the charges"), ("alert", "Alert only")], default="cap",
     )
+    invoice_threshold = models.DecimalField(
+        max_digits=20, decimal_places=6, null=True, blank=True,
+        help_text="Interim invoice as soon as the period's accrued charges (not yet invoiced) reach this amount.",
+    )
     same_tenant_fields = ("customer", "offering", "rate_plan")
 
     class Meta:

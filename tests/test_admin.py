@@ -18,6 +18,7 @@ from django.utils import timezone
 from billing.models import PricingSnapshot, RatedEvent, RunningTotal
 from billing.periods import period_for
 from billing.rating import config_hash
+from billing.settlement import settlement_run
 from catalog.models import CustomerUser, Tenant, TenantMember, TenantToken, key_hash
 from metering.models import RawEvent, UnmatchedUsage
 from tests.factories import PricedSetup, priced_setup, tenant_token
@@ -103,6 +104,7 @@ def everything(db, django_user_model):
             tenant_id=setup.tenant.pk, wallet_id=wallet.pk, amount=Decimal(60), ttl_seconds=600, reference="sess",
             idempotency_key="hold",
         )
+        settlement_run(subscription_id=setup.subscription.pk, at=timezone.now())  # an invoice and its run
     operator(setups[0].tenant)
     Group.objects.create(name="operators")
     return setups

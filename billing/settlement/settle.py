@@ -7,7 +7,7 @@ from catalog.models import Tenant
 from wallets.services import wallet_settlement_charge
 
 from ..models import Invoice, InvoiceCounter, InvoiceLine, SettlementRun
-from .context import ZERO, SettlementContext
+from .context import ZERO, SettlementContext, round_money
 
 
 def _number(tenant: Tenant) -> str:
@@ -38,12 +38,15 @@ def run(context: SettlementContext) -> SettlementRun:
         )
         context.amount_due += context.wallet_now - taken  # hybrid: what the wallet no longer had
     total = context.total()
+    # Real-time debits are exact, so what remains due can carry fractions of a cent: it is
+    # rounded once like a line, and the invoice shows the wallet's part as total − amount due.
+    context.amount_due = round_money(context.amount_due, context.currency)
     invoice = Invoice.objects.create(
         tenant_id=subscription.tenant_id, customer_id=subscription.customer_id, subscription=subscription, number=number,
         currency=context.currency, period_start=context.period_start, period_end=context.period_end,
         subtotal=context.total("usage", "late_usage", "base", "commitment", "cap"),
         discount_total=-context.total("discount"), tax_total=context.total("tax"), total=total,
-        wallet_applied=context.wallet_realtime + taken, amount_due=context.amount_due, issued_at=context.now,
+        wallet_applied=total - context.amount_due, amount_due=context.amount_due, issued_at=context.now,
     )
     InvoiceLine.objects.bulk_create(
         InvoiceLine(

@@ -1,5 +1,5 @@
 """The ingestion API: POST /api/v1/events (one event or a batch of up to INGEST_MAX_BATCH),
-and the operator's view of unmatched usage."""
+the operator's view of unmatched usage, and GET /api/v1/events/{id} (one raw event, admin token)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.exceptions import ApiError
+from billing.selectors import decimal_text
 from billing.services import rated_records_publish
 from catalog.auth import IsTenantAdmin, IsTenantIngest
 from consumers.kafka import BrokerUnavailable
-from metering.models import UnmatchedUsage
+from metering.models import RawEvent, UnmatchedUsage
 from metering.services import unmatched_usage_replay, usage_events_ingest
 
 EVENT_EXAMPLE = {
@@ -181,3 +182,59 @@ class UnmatchedUsageReplayView(APIView):
         except BrokerUnavailable:
             counts["rated_not_published"] = len(rated)
         return Response(counts)
+
+
+class RawEventSerializer(serializers.ModelSerializer):
+    quantity = serializers.SerializerMethodField(help_text="Exact decimal string.")
+    metadata = serializers.JSONField(help_text="The gateway metadata the event carried, as received.")
+    rated_event_id = serializers.SerializerMethodField(help_text="The rated event it became; null if not rated.")
+
+    class Meta:
+        model = RawEvent
+        fields = [
+            "id", "event_id", "timestamp", "received_at", "metric", "quantity", "dimensions", "metadata",
+            "api_key_prefix", "is_late", "rated_event_id",
+        ]
+
+    def get_quantity(self, raw_event: RawEvent) -> str:
+        return decimal_text(raw_event.quantity)
+
+    def get_rated_event_id(self, raw_event: RawEvent) -> int | None:
+        rated = getattr(raw_event, "rated", None)
+        return rated.pk if rated is not None else None
+
+
+RAW_EVENT_EXAMPLE = {
+    "id": 771203, "event_id": "req-7f3a-0001", "timestamp": "2026-10-14T09:12:03.120000Z",
+    "received_at": "2026-10-14T09:12:03.180000Z", "metric": "api_calls", "quantity": "1000",
+    "dimensions": {"region": "eu"}, "metadata": {"gateway": "kong", "route": "/v1/search"},
+    "api_key_prefix": "sk_live_3f9a1c2b", "is_late": False, "rated_event_id": 884101,
+}
+
+
+class RawEventDetailView(APIView):
+    """GET /api/v1/events/{id}: a different route from POST /api/v1/events (ingest, ingest token),
+    so each keeps its own credential: reading the raw ledger needs the tenant admin token."""
+
+    permission_classes = [IsTenantAdmin]
+
+    @extend_schema(
+        operation_id="events_retrieve",
+        summary="A raw usage event, as received",
+        description="The event exactly as ingested: its original timestamp, when Aforo received it, quantity "
+        "(exact decimal string), dimensions, gateway metadata, the prefix of the API key it carried, whether it "
+        "arrived late, and the id of the rated event it became (null while unrated or unmatched). `id` is Aforo's "
+        "id (the rated events of an invoice line link here), not the client's event_id.",
+        tags=["events"],
+        responses={
+            200: RawEventSerializer, 401: OpenApiResponse(description="missing_credentials / invalid_credentials"),
+            403: OpenApiResponse(description="wrong_credential_kind: reading events needs a tenant admin token"),
+            404: OpenApiResponse(description="not_found: no such event in the token's tenant"),
+        },
+        examples=[OpenApiExample("A rated event", value=RAW_EVENT_EXAMPLE, response_only=True)],
+    )
+    def get(self, request, raw_event_id: int):
+        raw_event = RawEvent.objects.select_related("rated").filter(tenant=request.tenant, pk=raw_event_id).first()
+        if raw_event is None:
+            raise ApiError(code="not_found", message=f"No event {raw_event_id} in this tenant.", status_code=404)
+        return Response(RawEventSerializer(raw_event).data)

@@ -27,7 +27,8 @@ class Command(BaseCommand):
             sys.exit(1)
         self.stderr.write("migrating the database…")
         call_command("migrate", interactive=False, verbosity=0)
-        demo_seed()
+        history = demo_seed(history=True)["history"]
+        self.stderr.write(f"demo history: {history['events']} past events rated, {history['invoices']} invoices settled")
         self.stderr.write("demo data ready (manage.py seed_demo --json prints its credentials)")
         processes = list(PROCESSES)
         if settings.KAFKA_EMBEDDED:

@@ -6,13 +6,17 @@ from catalog.demo import demo_seed
 
 
 class Command(BaseCommand):
-    help = "Create (idempotently) the demo tenant, catalog, customers, keys and subscriptions."
+    help = (
+        "Create (idempotently) the demo tenant, catalog, customers, keys, subscriptions and wallets, and back-fill "
+        "three months of usage, rated and settled through the real pipelines."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="Print the credentials and ids as one JSON object.")
+        parser.add_argument("--no-history", action="store_true", help="Skip the back-filled usage and invoices.")
 
     def handle(self, *args, **options):
-        demo = demo_seed()
+        demo = demo_seed(history=not options["no_history"])
         if options["json"]:
             self.stdout.write(json.dumps(demo, indent=2))
             return

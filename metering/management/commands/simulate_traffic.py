@@ -7,39 +7,13 @@ from __future__ import annotations
 import http.client
 import random
 import time
-import uuid
-from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 import orjson
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.demo import demo_seed
-
-TOOLS = ["search", "generate", "summarize"]
-REGIONS = ["us", "eu", "apac"]
-ROUTES = ["/v1/search", "/v1/answer", "/v1/embed"]
-
-
-def demo_event(customer: dict, *, rng: random.Random) -> dict:
-    metric = rng.choice(customer["metrics"])
-    quantity = {"llm_tokens": str(rng.randint(100, 4000)), "agent_sessions": "1"}.get(metric, "1")
-    dimensions = {"region": rng.choice(REGIONS)}
-    if metric == "tool_calls":
-        dimensions["tool_name"] = rng.choice(TOOLS)
-    if metric in ("agent_sessions", "llm_tokens"):
-        dimensions["agent_id"] = "SmartSearch-Prod"
-        dimensions["session_id"] = f"sess-{rng.randint(1, 50)}"
-    return {
-        "event_id": uuid.uuid4().hex,
-        "api_key": customer["api_key"],
-        "metric": metric,
-        "quantity": quantity,
-        "timestamp": datetime.now(timezone.utc).isoformat(),
-        "dimensions": dimensions,
-        "metadata": {"gateway": "simulate_traffic", "request_id": uuid.uuid4().hex[:16], "route": rng.choice(ROUTES)},
-    }
-
+from metering.demo import demo_event
 
 class Command(BaseCommand):
     help = "Post demo usage events through the ingest API at --rate events/s for --seconds."

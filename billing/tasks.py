@@ -1,0 +1,38 @@
+"""Settlement tasks: thin interfaces over billing.cadence and the settlement pipeline (the beat
+schedule is aforo/celery.py). Every one is idempotent: a settlement run happens once per
+period (unique constraint + the subscription's row lock), so a task run twice, or two sweeps
+at once, settle nothing twice."""
+
+from celery import shared_task
+from django.utils import timezone
+
+from .cadence import customer_settle_due, customers_due
+from .models import SettlementRun
+from .settlement import settlement_run
+
+
+@shared_task(name="billing.tasks.settlement_sweep", ignore_result=True, expires=55)
+def settlement_sweep() -> int:
+    """The settlement sweep (beat, every 60 s): one query finds the customers with a due period
+    (ended, no final run; a canceled subscription's last partial period too) and fans out one
+    settle_customer task each. Returns the number of customers enqueued."""
+    customer_ids = customers_due(now=timezone.now())
+    for customer_id in customer_ids:
+        settle_customer.delay(customer_id)
+    return len(customer_ids)
+
+
+@shared_task(name="billing.tasks.settle_customer", ignore_result=True)
+def settle_customer(customer_id: int) -> int:
+    """Settle the customer's due periods, oldest first. No retry policy of its own: what fails
+    stays due and the next sweep (60 s) enqueues it again. Returns the invoices created."""
+    return sum(1 for result in customer_settle_due(customer_id=customer_id, now=timezone.now()) if result.created)
+
+
+@shared_task(name="billing.tasks.settle_interim", ignore_result=True)
+def settle_interim(subscription_id: int) -> int | None:
+    """A threshold invoice for the subscription's current period, enqueued by the rating hot path
+    when its accrued charges reached invoice_threshold. The pipeline re-checks the threshold under
+    the subscription's lock and does nothing when it no longer holds. Returns the invoice id."""
+    result = settlement_run(subscription_id=subscription_id, at=timezone.now(), kind=SettlementRun.Kind.INTERIM)
+    return None if result.invoice is None else result.invoice.pk

@@ -1,0 +1,38 @@
+"""seed_demo's history: past usage rated through the real pipeline code and settled, once."""
+
+from decimal import Decimal
+
+import pytest
+from django.db.models import Sum
+
+from billing.models import Invoice, InvoiceLine, RatedEvent
+from billing.periods import period_for
+from catalog.demo import demo_seed
+from catalog.models import Subscription
+from wallets.models import WalletEntry
+from wallets.services import wallets_check
+
+
+@pytest.mark.django_db
+def test_history_is_rated_and_settled_once():
+    seeded = demo_seed(history=True)
+    assert seeded["history"]["events"] > 1000 and seeded["history"]["invoices"] >= 9  # 3 customers x 3+ past months
+    assert RatedEvent.objects.filter(raw_event__event_id__startswith="history-").count() == seeded["history"]["events"]
+    for customer in seeded["customers"]:
+        subscription = Subscription.objects.get(pk=customer["subscription_id"])
+        invoices = Invoice.objects.filter(subscription=subscription)
+        starts = sorted(invoices.values_list("period_start", flat=True))
+        assert starts[0] == subscription.billing_anchor and len(starts) == len(set(starts)) >= 3
+        for invoice in invoices:
+            assert period_for(cadence="monthly", anchor=subscription.billing_anchor, at=invoice.period_start)[0] == invoice.period_start
+            usage = invoice.lines.filter(kind="usage").aggregate(total=Sum("amount_unrounded"))["total"] or Decimal(0)
+            rated = RatedEvent.objects.filter(subscription=subscription, period_start=invoice.period_start).aggregate(
+                total=Sum("amount")
+            )["total"]
+            assert usage == rated
+    globex = next(c for c in seeded["customers"] if c["billing_mode"] == "prepaid")
+    assert WalletEntry.objects.filter(wallet_id=globex["wallet_id"], kind="debit").count() > 100
+    again = demo_seed(history=True)
+    assert again["history"] == seeded["history"]  # nothing rated or settled twice
+    assert InvoiceLine.objects.count() == InvoiceLine.objects.distinct().count()
+    assert wallets_check() == []
