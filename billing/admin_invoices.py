@@ -9,15 +9,16 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from catalog.admin import ReadOnlyAdminMixin
+from catalog.admin import ReadOnlyAdminMixin, TenantScopedModelAdmin
 from metering.admin import LedgerAdmin, admin_link, exact_decimal
 
+from .invoicing import InvoiceAlreadyVoid, invoice_void_and_reissue
 from .trace import line_is_traceable
-from .models import Invoice, InvoiceLine, SettlementRun
+from .models import Invoice, InvoiceLine, RolloverGrant, RolloverPolicy, SettlementRun
 
 
 def line_events_url(line: InvoiceLine, *, subscription_id: int) -> str:
@@ -67,12 +68,25 @@ class InvoiceAdmin(LedgerAdmin):
     date_hierarchy = "issued_at"
     ordering = ("-issued_at", "-id")
     inlines = (InvoiceLineInline,)
+    actions = ("void_and_reissue",)
     fieldsets = [
         (None, {"fields": ["number", "status", "customer", "subscription", "currency", "period_start", "period_end",
-                           "issued_at", "replaces", "replaced_by_link", "settlement_run_link"]}),
+                           "issued_at", "replaces", "replaced_by_link", "settlement_run_link", "voided_at",
+                           "void_reason"]}),
         ("Totals", {"fields": ["subtotal", "discount_total", "tax_total", "total", "wallet_applied", "amount_due"]}),
     ]
     readonly_fields = ("replaced_by_link", "settlement_run_link")
+
+    @admin.action(description="Void and reissue")
+    def void_and_reissue(self, request, queryset) -> None:
+        """Each selected invoice voided and reissued (billing.invoicing); void ones are skipped."""
+        for invoice in queryset.order_by("id"):
+            try:
+                reissue = invoice_void_and_reissue(invoice=invoice, reason=f"Voided in the admin by {request.user}")
+            except InvoiceAlreadyVoid:
+                self.message_user(request, f"{invoice.number} is void already.", messages.WARNING)
+                continue
+            self.message_user(request, f"{invoice.number} voided, reissued as {reissue.replacement.number}.")
 
     @admin.display(description="period", ordering="period_start")
     def period(self, invoice: Invoice) -> str:
@@ -129,3 +143,25 @@ class SettlementRunAdmin(LedgerAdmin):
         return format_html(
             "<table>{}</table>", format_html_join("", "<tr><th>{}</th><td><code>{}</code></td></tr>", rows)
         )
+
+
+class RolloverGrantInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = RolloverGrant
+    fk_name = "run"
+    extra = 0
+    can_delete = False
+    fields = ("metric", "earned_period_start", "last_period_start", "units")
+    readonly_fields = fields
+
+
+SettlementRunAdmin.inlines = (*SettlementRunAdmin.inlines, RolloverGrantInline)
+
+
+@admin.register(RolloverPolicy)
+class RolloverPolicyAdmin(TenantScopedModelAdmin):
+    """Read/write: a subscription's rollover terms per metric (billing.settlement.rollover)."""
+
+    list_display = ("subscription", "metric", "included_units", "cap_units", "expires_after_periods")
+    list_select_related = ("subscription__customer", "metric")
+    search_fields = ("subscription__customer__name", "metric__code")
+    fields = ("subscription", "metric", "included_units", "cap_units", "expires_after_periods")

@@ -10,6 +10,7 @@ so `amount == quote(total) − quote(zero usage)` (settlement adds quote(zero us
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -159,6 +160,10 @@ class Invoice(models.Model):
     amount_due = models.DecimalField(max_digits=24, decimal_places=6)
     replaces = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True, related_name="replaced_by")
     issued_at = models.DateTimeField(default=timezone.now)
+    # Voiding (billing.invoicing.invoice_void_and_reissue) is the only change a finalized invoice
+    # ever takes: status, voided_at and void_reason; its lines and figures stay as issued.
+    voided_at = models.DateTimeField(null=True, blank=True)
+    void_reason = models.CharField(max_length=300, blank=True, default="")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "number"], name="invoice_number_unique_per_tenant")]
@@ -175,6 +180,7 @@ class InvoiceLine(models.Model):
         BASE = "base"  # quote(zero usage): flat fees, first-tier flat fee, period minimum
         COMMITMENT = "commitment"  # minimum-spend true-up
         CAP = "cap"  # maximum-spend cap (negative)
+        ALLOWANCE = "allowance"  # rolled-over units applied to the period's usage (negative)
         DISCOUNT = "discount"
         TAX = "tax"
 
@@ -237,3 +243,72 @@ class InvoiceCounter(models.Model):
 
     tenant = models.OneToOneField(Tenant, on_delete=models.PROTECT, related_name="+", primary_key=True)
     next_number = models.PositiveIntegerField(default=1)
+
+
+# --- rollover --------------------------------------------------------------------------------
+
+
+class RolloverPolicy(models.Model):
+    """A subscription's rollover terms for one metric. The plan includes `included_units` of the
+    metric per period (normally priced free by the rating config's included units); what the
+    period leaves unused (included − used, never below zero) carries forward as a lot usable in
+    the next `expires_after_periods` periods. The carried balance (all live lots) never exceeds
+    `cap_units` (null: no cap). Lots are consumed soonest-expiring first by usage beyond the
+    period's included units, and applied as an `allowance` line (billing.settlement.allowance)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="rollover_policies")
+    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, related_name="+")
+    included_units = models.DecimalField(**UNITS, help_text="Units the plan includes per period.")
+    cap_units = models.DecimalField(
+        **UNITS, null=True, blank=True, help_text="Most units carried at any time (empty: no cap)."
+    )
+    expires_after_periods = models.PositiveIntegerField(
+        default=1, help_text="Carried units are usable in this many following periods, then expire."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "metric"], name="rollover_policy_once_per_metric"),
+            models.CheckConstraint(condition=models.Q(included_units__gte=0), name="rollover_included_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(cap_units__isnull=True) | models.Q(cap_units__gte=0), name="rollover_cap_not_negative"
+            ),
+            models.CheckConstraint(condition=models.Q(expires_after_periods__gte=1), name="rollover_expiry_at_least_one"),
+        ]
+
+    def clean(self) -> None:
+        super().clean()
+        for name in ("subscription", "metric"):
+            related = getattr(self, name, None) if getattr(self, f"{name}_id") else None
+            if related is not None and self.tenant_id and related.tenant_id != self.tenant_id:
+                raise ValidationError({name: "Must belong to the same tenant."})
+
+    def __str__(self) -> str:
+        return f"{self.metric} rollover: {self.included_units} included, cap {self.cap_units}"
+
+
+class RolloverGrant(models.Model):
+    """Append-only: the rollover lots a final settlement run leaves for the periods after it —
+    the surviving remainder of older lots plus the lot earned in the run's period. The next
+    final run reads the lots of the latest earlier final run (nothing else), so each run's rows
+    are the complete carried balance at its period's end. A lot is usable in periods starting
+    at or before `last_period_start`."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    run = models.ForeignKey(SettlementRun, on_delete=models.PROTECT, related_name="rollover_grants")
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="+")
+    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, related_name="+")
+    earned_period_start = models.DateTimeField(help_text="The period whose unused included units these are.")
+    last_period_start = models.DateTimeField(help_text="The last period they can be used in.")
+    units = models.DecimalField(**UNITS)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "metric", "earned_period_start"], name="rollover_grant_once_per_lot"),
+            models.CheckConstraint(condition=models.Q(units__gt=0), name="rollover_grant_positive"),
+        ]
+        indexes = [models.Index(fields=["subscription", "metric"])]
+
+    def __str__(self) -> str:
+        return f"{self.metric_id}: {self.units} until {self.last_period_start:%Y-%m-%d}"

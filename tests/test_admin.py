@@ -15,7 +15,7 @@ from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.models import PricingSnapshot, RatedEvent, RunningTotal
+from billing.models import PricingSnapshot, RatedEvent, RolloverPolicy, RunningTotal
 from billing.periods import period_for
 from billing.rating import config_hash
 from billing.settlement import settlement_run
@@ -104,7 +104,11 @@ def everything(db, django_user_model):
             tenant_id=setup.tenant.pk, wallet_id=wallet.pk, amount=Decimal(60), ttl_seconds=600, reference="sess",
             idempotency_key="hold",
         )
-        settlement_run(subscription_id=setup.subscription.pk, at=timezone.now())  # an invoice and its run
+        RolloverPolicy.objects.create(
+            tenant=setup.tenant, subscription=setup.subscription, metric=setup.metric, included_units=Decimal(10),
+            expires_after_periods=1,
+        )
+        settlement_run(subscription_id=setup.subscription.pk, at=timezone.now())  # an invoice, its run, a grant
     operator(setups[0].tenant)
     Group.objects.create(name="operators")
     return setups

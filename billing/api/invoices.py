@@ -5,6 +5,7 @@ to the raw event with its original timestamp, dimensions and gateway metadata.
     GET /api/v1/invoices?customer=ID&subscription=ID     newest first, limit/offset
     GET /api/v1/invoices/{id}                            totals, settlement stages, lines
     GET /api/v1/invoices/{id}/lines/{line_id}/events     a usage line's rated events, by cursor
+    POST /api/v1/invoices/{id}/void {reason}             void it and reissue: 201 the new invoice
 
 Contracts: another tenant's invoice or line is a 404 exactly like a missing id. Amounts are
 decimal strings, never JSON numbers: invoice figures and rounded line amounts are shown with at
@@ -29,6 +30,7 @@ from aforo.exceptions import ApiError
 from catalog.api.serializers import request_tenant
 from catalog.auth import IsTenantAdmin
 
+from ..invoicing import InvoiceAlreadyVoid, invoice_void_and_reissue
 from ..models import Invoice, InvoiceLine
 from ..selectors import decimal_text
 from ..settlement.context import MINOR_UNITS
@@ -122,7 +124,9 @@ class InvoiceSummarySerializer(serializers.ModelSerializer):
 
 
 class InvoiceLineSerializer(serializers.ModelSerializer):
-    kind = serializers.CharField(help_text="usage, late_usage, base, commitment, cap, discount or tax.")
+    kind = serializers.CharField(
+        help_text="usage, late_usage, base, commitment, cap, allowance (rolled-over units, negative), discount or tax."
+    )
     metric = serializers.SerializerMethodField(help_text="The metric code (null for lines of no metric).")
     units = _Exact(allow_null=True)
     amount_unrounded = _Exact(help_text="Exact: for a usage line, the sum of its rated events' amounts.")
@@ -166,11 +170,16 @@ class InvoiceDetailSerializer(InvoiceSummarySerializer):
         source="replaces_id", allow_null=True, help_text="The voided invoice this reissues."
     )
     replaced_by = serializers.SerializerMethodField(help_text="The invoice that reissued this one, if voided.")
+    voided_at = serializers.DateTimeField(allow_null=True, help_text="When it was voided (null unless void).")
+    void_reason = serializers.CharField(allow_blank=True, help_text="Why it was voided (empty unless void).")
     settlement = serializers.SerializerMethodField()
     lines = InvoiceLineSerializer(many=True)
 
     class Meta(InvoiceSummarySerializer.Meta):
-        fields = [*InvoiceSummarySerializer.Meta.fields, "replaces", "replaced_by", "settlement", "lines"]
+        fields = [
+            *InvoiceSummarySerializer.Meta.fields, "replaces", "replaced_by", "voided_at", "void_reason", "settlement",
+            "lines",
+        ]
 
     def get_replaced_by(self, invoice: Invoice) -> int | None:
         replacement = getattr(invoice, "replaced_by", None)
@@ -230,6 +239,8 @@ _DETAIL_EXAMPLE = {
     **_SUMMARY_EXAMPLE,
     "replaces": None,
     "replaced_by": None,
+    "voided_at": None,
+    "void_reason": "",
     "settlement": {
         "id": 97, "kind": "final", "sequence": 0, "watermark": 884120, "created_at": "2026-11-01T00:05:12Z",
         "stages": [
@@ -399,3 +410,46 @@ class InvoiceLineEventsView(APIView):
             body["sum_amount"] = decimal_text(total)
         body["results"] = RatedEventTraceSerializer(page, many=True, context={"request": request}).data
         return Response(body)
+
+
+class InvoiceVoidInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, help_text="Why the invoice is voided (kept on it).")
+
+
+class InvoiceVoidView(APIView):
+    permission_classes = [IsTenantAdmin]
+
+    @extend_schema(
+        operation_id="invoices_void",
+        summary="Void an invoice and reissue it",
+        description="A finalized invoice never changes: this marks it void (status, voided_at, void_reason — "
+        "nothing else) and issues a new invoice with a new number and the same lines and figures, whose "
+        "`replaces` is the voided one; the settlement run now points to the new invoice. No wallet entry is made "
+        "(the totals are identical). Voiding a void invoice is a 409 `invoice_void` naming its replacement.",
+        tags=["invoices"],
+        request=InvoiceVoidInputSerializer,
+        responses={
+            201: InvoiceDetailSerializer, 400: OpenApiResponse(description="validation_error: reason missing"),
+            401: UNAUTHENTICATED, 403: ADMIN_ONLY,
+            404: OpenApiResponse(description="not_found: no such invoice in the token's tenant"),
+            409: OpenApiResponse(description="invoice_void: already void; `replaced_by` is its replacement's id"),
+        },
+    )
+    def post(self, request, invoice_id: int):
+        invoice = _tenant_invoices(request).filter(pk=invoice_id).first()
+        if invoice is None:
+            raise _not_found("invoice", invoice_id)
+        data = InvoiceVoidInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            reissue = invoice_void_and_reissue(invoice=invoice, reason=data.validated_data["reason"])
+        except InvoiceAlreadyVoid as already:
+            replacement = already.replacement
+            raise ApiError(
+                code="invoice_void", status_code=409,
+                message=f"Invoice {invoice.number} is void already"
+                + (f": it was reissued as {replacement.number}." if replacement else "."),
+                replaced_by=replacement.pk if replacement else None,
+            ) from None
+        replacement = trace.invoice_with_lines(invoices=_tenant_invoices(request), invoice_id=reissue.replacement.pk)
+        return Response(InvoiceDetailSerializer(replacement, context={"request": request}).data, status=201)

@@ -7,6 +7,7 @@ urlpatterns = [
     path("pricing/quote", pricing.PricingQuoteView.as_view(), name="pricing-quote"),
     path("invoices", invoices.InvoiceListView.as_view(), name="invoices"),
     path("invoices/<int:invoice_id>", invoices.InvoiceDetailView.as_view(), name="invoice-detail"),
+    path("invoices/<int:invoice_id>/void", invoices.InvoiceVoidView.as_view(), name="invoice-void"),
     path(
         "invoices/<int:invoice_id>/lines/<int:line_id>/events",
         invoices.InvoiceLineEventsView.as_view(),

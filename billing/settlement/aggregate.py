@@ -35,6 +35,21 @@ def _ranges(context: SettlementContext) -> dict[datetime, int]:
     return ranges
 
 
+# PricingSnapshot rows are immutable (one per config hash, never updated): cached per process.
+_SNAPSHOTS: dict[int, dict] = {}
+_SNAPSHOTS_MAX = 4096
+
+
+def _snapshot_configs(ids: set[int]) -> dict[int, dict]:
+    missing = ids - _SNAPSHOTS.keys()
+    if missing:
+        if len(_SNAPSHOTS) + len(missing) > _SNAPSHOTS_MAX:
+            _SNAPSHOTS.clear()
+            missing = ids
+        _SNAPSHOTS.update(PricingSnapshot.objects.filter(id__in=missing).values_list("id", "config"))
+    return {snapshot_id: _SNAPSHOTS[snapshot_id] for snapshot_id in ids}
+
+
 def run(context: SettlementContext) -> None:
     ranges = context.ranges = _ranges(context)
     periods, lows = zip(*sorted(ranges.items()))
@@ -52,8 +67,8 @@ def run(context: SettlementContext) -> None:
             [list(periods), list(lows), context.subscription.pk, context.watermark],
         )
         rows = cursor.fetchall()
-    snapshots = dict(PricingSnapshot.objects.filter(id__in={row[8] for row in rows}).values_list("id", "config"))
-    codes = dict(Metric.objects.filter(id__in={row[1] for row in rows}).values_list("id", "code"))
+    snapshots = _snapshot_configs({row[8] for row in rows})
+    codes = dict(Metric.objects.filter(id__in={row[1] for row in rows}).values_list("id", "code")) if rows else {}
     for period_start, metric_id, key, units, amount, count, first_id, last_id, snapshot_id in rows:
         context.aggregates.append(
             Aggregate(

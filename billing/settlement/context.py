@@ -54,6 +54,16 @@ class Line:
 
 
 @dataclass
+class CarriedLot:
+    """Rolled-over units of one metric, earned in one period, usable up to `last_period_start`."""
+
+    metric_id: int
+    earned_period_start: datetime
+    last_period_start: datetime
+    units: Decimal
+
+
+@dataclass
 class SettlementContext:
     subscription: Subscription
     period_start: datetime
@@ -70,6 +80,12 @@ class SettlementContext:
     amount_due: Decimal = ZERO
     quota: list[dict[str, Any]] = field(default_factory=list)
     ranges: dict[datetime, int] = field(default_factory=dict)  # period_start -> settled above this id
+    # Rollover (final runs of subscriptions with a RolloverPolicy): per metric, the carried units
+    # this period draws on (the Allowance stage prices them), the period's units per dimension key
+    # up to the watermark, and the lots left for later periods (persisted with the run).
+    allowances: dict[int, Decimal] = field(default_factory=dict)
+    period_units: dict[tuple[int, str], Decimal] = field(default_factory=dict)
+    carry_forward: list[CarriedLot] = field(default_factory=list)
 
     @property
     def currency(self) -> str:

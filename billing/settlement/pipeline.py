@@ -14,10 +14,11 @@ from catalog.models import Subscription
 
 from ..models import Invoice, InvoiceLine, RatedEvent, RunningTotal, SettlementRun
 from ..periods import period_for
-from . import aggregate, commit, discount, quota_check, rate, route, settle, tax
+from . import aggregate, allowance, commit, discount, quota_check, rate, rollover, route, settle, tax
 from .context import ZERO, SettlementContext
 
-STAGES = (quota_check, aggregate, rate, commit, discount, tax, route)
+# Rollover and Allowance log (and act) only for final runs of subscriptions with a RolloverPolicy.
+STAGES = (quota_check, rollover, aggregate, allowance, rate, commit, discount, tax, route)
 
 
 @dataclass
@@ -77,7 +78,9 @@ def settlement_run(
     this subscription concurrently (the demo back-fill, which rated the events itself)."""
     now = now or timezone.now()
     with transaction.atomic(durable=not dry_run):
-        subscription = Subscription.objects.select_for_update().select_related("tenant", "rate_plan").get(pk=subscription_id)
+        subscription = (
+            Subscription.objects.select_for_update(of=("self",)).select_related("tenant", "rate_plan").get(pk=subscription_id)
+        )  # only the subscription row: settlements of one tenant run in parallel
         start, end = period_for(cadence=subscription.billing_cadence, anchor=subscription.billing_anchor, at=at)
         if kind == SettlementRun.Kind.FINAL:
             done = SettlementRun.objects.filter(subscription=subscription, period_start=start, kind=kind).select_related("invoice").first()
@@ -104,4 +107,5 @@ def settlement_run(
             transaction.set_rollback(True)
             return SettlementResult(None, None, True, context)
         settled = settle.run(context)
+        rollover.record(context, settled)
         return SettlementResult(settled, settled.invoice, True, context)

@@ -12,20 +12,35 @@ from catalog.models import Metric, MetricConfig, RatePlanVersion
 from .context import ZERO, Line, SettlementContext
 
 
+# version id -> {metric_id: config}. Only PUBLISHED versions are cached, and a published
+# version's metric configs never change (catalog.models.MetricConfig refuses it), so the cache
+# cannot go stale. Which version is in force is NOT cached: publishing a version with an earlier
+# effective_from changes it, so that is read on every run.
+_PUBLISHED_CONFIGS: dict[int, dict[int, dict]] = {}
+_PUBLISHED_CONFIGS_MAX = 1024
+
+
 def version_configs(context: SettlementContext) -> dict[int, dict]:
     """metric_id -> config of the (published, immutable) version in force at the period's start."""
     subscription = context.subscription
     at = max(context.period_start, subscription.started_at)
-    version = (
+    version_id = (
         RatePlanVersion.objects.filter(
             rate_plan_id=subscription.rate_plan_id, status=RatePlanVersion.Status.PUBLISHED, effective_from__lte=at
         )
         .order_by("-effective_from")
+        .values_list("id", flat=True)
         .first()
     )
-    if version is None:
+    if version_id is None:
         return {}
-    return dict(MetricConfig.objects.filter(version=version).values_list("metric_id", "config"))
+    configs = _PUBLISHED_CONFIGS.get(version_id)
+    if configs is None:
+        configs = dict(MetricConfig.objects.filter(version_id=version_id).values_list("metric_id", "config"))
+        if len(_PUBLISHED_CONFIGS) >= _PUBLISHED_CONFIGS_MAX:
+            _PUBLISHED_CONFIGS.clear()
+        _PUBLISHED_CONFIGS[version_id] = configs
+    return configs
 
 
 def _units(value: Decimal) -> str:
@@ -50,7 +65,10 @@ def run(context: SettlementContext) -> None:
         used = {(a.metric_id, a.dimension_key): a.config for a in context.aggregates if not a.late}
         configs = version_configs(context)
         keys = {**{(metric_id, ""): config for metric_id, config in configs.items()}, **used}
-        codes = dict(Metric.objects.filter(id__in={m for m, _ in keys}).values_list("id", "code"))
+        codes = {a.metric_id: a.metric_code for a in context.aggregates}  # read by Aggregate in this run
+        missing = {m for m, _ in keys} - codes.keys()
+        if missing:
+            codes.update(Metric.objects.filter(id__in=missing).values_list("id", "code"))
         for (metric_id, key), config in sorted(keys.items()):
             base = compile_config(config).for_key(key).quote(ZERO, [])
             if base:

@@ -33,12 +33,17 @@ def _realtime_debits(context: SettlementContext) -> tuple[Wallet | None, object]
 def run(context: SettlementContext) -> None:
     mode = context.subscription.billing_mode
     total = context.total()
+    if mode == "postpaid":
+        context.wallet_realtime = ZERO  # a postpaid subscription's wallet is never drawn (nor read)
+        context.amount_due = total
+        context.log(
+            "route", billing_mode=mode, total=total, wallet_realtime=ZERO, wallet_now=context.wallet_now,
+            amount_due=context.amount_due,
+        )
+        return
     wallet, context.wallet_realtime = _realtime_debits(context)
     rest = total - context.wallet_realtime
-    if mode == "postpaid":
-        context.wallet_realtime = ZERO  # a postpaid subscription's wallet is never drawn
-        context.amount_due = total
-    elif mode == "prepaid":
+    if mode == "prepaid":
         context.wallet_now = rest  # negative: the wallet gets back what real time over-took
         context.amount_due = ZERO
     else:  # hybrid

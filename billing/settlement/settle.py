@@ -3,6 +3,8 @@ done with its watermark — in the pipeline's one transaction."""
 
 from __future__ import annotations
 
+from django.db import connection
+
 from catalog.models import Tenant
 from wallets.services import wallet_settlement_charge
 
@@ -11,10 +13,22 @@ from .context import ZERO, SettlementContext, round_money
 
 
 def _number(tenant: Tenant) -> str:
-    counter, _ = InvoiceCounter.objects.select_for_update().get_or_create(tenant=tenant)
-    number = counter.next_number
-    counter.next_number += 1
-    counter.save(update_fields=["next_number"])
+    """The tenant's next invoice number, gapless: the counter row stays locked (by the UPDATE)
+    until the settlement transaction ends, so every run of the tenant serialises from here to its
+    commit. One statement once the row exists."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {InvoiceCounter._meta.db_table} SET next_number = next_number + 1 WHERE tenant_id = %s RETURNING next_number - 1",
+            [tenant.pk],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        number = row[0]
+    else:
+        counter, _ = InvoiceCounter.objects.select_for_update().get_or_create(tenant=tenant)
+        number = counter.next_number
+        counter.next_number += 1
+        counter.save(update_fields=["next_number"])
     return f"{tenant.slug.upper()[:12]}-{number:06d}"
 
 

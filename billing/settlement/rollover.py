@@ -1,0 +1,117 @@
+"""Rollover (final runs, subscriptions with a RolloverPolicy): the units carried into this
+period and what this period carries forward.
+
+Per policy (one metric): the lots the latest earlier final run left (RolloverGrant) that have
+not expired are available here; the period's usage beyond its included units draws on them,
+soonest-expiring first, and what it draws is handed to the Allowance stage to price. The lots
+left over that are still usable after this period, plus this period's unused included units
+(included − used, never below zero; the carried total capped at cap_units), are this run's
+carry-forward, persisted with the run (`record`) in the settlement's transaction. Usage is the
+period's rated units up to the watermark, interim invoices' events included."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Sum
+
+from billing.rating import text
+
+from ..models import RatedEvent, RolloverGrant, RolloverPolicy, SettlementRun
+from ..periods import period_for
+from .context import ZERO, CarriedLot, SettlementContext
+
+
+def _later_period_start(context: SettlementContext, periods: int) -> datetime:
+    """The start of the period `periods` after this one (1: the next)."""
+    start = context.period_end
+    subscription = context.subscription
+    for _ in range(periods - 1):
+        start = period_for(cadence=subscription.billing_cadence, anchor=subscription.billing_anchor, at=start)[1]
+    return start
+
+
+def _carried_in(context: SettlementContext) -> list[RolloverGrant]:
+    previous = (
+        SettlementRun.objects.filter(
+            subscription=context.subscription, kind=SettlementRun.Kind.FINAL, period_start__lt=context.period_start
+        )
+        .order_by("-period_start")
+        .first()
+    )
+    if previous is None:
+        return []
+    return list(RolloverGrant.objects.filter(run=previous).order_by("last_period_start", "earned_period_start"))
+
+
+def _draw(lots: list[CarriedLot], wanted: Decimal) -> Decimal:
+    """Take up to `wanted` units from `lots` in order, in place; returns what was taken."""
+    taken = ZERO
+    for lot in lots:
+        take = min(lot.units, wanted - taken)
+        lot.units -= take
+        taken += take
+    return taken
+
+
+def _settle_policy(context: SettlementContext, policy: RolloverPolicy, grants: list[RolloverGrant]) -> dict:
+    used = sum((u for (m, _), u in context.period_units.items() if m == policy.metric_id), ZERO)
+    mine = [g for g in grants if g.metric_id == policy.metric_id]
+    live = [
+        CarriedLot(g.metric_id, g.earned_period_start, g.last_period_start, g.units)
+        for g in mine if g.last_period_start >= context.period_start
+    ]
+    carried_in = sum((lot.units for lot in live), ZERO)
+    drawn = _draw(live, max(used - policy.included_units, ZERO))
+    if drawn > ZERO:
+        context.allowances[policy.metric_id] = drawn
+    survivors = [lot for lot in live if lot.units > ZERO and lot.last_period_start > context.period_start]
+    kept = sum((lot.units for lot in survivors), ZERO)
+    unused = max(policy.included_units - used, ZERO)
+    room = unused if policy.cap_units is None else max(policy.cap_units - kept, ZERO)
+    earned = min(unused, room)
+    if earned > ZERO:
+        survivors.append(
+            CarriedLot(
+                policy.metric_id, context.period_start, _later_period_start(context, policy.expires_after_periods), earned
+            )
+        )
+    context.carry_forward.extend(survivors)
+    return {
+        "metric": policy.metric.code, "included": policy.included_units, "used": used, "carried_in": carried_in,
+        "expired": sum((g.units for g in mine), ZERO) - carried_in, "drawn": drawn, "unused": unused,
+        "earned": earned, "carried_forward": kept + earned,
+    }
+
+
+def run(context: SettlementContext) -> None:
+    if not context.final:
+        return
+    policies = list(RolloverPolicy.objects.filter(subscription=context.subscription).select_related("metric").order_by("metric_id"))
+    if not policies:
+        return  # nothing to carry: the stage stays silent (no log entry)
+    usage = (
+        RatedEvent.objects.filter(
+            subscription=context.subscription, metric_id__in=[p.metric_id for p in policies],
+            period_start=context.period_start, id__lte=context.watermark,
+        )
+        .values_list("metric_id", "dimension_key")
+        .annotate(units=Sum("quantity"))
+    )
+    context.period_units = {(metric_id, key): units for metric_id, key, units in usage}
+    grants = _carried_in(context)
+    summaries = [_settle_policy(context, policy, grants) for policy in policies]
+    context.log("rollover", metrics=[{k: (text(v) if isinstance(v, Decimal) else v) for k, v in s.items()} for s in summaries])
+
+
+def record(context: SettlementContext, settlement: SettlementRun) -> None:
+    """Persist the run's carry-forward (its complete carried balance), in the settlement's transaction."""
+    RolloverGrant.objects.bulk_create(
+        RolloverGrant(
+            tenant_id=settlement.tenant_id, run=settlement, subscription_id=settlement.subscription_id,
+            metric_id=lot.metric_id, earned_period_start=lot.earned_period_start,
+            last_period_start=lot.last_period_start, units=lot.units,
+        )
+        for lot in context.carry_forward
+    )

@@ -1,0 +1,108 @@
+"""Void and reissue on real PostgreSQL: the voided invoice keeps everything but its status, the
+replacement (a new number, same lines and figures) references it and takes its settlement run,
+the ledger stays clean, and voiding twice is a 409 naming the replacement."""
+
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from billing.invoicing import InvoiceAlreadyVoid, invoice_void_and_reissue
+from billing.models import Invoice, SettlementRun, TaxRate
+from billing.settlement import settlement_run
+from billing.verification import ledger_verify
+from tests.billing.test_settlement import rate
+from tests.factories import priced_setup, tenant_token
+from wallets.models import WalletEntry
+
+FIGURES = ("number", "customer_id", "subscription_id", "currency", "period_start", "period_end", "subtotal",
+           "discount_total", "tax_total", "total", "wallet_applied", "amount_due", "issued_at", "replaces_id")
+LINE = ("position", "kind", "description", "metric_id", "dimension_key", "period_start", "units", "event_count",
+        "amount_unrounded", "amount", "rated_from_id", "rated_to_id")
+
+
+@pytest.fixture
+def settled():
+    setup = priced_setup(rate="0.333")
+    TaxRate.objects.create(tenant=setup.tenant, customer=setup.customer, name="VAT", percent=Decimal(20))
+    rate(setup, "a", "10")
+    rate(setup, "b", "5")
+    setup.invoice = settlement_run(subscription_id=setup.subscription.pk, at=timezone.now()).invoice
+    return setup
+
+
+def snapshot(invoice):
+    invoice = Invoice.objects.get(pk=invoice.pk)
+    return {name: getattr(invoice, name) for name in FIGURES}, list(invoice.lines.values_list(*LINE))
+
+
+@pytest.mark.django_db
+def test_void_and_reissue_through_the_api(settled, api_client):
+    before_figures, before_lines = snapshot(settled.invoice)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tenant_token(settled.tenant)}")
+    url = f"/api/v1/invoices/{settled.invoice.pk}/void"
+    response = api_client.post(url, {"reason": "wrong billing address"}, format="json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["replaces"] == settled.invoice.pk and body["number"] != settled.invoice.number
+    assert body["status"] == "finalized" and body["total"] == "6.00"  # 15 × 0.333 = 4.995 → 5.00, VAT 1.00
+
+    old = Invoice.objects.get(pk=settled.invoice.pk)
+    assert (old.status, old.void_reason) == ("void", "wrong billing address") and old.voided_at is not None
+    assert snapshot(old) == (before_figures, before_lines)  # nothing else changed
+    new = Invoice.objects.get(pk=body["id"])
+    _, new_lines = snapshot(new)
+    assert [line[1:] for line in new_lines] == [line[1:] for line in before_lines]
+    assert (new.total, new.subtotal, new.tax_total) == (old.total, old.subtotal, old.tax_total)
+    assert SettlementRun.objects.get(subscription=settled.subscription).invoice_id == new.pk
+    assert not WalletEntry.objects.exists()
+    assert ledger_verify() == []
+
+    detail = api_client.get(f"/api/v1/invoices/{old.pk}").json()
+    assert detail["replaced_by"] == new.pk and detail["void_reason"] == "wrong billing address"
+
+    again = api_client.post(url, {"reason": "again"}, format="json")
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "invoice_void" and again.json()["error"]["replaced_by"] == new.pk
+    assert Invoice.objects.filter(subscription=settled.subscription).count() == 2
+
+
+@pytest.mark.django_db
+def test_void_needs_a_reason_and_the_tenants_own_invoice(settled, api_client):
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tenant_token(settled.tenant)}")
+    assert api_client.post(f"/api/v1/invoices/{settled.invoice.pk}/void", {}, format="json").status_code == 400
+    other = priced_setup(rate="1")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tenant_token(other.tenant)}")
+    response = api_client.post(f"/api/v1/invoices/{settled.invoice.pk}/void", {"reason": "x"}, format="json")
+    assert response.status_code == 404
+    assert Invoice.objects.get(pk=settled.invoice.pk).status == "finalized"
+
+
+@pytest.mark.django_db
+def test_the_service_refuses_a_void_invoice_and_names_its_replacement(settled):
+    reissue = invoice_void_and_reissue(invoice=settled.invoice, reason="fix")
+    with pytest.raises(InvoiceAlreadyVoid) as raised:
+        invoice_void_and_reissue(invoice=settled.invoice, reason="fix")
+    assert raised.value.replacement.pk == reissue.replacement.pk
+    # A reissue can itself be voided and reissued: a chain, each link referencing the one before.
+    third = invoice_void_and_reissue(invoice=reissue.replacement, reason="again").replacement
+    assert third.replaces_id == reissue.replacement.pk and ledger_verify() == []
+
+
+@pytest.mark.django_db
+def test_verify_ledger_ignores_void_invoices_lines_for_coverage(settled):
+    Invoice.objects.filter(pk=settled.invoice.pk).update(status="void")  # void with no replacement
+    problems = ledger_verify()
+    assert problems and all("on no usage line" in p for p in problems)
+
+
+@pytest.mark.django_db
+def test_admin_action_voids_and_reissues(settled, client, django_user_model):
+    admin_user = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/billing/invoice/", {"action": "void_and_reissue", "_selected_action": [settled.invoice.pk]}
+    )
+    assert response.status_code == 302
+    old = Invoice.objects.get(pk=settled.invoice.pk)
+    assert old.status == "void" and Invoice.objects.get(replaces=old).status == "finalized"
