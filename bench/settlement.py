@@ -36,6 +36,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from common import django_configure, recreate_database  # noqa: E402
+
 BENCH_DB = "aforo_bench_settlement"
 PERIOD_START = datetime(2025, 5, 1, tzinfo=timezone.utc)
 PERIOD_END = datetime(2025, 6, 1, tzinfo=timezone.utc)
@@ -54,26 +57,7 @@ TOKENS_PER_EVENT = 100  # x 0.00001 = 0.001 per event while in the first tier
 
 
 def configure() -> None:
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "aforo.settings.dev",
-            "DEBUG": "0",
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
-            "REDIS_URL": "redis://127.0.0.1:6379/9",
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    import django
-
-    django.setup()
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {BENCH_DB}")
+    django_configure(BENCH_DB)
 
 
 # --- the catalog ----------------------------------------------------------------------------------
@@ -335,7 +319,7 @@ def main() -> None:
     global PROFILE_TO
     PROFILE_TO = args.profile
 
-    recreate_database()
+    recreate_database(BENCH_DB)
     configure()
     from django.core.management import call_command
     from django.db import connection

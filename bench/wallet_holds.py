@@ -26,30 +26,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from common import django_configure, recreate_database  # noqa: E402
+
 BENCH_DB = "aforo_bench_wallets"
 
 
 def configure() -> None:
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "aforo.settings.dev",
-            "DEBUG": "0",
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
-            "REDIS_URL": "redis://127.0.0.1:6379/9",
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    import django
-
-    django.setup()
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {BENCH_DB}")
+    django_configure(BENCH_DB)
 
 
 def build_wallets(count: int) -> tuple[int, list[int]]:
@@ -133,7 +117,7 @@ def main() -> None:
     parser.add_argument("--wallets", type=int, default=1000, help="wallets in the many-wallets scenario")
     args = parser.parse_args()
 
-    recreate_database()
+    recreate_database(BENCH_DB)
     configure()
     from django.core.management import call_command
     from django.db import connection
