@@ -21,6 +21,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from aforo.db import bulk_cursor
 from billing.selectors import decimal_text
 from catalog.models import Customer
 
@@ -84,9 +85,9 @@ def _key(value: str) -> str:
     return value
 
 
-def _crossed(wallet: Wallet, before: Decimal, after: Decimal) -> list[Decimal]:
+def _crossed(thresholds: Iterable[Decimal | str], before: Decimal, after: Decimal) -> list[Decimal]:
     """Thresholds the available balance fell below with this change (once per crossing)."""
-    return [t for t in (Decimal(str(x)) for x in wallet.low_balance_thresholds) if before >= t > after]
+    return [t for t in (Decimal(str(x)) for x in thresholds) if before >= t > after]
 
 
 def _apply(
@@ -104,7 +105,7 @@ def _apply(
         balance_after=wallet.balance, held_after=wallet.held, hold=hold, reference=reference,
         idempotency_key=idempotency_key, created_at=now,
     )
-    for threshold in _crossed(wallet, before, wallet.available):
+    for threshold in _crossed(wallet.low_balance_thresholds, before, wallet.available):
         LowBalanceAlert.objects.create(
             tenant_id=wallet.tenant_id, wallet=wallet, threshold=threshold, available_before=before,
             available_after=wallet.available, entry=entry, created_at=now,
@@ -379,7 +380,7 @@ def wallet_charges_record(*, charges: Sequence[RatedCharge], now: datetime) -> N
         return
     assert connection.in_atomic_block, "wallet_charges_record must run inside the rating transaction"
     keys = sorted({(c.tenant_id, c.customer_id, c.currency) for c in charges})
-    with connection.cursor() as cursor:
+    with bulk_cursor() as cursor:  # arrays bound server-side, as the rating batch does
         tenants, customers, currencies = (list(column) for column in zip(*keys))
         cursor.execute(
             f"""
@@ -440,13 +441,12 @@ def wallet_charges_record(*, charges: Sequence[RatedCharge], now: datetime) -> N
             (tenant_id, wallet_id, -debit, -draw, balance, held, hold[0] if draw else None, charge.rated_event_id,
              charge.event_id[:200], f"rated:{charge.rated_event_id}")
         )
-        for threshold in thresholds:
-            if available >= threshold > balance - held:
-                alerts.append((len(entries) - 1, tenant_id, wallet_id, threshold, available, balance - held))
+        for threshold in _crossed(thresholds, available, balance - held):
+            alerts.append((len(entries) - 1, tenant_id, wallet_id, threshold, available, balance - held))
 
     if not entries:
         return
-    with connection.cursor() as cursor:
+    with bulk_cursor() as cursor:
         columns = [list(c) for c in zip(*entries)]
         cursor.execute(
             f"""
