@@ -22,6 +22,7 @@ from catalog.admin.pricing_preview import (
     MODEL_REFERENCE,
     preview_volumes,
     price_preview,
+    price_preview_html,
 )
 from catalog.models import MetricConfig
 from tests.factories import MetricFactory, priced_setup
@@ -96,9 +97,20 @@ def test_preview_sections_per_override_and_none_when_invalid():
     assert len(price_preview(many)) == 1 + MAX_PREVIEWED_OVERRIDES
 
 
+def test_a_section_names_its_limit_and_prices_as_without_it():
+    limited = {**GRADUATED, "limit": {"units": "100000", "overage": "block"}}
+    config = {"model": "per_unit", "rate": "0.003", "overrides": [{"match": {"region": "eu"}, "price": limited}]}
+    base, override = price_preview(config)
+    assert (base.limit, override.limit) == ("", "limit: 100,000 units (block)")
+    assert override.rows == price_preview(GRADUATED)[0].rows
+    [bill] = price_preview({"model": "per_unit", "rate": "1", "limit": {"units": "2.5", "overage": "bill"}})
+    assert bill.limit == "limit: 2.5 units (bill)"
+    assert '<p class="help">limit: 100,000 units (block)</p>' in price_preview_html(config)
+
+
 def test_every_reference_example_is_a_valid_config():
-    assert [model for model, _, _ in MODEL_REFERENCE][:-1] == [
-        "per_unit", "flat", "included_quota", "graduated", "volume", "package", "percentage",
+    assert [model for model, _, _ in MODEL_REFERENCE] == [
+        "per_unit", "flat", "included_quota", "graduated", "volume", "package", "percentage", "overrides", "limit",
     ]  # fmt: skip
     for _, _, example in MODEL_REFERENCE:
         validate_config(example)
@@ -150,6 +162,7 @@ def test_operator_edits_a_draft_config_to_graduated_and_sees_the_preview(operato
     )
     assert textarea.startswith('\n{\n  "model": "graduated",\n  "tiers": [\n    {\n      "up_to": "1000",\n')
     assert "package_size" in page and "overrides" in page  # the models' reference
+    assert "a hard limit of units per period" in page
 
     version_page = operator_client.get(change_url(draft)).content.decode()
     assert "price-preview compact" in version_page and ("1,001", "10.008") in _preview_rows(version_page)

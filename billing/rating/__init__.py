@@ -2,10 +2,12 @@
 
     quote(config, units, events=None, *, dimensions=None) -> Decimal   the full charge for one period, exact
     breakdown(config, units, events=None, *, dimensions=None)          (dimension_key, lines) of that quote
-    explain(config, units=None, events=None, *, dimensions=None)       Quote: amount, units, model, key, lines
+    explain(config, units=None, events=None, *, dimensions=None)       Quote: amount, units, model, key, lines, limit
     validate_config(config) -> config        normalised, or ConfigError naming the field
     compile_config(config) -> PriceBook      parsed once; .select(dimensions) -> (dimension_key, Model)
     Model.rate_event(usage, quantity) -> Rating   delta rating of one event against a running state
+    Model.limit -> Limit | None              a price's usage limit {"units", "overage": block|bill}
+    Model.overage_units(units) / Model.overage_credit(units) -> Decimal   beyond the limit; what "block" takes back
     config_hash(config) -> str               stable identity of a config snapshot
 
 Models: per_unit, flat, percentage, included_quota, graduated, volume, package (see each
@@ -15,6 +17,7 @@ module). Everything else in Aforo prices through these functions; nothing else k
 from .engine import (
     MODELS,
     ConfigError,
+    Limit,
     Line,
     Model,
     PriceBook,
@@ -36,6 +39,7 @@ from .engine import (
 )
 
 __all__ = [
-    "MODELS", "ConfigError", "Line", "Model", "PriceBook", "Pricer", "Quote", "Rating", "RatingError", "TierDelta", "Usage",
-    "UsageError", "breakdown", "compile_config", "config_hash", "dimension_key", "explain", "quote", "text", "validate_config",
+    "MODELS", "ConfigError", "Limit", "Line", "Model", "PriceBook", "Pricer", "Quote", "Rating", "RatingError", "TierDelta",
+    "Usage", "UsageError", "breakdown", "compile_config", "config_hash", "dimension_key", "explain", "quote", "text",
+    "validate_config",
 ]

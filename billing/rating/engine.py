@@ -14,6 +14,16 @@ The most specific applicable override wins (the one naming the most dimensions; 
 the first listed); an event no override matches is priced by the base config. The override's
 `dimension_key` (e.g. "region=eu,tool_name=lookup|search") keys its running total; the base
 config's key is "".
+
+Any price (the base config, an override's `price`) may carry a hard usage `limit` per period:
+
+    "limit": {"units": "100000", "overage": "block"}     # or "bill"
+
+"block": usage beyond the limit is not to be charged (the plan blocks it; settlement credits
+whatever got through, Model.overage_credit); "bill": it is charged as usual and reported as
+overage (Model.overage_units). The engine never prices a limit: quote, rate_event and breakdown
+are the same with or without one. Not on per-transaction models (percentage): a limit counts
+units. A config without `limit` normalises, and hashes, exactly as before limits existed.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation, localcontext
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -37,6 +47,9 @@ DIMENSION_KEY_MAX = 200
 KEY_SEPARATORS = frozenset(",=|")  # of a dimension key: "region=eu|uk,tool_name=search"
 MAX_OVERRIDES = 100
 MAX_EVENTS = 10_000  # transactions in one quote (the pipeline rates one event at a time)
+LIMIT_FIELDS = ("units", "overage")
+BLOCK, BILL = "block", "bill"
+OVERAGES = (BLOCK, BILL)
 
 
 class RatingError(ValueError):
@@ -176,13 +189,30 @@ class Line:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A price's hard usage limit per period: `units`, and what happens beyond them — `overage`
+    "block" (not to be charged) or "bill" (charged as usual, reported as overage)."""
+
+    units: Decimal
+    overage: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"units": text(self.units), "overage": self.overage}
+
+
+@dataclass(frozen=True)
 class Model:
-    """A compiled pricing model. Subclasses implement `_quote` and `_lines` (and `_rate` when the
-    charge depends on more than the units, like percentage); the public methods run them under
-    the engine's precision so no caller can get a rounded result."""
+    """A compiled pricing model. Subclasses (frozen dataclasses) implement `_quote` and `_lines`
+    (and `_rate` when the charge depends on more than the units, like percentage); the public
+    methods run them under the engine's precision so no caller can get a rounded result.
+
+    `limit` (keyword-only, so subclasses keep their positional fields) is the price's usage limit
+    or None; no pricing method reads it."""
 
     name: ClassVar[str]
     uses_events: ClassVar[bool] = False  # percentage: priced per transaction
+    limit: Limit | None = field(default=None, kw_only=True)
 
     def quote(self, units: Decimal, events: Sequence[Decimal] | None = None) -> Decimal:
         with localcontext() as ctx:
@@ -204,6 +234,27 @@ class Model:
         """Units where the price per unit changes (tier bounds, included units, package edges),
         ascending: what a price preview should show. None for per-transaction models."""
         return []
+
+    def overage_units(self, units: Decimal) -> Decimal:
+        """The units beyond the limit, max(units − limit.units, 0), whatever its overage; 0
+        without a limit."""
+        if self.limit is None:
+            return ZERO
+        with localcontext() as ctx:
+            ctx.prec = PRECISION
+            return max(units - self.limit.units, ZERO)
+
+    def overage_credit(self, units: Decimal) -> Decimal:
+        """What a "block" limit takes back from quote(units): the charge of the units beyond the
+        limit, quote(units) − quote(limit.units), exact. Never negative: where a price falls past
+        the limit (volume tiers) blocking does not raise the charge, so the credit is 0 and
+        quote(units) − credit == min(quote(units), quote(min(units, limit.units))). 0 for "bill",
+        without a limit, and within it."""
+        if self.limit is None or self.limit.overage != BLOCK or units <= self.limit.units:
+            return ZERO
+        with localcontext() as ctx:
+            ctx.prec = PRECISION
+            return max(self._quote(units, None) - self._quote(self.limit.units, None), ZERO)
 
     def _quote(self, units: Decimal, events: Sequence[Decimal] | None) -> Decimal:
         raise NotImplementedError
@@ -260,6 +311,25 @@ def _registry() -> dict[str, Any]:
 MODELS = ("per_unit", "flat", "percentage", "included_quota", "graduated", "volume", "package")
 
 
+def _normalise_limit(raw: Any) -> dict[str, str]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("limit", 'must be an object such as {"units": "100000", "overage": "block"}')
+    unknown = sorted(str(key) for key in set(raw) - set(LIMIT_FIELDS))
+    if unknown:
+        raise ConfigError(f"limit.{unknown[0]}", f"is not part of a limit; expected {list(LIMIT_FIELDS)}")
+    if raw.get("units") is None:
+        raise ConfigError("limit.units", "is required: the units allowed per period")
+    units = parse_decimal(raw["units"], "limit.units", maximum=MAX_UNITS)
+    overage = raw.get("overage")
+    if not isinstance(overage, str) or overage not in OVERAGES:
+        raise ConfigError(
+            "limit.overage",
+            f"must be one of {list(OVERAGES)} (block: usage beyond the limit is not charged; bill: it is "
+            f"charged as overage), got {overage!r}",
+        )
+    return {"units": text(units), "overage": overage}
+
+
 def _normalise_price(config: Any) -> dict[str, Any]:
     if not isinstance(config, Mapping):
         raise ConfigError("config", "must be an object with a 'model' key")
@@ -269,7 +339,18 @@ def _normalise_price(config: Any) -> dict[str, Any]:
         raise ConfigError("model", f"is required; one of {list(MODELS)}")
     if not isinstance(model, str) or model not in modules:
         raise ConfigError("model", f"unknown pricing model {model!r}; expected one of {list(MODELS)}")
-    return modules[model].normalise(config)
+    if "limit" not in config:
+        return modules[model].normalise(config)
+    # Absent and null are the same (no limit): the normalised form then has no `limit` key, so a
+    # config's hash does not depend on limits existing.
+    normalised = modules[model].normalise({key: value for key, value in config.items() if key != "limit"})
+    if config["limit"] is None:
+        return normalised
+    if modules[model].compile(normalised).uses_events:
+        raise ConfigError(
+            "limit", f"is not available on the {model} model: limits count units and {model} prices transactions"
+        )
+    return {**normalised, "limit": _normalise_limit(config["limit"])}
 
 
 def _normalise_match(raw: Any, field: str) -> dict[str, list[str]]:
@@ -394,7 +475,9 @@ Pricer = PriceBook
 
 
 def _compile_price(config: Mapping[str, Any]) -> Model:
-    return _registry()[config["model"]].compile(config)
+    model = _registry()[config["model"]].compile(config)
+    limit = config.get("limit")
+    return model if limit is None else replace(model, limit=Limit(Decimal(limit["units"]), limit["overage"]))
 
 
 @lru_cache(maxsize=4096)
@@ -486,6 +569,7 @@ class Quote:
     model: str  # of the price that applied: the base config's or the override's
     dimension_key: str
     lines: list[Line]
+    limit: Limit | None = None  # of that price; the amount is the same with or without it
 
 
 def explain(
@@ -510,7 +594,7 @@ def explain(
     key, model = _model(config, dimensions)
     return Quote(
         amount=model.quote(parsed_units, parsed_events), units=parsed_units, model=model.name, dimension_key=key,
-        lines=model.lines(parsed_units, parsed_events),
+        lines=model.lines(parsed_units, parsed_events), limit=model.limit,
     )
 
 

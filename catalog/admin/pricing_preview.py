@@ -87,10 +87,18 @@ MODEL_REFERENCE: tuple[tuple[str, str, dict[str, Any]], ...] = (
             "overrides": [{"match": {"region": ["eu", "uk"]}, "price": {"model": "per_unit", "rate": "0.004"}}],
         },
     ),
+    (
+        "limit",
+        (
+            "on any price but percentage (the base or an override's): a hard limit of units per period; overage "
+            '"block" (usage beyond it is not charged) or "bill" (charged as usual, reported as overage)'
+        ),
+        {"model": "per_unit", "rate": "0.003", "limit": {"units": "100000", "overage": "block"}},
+    ),
 )
 CONFIG_HELP_SHORT = (
     'The rating engine\'s config, decimals as strings (floats are refused): {"model": "per_unit", "rate": "0.003"}. '
-    "Models: per_unit, flat, included_quota, graduated, volume, package, percentage; optional overrides. "
+    "Models: per_unit, flat, included_quota, graduated, volume, package, percentage; optional overrides and limit. "
     "Parameters and examples: below the prices."
 )
 
@@ -156,6 +164,7 @@ class PreviewSection:
     title: str  # "" when the config has no overrides
     volume_label: str
     rows: tuple[PreviewRow, ...]
+    limit: str = ""  # "limit: 100,000 units (block)"; the rows' amounts are the engine's, before it
 
 
 def _grouped(value: Decimal | None) -> str:
@@ -218,7 +227,9 @@ def _section(title: str, price: Mapping[str, Any]) -> PreviewSection:
         for (units, amount, lines), units_pad, amount_pad in zip(priced, units_pads, amount_pads, strict=True)
     )
     label = "one transaction of" if price["model"] == "percentage" else "units"
-    return PreviewSection(title, label, rows)
+    limit = price.get("limit")
+    limit_text = f"limit: {_grouped(Decimal(limit['units']))} units ({limit['overage']})" if limit else ""
+    return PreviewSection(title, label, rows, limit_text)
 
 
 def price_preview(config: Any) -> list[PreviewSection] | None:
