@@ -58,7 +58,7 @@ def invoice_void_and_reissue(*, invoice: Invoice, reason: str, now: datetime | N
             raise InvoiceAlreadyVoid(voided, Invoice.objects.filter(replaces=voided).first())
         replacement = Invoice.objects.create(
             **{name: getattr(voided, name) for name in COPIED_FIELDS},
-            number=invoice_number_take(voided.tenant), status=Invoice.Status.FINALIZED, replaces=voided, issued_at=now,
+            number=invoice_number_take(tenant_id=voided.tenant_id, slug=voided.tenant.slug), status=Invoice.Status.FINALIZED, replaces=voided, issued_at=now,
         )
         InvoiceLine.objects.bulk_create(
             InvoiceLine(invoice=replacement, **{name: getattr(line, name) for name in LINE_FIELDS})

@@ -180,7 +180,8 @@ class InvoiceLine(models.Model):
         BASE = "base"  # quote(zero usage): flat fees, first-tier flat fee, period minimum
         COMMITMENT = "commitment"  # minimum-spend true-up
         CAP = "cap"  # maximum-spend cap (negative)
-        ALLOWANCE = "allowance"  # rolled-over units applied to the period's usage (negative)
+        ALLOWANCE = "allowance"  # rolled-over and granted units applied to the period's usage (negative)
+        OVERAGE = "overage"  # usage beyond a hard limit whose overage is blocked, taken back (negative)
         DISCOUNT = "discount"
         TAX = "tax"
 
@@ -312,3 +313,44 @@ class RolloverGrant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.metric_id}: {self.units} until {self.last_period_start:%Y-%m-%d}"
+
+
+class AllowanceGrant(models.Model):
+    """Units of a metric granted free for one period of a subscription (a goodwill credit, a
+    trial top-up, a promotion): the final settlement of that period applies them like rolled-over
+    units (billing.settlement.allowance), after any rolled-over units, priced with the events'
+    config. Unused granted units lapse with the period. `period_start` is the start of the
+    subscription's period containing the date the operator gives (normalised on save)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="allowance_grants")
+    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, related_name="+")
+    period_start = models.DateTimeField(help_text="Any instant in the period; stored as the period's start.")
+    units = models.DecimalField(**UNITS, help_text="Free units for that period.")
+    description = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(units__gt=0), name="allowance_grant_positive")]
+        indexes = [models.Index(fields=["subscription", "period_start"])]
+
+    def clean(self) -> None:
+        super().clean()
+        for name in ("subscription", "metric"):
+            related = getattr(self, name, None) if getattr(self, f"{name}_id") else None
+            if related is not None and self.tenant_id and related.tenant_id != self.tenant_id:
+                raise ValidationError({name: "Must belong to the same tenant."})
+        if self.units is not None and self.units <= 0:
+            raise ValidationError({"units": "Must be more than zero."})
+        if self.subscription_id and self.period_start and self.period_start < self.subscription.started_at:
+            raise ValidationError({"period_start": "Is before the subscription started."})
+
+    def save(self, *args, **kwargs) -> None:
+        from .periods import period_for
+
+        subscription = self.subscription
+        self.period_start = period_for(cadence=subscription.billing_cadence, anchor=subscription.billing_anchor, at=self.period_start)[0]
+        super().save(*args, **kwargs)
+
+    def __str__(self) -> str:
+        return f"{self.units} {self.metric} for {self.period_start:%Y-%m-%d}"

@@ -1,39 +1,21 @@
 """Aggregate: per period, metric and dimension, the units and the sum of rated amounts of the
-rated events this run settles, up to the watermark.
+rated events this run settles, up to the watermark. (`ledger_read`, called by the pipeline
+before the stages so the watermark is known to all of them, reads the ledger; `run` turns what
+it read into aggregates.)
 
-Ranges: a rated event is settled once. For the run's own period, the events above the highest
-watermark of the period's earlier (interim) runs; for each EARLIER period that already had its
-final run, the events above the highest watermark that covered it — late events, which land
-here as adjustment lines with their own period."""
+Ranges (context.ranges, SettlementInputs.ranges): a rated event is settled once. For the run's
+own period, the events above the highest watermark of the period's earlier (interim) runs; for
+each EARLIER period that already had its final run, the events above the highest watermark that
+covered it — late events, which land here as adjustment lines with their own period."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import timedelta
 
-from django.db import connection
-from django.db.models import Max, Q
+from aforo.db import bulk_cursor
 
-from catalog.models import Metric
-
-from ..models import PricingSnapshot, RatedEvent, SettlementRun
-from .context import Aggregate, SettlementContext
-
-
-def _ranges(context: SettlementContext) -> dict[datetime, int]:
-    """period_start -> the id above which its rated events are still unsettled."""
-    runs = SettlementRun.objects.filter(subscription=context.subscription)
-    own = runs.filter(period_start=context.period_start).aggregate(low=Max("watermark"))["low"] or 0
-    ranges = {context.period_start: own}
-    if context.final:
-        for period_start in runs.filter(kind="final", period_start__lt=context.period_start).values_list(
-            "period_start", flat=True
-        ).distinct():
-            covered = runs.filter(
-                Q(period_start=period_start) | Q(kind="final", period_start__gt=period_start, period_start__lt=context.period_start)
-            ).aggregate(low=Max("watermark"))["low"]
-            ranges[period_start] = covered or 0
-    return ranges
-
+from ..models import PricingSnapshot, RatedEvent
+from .context import ZERO, Aggregate, SettlementContext
 
 # PricingSnapshot rows are immutable (one per config hash, never updated): cached per process.
 _SNAPSHOTS: dict[int, dict] = {}
@@ -50,34 +32,62 @@ def _snapshot_configs(ids: set[int]) -> dict[int, dict]:
     return {snapshot_id: _SNAPSHOTS[snapshot_id] for snapshot_id in ids}
 
 
-def run(context: SettlementContext) -> None:
-    ranges = context.ranges = _ranges(context)
-    periods, lows = zip(*sorted(ranges.items()))
-    with connection.cursor() as cursor:
+def ledger_read(context: SettlementContext, *, lag_s: int) -> None:
+    """Read the rated ledger for this run, before the stages, in one pass over the heap: the
+    watermark, and per (period, metric, dimension) the events at or below it in the run's ranges.
+
+    The watermark is the highest id, among the events of the run's ranges, rated at least `lag_s`
+    ago. Ids are taken when a rating transaction inserts, not when it commits, so the newest may
+    still be in flight: a rating transaction is far shorter than the lag, so every id below one
+    rated before the cutoff is committed; later events go to the next run, never lost. With
+    nothing new, the watermark stays where the subscription's earlier runs left it."""
+    periods, lows = zip(*sorted(context.ranges.items()))
+    floor = max((run.watermark for run in context.inputs.runs), default=0)
+    with bulk_cursor() as cursor:  # server-side binding: prepared once per connection
         cursor.execute(
             f"""
-            SELECT r.period_start, r.metric_id, r.dimension_key, SUM(r.quantity), SUM(r.amount), COUNT(*),
-                   MIN(r.id), MAX(r.id), (ARRAY_AGG(r.pricing_snapshot_id ORDER BY r.id DESC))[1]
-            FROM {RatedEvent._meta.db_table} r
-            JOIN unnest(%s::timestamptz[], %s::bigint[]) AS p(start, low) ON r.period_start = p.start AND r.id > p.low
-            WHERE r.subscription_id = %s AND r.id <= %s
-            GROUP BY r.period_start, r.metric_id, r.dimension_key
-            ORDER BY r.period_start, r.metric_id, r.dimension_key
+            WITH ev AS MATERIALIZED (
+                SELECT r.id, r.period_start, r.metric_id, r.dimension_key, r.quantity, r.amount, r.pricing_snapshot_id,
+                       r.rated_at
+                FROM {RatedEvent._meta.db_table} r
+                JOIN unnest(%s::timestamptz[], %s::bigint[]) AS p(start, low) ON r.period_start = p.start AND r.id > p.low
+                WHERE r.subscription_id = %s),
+            w AS (SELECT GREATEST(COALESCE(MAX(id) FILTER (WHERE rated_at <= %s), 0), %s) AS mark FROM ev)
+            SELECT w.mark, e.period_start, e.metric_id, e.dimension_key, SUM(e.quantity), SUM(e.amount), COUNT(e.id),
+                   MAX(e.id), (ARRAY_AGG(e.pricing_snapshot_id ORDER BY e.id DESC))[1]
+            FROM w LEFT JOIN ev e ON e.id <= w.mark
+            GROUP BY w.mark, e.period_start, e.metric_id, e.dimension_key
+            ORDER BY e.period_start, e.metric_id, e.dimension_key
             """,
-            [list(periods), list(lows), context.subscription.pk, context.watermark],
+            [list(periods), list(lows), context.subscription.pk, context.now - timedelta(seconds=lag_s), floor],
         )
         rows = cursor.fetchall()
-    snapshots = _snapshot_configs({row[8] for row in rows})
-    codes = dict(Metric.objects.filter(id__in={row[1] for row in rows}).values_list("id", "code")) if rows else {}
-    for period_start, metric_id, key, units, amount, count, first_id, last_id, snapshot_id in rows:
+    context.watermark = rows[0][0]
+    rows = [row[1:] for row in rows if row[1] is not None]
+    snapshots = _snapshot_configs({row[7] for row in rows})
+    context.ledger_rows = [(*row[:7], snapshots[row[7]]) for row in rows]
+    # The period's units per (metric, key) up to the watermark: what its interim invoices billed
+    # plus what this run settles; and the config its latest event was rated with.
+    units = dict(context.inputs.interim_units)
+    for period_start, metric_id, key, quantity, *_, config in context.ledger_rows:
+        if period_start == context.period_start:
+            units[(metric_id, key)] = units.get((metric_id, key), ZERO) + quantity
+            context.key_configs[(metric_id, key)] = config
+    context.period_units = units
+
+
+def run(context: SettlementContext) -> None:
+    codes = context.inputs.metric_codes
+    for period_start, metric_id, key, units, amount, count, last_id, config in context.ledger_rows:
         context.aggregates.append(
             Aggregate(
                 period_start=period_start, metric_id=metric_id, metric_code=codes[metric_id], dimension_key=key,
-                units=units, amount=amount, event_count=count, rated_from_id=ranges[period_start],
-                rated_to_id=last_id, config=snapshots[snapshot_id], late=period_start != context.period_start,
+                units=units, amount=amount, event_count=count, rated_from_id=context.ranges[period_start],
+                rated_to_id=last_id, config=config, late=period_start != context.period_start,
             )
         )
     context.log(
-        "aggregate", watermark=context.watermark, groups=len(rows), events=sum(r[5] for r in rows),
+        "aggregate", watermark=context.watermark, groups=len(context.ledger_rows),
+        events=sum(row[5] for row in context.ledger_rows),
         late_groups=sum(1 for a in context.aggregates if a.late),
     )

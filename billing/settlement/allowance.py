@@ -1,21 +1,28 @@
-"""Allowance: the rolled-over units the Rollover stage drew for a metric, applied to the
-period's usage of it and priced with the events' config snapshot (the aggregate's), per
-dimension key in key order: credit = quote(used) − quote(max(used − allowance, 0)), with `used`
-the key's units of the whole period up to the watermark. A negative `allowance` line per key,
-never below zero and never more than that key's usage line. Per-transaction models
+"""Allowance (final runs): free units applied to the period's usage of a metric — the rolled-over
+units the Rollover stage drew, then the units granted for the period (AllowanceGrant) — priced
+with the events' config snapshot (the aggregate's), per dimension key in key order:
+credit = quote(used) − quote(max(used − allowance, 0)), with `used` the key's units of the whole
+period up to the watermark. A negative `allowance` line per key, never below zero and never more
+than that key's usage line. Granted units lapse with the period; per-transaction models
 (percentage) price transactions, not units: they take no allowance (logged as skipped)."""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 from billing.rating import compile_config, text
 
 from .context import ZERO, Line, SettlementContext
 
 
-def _apply(context: SettlementContext, metric_id: int, units) -> dict:
+def _apply(context: SettlementContext, metric_id: int, rolled: Decimal, granted: Decimal) -> dict:
+    units = rolled + granted
     remaining, credited, skipped = units, ZERO, []
     aggregates = sorted(
         (a for a in context.aggregates if a.metric_id == metric_id and not a.late), key=lambda a: a.dimension_key
+    )
+    source = " + ".join(
+        part for part, amount in ((f"{text(rolled)} rolled over", rolled), (f"{text(granted)} granted", granted)) if amount
     )
     for aggregate in aggregates:
         if remaining <= ZERO:
@@ -33,17 +40,27 @@ def _apply(context: SettlementContext, metric_id: int, units) -> dict:
             where = f" ({aggregate.dimension_key})" if aggregate.dimension_key else ""
             context.add(
                 Line(
-                    kind="allowance", description=f"{aggregate.metric_code}{where}: {text(applied)} rolled-over units applied",
+                    kind="allowance",
+                    description=f"{aggregate.metric_code}{where}: {text(applied)} free units applied ({source})",
                     amount_unrounded=-credit, metric_id=metric_id, dimension_key=aggregate.dimension_key,
                     period_start=aggregate.period_start, units=applied,
                 )
             )
             credited += credit
-    return {"metric_id": metric_id, "units": text(units), "unapplied": text(remaining), "credit": text(credited), "skipped": skipped}
+    return {
+        "metric_id": metric_id, "rolled_over": text(rolled), "granted": text(granted), "units": text(units),
+        "unapplied": text(remaining), "credit": text(credited), "skipped": skipped,
+    }
 
 
 def run(context: SettlementContext) -> None:
-    if not context.allowances:
-        return  # silent unless Rollover handed over units
-    applied = [_apply(context, metric_id, units) for metric_id, units in sorted(context.allowances.items())]
+    if not context.final:
+        return
+    granted: dict[int, Decimal] = {}
+    for grant in context.inputs.grants:
+        granted[grant.metric_id] = granted.get(grant.metric_id, ZERO) + grant.units
+    metrics = sorted(context.allowances.keys() | granted.keys())
+    if not metrics:
+        return  # silent unless there are free units to apply
+    applied = [_apply(context, m, context.allowances.get(m, ZERO), granted.get(m, ZERO)) for m in metrics]
     context.log("allowance", applied=applied)

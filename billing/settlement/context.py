@@ -10,7 +10,9 @@ from typing import Any
 
 from catalog.models import Subscription
 
-ZERO = Decimal(0)
+from .inputs import ZERO, SettlementInputs
+
+__all__ = ["ZERO", "Aggregate", "CarriedLot", "Line", "SettlementContext", "round_money"]
 # Minor units per currency (ISO 4217 exponent); 2 unless listed.
 MINOR_UNITS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3}
 # Lines are rounded ONCE, to the currency's minor unit, half away from zero (commercial rounding).
@@ -71,25 +73,33 @@ class SettlementContext:
     kind: str  # "final" | "interim"
     watermark: int
     now: datetime
+    inputs: SettlementInputs = field(default_factory=SettlementInputs)  # read once, under the lock
+    ledger_rows: list[tuple] = field(default_factory=list)  # aggregate.ledger_read: one per (period, metric, key)
+    key_configs: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)  # own period: (metric, key) -> snapshot
     aggregates: list[Aggregate] = field(default_factory=list)
     lines: list[Line] = field(default_factory=list)
     stages: list[dict[str, Any]] = field(default_factory=list)
-    previously_invoiced: Decimal = ZERO  # this period's interim invoices (count toward commitment and cap)
     wallet_realtime: Decimal = ZERO  # debits already made in real time for the settled rated events
     wallet_now: Decimal = ZERO  # what settlement takes from (−: gives back to) the wallet
     amount_due: Decimal = ZERO
     quota: list[dict[str, Any]] = field(default_factory=list)
     ranges: dict[datetime, int] = field(default_factory=dict)  # period_start -> settled above this id
-    # Rollover (final runs of subscriptions with a RolloverPolicy): per metric, the carried units
-    # this period draws on (the Allowance stage prices them), the period's units per dimension key
-    # up to the watermark, and the lots left for later periods (persisted with the run).
-    allowances: dict[int, Decimal] = field(default_factory=dict)
+    # The period's units per (metric, dimension key) up to the watermark, interim invoices' included
+    # (aggregate.ledger_read). Rollover (final runs of subscriptions with a RolloverPolicy): per
+    # metric, the carried units this period draws on (the Allowance stage prices them), and the
+    # lots left for later periods (persisted with the run).
     period_units: dict[tuple[int, str], Decimal] = field(default_factory=dict)
+    allowances: dict[int, Decimal] = field(default_factory=dict)
     carry_forward: list[CarriedLot] = field(default_factory=list)
 
     @property
     def currency(self) -> str:
         return self.subscription.currency
+
+    @property
+    def previously_invoiced(self) -> Decimal:
+        """This period's interim invoices' subtotals (they count toward commitment and cap)."""
+        return self.inputs.interim_subtotal
 
     @property
     def final(self) -> bool:

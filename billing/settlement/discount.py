@@ -12,7 +12,7 @@ from .context import ZERO, Line, SettlementContext, round_money
 def run(context: SettlementContext) -> None:
     remaining = context.total()
     applied = []
-    for discount in Discount.objects.filter(subscription=context.subscription).order_by("position", "id"):
+    for discount in context.inputs.discounts:
         if discount.kind == Discount.Kind.PERCENT:
             amount = round_money(remaining * discount.value / Decimal(100), context.currency)
         elif context.final:

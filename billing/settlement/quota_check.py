@@ -1,14 +1,23 @@
-"""QuotaCheck: the period's usage (its running totals) against the allowances the plan includes
-(included_free, quota, free units, a free first tier), recorded on the run for the operator."""
+"""QuotaCheck: the period's usage against what the plan includes (included_free, quota, free
+units, a free first tier) and against its hard limits, per metric and dimension key, recorded
+on the run for the operator.
+
+Usage is the period's units up to the watermark (`context.period_units`: what its interim
+invoices billed plus what this run settles), priced by the config its latest event was rated
+with (a key without events this run: the version in force). A hard limit (`"limit": {"units",
+"overage"}` in the price) whose overage is "bill" is reported (units over, charged as usual);
+one whose overage is "block" is not to be charged: on the final run an `overage` line takes back
+exactly what the units beyond the limit were charged, quote(used) − quote(limit)
+(Model.overage_credit) — interim invoices bill usage as it comes, and the period's final
+invoice settles the limit once."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from billing.rating import Model, compile_config
+from billing.rating import Model, compile_config, text
 
-from ..models import RunningTotal
-from .context import SettlementContext
+from .context import Line, SettlementContext
 from .rate import version_configs
 
 
@@ -23,25 +32,49 @@ def _included(model: Model) -> Decimal | None:
     return None
 
 
+def _model(config: dict | None, key: str) -> Model | None:
+    if config is None:
+        return None
+    try:
+        return compile_config(config).for_key(key)
+    except ValueError:
+        return None  # a key of another version's overrides
+
+
 def run(context: SettlementContext) -> None:
     configs = version_configs(context)
-    totals = RunningTotal.objects.filter(
-        subscription=context.subscription, period_start=context.period_start
-    ).select_related("metric")
-    for total in totals:
-        config = configs.get(total.metric_id)
-        if config is None:
+    codes = context.inputs.metric_codes
+    # Every key the period has usage in: its running totals (rated so far) and what is settled.
+    keys = sorted({(t.metric_id, t.dimension_key) for t in context.inputs.totals} | context.period_units.keys())
+    limits = []
+    for metric_id, key in keys:
+        model = _model(context.key_configs.get((metric_id, key)) or configs.get(metric_id), key)
+        if model is None:
             continue
-        try:
-            model = compile_config(config).for_key(total.dimension_key)
-        except ValueError:
-            continue  # a key of another version's overrides
+        used = context.period_units.get((metric_id, key), Decimal(0))
+        code = codes.get(metric_id, str(metric_id))
         included = _included(model)
         if included is not None:
             context.quota.append(
-                {
-                    "metric": total.metric.code, "dimension_key": total.dimension_key, "included": str(included),
-                    "used": str(total.units), "over": total.units > included,
-                }
+                {"metric": code, "dimension_key": key, "included": text(included), "used": text(used), "over": used > included}
             )
-    context.log("quota_check", allowances=context.quota)
+        if model.limit is None:
+            continue
+        over = model.overage_units(used)
+        limit = {
+            "metric": code, "dimension_key": key, "limit": text(model.limit.units), "overage": model.limit.overage,
+            "used": text(used), "over": text(over),
+        }
+        credit = model.overage_credit(used) if context.final else Decimal(0)
+        if credit:
+            where = f" ({key})" if key else ""
+            context.add(
+                Line(
+                    kind="overage", amount_unrounded=-credit, metric_id=metric_id, dimension_key=key,
+                    period_start=context.period_start, units=over,
+                    description=f"{code}{where}: {text(over)} units over the limit of {text(model.limit.units)}, blocked (not charged)",
+                )
+            )
+            limit["credit"] = text(credit)
+        limits.append(limit)
+    context.log("quota_check", allowances=context.quota, limits=limits)

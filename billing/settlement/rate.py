@@ -7,31 +7,21 @@ from __future__ import annotations
 from decimal import Decimal
 
 from billing.rating import compile_config, text
-from catalog.models import Metric, MetricConfig, RatePlanVersion
+from catalog.models import MetricConfig
 
 from .context import ZERO, Line, SettlementContext
-
 
 # version id -> {metric_id: config}. Only PUBLISHED versions are cached, and a published
 # version's metric configs never change (catalog.models.MetricConfig refuses it), so the cache
 # cannot go stale. Which version is in force is NOT cached: publishing a version with an earlier
-# effective_from changes it, so that is read on every run.
+# effective_from changes it, so inputs_load reads it on every run.
 _PUBLISHED_CONFIGS: dict[int, dict[int, dict]] = {}
 _PUBLISHED_CONFIGS_MAX = 1024
 
 
 def version_configs(context: SettlementContext) -> dict[int, dict]:
     """metric_id -> config of the (published, immutable) version in force at the period's start."""
-    subscription = context.subscription
-    at = max(context.period_start, subscription.started_at)
-    version_id = (
-        RatePlanVersion.objects.filter(
-            rate_plan_id=subscription.rate_plan_id, status=RatePlanVersion.Status.PUBLISHED, effective_from__lte=at
-        )
-        .order_by("-effective_from")
-        .values_list("id", flat=True)
-        .first()
-    )
+    version_id = context.inputs.version_id
     if version_id is None:
         return {}
     configs = _PUBLISHED_CONFIGS.get(version_id)
@@ -65,10 +55,7 @@ def run(context: SettlementContext) -> None:
         used = {(a.metric_id, a.dimension_key): a.config for a in context.aggregates if not a.late}
         configs = version_configs(context)
         keys = {**{(metric_id, ""): config for metric_id, config in configs.items()}, **used}
-        codes = {a.metric_id: a.metric_code for a in context.aggregates}  # read by Aggregate in this run
-        missing = {m for m, _ in keys} - codes.keys()
-        if missing:
-            codes.update(Metric.objects.filter(id__in=missing).values_list("id", "code"))
+        codes = context.inputs.metric_codes
         for (metric_id, key), config in sorted(keys.items()):
             base = compile_config(config).for_key(key).quote(ZERO, [])
             if base:

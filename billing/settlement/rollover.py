@@ -14,11 +14,9 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Sum
-
 from billing.rating import text
 
-from ..models import RatedEvent, RolloverGrant, RolloverPolicy, SettlementRun
+from ..models import RolloverGrant, RolloverPolicy, SettlementRun
 from ..periods import period_for
 from .context import ZERO, CarriedLot, SettlementContext
 
@@ -33,16 +31,10 @@ def _later_period_start(context: SettlementContext, periods: int) -> datetime:
 
 
 def _carried_in(context: SettlementContext) -> list[RolloverGrant]:
-    previous = (
-        SettlementRun.objects.filter(
-            subscription=context.subscription, kind=SettlementRun.Kind.FINAL, period_start__lt=context.period_start
-        )
-        .order_by("-period_start")
-        .first()
-    )
+    previous = context.inputs.previous_final(context.period_start)
     if previous is None:
         return []
-    return list(RolloverGrant.objects.filter(run=previous).order_by("last_period_start", "earned_period_start"))
+    return list(RolloverGrant.objects.filter(run_id=previous.id).order_by("last_period_start", "earned_period_start"))
 
 
 def _draw(lots: list[CarriedLot], wanted: Decimal) -> Decimal:
@@ -86,20 +78,11 @@ def _settle_policy(context: SettlementContext, policy: RolloverPolicy, grants: l
 
 
 def run(context: SettlementContext) -> None:
-    if not context.final:
+    if not context.final or not context.inputs.has_rollover:
         return
     policies = list(RolloverPolicy.objects.filter(subscription=context.subscription).select_related("metric").order_by("metric_id"))
     if not policies:
         return  # nothing to carry: the stage stays silent (no log entry)
-    usage = (
-        RatedEvent.objects.filter(
-            subscription=context.subscription, metric_id__in=[p.metric_id for p in policies],
-            period_start=context.period_start, id__lte=context.watermark,
-        )
-        .values_list("metric_id", "dimension_key")
-        .annotate(units=Sum("quantity"))
-    )
-    context.period_units = {(metric_id, key): units for metric_id, key, units in usage}
     grants = _carried_in(context)
     summaries = [_settle_policy(context, policy, grants) for policy in policies]
     context.log("rollover", metrics=[{k: (text(v) if isinstance(v, Decimal) else v) for k, v in s.items()} for s in summaries])

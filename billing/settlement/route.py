@@ -4,18 +4,21 @@ events are counted, never charged twice: the wallet now takes (or gives back) on
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db import connection
 
-from wallets.models import Wallet, WalletEntry
+from wallets.models import WalletEntry
 
 from ..models import RatedEvent
 from .context import ZERO, SettlementContext
 
 
-def _realtime_debits(context: SettlementContext) -> tuple[Wallet | None, object]:
-    wallet = Wallet.objects.filter(customer_id=context.subscription.customer_id, currency=context.currency).first()
+def _realtime_debits(context: SettlementContext) -> Decimal:
+    """What the wallet already paid, in real time, for the rated events this run settles."""
+    wallet = context.inputs.wallet
     if wallet is None or not context.ranges:
-        return wallet, ZERO
+        return ZERO
     periods, lows = zip(*sorted(context.ranges.items()))
     with connection.cursor() as cursor:
         cursor.execute(
@@ -27,7 +30,7 @@ def _realtime_debits(context: SettlementContext) -> tuple[Wallet | None, object]
             """,
             [list(periods), list(lows), wallet.pk, context.subscription.pk, context.watermark],
         )
-        return wallet, cursor.fetchone()[0]
+        return cursor.fetchone()[0]
 
 
 def run(context: SettlementContext) -> None:
@@ -41,7 +44,8 @@ def run(context: SettlementContext) -> None:
             amount_due=context.amount_due,
         )
         return
-    wallet, context.wallet_realtime = _realtime_debits(context)
+    wallet = context.inputs.wallet
+    context.wallet_realtime = _realtime_debits(context)
     rest = total - context.wallet_realtime
     if mode == "prepaid":
         context.wallet_now = rest  # negative: the wallet gets back what real time over-took

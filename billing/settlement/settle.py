@@ -5,74 +5,105 @@ from __future__ import annotations
 
 from django.db import connection
 
-from catalog.models import Tenant
+from aforo.db import bulk_cursor, unnest_rows
 from wallets.services import wallet_settlement_charge
 
 from ..models import Invoice, InvoiceCounter, InvoiceLine, SettlementRun
 from .context import ZERO, SettlementContext, round_money
 
 
-def _number(tenant: Tenant) -> str:
+# How an invoice reads, whatever order the stages added its lines in: charges, then what reduces
+# them, then discounts and taxes.
+LINE_ORDER = ("usage", "late_usage", "base", "overage", "allowance", "commitment", "cap", "discount", "tax")
+
+
+def _number(*, tenant_id: int, slug: str) -> str:
     """The tenant's next invoice number, gapless: the counter row stays locked (by the UPDATE)
     until the settlement transaction ends, so every run of the tenant serialises from here to its
     commit. One statement once the row exists."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {InvoiceCounter._meta.db_table} SET next_number = next_number + 1 WHERE tenant_id = %s RETURNING next_number - 1",
-            [tenant.pk],
+            [tenant_id],
         )
         row = cursor.fetchone()
     if row is not None:
         number = row[0]
     else:
-        counter, _ = InvoiceCounter.objects.select_for_update().get_or_create(tenant=tenant)
+        counter, _ = InvoiceCounter.objects.select_for_update().get_or_create(tenant_id=tenant_id)
         number = counter.next_number
         counter.next_number += 1
         counter.save(update_fields=["next_number"])
-    return f"{tenant.slug.upper()[:12]}-{number:06d}"
+    return f"{slug.upper()[:12]}-{number:06d}"
+
+
+def _persist(invoice: Invoice, lines: list[InvoiceLine], settlement: SettlementRun) -> None:
+    """The invoice, its lines and the run in one statement (three INSERTs chained by the
+    invoice's new id): the settlement of a period is a handful of rows, and round trips, not
+    the rows, were its cost."""
+    tables = {model: model._meta.db_table for model in (Invoice, InvoiceLine, SettlementRun)}
+    invoice_columns, invoice_rows, invoice_params = unnest_rows(Invoice, [invoice])
+    line_columns, line_rows, line_params = unnest_rows(InvoiceLine, lines, skip=["invoice_id"])
+    run_columns, run_rows, run_params = unnest_rows(SettlementRun, [settlement], skip=["invoice_id"])
+    with bulk_cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH invoice AS (INSERT INTO {tables[Invoice]} ({invoice_columns}) SELECT * FROM {invoice_rows} RETURNING id),
+            lines AS (INSERT INTO {tables[InvoiceLine]} (invoice_id, {line_columns})
+                      SELECT invoice.id, l.* FROM invoice, {line_rows} AS l),
+            run AS (INSERT INTO {tables[SettlementRun]} (invoice_id, {run_columns})
+                    SELECT invoice.id, r.* FROM invoice, {run_rows} AS r RETURNING id)
+            SELECT invoice.id, run.id FROM invoice, run
+            """,
+            [*invoice_params, *line_params, *run_params],
+        )
+        invoice.pk, settlement.pk = cursor.fetchone()
+    for saved in (invoice, settlement):
+        saved._state.adding, saved._state.db = False, "default"
+    settlement.invoice = invoice
 
 
 def run(context: SettlementContext) -> SettlementRun:
+    """The invoice number is taken first (its counter row stays locked until the transaction
+    ends), then the wallet's part, and last the invoice, its lines and the run, complete with
+    its stage log (the unique constraint on the run still guards the period)."""
     subscription = context.subscription
-    settlement = SettlementRun.objects.create(
-        tenant_id=subscription.tenant_id, subscription=subscription, period_start=context.period_start,
-        period_end=context.period_end, kind=context.kind,
-        sequence=0 if context.final else SettlementRun.objects.filter(
-            subscription=subscription, period_start=context.period_start, kind="interim"
-        ).count() + 1,
-        watermark=context.watermark, created_at=context.now,
-    )
-    number = _number(subscription.tenant)
+    sequence = 0 if context.final else context.inputs.interim_count(context.period_start) + 1
+    number = _number(tenant_id=subscription.tenant_id, slug=context.inputs.tenant_slug)
     taken = ZERO
     if context.wallet_now:
         taken = wallet_settlement_charge(
             tenant_id=subscription.tenant_id, customer_id=subscription.customer_id, currency=context.currency,
             amount=context.wallet_now, at_most_available=subscription.billing_mode == "hybrid",
-            idempotency_key=f"settlement:{settlement.pk}", reference=f"invoice {number}", now=context.now,
+            idempotency_key=f"settlement:{subscription.pk}:{context.period_start:%Y-%m-%dT%H:%M}:{context.kind}:{sequence}",
+            reference=f"invoice {number}", now=context.now,
         )
         context.amount_due += context.wallet_now - taken  # hybrid: what the wallet no longer had
     total = context.total()
     # Real-time debits are exact, so what remains due can carry fractions of a cent: it is
     # rounded once like a line, and the invoice shows the wallet's part as total − amount due.
     context.amount_due = round_money(context.amount_due, context.currency)
-    invoice = Invoice.objects.create(
+    invoice = Invoice(
         tenant_id=subscription.tenant_id, customer_id=subscription.customer_id, subscription=subscription, number=number,
         currency=context.currency, period_start=context.period_start, period_end=context.period_end,
         subtotal=context.total("usage", "late_usage", "base", "commitment", "cap"),
         discount_total=-context.total("discount"), tax_total=context.total("tax"), total=total,
         wallet_applied=total - context.amount_due, amount_due=context.amount_due, issued_at=context.now,
     )
-    InvoiceLine.objects.bulk_create(
+    lines = [
         InvoiceLine(
-            invoice=invoice, position=position, kind=line.kind, description=line.description[:300], metric_id=line.metric_id,
+            position=position, kind=line.kind, description=line.description[:300], metric_id=line.metric_id,
             dimension_key=line.dimension_key, period_start=line.period_start, units=line.units, event_count=line.event_count,
             amount_unrounded=line.amount_unrounded, amount=line.amount, rated_from_id=line.rated_from_id,
             rated_to_id=line.rated_to_id,
         )
-        for position, line in enumerate(context.lines, start=1)
-    )
+        for position, line in enumerate(sorted(context.lines, key=lambda line: LINE_ORDER.index(line.kind)), start=1)
+    ]
     context.log("settle", invoice=number, total=total, wallet_taken=taken, amount_due=context.amount_due)
-    settlement.invoice = invoice
-    settlement.stages = context.stages
-    settlement.save(update_fields=["invoice", "stages"])
+    settlement = SettlementRun(
+        tenant_id=subscription.tenant_id, subscription=subscription, period_start=context.period_start,
+        period_end=context.period_end, kind=context.kind, sequence=sequence, watermark=context.watermark,
+        created_at=context.now, stages=context.stages,
+    )
+    _persist(invoice, lines, settlement)
     return settlement

@@ -55,7 +55,7 @@ def test_unused_units_carry_and_pay_for_next_periods_overage():
     first = period(setup, anchor, 0, "4")
     assert carried(first) == [(Decimal(6), anchor + WEEK)]  # usable in week 1 only
     second = period(setup, anchor, 1, "13")  # 3 over the included 10, paid by the carried 6
-    assert lines(second.invoice) == [("allowance", Decimal("-3.00")), ("usage", Decimal("3.00"))]
+    assert lines(second.invoice) == [("usage", Decimal("3.00")), ("allowance", Decimal("-3.00"))]
     assert second.invoice.total == 0
     assert carried(second) == []  # the 3 left expire with week 1; nothing unused this week
     stages = {s["stage"]: s for s in second.run.stages}
@@ -71,7 +71,7 @@ def test_carried_balance_is_capped():
     second = period(setup, anchor, 1, "5")  # 5 unused, but the balance is at the cap already
     assert [units for units, _ in carried(second)] == [Decimal(8)]
     third = period(setup, anchor, 2, "12")  # draws 2 of the 8; 0 unused
-    assert lines(third.invoice) == [("allowance", Decimal("-2.00")), ("usage", Decimal("2.00"))]
+    assert lines(third.invoice) == [("usage", Decimal("2.00")), ("allowance", Decimal("-2.00"))]
     assert [units for units, _ in carried(third)] == [Decimal(6)]
     assert ledger_verify() == []
 
@@ -83,7 +83,7 @@ def test_carried_units_expire_after_n_periods(expires, allowance):
     period(setup, anchor, 0, "4")  # 6 carried
     period(setup, anchor, 1, "10")  # all included used, nothing drawn
     third = period(setup, anchor, 2, "14")  # 4 over: the lot from week 0 is 2 periods old
-    expected = [("usage", Decimal("4.00"))] if allowance is None else [("allowance", allowance), ("usage", Decimal("4.00"))]
+    expected = [("usage", Decimal("4.00"))] if allowance is None else [("usage", Decimal("4.00")), ("allowance", allowance)]
     assert lines(third.invoice) == expected
     assert ledger_verify() == []
 

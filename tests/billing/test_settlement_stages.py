@@ -10,15 +10,16 @@ from django.utils import timezone
 from billing.models import Discount, TaxRate
 from billing.settlement import commit, discount, rate, route, tax
 from billing.settlement.context import Aggregate, Line, SettlementContext, round_money
+from billing.settlement.inputs import SettlementInputs
 from tests.factories import priced_setup
 
 NOW = timezone.now()
 
 
-def context(setup, *, kind="final", lines=(), aggregates=(), previously_invoiced=Decimal(0)):
+def context(setup, *, kind="final", lines=(), aggregates=(), previously_invoiced=Decimal(0), **inputs):
     built = SettlementContext(
         subscription=setup.subscription, period_start=NOW - timedelta(days=30), period_end=NOW, kind=kind,
-        watermark=10**9, now=NOW, previously_invoiced=previously_invoiced,
+        watermark=10**9, now=NOW, inputs=SettlementInputs(interim_subtotal=previously_invoiced, **inputs),
     )
     built.aggregates.extend(aggregates)
     for line in lines:
@@ -52,7 +53,9 @@ def test_rate_makes_usage_and_late_lines_and_one_base_charge_per_metric():
         Aggregate(start - timedelta(days=30), setup.metric.pk, setup.metric.code, "", Decimal(1), Decimal(0), 1, 0, 12,
                   setup.metric_config.config, late=True),
     ]
-    built = context(setup, aggregates=aggregates)
+    built = context(
+        setup, aggregates=aggregates, version_id=setup.metric_config.version_id, metric_codes={setup.metric.pk: setup.metric.code}
+    )
     built.period_start = start
     rate.run(built)
     assert kinds(built) == [("usage", Decimal(0)), ("late_usage", Decimal(0)), ("base", Decimal("49.00"))]
@@ -85,12 +88,11 @@ def test_cap_never_takes_more_than_this_invoice_charges():
 @pytest.mark.django_db
 def test_discounts_in_position_order_fixed_only_on_the_final_run():
     setup = priced_setup()
-    Discount.objects.create(tenant=setup.tenant, subscription=setup.subscription, kind="fixed", value=Decimal(5), position=2)
-    Discount.objects.create(tenant=setup.tenant, subscription=setup.subscription, kind="percent", value=Decimal("12.5"), position=1)
-    built = context(setup, lines=[usage("40")])
+    discounts = [Discount(kind="percent", value=Decimal("12.5")), Discount(kind="fixed", value=Decimal(5))]  # in order
+    built = context(setup, lines=[usage("40")], discounts=discounts)
     discount.run(built)
     assert kinds(built) == [("usage", Decimal("40.00")), ("discount", Decimal("-5.00")), ("discount", Decimal("-5.00"))]
-    interim = context(setup, kind="interim", lines=[usage("40")])
+    interim = context(setup, kind="interim", lines=[usage("40")], discounts=discounts)
     discount.run(interim)
     assert kinds(interim) == [("usage", Decimal("40.00")), ("discount", Decimal("-5.00"))]
 
@@ -98,9 +100,8 @@ def test_discounts_in_position_order_fixed_only_on_the_final_run():
 @pytest.mark.django_db
 def test_tax_rates_side_by_side_on_the_discounted_subtotal():
     setup = priced_setup()
-    TaxRate.objects.create(tenant=setup.tenant, customer=setup.customer, name="State", percent=Decimal(6))
-    TaxRate.objects.create(tenant=setup.tenant, customer=setup.customer, name="City", percent=Decimal("2.25"))
-    built = context(setup, lines=[usage("80"), Line(kind="discount", description="d", amount_unrounded=Decimal(-10))])
+    rates = [TaxRate(name="State", percent=Decimal(6)), TaxRate(name="City", percent=Decimal("2.25"))]
+    built = context(setup, lines=[usage("80"), Line(kind="discount", description="d", amount_unrounded=Decimal(-10))], tax_rates=rates)
     tax.run(built)
     # 6% and 2.25% of 70, not compounding: 4.20 and 1.575 → 1.58
     assert kinds(built)[-2:] == [("tax", Decimal("4.20")), ("tax", Decimal("1.58"))]

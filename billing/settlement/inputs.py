@@ -1,0 +1,172 @@
+"""What a settlement run reads besides the rated ledger, in one round trip: the period's earlier
+runs, the subscription's terms (discounts, the customer's tax rates, rollover policy, wallet),
+the version in force, the running totals, the interim invoices' figures, and metric codes.
+
+Read under the subscription's row lock, at the start of the run; the stages then work from
+`SettlementInputs` (a hand-built one in the stage tests) instead of querying. Figures travel as
+JSON with decimals as text (never a float) and are turned back into Decimal here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from aforo.db import bulk_cursor
+from catalog.models import Metric, RatePlanVersion, Subscription, Tenant
+from wallets.models import Wallet
+
+from ..models import (
+    AllowanceGrant,
+    Discount,
+    Invoice,
+    InvoiceLine,
+    RolloverPolicy,
+    RunningTotal,
+    SettlementRun,
+    TaxRate,
+)
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class PriorRun:
+    id: int
+    period_start: datetime
+    kind: str
+    watermark: int
+
+
+@dataclass(frozen=True)
+class Total:
+    """A running total of the period: one metric and dimension key."""
+
+    metric_id: int
+    dimension_key: str
+    units: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Units of a metric granted free for the period (AllowanceGrant)."""
+
+    id: int
+    metric_id: int
+    units: Decimal
+    description: str
+
+
+@dataclass
+class SettlementInputs:
+    runs: list[PriorRun] = field(default_factory=list)  # the subscription's runs, oldest first
+    version_id: int | None = None  # the published version in force at the period's start
+    totals: list[Total] = field(default_factory=list)
+    discounts: list[Discount] = field(default_factory=list)  # in order (unsaved instances: kind, value, description)
+    tax_rates: list[TaxRate] = field(default_factory=list)
+    grants: list[Grant] = field(default_factory=list)
+    has_rollover: bool = False
+    wallet: Wallet | None = None  # the customer's wallet in the subscription's currency (id, balance, held)
+    interim_subtotal: Decimal = ZERO  # this period's interim invoices: their subtotals
+    interim_usage: Decimal = ZERO  # … and the rated amounts their usage lines covered
+    interim_units: dict[tuple[int, str], Decimal] = field(default_factory=dict)  # … and their units per (metric, key)
+    metric_codes: dict[int, str] = field(default_factory=dict)  # the tenant's metrics
+    tenant_slug: str = "tenant"  # invoice numbers' prefix
+
+    def final_run(self, period_start: datetime) -> PriorRun | None:
+        return next((r for r in self.runs if r.period_start == period_start and r.kind == SettlementRun.Kind.FINAL), None)
+
+    def interim_count(self, period_start: datetime) -> int:
+        return sum(1 for r in self.runs if r.period_start == period_start and r.kind == SettlementRun.Kind.INTERIM)
+
+    def ranges(self, period_start: datetime, *, final: bool) -> dict[datetime, int]:
+        """period_start -> the id above which its rated events are still unsettled. For the run's
+        own period, above the highest watermark of its earlier (interim) runs; a final run also
+        takes each EARLIER period that had its final run, above the highest watermark that
+        covered it (its own runs', and later periods' final runs before this one): late events."""
+        own = max((r.watermark for r in self.runs if r.period_start == period_start), default=0)
+        ranges = {period_start: own}
+        if final:
+            for earlier in {r.period_start for r in self.runs if r.kind == "final" and r.period_start < period_start}:
+                ranges[earlier] = max(
+                    r.watermark for r in self.runs
+                    if r.period_start == earlier or (r.kind == "final" and earlier < r.period_start < period_start)
+                )
+        return ranges
+
+    def previous_final(self, period_start: datetime) -> PriorRun | None:
+        earlier = [r for r in self.runs if r.kind == "final" and r.period_start < period_start]
+        return max(earlier, key=lambda r: r.period_start) if earlier else None
+
+
+def _table(model) -> str:
+    return model._meta.db_table
+
+
+SQL = f"""
+SELECT
+  (SELECT json_agg(json_build_array(id, period_start, kind, watermark) ORDER BY id)
+     FROM {_table(SettlementRun)} WHERE subscription_id = %(subscription)s),
+  (SELECT id FROM {_table(RatePlanVersion)}
+     WHERE rate_plan_id = %(plan)s AND status = 'published' AND effective_from <= %(in_force_at)s
+     ORDER BY effective_from DESC LIMIT 1),
+  (SELECT json_agg(json_build_array(metric_id, dimension_key, units::text, amount::text))
+     FROM {_table(RunningTotal)} WHERE subscription_id = %(subscription)s AND period_start = %(period)s),
+  (SELECT json_agg(json_build_array(kind, value::text, description) ORDER BY position, id)
+     FROM {_table(Discount)} WHERE subscription_id = %(subscription)s),
+  (SELECT json_agg(json_build_array(name, percent::text) ORDER BY id)
+     FROM {_table(TaxRate)} WHERE customer_id = %(customer)s),
+  (SELECT json_agg(json_build_array(id, metric_id, units::text, description) ORDER BY id)
+     FROM {_table(AllowanceGrant)} WHERE subscription_id = %(subscription)s AND period_start = %(period)s),
+  EXISTS (SELECT 1 FROM {_table(RolloverPolicy)} WHERE subscription_id = %(subscription)s),
+  (SELECT json_build_array(id, balance::text, held::text)
+     FROM {_table(Wallet)} WHERE customer_id = %(customer)s AND currency = %(currency)s),
+  (SELECT COALESCE(SUM(i.subtotal), 0) FROM {_table(Invoice)} i JOIN {_table(SettlementRun)} r ON r.invoice_id = i.id
+     WHERE r.subscription_id = %(subscription)s AND r.period_start = %(period)s AND r.kind = 'interim'),
+  (SELECT COALESCE(SUM(l.amount_unrounded), 0) FROM {_table(InvoiceLine)} l
+     JOIN {_table(SettlementRun)} r ON r.invoice_id = l.invoice_id
+     WHERE r.subscription_id = %(subscription)s AND r.period_start = %(period)s AND r.kind = 'interim' AND l.kind = 'usage'),
+  (SELECT json_agg(json_build_array(l.metric_id, l.dimension_key, l.units::text)) FROM {_table(InvoiceLine)} l
+     JOIN {_table(SettlementRun)} r ON r.invoice_id = l.invoice_id
+     WHERE r.subscription_id = %(subscription)s AND r.period_start = %(period)s AND r.kind = 'interim' AND l.kind = 'usage'),
+  (SELECT json_object_agg(id, code) FROM {_table(Metric)} WHERE tenant_id = %(tenant)s),
+  (SELECT slug FROM {_table(Tenant)} WHERE id = %(tenant)s)
+"""
+
+
+def _summed(lines: list | None) -> dict[tuple[int, str], Decimal]:
+    units: dict[tuple[int, str], Decimal] = {}
+    for metric_id, key, amount in lines or ():
+        units[(metric_id, key)] = units.get((metric_id, key), ZERO) + Decimal(amount)
+    return units
+
+
+def inputs_load(subscription: Subscription, period_start: datetime) -> SettlementInputs:
+    with bulk_cursor() as cursor:  # prepared after a few runs: the plan of this wide query is most of its cost
+        cursor.execute(
+            SQL,
+            {
+                "subscription": subscription.pk, "customer": subscription.customer_id, "tenant": subscription.tenant_id,
+                "plan": subscription.rate_plan_id, "currency": subscription.currency, "period": period_start,
+                "in_force_at": max(period_start, subscription.started_at),
+            },
+        )
+        runs, version_id, totals, discounts, taxes, grants, has_rollover, wallet, interim_subtotal, interim_usage, interim_lines, codes, slug = (
+            cursor.fetchone()
+        )
+    return SettlementInputs(
+        runs=[PriorRun(i, datetime.fromisoformat(start), kind, mark) for i, start, kind, mark in runs or ()],
+        version_id=version_id,
+        totals=[Total(metric, key, Decimal(units), Decimal(amount)) for metric, key, units, amount in totals or ()],
+        discounts=[Discount(kind=kind, value=Decimal(value), description=text) for kind, value, text in discounts or ()],
+        tax_rates=[TaxRate(name=name, percent=Decimal(percent)) for name, percent in taxes or ()],
+        grants=[Grant(i, metric, Decimal(units), text) for i, metric, units, text in grants or ()],
+        has_rollover=has_rollover,
+        wallet=None if wallet is None else Wallet(
+            pk=wallet[0], customer_id=subscription.customer_id, currency=subscription.currency,
+            balance=Decimal(wallet[1]), held=Decimal(wallet[2]),
+        ),
+        interim_subtotal=interim_subtotal, interim_usage=interim_usage, interim_units=_summed(interim_lines),
+        metric_codes={int(k): v for k, v in (codes or {}).items()}, tenant_slug=slug,
+    )
