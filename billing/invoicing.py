@@ -2,12 +2,13 @@
 takes (status, voided_at, void_reason), and a new document — a new number, `replaces` pointing
 to the voided one — takes its place as its settlement run's invoice.
 
-Reissue copies the voided invoice's lines and figures exactly (not a recomputation): the
-settlement stages cannot be replayed for an already-settled range without re-reading runs that
-now exist, so a correction whose amounts differ (a discount or tax fix) is left to the
-operator, typically a wallet adjustment or a credit on the next invoice. Because the totals are
-identical, reissue makes no wallet entry, and every ledger invariant (line sums, usage
-coverage: void invoices' lines are ignored) still holds."""
+The replacement is RECOMPUTED: the settlement stages run again over exactly the rated events the
+run settled (its ranges and watermark; billing.settlement.pipeline.settlement_recompute) with
+the subscription's terms as they are now — a corrected discount, tax rate, commitment, cap or
+grant shows on the new document, and the usage lines (the rated ledger is immutable) are the
+same. The wallet takes, or gives back, only the difference from what the run's settlement
+already took, once (its key names the voided invoice). Every ledger invariant still holds: void
+invoices' lines are ignored, and the replacement's usage lines cover the same events."""
 
 from __future__ import annotations
 
@@ -17,17 +18,11 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Invoice, InvoiceLine, SettlementRun
-from .settlement.settle import _number as invoice_number_take
+from catalog.models import Subscription
 
-COPIED_FIELDS = (
-    "tenant_id", "customer_id", "subscription_id", "currency", "period_start", "period_end", "subtotal",
-    "discount_total", "tax_total", "total", "wallet_applied", "amount_due",
-)
-LINE_FIELDS = (
-    "position", "kind", "description", "metric_id", "dimension_key", "period_start", "units", "event_count",
-    "amount_unrounded", "amount", "rated_from_id", "rated_to_id",
-)
+from .models import Invoice, SettlementRun
+from .settlement import settle
+from .settlement.pipeline import settlement_recompute
 
 
 class InvoiceAlreadyVoid(Exception):
@@ -46,25 +41,27 @@ class Reissue:
 
 
 def invoice_void_and_reissue(*, invoice: Invoice, reason: str, now: datetime | None = None) -> Reissue:
-    """Void `invoice` and issue its replacement (same lines and figures, new number,
-    `replaces` = the voided one); its settlement run moves to the replacement. One durable
-    transaction; the invoice row is locked and its status re-checked under the lock, so two
-    concurrent voids make one replacement: the second raises InvoiceAlreadyVoid naming it."""
+    """Void `invoice` and issue its recomputed replacement (new number, `replaces` = the voided
+    one); its settlement run moves to the replacement, and the run's stage log gains a "reissue"
+    entry with what the stages did this time. One durable transaction, under the subscription's
+    row lock (as settlement takes it) and the invoice's; its status is re-checked under the
+    lock, so two concurrent voids make one replacement: the second raises InvoiceAlreadyVoid
+    naming it."""
     now = now or timezone.now()
     reason = reason.strip()[:300]
     with transaction.atomic(durable=True):
-        voided = Invoice.objects.select_for_update().select_related("tenant").get(pk=invoice.pk)
+        Subscription.objects.select_for_update().filter(pk=invoice.subscription_id).first()
+        voided = Invoice.objects.select_for_update().get(pk=invoice.pk)
         if voided.status == Invoice.Status.VOID:
             raise InvoiceAlreadyVoid(voided, Invoice.objects.filter(replaces=voided).first())
-        replacement = Invoice.objects.create(
-            **{name: getattr(voided, name) for name in COPIED_FIELDS},
-            number=invoice_number_take(tenant_id=voided.tenant_id, slug=voided.tenant.slug), status=Invoice.Status.FINALIZED, replaces=voided, issued_at=now,
-        )
-        InvoiceLine.objects.bulk_create(
-            InvoiceLine(invoice=replacement, **{name: getattr(line, name) for name in LINE_FIELDS})
-            for line in voided.lines.order_by("position")
-        )
+        settlement = SettlementRun.objects.select_related("subscription").get(invoice=voided)
+        context = settlement_recompute(settlement, now=now)
+        replacement = settle.reissue(context, settlement=settlement, voided=voided)
         Invoice.objects.filter(pk=voided.pk).update(status=Invoice.Status.VOID, voided_at=now, void_reason=reason)
-        SettlementRun.objects.filter(invoice=voided).update(invoice=replacement)
+        settlement.invoice = replacement
+        settlement.stages = [
+            *settlement.stages, {"stage": "reissue", "voided": voided.number, "reason": reason, "stages": context.stages}
+        ]
+        settlement.save(update_fields=["invoice", "stages"])
         voided.refresh_from_db()
     return Reissue(voided, replacement)

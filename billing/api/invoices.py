@@ -423,9 +423,12 @@ class InvoiceVoidView(APIView):
         operation_id="invoices_void",
         summary="Void an invoice and reissue it",
         description="A finalized invoice never changes: this marks it void (status, voided_at, void_reason — "
-        "nothing else) and issues a new invoice with a new number and the same lines and figures, whose "
-        "`replaces` is the voided one; the settlement run now points to the new invoice. No wallet entry is made "
-        "(the totals are identical). Voiding a void invoice is a 409 `invoice_void` naming its replacement.",
+        "nothing else) and issues a new invoice with a new number, whose `replaces` is the voided one; the "
+        "settlement run now points to the new invoice. The new invoice is recomputed over exactly the rated events "
+        "the old one settled, with the subscription's terms as they are now (a corrected tax rate, discount, "
+        "commitment, cap or allowance grant shows on it; the usage lines are the same). A prepaid or hybrid wallet "
+        "takes or gives back only the difference. Voiding a void invoice is a 409 `invoice_void` naming its "
+        "replacement.",
         tags=["invoices"],
         request=InvoiceVoidInputSerializer,
         responses={

@@ -32,7 +32,7 @@ def _snapshot_configs(ids: set[int]) -> dict[int, dict]:
     return {snapshot_id: _SNAPSHOTS[snapshot_id] for snapshot_id in ids}
 
 
-def ledger_read(context: SettlementContext, *, lag_s: int) -> None:
+def ledger_read(context: SettlementContext, *, lag_s: int = 0, watermark: int | None = None) -> None:
     """Read the rated ledger for this run, before the stages, in one pass over the heap: the
     watermark, and per (period, metric, dimension) the events at or below it in the run's ranges.
 
@@ -40,7 +40,8 @@ def ledger_read(context: SettlementContext, *, lag_s: int) -> None:
     ago. Ids are taken when a rating transaction inserts, not when it commits, so the newest may
     still be in flight: a rating transaction is far shorter than the lag, so every id below one
     rated before the cutoff is committed; later events go to the next run, never lost. With
-    nothing new, the watermark stays where the subscription's earlier runs left it."""
+    nothing new, the watermark stays where the subscription's earlier runs left it. A given
+    `watermark` is used as it is (a recomputation of a run reads exactly what the run read)."""
     periods, lows = zip(*sorted(context.ranges.items()))
     floor = max((run.watermark for run in context.inputs.runs), default=0)
     with bulk_cursor() as cursor:  # server-side binding: prepared once per connection
@@ -52,14 +53,15 @@ def ledger_read(context: SettlementContext, *, lag_s: int) -> None:
                 FROM {RatedEvent._meta.db_table} r
                 JOIN unnest(%s::timestamptz[], %s::bigint[]) AS p(start, low) ON r.period_start = p.start AND r.id > p.low
                 WHERE r.subscription_id = %s),
-            w AS (SELECT GREATEST(COALESCE(MAX(id) FILTER (WHERE rated_at <= %s), 0), %s) AS mark FROM ev)
+            w AS (SELECT COALESCE(%s::bigint, GREATEST(COALESCE(MAX(id) FILTER (WHERE rated_at <= %s), 0), %s)) AS mark
+                  FROM ev)
             SELECT w.mark, e.period_start, e.metric_id, e.dimension_key, SUM(e.quantity), SUM(e.amount), COUNT(e.id),
                    MAX(e.id), (ARRAY_AGG(e.pricing_snapshot_id ORDER BY e.id DESC))[1]
             FROM w LEFT JOIN ev e ON e.id <= w.mark
             GROUP BY w.mark, e.period_start, e.metric_id, e.dimension_key
             ORDER BY e.period_start, e.metric_id, e.dimension_key
             """,
-            [list(periods), list(lows), context.subscription.pk, context.now - timedelta(seconds=lag_s), floor],
+            [list(periods), list(lows), context.subscription.pk, watermark, context.now - timedelta(seconds=lag_s), floor],
         )
         rows = cursor.fetchall()
     context.watermark = rows[0][0]

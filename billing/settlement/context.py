@@ -80,6 +80,7 @@ class SettlementContext:
     lines: list[Line] = field(default_factory=list)
     stages: list[dict[str, Any]] = field(default_factory=list)
     wallet_realtime: Decimal = ZERO  # debits already made in real time for the settled rated events
+    wallet_settled: Decimal = ZERO  # what an earlier settlement of the same events took (a reissue's recomputation)
     wallet_now: Decimal = ZERO  # what settlement takes from (−: gives back to) the wallet
     amount_due: Decimal = ZERO
     quota: list[dict[str, Any]] = field(default_factory=list)

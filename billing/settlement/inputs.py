@@ -107,7 +107,7 @@ def _table(model) -> str:
 SQL = f"""
 SELECT
   (SELECT json_agg(json_build_array(id, period_start, kind, watermark) ORDER BY id)
-     FROM {_table(SettlementRun)} WHERE subscription_id = %(subscription)s),
+     FROM {_table(SettlementRun)} WHERE subscription_id = %(subscription)s AND id < %(before)s),
   (SELECT id FROM {_table(RatePlanVersion)}
      WHERE rate_plan_id = %(plan)s AND status = 'published' AND effective_from <= %(in_force_at)s
      ORDER BY effective_from DESC LIMIT 1),
@@ -123,13 +123,16 @@ SELECT
   (SELECT json_build_array(id, balance::text, held::text)
      FROM {_table(Wallet)} WHERE customer_id = %(customer)s AND currency = %(currency)s),
   (SELECT COALESCE(SUM(i.subtotal), 0) FROM {_table(Invoice)} i JOIN {_table(SettlementRun)} r ON r.invoice_id = i.id
-     WHERE r.subscription_id = %(subscription)s AND r.period_start = %(period)s AND r.kind = 'interim'),
+     WHERE r.subscription_id = %(subscription)s AND r.period_start = %(period)s AND r.kind = 'interim'
+       AND r.id < %(before)s),
   (SELECT COALESCE(SUM(l.amount_unrounded), 0) FROM {_table(InvoiceLine)} l
      JOIN {_table(SettlementRun)} r ON r.invoice_id = l.invoice_id
-     WHERE r.subscription_id = %(subscription)s AND r.period_start = %(period)s AND r.kind = 'interim' AND l.kind = 'usage'),
+     WHERE r.subscription_id = %(subscription)s AND r.period_start = %(period)s AND r.kind = 'interim' AND l.kind = 'usage'
+       AND r.id < %(before)s),
   (SELECT json_agg(json_build_array(l.metric_id, l.dimension_key, l.units::text)) FROM {_table(InvoiceLine)} l
      JOIN {_table(SettlementRun)} r ON r.invoice_id = l.invoice_id
-     WHERE r.subscription_id = %(subscription)s AND r.period_start = %(period)s AND r.kind = 'interim' AND l.kind = 'usage'),
+     WHERE r.subscription_id = %(subscription)s AND r.period_start = %(period)s AND r.kind = 'interim' AND l.kind = 'usage'
+       AND r.id < %(before)s),
   (SELECT json_object_agg(id, code) FROM {_table(Metric)} WHERE tenant_id = %(tenant)s),
   (SELECT slug FROM {_table(Tenant)} WHERE id = %(tenant)s)
 """
@@ -142,14 +145,16 @@ def _summed(lines: list | None) -> dict[tuple[int, str], Decimal]:
     return units
 
 
-def inputs_load(subscription: Subscription, period_start: datetime) -> SettlementInputs:
+def inputs_load(subscription: Subscription, period_start: datetime, *, before_run: int | None = None) -> SettlementInputs:
+    """`before_run`: only the runs made before that one (as they stood when it ran: a reissue
+    recomputes it); the terms — discounts, taxes, grants, wallet — are always as they are now."""
     with bulk_cursor() as cursor:  # prepared after a few runs: the plan of this wide query is most of its cost
         cursor.execute(
             SQL,
             {
                 "subscription": subscription.pk, "customer": subscription.customer_id, "tenant": subscription.tenant_id,
                 "plan": subscription.rate_plan_id, "currency": subscription.currency, "period": period_start,
-                "in_force_at": max(period_start, subscription.started_at),
+                "in_force_at": max(period_start, subscription.started_at), "before": before_run or 2**63 - 1,
             },
         )
         runs, version_id, totals, discounts, taxes, grants, has_rollover, wallet, interim_subtotal, interim_usage, interim_lines, codes, slug = (

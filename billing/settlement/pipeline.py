@@ -84,3 +84,23 @@ def settlement_run(
         settled = settle.run(context)
         rollover.record(context, settled)
         return SettlementResult(settled, settled.invoice, True, context)
+
+
+def settlement_recompute(settlement: SettlementRun, *, now: datetime) -> SettlementContext:
+    """The stages again over exactly what `settlement` settled — its ranges (from the runs made
+    before it) and its watermark — with the subscription's terms as they are now (discounts,
+    tax rates, commitment, cap, grants): what a reissue of its invoice says. Writes nothing; the
+    caller holds the subscription's row lock (billing.invoicing). Rollover lots stay as the run
+    recorded them (later periods may have drawn on them already)."""
+    subscription = settlement.subscription
+    inputs = inputs_load(subscription, settlement.period_start, before_run=settlement.pk)
+    context = SettlementContext(
+        subscription=subscription, period_start=settlement.period_start, period_end=settlement.period_end,
+        kind=settlement.kind, watermark=settlement.watermark, now=now, inputs=inputs,
+    )
+    context.ranges = inputs.ranges(settlement.period_start, final=context.final)
+    aggregate.ledger_read(context, watermark=settlement.watermark)
+    context.wallet_settled = settle.wallet_settled(settlement, inputs.wallet.pk if inputs.wallet else None)
+    for stage in STAGES:
+        stage.run(context)
+    return context

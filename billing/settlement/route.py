@@ -1,6 +1,7 @@
 """Route: postpaid → the invoice is due; prepaid → the wallet pays it; hybrid → the wallet first
 until it is empty, the rest invoiced. Debits already made in real time for the settled rated
-events are counted, never charged twice: the wallet now takes (or gives back) only the rest."""
+events are counted, never charged twice: the wallet now takes (or gives back) only the rest —
+and when a reissue recomputes a run, so is what the run's settlement already took."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def run(context: SettlementContext) -> None:
         return
     wallet = context.inputs.wallet
     context.wallet_realtime = _realtime_debits(context)
-    rest = total - context.wallet_realtime
+    rest = total - context.wallet_realtime - context.wallet_settled
     if mode == "prepaid":
         context.wallet_now = rest  # negative: the wallet gets back what real time over-took
         context.amount_due = ZERO
@@ -55,6 +56,6 @@ def run(context: SettlementContext) -> None:
         context.wallet_now = min(rest, available) if rest > 0 else rest
         context.amount_due = rest - context.wallet_now
     context.log(
-        "route", billing_mode=mode, total=total, wallet_realtime=context.wallet_realtime, wallet_now=context.wallet_now,
-        amount_due=context.amount_due,
+        "route", billing_mode=mode, total=total, wallet_realtime=context.wallet_realtime,
+        wallet_settled=context.wallet_settled, wallet_now=context.wallet_now, amount_due=context.amount_due,
     )

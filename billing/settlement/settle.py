@@ -3,14 +3,17 @@ done with its watermark — in the pipeline's one transaction."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db import connection
+from django.db.models import Q, Sum
 
 from aforo.db import bulk_cursor, unnest_rows
+from wallets.models import WalletEntry
 from wallets.services import wallet_settlement_charge
 
 from ..models import Invoice, InvoiceCounter, InvoiceLine, SettlementRun
 from .context import ZERO, SettlementContext, round_money
-
 
 # How an invoice reads, whatever order the stages added its lines in: charges, then what reduces
 # them, then discounts and taxes.
@@ -37,14 +40,31 @@ def _number(*, tenant_id: int, slug: str) -> str:
     return f"{slug.upper()[:12]}-{number:06d}"
 
 
-def _persist(invoice: Invoice, lines: list[InvoiceLine], settlement: SettlementRun) -> None:
-    """The invoice, its lines and the run in one statement (three INSERTs chained by the
-    invoice's new id): the settlement of a period is a handful of rows, and round trips, not
+def wallet_key(run: SettlementRun) -> str:
+    """The idempotency key of a run's wallet entry; a reissue's entries extend it."""
+    return f"settlement:{run.subscription_id}:{run.period_start:%Y-%m-%dT%H:%M}:{run.kind}:{run.sequence}"
+
+
+def wallet_settled(run: SettlementRun, wallet_id: int | None) -> Decimal:
+    """What the run's settlement, and reissues of its invoice, took from the wallet so far (−: gave)."""
+    if wallet_id is None:
+        return ZERO
+    key = wallet_key(run)
+    taken = WalletEntry.objects.filter(
+        Q(idempotency_key=key) | Q(idempotency_key__startswith=f"{key}:reissue:") | Q(idempotency_key=f"settlement:{run.pk}"),
+        wallet_id=wallet_id,
+    ).aggregate(total=Sum("amount"))["total"]
+    return -(taken or ZERO)
+
+
+def _persist(invoice: Invoice, lines: list[InvoiceLine], settlement: SettlementRun | None) -> None:
+    """The invoice, its lines and (a new settlement) the run in one statement, INSERTs chained by
+    the invoice's new id: the settlement of a period is a handful of rows, and round trips, not
     the rows, were its cost."""
     tables = {model: model._meta.db_table for model in (Invoice, InvoiceLine, SettlementRun)}
     invoice_columns, invoice_rows, invoice_params = unnest_rows(Invoice, [invoice])
     line_columns, line_rows, line_params = unnest_rows(InvoiceLine, lines, skip=["invoice_id"])
-    run_columns, run_rows, run_params = unnest_rows(SettlementRun, [settlement], skip=["invoice_id"])
+    run_columns, run_rows, run_params = unnest_rows(SettlementRun, [settlement] if settlement else [], skip=["invoice_id"])
     with bulk_cursor() as cursor:
         cursor.execute(
             f"""
@@ -53,30 +73,26 @@ def _persist(invoice: Invoice, lines: list[InvoiceLine], settlement: SettlementR
                       SELECT invoice.id, l.* FROM invoice, {line_rows} AS l),
             run AS (INSERT INTO {tables[SettlementRun]} (invoice_id, {run_columns})
                     SELECT invoice.id, r.* FROM invoice, {run_rows} AS r RETURNING id)
-            SELECT invoice.id, run.id FROM invoice, run
+            SELECT invoice.id, (SELECT id FROM run) FROM invoice
             """,
             [*invoice_params, *line_params, *run_params],
         )
-        invoice.pk, settlement.pk = cursor.fetchone()
-    for saved in (invoice, settlement):
-        saved._state.adding, saved._state.db = False, "default"
-    settlement.invoice = invoice
+        invoice.pk, run_id = cursor.fetchone()
+    invoice._state.adding, invoice._state.db = False, "default"
+    if settlement is not None:
+        settlement.pk, settlement.invoice = run_id, invoice
+        settlement._state.adding, settlement._state.db = False, "default"
 
 
-def run(context: SettlementContext) -> SettlementRun:
-    """The invoice number is taken first (its counter row stays locked until the transaction
-    ends), then the wallet's part, and last the invoice, its lines and the run, complete with
-    its stage log (the unique constraint on the run still guards the period)."""
+def _document(context: SettlementContext, *, number: str, wallet_key: str, replaces: Invoice | None = None) -> tuple[Invoice, list[InvoiceLine]]:
+    """The wallet's part (taken under `wallet_key`), then the invoice and its lines, unsaved."""
     subscription = context.subscription
-    sequence = 0 if context.final else context.inputs.interim_count(context.period_start) + 1
-    number = _number(tenant_id=subscription.tenant_id, slug=context.inputs.tenant_slug)
     taken = ZERO
     if context.wallet_now:
         taken = wallet_settlement_charge(
             tenant_id=subscription.tenant_id, customer_id=subscription.customer_id, currency=context.currency,
             amount=context.wallet_now, at_most_available=subscription.billing_mode == "hybrid",
-            idempotency_key=f"settlement:{subscription.pk}:{context.period_start:%Y-%m-%dT%H:%M}:{context.kind}:{sequence}",
-            reference=f"invoice {number}", now=context.now,
+            idempotency_key=wallet_key, reference=f"invoice {number}", now=context.now,
         )
         context.amount_due += context.wallet_now - taken  # hybrid: what the wallet no longer had
     total = context.total()
@@ -88,7 +104,7 @@ def run(context: SettlementContext) -> SettlementRun:
         currency=context.currency, period_start=context.period_start, period_end=context.period_end,
         subtotal=context.total("usage", "late_usage", "base", "commitment", "cap"),
         discount_total=-context.total("discount"), tax_total=context.total("tax"), total=total,
-        wallet_applied=total - context.amount_due, amount_due=context.amount_due, issued_at=context.now,
+        wallet_applied=total - context.amount_due, amount_due=context.amount_due, issued_at=context.now, replaces=replaces,
     )
     lines = [
         InvoiceLine(
@@ -100,10 +116,33 @@ def run(context: SettlementContext) -> SettlementRun:
         for position, line in enumerate(sorted(context.lines, key=lambda line: LINE_ORDER.index(line.kind)), start=1)
     ]
     context.log("settle", invoice=number, total=total, wallet_taken=taken, amount_due=context.amount_due)
+    return invoice, lines
+
+
+def run(context: SettlementContext) -> SettlementRun:
+    """The invoice number is taken first (its counter row stays locked until the transaction
+    ends), then the wallet's part, and last the invoice, its lines and the run, complete with
+    its stage log (the unique constraint on the run still guards the period)."""
+    subscription = context.subscription
     settlement = SettlementRun(
         tenant_id=subscription.tenant_id, subscription=subscription, period_start=context.period_start,
-        period_end=context.period_end, kind=context.kind, sequence=sequence, watermark=context.watermark,
-        created_at=context.now, stages=context.stages,
+        period_end=context.period_end, kind=context.kind, watermark=context.watermark, created_at=context.now,
+        sequence=0 if context.final else context.inputs.interim_count(context.period_start) + 1,
     )
+    number = _number(tenant_id=subscription.tenant_id, slug=context.inputs.tenant_slug)
+    invoice, lines = _document(context, number=number, wallet_key=wallet_key(settlement))
+    settlement.stages = context.stages
     _persist(invoice, lines, settlement)
     return settlement
+
+
+def reissue(context: SettlementContext, *, settlement: SettlementRun, voided: Invoice) -> Invoice:
+    """The replacement of `voided`, recomputed by `context` (settlement_recompute): a new number,
+    `replaces` = voided; the wallet takes or gives back only the difference (keyed per voided
+    invoice, so it happens once). The caller voids the old document and moves the run."""
+    number = _number(tenant_id=settlement.tenant_id, slug=context.inputs.tenant_slug)
+    invoice, lines = _document(
+        context, number=number, wallet_key=f"{wallet_key(settlement)}:reissue:{voided.pk}", replaces=voided
+    )
+    _persist(invoice, lines, None)
+    return invoice

@@ -1,6 +1,7 @@
 """Void and reissue on real PostgreSQL: the voided invoice keeps everything but its status, the
-replacement (a new number, same lines and figures) references it and takes its settlement run,
-the ledger stays clean, and voiding twice is a 409 naming the replacement."""
+replacement (a new number, recomputed over the same rated events with the terms as they are
+now) references it and takes its settlement run, the wallet moves only by the difference, the
+ledger stays clean, and voiding twice is a 409 naming the replacement."""
 
 from decimal import Decimal
 
@@ -8,12 +9,14 @@ import pytest
 from django.utils import timezone
 
 from billing.invoicing import InvoiceAlreadyVoid, invoice_void_and_reissue
-from billing.models import Invoice, SettlementRun, TaxRate
+from billing.models import AllowanceGrant, Discount, Invoice, SettlementRun, TaxRate
 from billing.settlement import settlement_run
 from billing.verification import ledger_verify
-from tests.billing.test_settlement import rate
+from catalog.models import Subscription
+from tests.billing.test_settlement import lines, rate
 from tests.factories import priced_setup, tenant_token
-from wallets.models import WalletEntry
+from wallets.models import Wallet, WalletEntry
+from wallets.services import wallet_create, wallet_top_up, wallets_check
 
 FIGURES = ("number", "customer_id", "subscription_id", "currency", "period_start", "period_end", "subtotal",
            "discount_total", "tax_total", "total", "wallet_applied", "amount_due", "issued_at", "replaces_id")
@@ -106,3 +109,67 @@ def test_admin_action_voids_and_reissues(settled, client, django_user_model):
     assert response.status_code == 302
     old = Invoice.objects.get(pk=settled.invoice.pk)
     assert old.status == "void" and Invoice.objects.get(replaces=old).status == "finalized"
+
+
+@pytest.mark.django_db
+def test_reissue_recomputes_with_the_corrected_tax_and_a_new_discount(settled):
+    before_lines = list(settled.invoice.lines.filter(kind="usage").values_list("amount_unrounded", "rated_from_id", "rated_to_id"))
+    TaxRate.objects.filter(customer=settled.customer).update(percent=Decimal(10))  # the 20% was wrong
+    Discount.objects.create(tenant=settled.tenant, subscription=settled.subscription, kind="fixed", value=Decimal(1))
+    rate(settled, "c", "100")  # rated after the settlement: not the reissue's business (the next period's run)
+    new = invoice_void_and_reissue(invoice=settled.invoice, reason="tax rate").replacement
+    # same usage (15 x 0.333 = 4.995 -> 5.00), a 1.00 discount, 10% of 4.00
+    assert lines(new) == [("usage", Decimal("5.00")), ("discount", Decimal("-1.00")), ("tax", Decimal("0.40"))]
+    assert (new.subtotal, new.discount_total, new.tax_total, new.total) == (Decimal(5), Decimal(1), Decimal("0.40"), Decimal("4.40"))
+    assert list(new.lines.filter(kind="usage").values_list("amount_unrounded", "rated_from_id", "rated_to_id")) == before_lines
+    old = Invoice.objects.get(pk=settled.invoice.pk)
+    assert (old.total, old.tax_total) == (Decimal("6.00"), Decimal("1.00"))  # the voided document is as issued
+    run = SettlementRun.objects.get(subscription=settled.subscription)
+    assert run.invoice_id == new.pk and run.stages[-1]["stage"] == "reissue" and run.stages[-1]["voided"] == old.number
+    assert ledger_verify() == []
+
+
+@pytest.mark.django_db
+def test_reissue_of_a_prepaid_invoice_moves_the_wallet_by_the_difference_once():
+    setup = priced_setup(config={"model": "flat", "amount": "10"}, billing_mode=Subscription.BillingMode.PREPAID)
+    wallet = wallet_create(customer=setup.customer, currency="USD")
+    wallet_top_up(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(50), idempotency_key="t")
+    rate(setup, "a", "1")
+    invoice = settlement_run(subscription_id=setup.subscription.pk, at=timezone.now()).invoice
+    assert Wallet.objects.get(pk=wallet.pk).balance == Decimal(40)  # settlement took the 10.00 base charge
+    Discount.objects.create(tenant=setup.tenant, subscription=setup.subscription, kind="percent", value=Decimal(25))
+    second = invoice_void_and_reissue(invoice=invoice, reason="promised 25% off").replacement
+    assert (second.total, second.wallet_applied, second.amount_due) == (Decimal("7.50"), Decimal("7.50"), Decimal(0))
+    assert Wallet.objects.get(pk=wallet.pk).balance == Decimal("42.50")  # 2.50 given back
+    Discount.objects.all().delete()
+    third = invoice_void_and_reissue(invoice=second, reason="the discount was for another customer").replacement
+    assert third.total == Decimal(10) and Wallet.objects.get(pk=wallet.pk).balance == Decimal(40)  # 2.50 taken again
+    keys = list(WalletEntry.objects.filter(wallet=wallet, kind="debit").order_by("id").values_list("amount", flat=True))
+    assert keys == [Decimal(-10), Decimal("2.5"), Decimal("-2.5")]
+    assert wallets_check() == [] and ledger_verify() == []
+
+
+@pytest.mark.django_db
+def test_reissue_of_an_interim_invoice_reads_only_what_it_settled():
+    setup = priced_setup(rate="1")
+    Subscription.objects.filter(pk=setup.subscription.pk).update(invoice_threshold=Decimal(5))
+    rate(setup, "a", "6")
+    interim = settlement_run(subscription_id=setup.subscription.pk, at=timezone.now(), kind="interim")
+    rate(setup, "b", "2")
+    final = settlement_run(subscription_id=setup.subscription.pk, at=timezone.now())
+    assert lines(final.invoice) == [("usage", Decimal(2))]
+    new = invoice_void_and_reissue(invoice=interim.invoice, reason="fix").replacement
+    assert lines(new) == [("usage", Decimal(6))]  # not event b, which the final invoice billed
+    assert ledger_verify() == []
+
+
+@pytest.mark.django_db
+def test_a_grant_made_after_settlement_shows_on_the_reissue():
+    setup = priced_setup(rate="2")
+    rate(setup, "a", "10")
+    invoice = settlement_run(subscription_id=setup.subscription.pk, at=timezone.now()).invoice
+    AllowanceGrant.objects.create(
+        tenant=setup.tenant, subscription=setup.subscription, metric=setup.metric, units=Decimal(3), period_start=invoice.period_start
+    )
+    new = invoice_void_and_reissue(invoice=invoice, reason="goodwill units").replacement
+    assert lines(new) == [("usage", Decimal(20)), ("allowance", Decimal(-6))] and new.total == Decimal(14)
