@@ -2,7 +2,8 @@
 changes; void-and-reissue is a service, not an edit), tenant-scoped (catalog.admin). An invoice
 shows its lines inline; each usage line links to the rated events changelist filtered to
 exactly the events it sums (its subscription, metric, dimension, period and id range), and
-from there each rated event links to its raw event."""
+from there each rated event links to its raw event. Rollover policies and allowance grants are
+edited here too; a grant only while its period has no final settlement run."""
 
 from __future__ import annotations
 
@@ -10,15 +11,25 @@ import json
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from catalog.admin import ReadOnlyAdminMixin, TenantScopedModelAdmin
+from catalog.admin.scoping import TenantScopedModelForm
 from metering.admin import LedgerAdmin, admin_link, exact_decimal
 
+from .grants import (
+    AllowanceGrantPeriodSettled,
+    allowance_grant_delete,
+    allowance_grant_save,
+    allowance_grants_with_applied,
+)
 from .invoicing import InvoiceAlreadyVoid, invoice_void_and_reissue
+from .models import AllowanceGrant, Invoice, InvoiceLine, RolloverGrant, RolloverPolicy, SettlementRun
+from .periods import period_for
 from .trace import line_is_traceable
-from .models import Invoice, InvoiceLine, RolloverGrant, RolloverPolicy, SettlementRun
 
 
 def line_events_url(line: InvoiceLine, *, subscription_id: int) -> str:
@@ -165,3 +176,94 @@ class RolloverPolicyAdmin(TenantScopedModelAdmin):
     list_select_related = ("subscription__customer", "metric")
     search_fields = ("subscription__customer__name", "metric__code")
     fields = ("subscription", "metric", "included_units", "cap_units", "expires_after_periods")
+
+
+class AllowanceGrantForm(TenantScopedModelForm):
+    """Validated by the model's clean() (same tenant, units > 0, not before the subscription
+    started) and refused for a period whose final settlement run exists: it would never apply."""
+
+    def clean(self):
+        cleaned = super().clean()
+        subscription = cleaned.get("subscription") or getattr(self.instance, "subscription", None)
+        at = cleaned.get("period_start")
+        if subscription is not None and at is not None:
+            start, _ = period_for(cadence=subscription.billing_cadence, anchor=subscription.billing_anchor, at=at)
+            run = SettlementRun.objects.filter(subscription=subscription, period_start=start, kind=SettlementRun.Kind.FINAL).first()
+            if run is not None:
+                self.add_error(
+                    "period_start",
+                    f"The period starting {start:%Y-%m-%d} is settled already (final settlement run {run.pk}): "
+                    "a grant for it would never be applied. Grant for a later period.",
+                )
+        return cleaned
+
+
+@admin.register(AllowanceGrant)
+class AllowanceGrantAdmin(TenantScopedModelAdmin):
+    """Read/write while the grant's period is open: free units for one period of a subscription
+    (billing.settlement.allowance). Once the period's final run exists the grant is applied (on
+    that invoice): view only, never changed or deleted — the `applied` column says so."""
+
+    form = AllowanceGrantForm
+    list_display = ("subscription", "metric", "period_start", "units_exact", "description", "applied_text")
+    list_select_related = ("subscription__customer", "subscription__rate_plan", "metric")
+    search_fields = ("subscription__customer__name", "subscription__customer__external_id", "metric__code",
+                     "description")
+    date_hierarchy = "period_start"
+    ordering = ("-period_start", "-id")
+    fields = ("subscription", "metric", "period_start", "units", "description", "applied_text", "created_at")
+    readonly_fields = ("applied_text", "created_at")
+    units_exact = exact_decimal("units")
+
+    def get_queryset(self, request):
+        applied_invoice = SettlementRun.objects.filter(
+            subscription_id=OuterRef("subscription_id"), period_start=OuterRef("period_start"), kind=SettlementRun.Kind.FINAL
+        ).values("invoice__number")[:1]
+        queryset = allowance_grants_with_applied(super().get_queryset(request))
+        return queryset.annotate(applied_invoice=Subquery(applied_invoice))
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "subscription"] if obj is not None else fields  # a grant never moves
+
+    @staticmethod
+    def _applied(grant: AllowanceGrant) -> bool:
+        if hasattr(grant, "applied"):
+            return grant.applied
+        return SettlementRun.objects.filter(
+            subscription_id=grant.subscription_id, period_start=grant.period_start, kind=SettlementRun.Kind.FINAL
+        ).exists()
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return super().has_change_permission(request, obj) and not (obj is not None and self._applied(obj))
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and not (obj is not None and self._applied(obj))
+
+    @admin.display(description="applied")
+    def applied_text(self, grant: AllowanceGrant) -> str:
+        if grant.pk is None:
+            return "—"
+        if not self._applied(grant):
+            return "no: applied by the period's final settlement"
+        number = getattr(grant, "applied_invoice", None)
+        return f"yes, on invoice {number}: settled, read-only" if number else "yes: settled, read-only"
+
+    def save_model(self, request, obj, form, change):
+        try:
+            allowance_grant_save(grant=obj)
+        except AllowanceGrantPeriodSettled as settled:  # settled between the form's check and the save
+            raise PermissionDenied(str(settled)) from None
+
+    def delete_model(self, request, obj):
+        try:
+            allowance_grant_delete(grant=obj)
+        except AllowanceGrantPeriodSettled as settled:
+            raise PermissionDenied(str(settled)) from None
+
+    def delete_queryset(self, request, queryset):
+        for grant in queryset.order_by("id"):
+            try:
+                allowance_grant_delete(grant=grant)
+            except AllowanceGrantPeriodSettled as settled:
+                self.message_user(request, f"{grant} was not deleted: {settled}", messages.WARNING)

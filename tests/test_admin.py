@@ -15,7 +15,7 @@ from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.models import PricingSnapshot, RatedEvent, RolloverPolicy, RunningTotal
+from billing.models import AllowanceGrant, PricingSnapshot, RatedEvent, RolloverPolicy, RunningTotal
 from billing.periods import period_for
 from billing.rating import config_hash
 from billing.settlement import settlement_run
@@ -109,6 +109,10 @@ def everything(db, django_user_model):
             expires_after_periods=1,
         )
         settlement_run(subscription_id=setup.subscription.pk, at=timezone.now())  # an invoice, its run, a grant
+        AllowanceGrant.objects.create(
+            tenant=setup.tenant, subscription=setup.subscription, metric=setup.metric, period_start=timezone.now(),
+            units=Decimal(5),
+        )
     operator(setups[0].tenant)
     Group.objects.create(name="operators")
     return setups

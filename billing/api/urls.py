@@ -1,9 +1,19 @@
 from django.urls import path
 
-from . import invoices, pricing, views
+from . import allowance_grants, invoices, pricing, views
 
 urlpatterns = [
     path("customers/<int:customer_id>/usage", views.CustomerUsageView.as_view(), name="customer-usage"),
+    path(
+        "subscriptions/<int:subscription_id>/allowance-grants",
+        allowance_grants.AllowanceGrantListCreateView.as_view(),
+        name="allowance-grants",
+    ),
+    path(
+        "subscriptions/<int:subscription_id>/allowance-grants/<int:grant_id>",
+        allowance_grants.AllowanceGrantDeleteView.as_view(),
+        name="allowance-grant-detail",
+    ),
     path("pricing/quote", pricing.PricingQuoteView.as_view(), name="pricing-quote"),
     path("invoices", invoices.InvoiceListView.as_view(), name="invoices"),
     path("invoices/<int:invoice_id>", invoices.InvoiceDetailView.as_view(), name="invoice-detail"),
