@@ -125,7 +125,8 @@ class InvoiceSummarySerializer(serializers.ModelSerializer):
 
 class InvoiceLineSerializer(serializers.ModelSerializer):
     kind = serializers.CharField(
-        help_text="usage, late_usage, base, commitment, cap, allowance (rolled-over units, negative), discount or tax."
+        help_text="usage, late_usage, base, overage (usage beyond a blocked hard limit, negative), allowance (rolled-over "
+        "and granted units, negative), commitment, cap, discount or tax (in that order on the invoice)."
     )
     metric = serializers.SerializerMethodField(help_text="The metric code (null for lines of no metric).")
     units = _Exact(allow_null=True)
