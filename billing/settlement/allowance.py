@@ -2,7 +2,7 @@
 units the Rollover stage drew, then the units granted for the period (AllowanceGrant) — priced
 with the events' config snapshot (the aggregate's), per dimension key in key order:
 credit = quote(used) − quote(max(used − allowance, 0)), with `used` the key's units of the whole
-period up to the watermark. A negative `allowance` line per key, never below zero and never more
+period up to the watermark (at most a "block" limit: QuotaCheck took back what is beyond it). A negative `allowance` line per key, never below zero and never more
 than that key's usage line. Granted units lapse with the period; per-transaction models
 (percentage) price transactions, not units: they take no allowance (logged as skipped)."""
 
@@ -32,6 +32,8 @@ def _apply(context: SettlementContext, metric_id: int, rolled: Decimal, granted:
             skipped.append(aggregate.dimension_key)
             continue
         used = context.period_units.get((metric_id, aggregate.dimension_key), aggregate.units)
+        if model.limit is not None and model.limit.overage == "block":
+            used = min(used, model.limit.units)  # what is beyond a blocked limit is not charged (QuotaCheck took it back)
         applied = min(used, remaining)
         credit = model.quote(used) - model.quote(max(used - remaining, ZERO))
         credit = max(min(credit, aggregate.amount), ZERO)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from .context import ZERO, Line, SettlementContext
 
-CHARGES = ("usage", "late_usage", "base")
+# Net of what QuotaCheck and Allowance took back (blocked overage, free units): what is charged.
+CHARGES = ("usage", "late_usage", "base", "overage", "allowance")
 
 
 def run(context: SettlementContext) -> None:

@@ -84,14 +84,15 @@ class SettlementInputs:
         """period_start -> the id above which its rated events are still unsettled. For the run's
         own period, above the highest watermark of its earlier (interim) runs; a final run also
         takes each EARLIER period that had its final run, above the highest watermark that
-        covered it (its own runs', and later periods' final runs before this one): late events."""
+        covered it — its own runs', and every later period's final run, including one after
+        this period (a gap settled late): late events."""
         own = max((r.watermark for r in self.runs if r.period_start == period_start), default=0)
         ranges = {period_start: own}
         if final:
             for earlier in {r.period_start for r in self.runs if r.kind == "final" and r.period_start < period_start}:
                 ranges[earlier] = max(
                     r.watermark for r in self.runs
-                    if r.period_start == earlier or (r.kind == "final" and earlier < r.period_start < period_start)
+                    if r.period_start == earlier or (r.kind == "final" and r.period_start > earlier)
                 )
         return ranges
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from billing.models import Discount, Invoice, RatedEvent, SettlementRun, TaxRate
 from billing.settlement import settlement_run
+from billing.verification import ledger_verify
 from catalog.models import Subscription
 from metering.enrichment import EnrichmentCache
 from metering.services import IncomingEvent, usage_batch_process
@@ -191,6 +192,22 @@ def test_a_late_event_lands_on_the_next_invoice_as_an_adjustment():
     assert late_line.amount == Decimal(3) and late_line.period_start == first.invoice.period_start
     assert late_line.rated_from_id < late.rated_event_id <= late_line.rated_to_id
     assert not SettlementRun.objects.filter(subscription=setup.subscription).exclude(invoice__isnull=False).exists()
+
+
+@pytest.mark.django_db
+def test_a_gap_period_settled_late_does_not_bill_late_events_a_later_period_took():
+    start = timezone.now() - 85 * DAY
+    setup = priced_setup(rate="1", started_at=start)
+    p0, p1, p2 = (settle(setup, at=start + n * 31 * DAY + DAY, dry_run=True).context.period_start for n in range(3))
+    rate(setup, "p0", "1", at=p0 + DAY)
+    settle(setup, at=p0 + DAY)
+    rate(setup, "late", "3", at=p0 + 2 * DAY)  # a late event of p0
+    rate(setup, "p2", "2", at=p2 + DAY)
+    third = settle(setup, at=p2 + DAY)  # p1 not settled yet: p2's final run takes p0's late event
+    assert sorted(lines(third.invoice)) == [("late_usage", Decimal(3)), ("usage", Decimal(2))]
+    second = settle(setup, at=p1 + DAY)  # the gap, settled last
+    assert lines(second.invoice) == []
+    assert ledger_verify() == []
 
 
 @pytest.mark.django_db

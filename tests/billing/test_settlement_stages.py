@@ -1,19 +1,24 @@
-"""Each settlement stage alone: a hand-built SettlementContext in, the lines and the log out.
-(The stages read their subscription's terms, discounts and taxes from PostgreSQL; nothing else.)"""
+"""Each settlement stage alone: a hand-built SettlementContext (and SettlementInputs) in, the
+lines and the log out. Most tests here need no database; the stages that read rows or the rated
+ledger are in test_settlement_stages_ledger.py."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
 from billing.models import Discount, TaxRate
-from billing.settlement import commit, discount, rate, route, tax
+from billing.rating import quote
+from billing.settlement import allowance, commit, discount, quota_check, rate, route, tax
 from billing.settlement.context import Aggregate, Line, SettlementContext, round_money
-from billing.settlement.inputs import SettlementInputs
+from billing.settlement.inputs import Grant, PriorRun, SettlementInputs, Total
+from catalog.models import Subscription
 from tests.factories import priced_setup
 
 NOW = timezone.now()
+P0, P1, P2, P3 = (datetime(2025, month, 1, tzinfo=UTC) for month in (1, 2, 3, 4))
+CODES = {1: "calls", 2: "tokens", 3: "storage", 4: "seats"}
 
 
 def context(setup, *, kind="final", lines=(), aggregates=(), previously_invoiced=Decimal(0), **inputs):
@@ -113,3 +118,219 @@ def test_route_postpaid_is_due_and_never_touches_a_wallet():
     built = context(setup, lines=[usage("12.34")])
     route.run(built)
     assert (built.amount_due, built.wallet_now, built.wallet_realtime) == (Decimal("12.34"), 0, 0)
+
+
+def bare(*, kind="final", subscription=None, **inputs) -> SettlementContext:
+    """A context for period P1 of an unsaved USD subscription: for the stages that read no row."""
+    return SettlementContext(
+        subscription=subscription or Subscription(currency="USD"), period_start=P1, period_end=P2, kind=kind,
+        watermark=10**9, now=NOW, inputs=SettlementInputs(**{"metric_codes": CODES, **inputs}),
+    )
+
+
+# --- SettlementInputs: ranges, final_run, interim_count, previous_final ---------------------------
+
+
+def prior(*runs: tuple) -> SettlementInputs:
+    """SettlementInputs with these (period_start, kind, watermark) runs, ids 1, 2, … in that order."""
+    return SettlementInputs(runs=[PriorRun(n, start, kind, mark) for n, (start, kind, mark) in enumerate(runs, start=1)])
+
+
+def test_an_interim_run_settles_only_its_own_period_above_its_earlier_interim_runs():
+    inputs = prior((P0, "final", 10), (P1, "interim", 15), (P1, "interim", 25))
+    assert inputs.ranges(P1, final=False) == {P1: 25}  # P0's late events wait for P1's final run
+    assert inputs.ranges(P2, final=False) == {P2: 0}
+    assert (inputs.interim_count(P1), inputs.interim_count(P0)) == (2, 0)
+    assert inputs.final_run(P1) is None and inputs.final_run(P0) == PriorRun(1, P0, "final", 10)
+
+
+def test_a_final_run_also_takes_the_late_events_of_earlier_settled_periods():
+    inputs = prior((P0, "final", 10), (P1, "interim", 20), (P1, "final", 30), (P2, "interim", 40))
+    # P2 above its interim's 40; P0 above 30 (its final took it to 10, P1's final run its late
+    # events up to 30); P1 above the highest of its own runs, 30.
+    assert inputs.ranges(P2, final=True) == {P2: 40, P0: 30, P1: 30}
+    assert inputs.final_run(P1) == PriorRun(3, P1, "final", 30)
+    assert inputs.previous_final(P2) == PriorRun(3, P1, "final", 30) and inputs.previous_final(P0) is None
+    # A gap period (P1) settled after a later one: P1's final run (60) took P0's late events, not P2's.
+    out_of_order = prior((P0, "final", 10), (P2, "final", 50), (P1, "final", 60))
+    assert out_of_order.ranges(P3, final=True) == {P3: 0, P0: 60, P1: 60, P2: 50}
+    assert out_of_order.previous_final(P3) == PriorRun(2, P2, "final", 50)  # the latest period's, not the latest run
+
+
+
+def test_a_gap_period_settled_after_a_later_one_skips_the_late_events_that_run_took():
+    inputs = prior((P0, "final", 10), (P2, "final", 50))  # P1 skipped; P2's final took P0's late events up to 50
+    assert inputs.ranges(P1, final=True) == {P1: 0, P0: 50}
+
+
+# --- QuotaCheck ------------------------------------------------------------------------------------
+
+
+def quota_run(*, units: dict, configs: dict, kind="final", **inputs) -> SettlementContext:
+    """QuotaCheck over `units` {(metric, key): units}; each key's latest snapshot is its metric's config."""
+    built = bare(kind=kind, **inputs)
+    built.period_units = {key: Decimal(value) for key, value in units.items()}
+    built.key_configs = {key: configs[key[0]] for key in units}
+    quota_check.run(built)
+    return built
+
+
+def test_quota_check_reports_included_units_and_whether_they_are_exceeded():
+    configs = {
+        1: {"model": "per_unit", "rate": "1", "included_free": "10"},
+        2: {"model": "graduated", "tiers": [{"up_to": "100", "unit_amount": "0"}, {"up_to": None, "unit_amount": "0.01"}]},
+        3: {"model": "included_quota", "quota": "5", "overage_rate": "2"},
+        4: {"model": "per_unit", "rate": "1"},  # nothing included: not reported
+    }
+    built = quota_run(units={(1, ""): "12", (2, ""): "40", (3, ""): "5", (4, ""): "3"}, configs=configs)
+    assert built.quota == [
+        {"metric": "calls", "dimension_key": "", "included": "10", "used": "12", "over": True},
+        {"metric": "tokens", "dimension_key": "", "included": "100", "used": "40", "over": False},  # a free first tier
+        {"metric": "storage", "dimension_key": "", "included": "5", "used": "5", "over": False},  # exactly used up
+    ]
+    assert built.lines == [] and built.stages == [{"stage": "quota_check", "allowances": built.quota, "limits": []}]
+
+
+LIMITED = {  # 50 units at 0.01 plus a flat 5, then 0.02
+    "model": "graduated",
+    "tiers": [{"up_to": "50", "unit_amount": "0.01", "flat_amount": "5"}, {"up_to": None, "unit_amount": "0.02"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "overage", "used", "over", "amount"),
+    [("final", "block", "130.25", "30.25", Decimal("-0.61")), ("final", "bill", "130.25", "30.25", None),
+     ("interim", "block", "130.25", "30.25", None), ("final", "block", "100", "0", None)],
+)
+def test_a_hard_limit_takes_back_blocked_overage_once_on_the_final_run(kind, overage, used, over, amount):
+    config = {**LIMITED, "limit": {"units": "100", "overage": overage}}
+    built = quota_run(units={(1, ""): used}, configs={1: config}, kind=kind)
+    limit = {"metric": "calls", "dimension_key": "", "limit": "100", "overage": overage, "used": used, "over": over}
+    if amount is None:
+        assert built.lines == []
+    else:
+        # quote(130.25) − quote(100) = (5 + 0.5 + 80.25 × 0.02) − (5 + 0.5 + 50 × 0.02) = 7.105 − 6.5 = 0.605
+        credit = quote(config, used) - quote(config, "100")
+        assert credit == Decimal("0.605")
+        [line] = built.lines
+        assert (line.kind, line.amount_unrounded, line.amount, line.units) == ("overage", -credit, amount, Decimal(over))
+        assert (line.metric_id, line.period_start) == (1, P1)
+        assert line.description == "calls: 30.25 units over the limit of 100, blocked (not charged)"
+        limit["credit"] = "0.605"
+    assert built.stages[-1]["limits"] == [limit]
+
+
+def test_a_limit_inside_an_override_price_applies_to_that_dimension_key_only():
+    limited_eu = {"model": "per_unit", "rate": "2", "limit": {"units": "10", "overage": "block"}}
+    config = {"model": "per_unit", "rate": "1", "overrides": [{"match": {"region": "eu"}, "price": limited_eu}]}
+    built = quota_run(units={(1, ""): "50", (1, "region=eu"): "15"}, configs={1: config})
+    # eu: 5 units over 10, at 2 each: 10 taken back; the base price (50 units) has no limit
+    assert [(line.kind, line.dimension_key, line.amount, line.units) for line in built.lines] == [
+        ("overage", "region=eu", Decimal("-10.00"), Decimal(5))
+    ]
+    assert built.lines[0].description == "calls (region=eu): 5 units over the limit of 10, blocked (not charged)"
+    assert [limit["dimension_key"] for limit in built.stages[-1]["limits"]] == ["region=eu"]
+
+
+@pytest.mark.django_db
+def test_quota_check_prices_a_key_by_its_latest_snapshot_over_the_version_config():
+    setup = priced_setup(config={"model": "per_unit", "rate": "1", "limit": {"units": "10", "overage": "block"}})
+    metric = setup.metric.pk
+    inputs = {"version_id": setup.metric_config.version_id, "metric_codes": {metric: setup.metric.code}}
+    snapshot = {"model": "per_unit", "rate": "1"}  # the events were rated before the limit existed
+    with_snapshot = bare(**inputs)
+    with_snapshot.period_units, with_snapshot.key_configs = {(metric, ""): Decimal(12)}, {(metric, ""): snapshot}
+    quota_check.run(with_snapshot)
+    assert with_snapshot.lines == [] and with_snapshot.stages[-1]["limits"] == []
+    # Without a snapshot (a running total only, nothing settled): the version's config and its limit.
+    from_version = bare(totals=[Total(metric, "", Decimal(12), Decimal(12))], **inputs)
+    from_version.period_units = {(metric, ""): Decimal(12)}
+    quota_check.run(from_version)
+    assert [(line.kind, line.amount) for line in from_version.lines] == [("overage", Decimal("-2.00"))]  # 2 over, at 1
+    only_total = bare(totals=[Total(metric, "", Decimal(12), Decimal(12))], kind="interim", **inputs)
+    quota_check.run(only_total)  # nothing up to the watermark yet: used 0
+    assert only_total.stages[-1]["limits"] == [
+        {"metric": setup.metric.code, "dimension_key": "", "limit": "10", "overage": "block", "used": "0", "over": "0"}
+    ]
+
+
+# --- Allowance -------------------------------------------------------------------------------------
+
+TIERED_EU = {  # base: 10 units at 0.5, then 0.25; eu: 1.5 a unit
+    "model": "graduated", "tiers": [{"up_to": "10", "unit_amount": "0.5"}, {"up_to": None, "unit_amount": "0.25"}],
+    "overrides": [{"match": {"region": "eu"}, "price": {"model": "per_unit", "rate": "1.5"}}],
+}
+
+
+def settled(key: str, units: str, amount: str, config: dict, *, late=False) -> Aggregate:
+    return Aggregate(P0 if late else P1, 1, "calls", key, Decimal(units), Decimal(amount), 1, 0, 9, config, late=late)
+
+
+def allowance_lines(built):
+    return [(line.kind, line.dimension_key, line.amount, line.units) for line in built.lines]
+
+
+def test_allowance_applies_rolled_over_then_granted_units_per_key_in_key_order():
+    built = bare(grants=[Grant(7, 1, Decimal(6), "goodwill")])
+    built.aggregates = [
+        settled("region=eu", "5", "7.5", TIERED_EU), settled("", "12.5", "5.625", TIERED_EU),
+        settled("", "4", "2", TIERED_EU, late=True),  # late events of P0 take no allowance
+    ]
+    built.period_units = {(1, ""): Decimal("12.5"), (1, "region=eu"): Decimal(5)}
+    built.allowances = {1: Decimal(8)}  # drawn by Rollover
+    allowance.run(built)
+    # 8 + 6 = 14 units: "" first, all its 12.5: quote(12.5) − quote(0) = 10 × 0.5 + 2.5 × 0.25 = 5.625 → 5.63;
+    # then 1.5 of eu's 5: quote(5) − quote(3.5) = 1.5 × 1.5 = 2.25
+    assert allowance_lines(built) == [
+        ("allowance", "", Decimal("-5.63"), Decimal("12.5")), ("allowance", "region=eu", Decimal("-2.25"), Decimal("1.5"))
+    ]
+    assert -built.lines[0].amount_unrounded == quote(TIERED_EU, "12.5") - quote(TIERED_EU, "0") == Decimal("5.625")
+    eu = {"region": "eu"}
+    assert -built.lines[1].amount_unrounded == quote(TIERED_EU, "5", dimensions=eu) - quote(TIERED_EU, "3.5", dimensions=eu)
+    assert built.lines[0].description == "calls: 12.5 free units applied (8 rolled over + 6 granted)"
+    assert built.stages == [{"stage": "allowance", "applied": [
+        {"metric_id": 1, "rolled_over": "8", "granted": "6", "units": "14", "unapplied": "0", "credit": "7.875", "skipped": []}
+    ]}]
+
+
+def test_granted_units_alone_never_credit_more_than_the_keys_usage_line_and_skip_percentage_keys():
+    config = {"model": "per_unit", "rate": "1", "overrides": [
+        {"match": {"kind": "card"}, "price": {"model": "percentage", "rate": "2"}},
+        {"match": {"region": "eu"}, "price": {"model": "per_unit", "rate": "1"}},
+    ]}
+    grants = [Grant(1, 1, Decimal("7.5"), ""), Grant(2, 1, Decimal("2.5"), "")]
+    built = bare(grants=grants)
+    built.aggregates = [settled("kind=card", "100", "2", config), settled("region=eu", "4", "4", config)]
+    # eu: 10 units in the period, 6 of them on an interim invoice; this run settles 4 (amount 4)
+    built.period_units = {(1, "kind=card"): Decimal(100), (1, "region=eu"): Decimal(10)}
+    allowance.run(built)
+    # eu: quote(10) − quote(0) = 10, but never more than this invoice's usage line of 4
+    assert allowance_lines(built) == [("allowance", "region=eu", Decimal("-4.00"), Decimal(10))]
+    assert built.lines[0].description == "calls (region=eu): 10 free units applied (10 granted)"
+    [applied] = built.stages[-1]["applied"]
+    assert (applied["rolled_over"], applied["granted"], applied["credit"], applied["skipped"]) == ("0", "10", "4", ["kind=card"])
+    interim = bare(kind="interim", grants=grants)
+    interim.aggregates, interim.period_units = built.aggregates, built.period_units
+    allowance.run(interim)
+    assert interim.lines == [] and interim.stages == []  # granted units belong to the final run
+
+
+
+def test_free_units_never_credit_units_a_block_limit_already_took_back():
+    config = {"model": "per_unit", "rate": "1", "limit": {"units": "100", "overage": "block"}}
+    built = bare(grants=[Grant(1, 1, Decimal(120), "")])
+    built.aggregates = [settled("", "130", "130", config)]
+    built.period_units, built.key_configs = {(1, ""): Decimal(130)}, {(1, ""): config}
+    for stage in (quota_check, allowance, rate):
+        stage.run(built)
+    # 130 used, 30 blocked (−30), the 100 charged all free: nothing to pay.
+    assert built.total() == 0
+
+
+
+def test_the_spend_cap_counts_what_a_block_limit_took_back():
+    built = bare(subscription=Subscription(currency="USD", spend_cap=Decimal(100)))
+    built.add(usage("130"))
+    built.add(Line(kind="overage", description="blocked", amount_unrounded=Decimal(-30)))
+    commit.run(built)
+    assert built.total() == Decimal(100)  # 130 − 30 is at the cap already: no cap line
