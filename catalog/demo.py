@@ -64,7 +64,8 @@ OFFERINGS = [
     ("mcp-pro", "MCP Pro", ["tools-mcp"], "mcp-pro-usd", "MCP Pro (USD)"),
 ]
 # One of each kind of price a usage business reaches for: graduated API calls (first 1,000 free),
-# sessions sold in packs, volume-priced tokens, and per-tool prices on MCP tool calls.
+# sessions sold in packs, volume-priced tokens, and per-tool prices on MCP tool calls (with a hard
+# limit on the costliest tool).
 PRICES = {
     "growth-usd": {
         "api_calls": {
@@ -74,6 +75,7 @@ PRICES = {
                 {"up_to": "100000", "unit_amount": "0.003"},
                 {"up_to": None, "unit_amount": "0.002"},
             ],
+            "limit": {"units": "250000", "overage": "bill"},  # reported on the usage page; beyond it billed as usual
         },
         "agent_sessions": {"model": "package", "package_size": "10", "rate": "0.40"},
         "llm_tokens": {
@@ -90,7 +92,12 @@ PRICES = {
             "model": "per_unit",
             "rate": "0.01",
             "overrides": [
-                {"match": {"tool_name": "generate"}, "price": {"model": "per_unit", "rate": "0.05"}},
+                {
+                    "match": {"tool_name": "generate"},
+                    # a hard limit: generate calls beyond 100 a month are blocked, and settlement
+                    # takes back any that got through (an `overage` line on the invoice)
+                    "price": {"model": "per_unit", "rate": "0.05", "limit": {"units": "100", "overage": "block"}},
+                },
                 {"match": {"tool_name": "summarize"}, "price": {"model": "per_unit", "rate": "0.02"}},
             ],
         }
