@@ -1,4 +1,5 @@
-"""Billing reads: rated records for re-publishing, and the customer's current usage."""
+"""Billing reads: rated records for re-publishing, and the customer's current usage (with its
+hard limits and included allowances, what a gateway polls to block at the limit)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from datetime import timezone as dt_timezone
-from decimal import Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 from functools import reduce
 from operator import or_
 from typing import Any
@@ -18,6 +19,7 @@ from catalog.models import Customer, Metric, MetricConfig, RatePlanVersion, Subs
 
 from .models import RatedEvent, RunningTotal
 from .periods import period_for
+from .rating import Model, PriceBook, UsageError, compile_config
 
 
 def rated_records_for_raw_events(*, raw_event_ids: Sequence[int]):
@@ -70,9 +72,73 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+PERCENT = Decimal("0.01")
+EXACT = 80  # digits: no difference or quotient of stored units (38 digits, 12 places) is rounded
+
+
+def _remaining(units: Decimal, of: Decimal) -> str:
+    """max(of − units, 0), exact."""
+    with localcontext() as ctx:
+        ctx.prec = EXACT
+        return decimal_text(max(of - units, Decimal(0)))
+
+
+def _percent_used(units: Decimal, of: Decimal) -> str:
+    """units / of × 100, to 2 places HALF_UP ("75", "33.33", "150"). `of` 0: "100" once
+    anything is used, else "0". The quotient is truncated at EXACT digits before the one
+    rounding, so it can never round twice (a truncated …4999 stays below the half)."""
+    if of == 0:
+        return "100" if units > 0 else "0"
+    with localcontext() as ctx:
+        ctx.prec, ctx.rounding = EXACT, ROUND_DOWN
+        ratio = units * 100 / of
+        return decimal_text(ratio.quantize(PERCENT, rounding=ROUND_HALF_UP))
+
+
+def _limit_state(model: Model | None, units: Decimal) -> dict[str, Any] | None:
+    """The price's hard limit against the units so far. `reached` (units >= limit) is when a
+    gateway must refuse the next call; `exceeded` (units > limit) when usage got past it."""
+    if model is None or model.limit is None:
+        return None
+    limit = model.limit.units
+    return {
+        "units": decimal_text(limit),
+        "overage": model.limit.overage,
+        "remaining": _remaining(units, limit),
+        "reached": units >= limit,
+        "exceeded": units > limit,
+        "percent_used": _percent_used(units, limit),
+    }
+
+
+def _included_state(model: Model | None, units: Decimal) -> dict[str, Any] | None:
+    """The allowance the price includes (included_free, quota, free_units, a free first tier:
+    what settlement's QuotaCheck reports) against the units so far."""
+    included = None if model is None else model.included_units()
+    if included is None:
+        return None
+    return {
+        "units": decimal_text(included),
+        "remaining": _remaining(units, included),
+        "percent_used": _percent_used(units, included),
+    }
+
+
+def _model_for_key(book: PriceBook | None, dimension_key: str) -> Model | None:
+    """The price behind a running total's key in the version in force; None for a metric that
+    version does not price or a key of an override it no longer has (prices changed mid-period)."""
+    if book is None:
+        return None
+    try:
+        return book.for_key(dimension_key)
+    except UsageError:
+        return None
+
+
 def _metric_row(
-    *, metric: Metric, dimension_key: str, units: Decimal, amount: Decimal, event_count: int
+    *, metric: Metric, dimension_key: str, units: Decimal, amount: Decimal, event_count: int, book: PriceBook | None
 ) -> dict[str, Any]:
+    model = _model_for_key(book, dimension_key)
     return {
         "metric": metric.code,
         "metric_name": metric.name,
@@ -81,6 +147,8 @@ def _metric_row(
         "units": decimal_text(units),
         "amount": decimal_text(amount),
         "event_count": event_count,
+        "limit": _limit_state(model, units),
+        "included": _included_state(model, units),
     }
 
 
@@ -92,7 +160,12 @@ def customer_usage_current(*, customer: Customer, now: datetime | None = None) -
     Decimals are exact strings and datetimes ISO 8601 UTC: the result is JSON as it stands.
 
     Amounts are the usage charges rated so far (delta rating: quote(units) − quote(0));
-    flat fees and period minimums are added once at settlement."""
+    flat fees and period minimums are added once at settlement.
+
+    Each row also carries `limit` and `included` (or null): the hard limit and the included
+    allowance of the row's price in the version in force, against the units so far — what a
+    gateway polls to block at the limit. Each config is compiled once, in Python, with no
+    further query."""
     now = now or timezone.now()
     subscriptions = list(
         Subscription.objects.filter(
@@ -122,8 +195,10 @@ def customer_usage_current(*, customer: Customer, now: datetime | None = None) -
     )
     version_by_plan = {v.rate_plan_id: v.id for v in versions}
     priced: dict[int, list[Metric]] = defaultdict(list)
+    books: dict[tuple[int, int], PriceBook] = {}  # (version id, metric id) -> the compiled config
     for config in MetricConfig.objects.filter(version_id__in=list(version_by_plan.values())).select_related("metric"):
         priced[config.version_id].append(config.metric)
+        books[(config.version_id, config.metric_id)] = compile_config(config.config)
     current = reduce(or_, (Q(subscription_id=sid, period_start=start) for sid, (start, _) in periods.items()))
     totals: dict[int, list[RunningTotal]] = defaultdict(list)
     for total in RunningTotal.objects.filter(current, tenant_id=customer.tenant_id).select_related("metric"):
@@ -131,17 +206,21 @@ def customer_usage_current(*, customer: Customer, now: datetime | None = None) -
 
     for subscription in subscriptions:
         start, end = periods[subscription.id]
+        version_id = version_by_plan.get(subscription.rate_plan_id)
         rows = [
             _metric_row(
                 metric=t.metric, dimension_key=t.dimension_key, units=t.units, amount=t.amount,
-                event_count=t.event_count,
+                event_count=t.event_count, book=books.get((version_id, t.metric_id)),
             )
             for t in totals[subscription.id]
         ]
         used = {t.metric_id for t in totals[subscription.id]}
         rows += [
-            _metric_row(metric=m, dimension_key="", units=Decimal(0), amount=Decimal(0), event_count=0)
-            for m in priced.get(version_by_plan.get(subscription.rate_plan_id), [])
+            _metric_row(
+                metric=m, dimension_key="", units=Decimal(0), amount=Decimal(0), event_count=0,
+                book=books[(version_id, m.id)],
+            )
+            for m in priced.get(version_id, [])
             if m.id not in used
         ]
         rows.sort(key=lambda row: (row["metric"], row["dimension_key"]))
@@ -150,7 +229,7 @@ def customer_usage_current(*, customer: Customer, now: datetime | None = None) -
                 "subscription_id": subscription.id,
                 "offering": subscription.offering.name,
                 "rate_plan": subscription.rate_plan.name,
-                "rate_plan_version_id": version_by_plan.get(subscription.rate_plan_id),
+                "rate_plan_version_id": version_id,
                 "currency": subscription.currency,
                 "billing_mode": subscription.billing_mode,
                 "billing_cadence": subscription.billing_cadence,

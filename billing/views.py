@@ -1,7 +1,8 @@
-"""The customer dashboard: the current period's usage per metric and the customer's prepaid
-wallets (balance, held, available, active holds, recent ledger entries), refreshed by polling
-usage.json every 2 seconds (`customer_usage_current`, the same the usage API returns, and
-`wallets_for_customer`); the customer's invoices, newest first, each with its lines, and for
+"""The customer dashboard: the current period's usage per metric (with its hard limit and
+included allowance) and the customer's prepaid wallets (balance, held, available, active holds,
+recent ledger entries), refreshed by polling usage.json every 2 seconds
+(`customer_usage_current`, the same the usage API returns, and `wallets_for_customer`); the
+customer's invoices, newest first, each with its lines, and for
 each usage line the rated events it sums (original timestamp, dimensions, gateway metadata).
 
 Who sees whom: a customer login (`CustomerUser`) sees its own customer only; staff pass
@@ -76,6 +77,41 @@ def _dashboard(customer: Customer) -> dict:
     }
 
 
+def _grouped(text: str) -> str:
+    """An exact decimal string with thousands separators ("1000.5" -> "1,000.5"), as usage.js
+    formats it; never through a float."""
+    sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
+    whole, dot, fraction = digits.partition(".")
+    return f"{sign}{int(whole):,}{dot}{fraction}"
+
+
+def _allowance_notes(row: dict) -> dict:
+    """The metric row's limit and included allowance as the page words them (usage.js words
+    them the same when it re-renders): "750 / 1,000 (75%)", "Limit reached: blocked beyond
+    1,000", "included: 1,000, 250 left"."""
+    limit, included = row["limit"], row["included"]
+    notes: dict = {}
+    if limit is not None:
+        cap = _grouped(limit["units"])
+        notes["limit"] = f"{_grouped(row['units'])} / {cap} ({_grouped(limit['percent_used'])}%)"
+        if limit["reached"]:
+            state = "Over the limit" if limit["exceeded"] else "Limit reached"
+            beyond = "blocked" if limit["overage"] == "block" else "billed as overage"
+            notes["limit_state"] = f"{state}: {beyond} beyond {cap}"
+    if included is not None:
+        notes["included"] = f"included: {_grouped(included['units'])}, {_grouped(included['remaining'])} left"
+    return notes
+
+
+def _subscriptions_shown(usage: dict) -> list[dict]:
+    """The usage's subscriptions with each metric row's `notes` for the template; `usage` itself
+    (embedded as the page's initial JSON) keeps the shape usage.json has."""
+    return [
+        {**sub, "metrics": [{**row, "notes": _allowance_notes(row)} for row in sub["metrics"]]}
+        for sub in usage["subscriptions"]
+    ]
+
+
 @never_cache
 @login_required
 def usage_page(request: HttpRequest):
@@ -89,7 +125,8 @@ def usage_page(request: HttpRequest):
         request,
         "dashboard/usage.html",
         {
-            "customer": customer, "usage": usage, "poll_interval_ms": POLL_INTERVAL_MS,
+            "customer": customer, "usage": usage, "subscriptions": _subscriptions_shown(usage),
+            "poll_interval_ms": POLL_INTERVAL_MS,
             "query": request.GET.urlencode(),
             "invoices": [_invoice_figures(i) for i in list(invoices)[:RECENT_INVOICES]],
             "more_invoices": len(invoices) > RECENT_INVOICES,

@@ -18,6 +18,31 @@ class DecimalStringField(serializers.CharField):
     """An exact decimal, as a string (never a JSON number)."""
 
 
+class MetricLimitSerializer(serializers.Serializer):
+    units = DecimalStringField(help_text="The hard limit: units allowed per period.")
+    overage = serializers.ChoiceField(
+        choices=["block", "bill"],
+        help_text="block: usage beyond the limit is not charged (settlement takes it back; the gateway should "
+        "refuse it); bill: it is charged as usual, as overage.",
+    )
+    remaining = DecimalStringField(help_text="max(limit − units, 0).")
+    reached = serializers.BooleanField(help_text="units >= limit: a gateway blocks the next call.")
+    exceeded = serializers.BooleanField(help_text="units > limit: usage already went past the limit.")
+    percent_used = DecimalStringField(
+        help_text='units / limit × 100, 2 places ROUND_HALF_UP, may pass 100. A limit of 0: "100" once anything is '
+        'used, else "0".'
+    )
+
+
+class MetricIncludedSerializer(serializers.Serializer):
+    units = DecimalStringField(
+        help_text="Units the price includes: per_unit included_free, included_quota quota, package free_units, or a "
+        "free first tier of graduated/volume."
+    )
+    remaining = DecimalStringField(help_text="max(included − units, 0).")
+    percent_used = DecimalStringField(help_text="units / included × 100, 2 places ROUND_HALF_UP, may pass 100.")
+
+
 class MetricUsageSerializer(serializers.Serializer):
     metric = serializers.CharField(help_text="The metric code events carry.")
     metric_name = serializers.CharField()
@@ -28,6 +53,14 @@ class MetricUsageSerializer(serializers.Serializer):
     units = DecimalStringField(help_text="Units so far this period.")
     amount = DecimalStringField(help_text="Usage charges rated so far this period, exact (not yet rounded).")
     event_count = serializers.IntegerField()
+    limit = MetricLimitSerializer(
+        allow_null=True,
+        help_text="The hard usage limit of this row's price in the version in force, or null (none, or a dimension "
+        "key the version in force no longer prices).",
+    )
+    included = MetricIncludedSerializer(
+        allow_null=True, help_text="The included allowance of this row's price in the version in force, or null."
+    )
 
 
 class SubscriptionUsageSerializer(serializers.Serializer):
@@ -67,9 +100,12 @@ USAGE_EXAMPLE = {
             "amount_total": "12.003",
             "metrics": [
                 {"metric": "api_calls", "metric_name": "API calls", "unit": "call", "dimension_key": "",
-                 "units": "5001", "amount": "12.003", "event_count": 5001},
+                 "units": "5001", "amount": "12.003", "event_count": 5001,
+                 "limit": {"units": "10000", "overage": "block", "remaining": "4999", "reached": False,
+                           "exceeded": False, "percent_used": "50.01"},
+                 "included": {"units": "1000", "remaining": "0", "percent_used": "500.1"}},
                 {"metric": "llm_tokens", "metric_name": "LLM tokens", "unit": "token", "dimension_key": "",
-                 "units": "0", "amount": "0", "event_count": 0},
+                 "units": "0", "amount": "0", "event_count": 0, "limit": None, "included": None},
             ],
         }
     ],
@@ -86,7 +122,11 @@ class CustomerUsageView(APIView):
             "totals (updated in the same transaction as each rated event), never summed over the rated ledger, "
             "so its cost does not grow with the number of events. Metrics priced by the version in force with no "
             "usage yet appear with zeros. "
-            "Amounts are exact decimal strings; flat fees and minimums are added at settlement."
+            "Amounts are exact decimal strings; flat fees and minimums are added at settlement. "
+            "Each metric row also carries `limit` (the price's hard usage limit: `reached` when units >= limit, "
+            "`exceeded` when units > limit) and `included` (its included allowance), both against the units so far "
+            "and both null when the price has none: a gateway polls this to refuse calls once a `block` limit is "
+            "reached."
         ),
         tags=["usage"],
         responses={

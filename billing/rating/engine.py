@@ -235,6 +235,11 @@ class Model:
         ascending: what a price preview should show. None for per-transaction models."""
         return []
 
+    def included_units(self) -> Decimal | None:
+        """The units the price includes free each period (included_free, a quota, free units, a
+        free first tier), or None: what settlement's QuotaCheck and the usage page report."""
+        return None
+
     def overage_units(self, units: Decimal) -> Decimal:
         """The units beyond the limit, max(units − limit.units, 0), whatever its overage; 0
         without a limit."""
@@ -270,6 +275,10 @@ class Model:
 
 class TieredModel(Model):
     """graduated and volume: a charge per tier, so a rated event records its tier breakdown."""
+
+    def included_units(self) -> Decimal | None:
+        up_to, unit_amount, flat_amount = self.tiers[0]  # type: ignore[attr-defined]
+        return up_to if up_to is not None and not unit_amount and not flat_amount else None  # a free first tier
 
     def _tier_totals(self, units: Decimal) -> list[tuple[int, Decimal, Decimal]]:
         """(tier number, units in the tier, amount of the tier incl. its flat fee) per tier charged."""

@@ -40,6 +40,9 @@ class Package(Model):
     free_units: Decimal
     round_up: bool
 
+    def included_units(self) -> Decimal | None:
+        return self.free_units or None
+
     def boundaries(self) -> list[Decimal]:
         return [b for b in (self.free_units, self.free_units + self.package_size, self.free_units + 2 * self.package_size) if b]
 

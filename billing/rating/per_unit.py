@@ -30,6 +30,9 @@ class PerUnit(Model):
     def boundaries(self) -> list[Decimal]:
         return [self.included_free] if self.included_free else []
 
+    def included_units(self) -> Decimal | None:
+        return self.included_free or None
+
     def _quote(self, units: Decimal, events: Sequence[Decimal] | None) -> Decimal:
         billable = units - self.included_free
         return billable * self.rate if billable > 0 else ZERO

@@ -21,17 +21,6 @@ from .context import Line, SettlementContext
 from .rate import version_configs
 
 
-def _included(model: Model) -> Decimal | None:
-    for name in ("included_free", "free_units"):
-        value = getattr(model, name, None)
-        if value:
-            return value
-    tiers = getattr(model, "tiers", None)
-    if tiers and tiers[0][0] is not None and not tiers[0][1] and not tiers[0][2]:
-        return tiers[0][0]  # a free first tier
-    return None
-
-
 def _model(config: dict | None, key: str) -> Model | None:
     if config is None:
         return None
@@ -53,7 +42,7 @@ def run(context: SettlementContext) -> None:
             continue
         used = context.period_units.get((metric_id, key), Decimal(0))
         code = codes.get(metric_id, str(metric_id))
-        included = _included(model)
+        included = model.included_units()
         if included is not None:
             context.quota.append(
                 {"metric": code, "dimension_key": key, "included": text(included), "used": text(used), "over": used > included}

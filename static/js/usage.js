@@ -45,12 +45,37 @@
     return node;
   }
 
+  // The row's hard limit and included allowance, worded as billing/views.py words them for the
+  // first render: "Limit 750 / 1,000 (75%)" (+ "Limit reached: blocked beyond 1,000"),
+  // "included: 1,000, 250 left".
+  function allowanceNotes(row) {
+    var notes = [];
+    if (row.limit) {
+      var cap = formatDecimal(row.limit.units, 0);
+      var note = el("div", "allowance muted",
+        "Limit " + formatDecimal(row.units, 0) + " / " + cap + " (" + formatDecimal(row.limit.percent_used, 0) + "%)");
+      if (row.limit.reached) {
+        var state = row.limit.exceeded ? "Over the limit" : "Limit reached";
+        var beyond = row.limit.overage === "block" ? "blocked" : "billed as overage";
+        note.appendChild(document.createTextNode(" "));
+        note.appendChild(el("span", "badge bad", state + ": " + beyond + " beyond " + cap));
+      }
+      notes.push(note);
+    }
+    if (row.included) {
+      notes.push(el("div", "allowance muted",
+        "included: " + formatDecimal(row.included.units, 0) + ", " + formatDecimal(row.included.remaining, 0) + " left"));
+    }
+    return notes;
+  }
+
   function metricRow(sub, row) {
     var key = sub.subscription_id + "|" + row.metric + "|" + row.dimension_key;
     var tr = el("tr");
     var name = el("td", "", row.metric_name + " ");
     name.appendChild(el("code", "", row.metric));
     if (row.dimension_key) { name.appendChild(document.createTextNode(" ")); name.appendChild(el("span", "dim", row.dimension_key)); }
+    allowanceNotes(row).forEach(function (note) { name.appendChild(note); });
     tr.appendChild(name);
     var units = el("td", "num", formatDecimal(row.units, 0) + " ");
     units.appendChild(el("span", "muted", row.unit));

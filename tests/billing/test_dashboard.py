@@ -1,5 +1,6 @@
 """The customer usage page and its usage.json: login required, a customer login sees its own
-customer only, staff see their tenant's customers, values are the running totals exactly."""
+customer only, staff see their tenant's customers, values are the running totals exactly, each
+metric row shows its limit and included allowance."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from django.utils.dateparse import parse_datetime
 
 from billing.models import RunningTotal
 from catalog.models import CustomerUser
-from tests.billing.test_usage_selector import expected_usage, usage_world
+from tests.billing.test_usage_selector import expected_usage, running_total, usage_world
 from tests.factories import priced_setup
 from tests.test_admin import operator
 
@@ -137,3 +138,38 @@ def test_superuser_sees_any_customer(admin_client, world):
     assert response.status_code == 200
     [subscription] = response.json()["subscriptions"]
     assert [(m["metric"], m["units"]) for m in subscription["metrics"]] == [(foreign.metric.code, "0")]
+
+
+LIMITS = {
+    "model": "per_unit", "rate": "0.003", "included_free": "1000", "limit": {"units": "1000", "overage": "bill"},
+    "overrides": [
+        {"match": {"region": "eu"}, "price": {"model": "per_unit", "rate": "0.01", "limit": {"units": "1000", "overage": "block"}}},
+        {"match": {"region": "us"}, "price": {"model": "per_unit", "rate": "0.01", "limit": {"units": "10", "overage": "bill"}}},
+    ],
+}
+
+
+def test_the_page_shows_each_rows_limit_and_included_allowance(client, django_user_model):
+    setup = priced_setup(config=LIMITS)
+    now = timezone.now()
+    running_total(setup.subscription, setup.metric, at=now, units="750", amount="0", events=3)
+    running_total(setup.subscription, setup.metric, at=now, units="1000", amount="10", events=4, dimension_key="region=eu")
+    running_total(setup.subscription, setup.metric, at=now, units="12.5", amount="0.125", events=5, dimension_key="region=us")
+    user = django_user_model.objects.create_user("limited", password="pw")
+    CustomerUser.objects.create(user=user, customer=setup.customer)
+    client.force_login(user)
+    response = client.get(PAGE)
+    html = response.content.decode()
+    for text in (
+        "Limit 750 / 1,000 (75%)", "included: 1,000, 250 left",  # within: no state shown
+        "Limit 1,000 / 1,000 (100%)", "Limit reached: blocked beyond 1,000",
+        "Limit 12.5 / 10 (125%)", "Over the limit: billed as overage beyond 10",
+    ):
+        assert text in html, text
+    assert html.count('class="badge bad"') == 2
+    # The embedded initial JSON keeps usage.json's shape (the page's wording is not in it).
+    [initial] = response.context["usage"]["subscriptions"]
+    assert all("notes" not in row for row in initial["metrics"])
+    [polled] = client.get(JSON).json()["subscriptions"]
+    assert [row["limit"]["reached"] for row in polled["metrics"]] == [False, True, True]
+    assert [row.keys() for row in polled["metrics"]] == [row.keys() for row in initial["metrics"]]

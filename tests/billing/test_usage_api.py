@@ -1,5 +1,6 @@
 """GET /api/v1/customers/{id}/usage: the current period's running totals of one customer of the
-token's tenant; another tenant's customer is a 404, an ingest token a 403."""
+token's tenant, with each row's hard limit and included allowance; another tenant's customer is
+a 404, an ingest token a 403."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.utils.dateparse import parse_datetime
 
 from billing.models import RunningTotal
 from catalog.models import TenantToken
-from tests.billing.test_usage_selector import expected_usage, usage_world
+from tests.billing.test_usage_selector import expected_usage, running_total, usage_world
 from tests.factories import priced_setup, tenant_token
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +44,7 @@ def test_usage_returns_the_running_totals_of_the_current_period(api_client, djan
     assert parse_datetime(monthly["period_start"]) <= answered_at < parse_datetime(monthly["period_end"])
     assert monthly["metrics"][0]["amount"] == "4.5" and monthly["metrics"][2] == {
         "metric": "llm_tokens", "metric_name": "LLM tokens", "unit": "token", "dimension_key": "",
-        "units": "0", "amount": "0", "event_count": 0,
+        "units": "0", "amount": "0", "event_count": 0, "limit": None, "included": None,
     }
 
 
@@ -57,6 +58,19 @@ def test_usage_follows_the_running_total(api_client):
     assert current.update(units="1501", amount="4.503", event_count=13) == 1
     api_calls = _get(api_client, world.customer.pk, token).json()["subscriptions"][0]["metrics"][0]
     assert (api_calls["units"], api_calls["amount"], api_calls["event_count"]) == ("1501", "4.503", 13)
+
+
+def test_usage_reports_the_limit_and_the_included_allowance(api_client):
+    config = {"model": "per_unit", "rate": "0.003", "included_free": "1000", "limit": {"units": "10000", "overage": "block"}}
+    setup = priced_setup(config=config)
+    running_total(setup.subscription, setup.metric, at=timezone.now(), units="5001", amount="12.003", events=5001)
+    body = _get(api_client, setup.customer.pk, tenant_token(setup.tenant)).json()
+    [row] = body["subscriptions"][0]["metrics"]
+    assert row["limit"] == {
+        "units": "10000", "overage": "block", "remaining": "4999", "reached": False, "exceeded": False,
+        "percent_used": "50.01",
+    }
+    assert row["included"] == {"units": "1000", "remaining": "0", "percent_used": "500.1"}
 
 
 def test_another_tenants_customer_is_not_found(api_client):
@@ -91,3 +105,14 @@ def test_the_schema_documents_the_usage_response(client):
     assert metric["amount"]["type"] == "string" and metric["amount"]["format"] == "decimal"
     subscription = schema["components"]["schemas"]["SubscriptionUsage"]["properties"]
     assert {"period_start", "period_end", "currency", "billing_mode", "metrics"} <= set(subscription)
+    components = schema["components"]["schemas"]
+    assert metric["limit"]["nullable"] and metric["limit"]["allOf"] == [{"$ref": "#/components/schemas/MetricLimit"}]
+    assert metric["included"]["nullable"] and metric["included"]["allOf"] == [{"$ref": "#/components/schemas/MetricIncluded"}]
+    assert {"limit", "included"} <= set(components["MetricUsage"]["required"])
+    limit = components["MetricLimit"]
+    assert set(limit["required"]) == {"units", "overage", "remaining", "reached", "exceeded", "percent_used"}
+    assert limit["properties"]["reached"]["type"] == "boolean" and limit["properties"]["percent_used"]["format"] == "decimal"
+    assert set(components["MetricIncluded"]["required"]) == {"units", "remaining", "percent_used"}
+    example = operation["responses"]["200"]["content"]["application/json"]["examples"]["CurrentUsage"]["value"]
+    first_row = example["subscriptions"][0]["metrics"][0]
+    assert first_row["limit"]["reached"] is False and first_row["included"]["remaining"] == "0"

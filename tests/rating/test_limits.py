@@ -298,3 +298,23 @@ def test_a_block_limit_charges_as_if_usage_stopped_at_it(model, data):
         if model != "volume":  # every other model's charge never falls as usage grows
             assert blocked.quote(units) - credit == blocked.quote(capped)
         assert blocked.quote(units) == compile_config(price).base.quote(units)
+
+
+@pytest.mark.parametrize(
+    ("config", "included"),
+    [
+        ({"model": "per_unit", "rate": "1", "included_free": "100"}, "100"),
+        ({"model": "per_unit", "rate": "1"}, None),
+        ({"model": "included_quota", "quota": "50", "overage_rate": "2"}, "50"),
+        ({"model": "package", "package_size": "10", "rate": "1", "free_units": "20"}, "20"),
+        ({"model": "graduated", "tiers": [{"up_to": "1000", "unit_amount": "0"}, {"up_to": None, "unit_amount": "1"}]}, "1000"),
+        ({"model": "volume", "tiers": [{"up_to": "5", "unit_amount": "0"}, {"up_to": None, "unit_amount": "1"}]}, "5"),
+        # a first tier with a flat fee is not free
+        ({"model": "graduated", "tiers": [{"up_to": "10", "unit_amount": "0", "flat_amount": "5"}, {"up_to": None, "unit_amount": "1"}]}, None),
+        ({"model": "flat", "amount": "9"}, None),
+        ({"model": "percentage", "rate": "2.9"}, None),
+    ],
+)
+def test_included_units_per_model(config, included):
+    model = compile_config(validate_config(config)).for_key("")
+    assert model.included_units() == (None if included is None else Decimal(included))

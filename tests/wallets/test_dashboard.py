@@ -92,15 +92,15 @@ def test_the_polled_json_follows_the_wallet(login, setup):
 def test_another_customers_wallet_never_appears(client, login, setup, django_user_model):
     mine = funded_wallet(setup.customer, "10")
     neighbour = CustomerFactory(tenant=setup.tenant)
-    theirs = funded_wallet(neighbour, "999")
+    theirs = funded_wallet(neighbour, "4242.4242")  # amounts no timestamp or id can spell
     place(theirs, "1", "their-secret-session")
-    foreign = funded_wallet(priced_setup().customer, "777")
+    foreign = funded_wallet(priced_setup().customer, "7373.7373")
 
     body = login.get(JSON).json()
     page = login.get(PAGE).content.decode()
 
     assert [w["wallet_id"] for w in body["wallets"]] == [mine.pk]
-    for text in ("999", "their-secret-session", "777"):
+    for text in ("4242.4242", "4241.4242", "their-secret-session", "7373.7373"):
         assert text not in str(body["wallets"]) and text not in page
     assert login.get(JSON, {"customer": neighbour.pk}).status_code == 403
     staff = operator(setup.tenant, username="staff")
