@@ -10,15 +10,26 @@ settlement run's inputs and ledger reads — is planned once per connection, not
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 import psycopg
-from django.db import connection
-from django.db.models import Model
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.models import Field, Model
 
 
 def bulk_cursor() -> psycopg.Cursor:
     connection.ensure_connection()
     return psycopg.Cursor(connection.connection)
+
+
+@lru_cache(maxsize=64)
+def _insert_shape(model: type[Model], skip: frozenset[str]) -> tuple[tuple[Field, ...], str, str]:
+    """The fields, column list and unnest expression of `model`'s insert (computed once: they
+    depend on the model alone)."""
+    fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key and f.attname not in skip)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    unnest = "unnest(" + ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields) + ")"
+    return fields, columns, unnest
 
 
 def unnest_rows(model: type[Model], instances: Sequence[Model], *, skip: Iterable[str] = ()) -> tuple[str, str, list]:
@@ -27,9 +38,7 @@ def unnest_rows(model: type[Model], instances: Sequence[Model], *, skip: Iterabl
     and `skip` (attnames: columns the statement fills itself), the unnest expression, and its
     parameters — one array per column, each value prepared exactly as Django's own insert would
     (field.get_db_prep_save), so a field added to the model is inserted without touching SQL."""
-    skipped = set(skip)
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key and f.attname not in skipped]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    unnest = "unnest(" + ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields) + ")"
-    params = [[f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in instances] for f in fields]
+    fields, columns, unnest = _insert_shape(model, frozenset(skip))
+    db = connections[DEFAULT_DB_ALIAS]  # the connection itself, not the per-call proxy
+    params = [[f.get_db_prep_save(f.pre_save(obj, True), db) for obj in instances] for f in fields]
     return columns, unnest, params

@@ -89,6 +89,14 @@ class RunningTotal(models.Model):
     # the next event's delta needs and `amount` cannot give back below the minimum. Zero otherwise.
     transaction_fees = models.DecimalField(**AMOUNT, default=0)
     updated_at = models.DateTimeField(default=timezone.now)
+    # The newest of its rated events (the highest id) and the config snapshot that event was rated
+    # with, kept in the same UPDATE: a settlement whose range is the whole period reads the total
+    # instead of summing its events (billing.settlement.aggregate). Null before the first event.
+    last_rated_id = models.BigIntegerField(null=True, blank=True)
+    pricing_snapshot = models.ForeignKey(
+        PricingSnapshot, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_constraint=False,
+        db_index=False,
+    )
 
     class Meta:
         constraints = [

@@ -232,16 +232,27 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
             ],
         )
         rated_ids = dict((raw_id, rated_id) for rated_id, raw_id in cursor.fetchall())
+        # Each total's newest event (its highest id) and the snapshot that event was rated with.
+        newest: dict[TotalKey, tuple[int, int]] = {}
+        for item, (start, _) in zip(inputs, periods):
+            resolution = item.resolution
+            key = (resolution.subscription.id, resolution.metric.metric_id, resolution.dimension_key, start)
+            event = (rated_ids[item.raw_event_id], snapshot_ids[resolution.metric.config_hash])
+            if event > newest.get(key, (0, 0)):
+                newest[key] = event
         cursor.execute(
             f"""
             UPDATE {_table(RunningTotal)} AS rt
             SET units = x.units, amount = x.amount, event_count = x.event_count,
-                transaction_fees = x.fees, updated_at = %s
-            FROM unnest(%b::bigint[], %b::numeric[], %b::numeric[], %b::bigint[], %b::numeric[])
-                AS x(id, units, amount, event_count, fees)
+                transaction_fees = x.fees, updated_at = %s, last_rated_id = x.last_id, pricing_snapshot_id = x.snapshot_id
+            FROM unnest(%b::bigint[], %b::numeric[], %b::numeric[], %b::bigint[], %b::numeric[], %b::bigint[], %b::bigint[])
+                AS x(id, units, amount, event_count, fees, last_id, snapshot_id)
             WHERE rt.id = x.id
             """,
-            [rated_at, *[list(column) for column in zip(*totals.values())]],
+            [
+                rated_at, *[list(column) for column in zip(*totals.values())],
+                [newest[key][0] for key in totals], [newest[key][1] for key in totals],
+            ],
         )
 
     _interim_invoices_enqueue(

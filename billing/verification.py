@@ -1,14 +1,21 @@
 """The ledger's invariants, checked in SQL (aggregates and anti-joins, never a Python loop over
 rows): invoices against their lines, usage lines against the rated events they trace to, the
 coverage of settled periods, running totals against the rated ledger, the rated ledger's
-catalog references (kept without database constraints), and the wallets."""
+catalog references (kept without database constraints), and the wallets.
+
+Every check reads whole tables, so every plan is set-based and linear in the ledger: each check
+scans each table once, joined by hash (or merge) on whole keys. A usage line's events are a range within
+its key, (subscription, metric, dimension, period); a rated event is joined to the lines of its
+key only, so the cost is rated events x usage lines per key (one per run that settled the key's
+period: its final run, interim runs, late adjustments, reissues)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 
 from catalog.models import Customer, Metric, MetricConfig, RatePlanVersion, Subscription, Tenant
 from wallets.services import wallets_check
@@ -25,10 +32,25 @@ CHARGE_KINDS = (*USAGE_KINDS, InvoiceLine.Kind.BASE, InvoiceLine.Kind.COMMITMENT
 INVOICE, LINE, RATED, TOTAL, RUN = (
     m._meta.db_table for m in (Invoice, InvoiceLine, RatedEvent, RunningTotal, SettlementRun)
 )
-# The rated events of a usage line `l` of invoice `i`: its subscription, metric, dimension and
-# period, id in (rated_from_id, rated_to_id].
-LINE_EVENTS = """r.subscription_id = i.subscription_id AND r.metric_id = l.metric_id AND r.dimension_key = l.dimension_key
-                 AND r.period_start = l.period_start AND r.id > l.rated_from_id AND r.id <= l.rated_to_id"""
+# For the checks' transaction only (set_config(..., is_local)): no nested loops. The settlement
+# tables are often unanalyzed when verify_ledger runs (just settled, autovacuum not yet by), and
+# a nested loop over an outer side estimated at a few rows repeats its inner side per real row:
+# the coverage check's were quadratic (every usage line paired with every settled period: 20 s at
+# 1M rated events and 2,000 subscriptions). Every join here has an equality key to hash on.
+PLANNER_SETTINGS = {"enable_nestloop": "off"}
+# The usage and late-usage lines with their invoice's subscription, number and liveness (not
+# void). MATERIALIZED: the rated ledger is joined to them on the whole key, never on part of it
+# before the invoice is (a hash bucket per metric and period would hold every subscription's lines).
+USAGE_LINES = f"""usage_lines AS MATERIALIZED (
+    SELECT l.id, l.position, l.amount_unrounded, l.units, l.event_count, l.metric_id, l.dimension_key,
+           l.period_start, l.rated_from_id, l.rated_to_id, i.number, i.subscription_id, i.status <> 'void' AS live
+    FROM {LINE} l JOIN {INVOICE} i ON i.id = l.invoice_id
+    WHERE l.kind = ANY(%s))"""
+# The rated events `r` of a usage line `u`: its subscription, metric, dimension and period, id in
+# (rated_from_id, rated_to_id].
+LINE_EVENTS = """r.subscription_id = u.subscription_id AND r.metric_id = u.metric_id
+                 AND r.dimension_key = u.dimension_key AND r.period_start = u.period_start
+                 AND r.id > u.rated_from_id AND r.id <= u.rated_to_id"""
 
 
 def _rows(sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple], int]:
@@ -88,18 +110,23 @@ def _invoices(problems: list[str]) -> None:
 
 
 def _usage_lines(problems: list[str]) -> None:
+    """Each usage line's amount_unrounded, units and event count against the rated events of its
+    range (voided invoices' lines too): one hash join of the rated ledger to the lines on their
+    whole key, then a sum per line. A rated event probes only the lines of its own key."""
     _check(
         problems,
         f"""
-        SELECT i.number, l.position, l.amount_unrounded, l.units, l.event_count,
-               COALESCE(SUM(r.amount), 0), COALESCE(SUM(r.quantity), 0), COUNT(r.id)
-        FROM {LINE} l JOIN {INVOICE} i ON i.id = l.invoice_id
-        LEFT JOIN {RATED} r ON {LINE_EVENTS}
-        WHERE l.kind = ANY(%s)
-        GROUP BY l.id, i.number
-        HAVING l.amount_unrounded <> COALESCE(SUM(r.amount), 0) OR l.units <> COALESCE(SUM(r.quantity), 0)
-            OR l.event_count <> COUNT(r.id)
-        ORDER BY l.id
+        WITH {USAGE_LINES},
+        rated AS (
+            SELECT u.id, SUM(r.amount) AS amount, SUM(r.quantity) AS units, COUNT(*) AS n
+            FROM usage_lines u JOIN {RATED} r ON {LINE_EVENTS}
+            GROUP BY u.id)
+        SELECT u.number, u.position, u.amount_unrounded, u.units, u.event_count,
+               COALESCE(e.amount, 0), COALESCE(e.units, 0), COALESCE(e.n, 0)
+        FROM usage_lines u LEFT JOIN rated e ON e.id = u.id
+        WHERE u.amount_unrounded <> COALESCE(e.amount, 0) OR u.units <> COALESCE(e.units, 0)
+           OR u.event_count <> COALESCE(e.n, 0)
+        ORDER BY u.id
         """,
         [list(USAGE_KINDS)],
         lambda number, position, amount, units, count, rated_amount, rated_units, rated_count: (
@@ -107,64 +134,70 @@ def _usage_lines(problems: list[str]) -> None:
             f"its rated events sum to {rated_amount}, {rated_units} units, {rated_count} events"
         ),
     )
-    _check(
-        problems,
-        f"""
-        SELECT r.id, array_agg(i.number || ' line ' || l.position ORDER BY l.id)
-        FROM {LINE} l JOIN {INVOICE} i ON i.id = l.invoice_id AND i.status <> 'void'
-        JOIN {RATED} r ON {LINE_EVENTS}
-        WHERE l.kind = ANY(%s)
-        GROUP BY r.id HAVING COUNT(*) > 1
-        ORDER BY r.id
-        """,
-        [list(USAGE_KINDS)],
-        lambda rated_id, lines: f"rated event {rated_id} is billed by {len(lines)} usage lines: {', '.join(lines)}",
-    )
-    # Coverage in two steps: the periods whose rated events under the final watermark outnumber
-    # the distinct events their usage lines' ranges reach — counts per period, each line's range
-    # read through the rated ledger's index — and only for those, the events on no line by name (a per-event anti-join
-    # over the whole ledger would not finish at millions of events).
+
+
+def _overlapping_lines(problems: list[str]) -> None:
+    """No rated event on two usage lines of live (non-void) invoices, proven on the lines alone and
+    only then named from the rated ledger. Two lines share an event only within one key; there,
+    with the key's live lines ordered by (rated_from_id, rated_to_id), if an event e is on lines A
+    and B, B after A, then the line right after A (B, or one between) starts at or below from_B,
+    below e, so below to_A: some line starts below the previous line's rated_to_id (LAG). Such keys
+    are only candidates (ranges may meet where no event is): their rated events are joined to the
+    lines to name each event billed twice — what counting lines per event over the whole ledger
+    would name, without that count over every rated event."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            WITH settled AS (
-                SELECT subscription_id, period_start, MAX(watermark) AS watermark FROM {RUN}
-                WHERE kind = 'final' GROUP BY subscription_id, period_start),
-            rated AS (
-                SELECT r.subscription_id, r.period_start, COUNT(*) AS n FROM {RATED} r
-                JOIN settled s ON s.subscription_id = r.subscription_id AND s.period_start = r.period_start
-                WHERE r.id <= s.watermark GROUP BY r.subscription_id, r.period_start),
-            billed AS (
-                SELECT i.subscription_id, l.period_start, COUNT(DISTINCT r.id) AS n
-                FROM {LINE} l JOIN {INVOICE} i ON i.id = l.invoice_id AND i.status <> 'void'
-                JOIN settled s ON s.subscription_id = i.subscription_id AND s.period_start = l.period_start
-                JOIN {RATED} r ON {LINE_EVENTS} AND r.id <= s.watermark
-                WHERE l.kind = ANY(%s)
-                GROUP BY i.subscription_id, l.period_start)
-            SELECT rated.subscription_id, rated.period_start FROM rated
-            LEFT JOIN billed ON billed.subscription_id = rated.subscription_id AND billed.period_start = rated.period_start
-            WHERE rated.n <> COALESCE(billed.n, 0)
+            WITH {USAGE_LINES}
+            SELECT DISTINCT subscription_id, metric_id, dimension_key, period_start FROM (
+                SELECT u.*, LAG(u.rated_to_id) OVER (
+                    PARTITION BY u.subscription_id, u.metric_id, u.dimension_key, u.period_start
+                    ORDER BY u.rated_from_id, u.rated_to_id, u.id
+                ) AS previous_to
+                FROM usage_lines u WHERE u.live) ordered
+            WHERE rated_from_id < previous_to
             """,
             [list(USAGE_KINDS)],
         )
-        short = cursor.fetchall()
-    if not short:
+        keys = cursor.fetchall()
+    if not keys:
         return
     _check(
         problems,
         f"""
-        SELECT r.id, r.subscription_id, r.period_start, s.watermark
-        FROM {RATED} r
-        JOIN unnest(%s::bigint[], %s::timestamptz[]) AS p(subscription_id, period_start)
-             ON r.subscription_id = p.subscription_id AND r.period_start = p.period_start
-        JOIN {RUN} s ON s.subscription_id = r.subscription_id AND s.period_start = r.period_start
-                     AND s.kind = 'final' AND r.id <= s.watermark
-        WHERE NOT EXISTS (
-            SELECT 1 FROM {LINE} l JOIN {INVOICE} i ON i.id = l.invoice_id AND i.status <> 'void'
-            WHERE l.kind = ANY(%s) AND {LINE_EVENTS})
+        WITH {USAGE_LINES}
+        SELECT r.id, array_agg(u.number || ' line ' || u.position ORDER BY u.id)
+        FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::timestamptz[])
+             AS k(subscription_id, metric_id, dimension_key, period_start)
+        JOIN usage_lines u ON u.live AND u.subscription_id = k.subscription_id AND u.metric_id = k.metric_id
+                          AND u.dimension_key = k.dimension_key AND u.period_start = k.period_start
+        JOIN {RATED} r ON {LINE_EVENTS}
+        GROUP BY r.id HAVING COUNT(*) > 1
         ORDER BY r.id
         """,
-        [[sub for sub, _ in short], [start for _, start in short], list(USAGE_KINDS)],
+        [list(USAGE_KINDS), *(list(column) for column in zip(*keys))],
+        lambda rated_id, lines: f"rated event {rated_id} is billed by {len(lines)} usage lines: {', '.join(lines)}",
+    )
+
+
+def _coverage(problems: list[str]) -> None:
+    """Every rated event of a period with a final run, at or below its watermark (the highest of the
+    period's final runs), on some usage line of a live invoice: each such event named, by one hash
+    anti-join of the rated ledger to the live lines on their whole key."""
+    _check(
+        problems,
+        f"""
+        WITH {USAGE_LINES},
+        settled AS (
+            SELECT subscription_id, period_start, MAX(watermark) AS watermark FROM {RUN}
+            WHERE kind = 'final' GROUP BY subscription_id, period_start)
+        SELECT r.id, r.subscription_id, r.period_start, s.watermark
+        FROM {RATED} r
+        JOIN settled s ON s.subscription_id = r.subscription_id AND s.period_start = r.period_start
+        WHERE r.id <= s.watermark AND NOT EXISTS (SELECT 1 FROM usage_lines u WHERE u.live AND {LINE_EVENTS})
+        ORDER BY r.id
+        """,
+        [list(USAGE_KINDS)],
         lambda rated_id, subscription_id, period_start, watermark: (
             f"rated event {rated_id} (subscription {subscription_id}, period {period_start:%Y-%m-%d}) is under its "
             f"period's final watermark {watermark} but on no usage line"
@@ -189,22 +222,27 @@ def _running_totals(problems: list[str]) -> None:
         f"""
         SELECT COALESCE(t.subscription_id, r.subscription_id), COALESCE(t.metric_id, r.metric_id),
                COALESCE(t.dimension_key, r.dimension_key), COALESCE(t.period_start, r.period_start),
-               t.units, t.amount, t.event_count, r.units, r.amount, r.event_count
+               t.units, t.amount, t.event_count, t.last_rated_id, t.pricing_snapshot_id,
+               r.units, r.amount, r.event_count, r.last_id, n.pricing_snapshot_id
         FROM {TOTAL} t
         FULL OUTER JOIN (
             SELECT subscription_id, metric_id, dimension_key, period_start,
-                   SUM(quantity) AS units, SUM(amount) AS amount, COUNT(*) AS event_count
+                   SUM(quantity) AS units, SUM(amount) AS amount, COUNT(*) AS event_count, MAX(id) AS last_id
             FROM {RATED} GROUP BY subscription_id, metric_id, dimension_key, period_start
         ) r USING (subscription_id, metric_id, dimension_key, period_start)
+        LEFT JOIN {RATED} n ON n.id = r.last_id
         WHERE t.units IS DISTINCT FROM r.units OR t.amount IS DISTINCT FROM r.amount
-           OR t.event_count IS DISTINCT FROM r.event_count
+           OR t.event_count IS DISTINCT FROM r.event_count OR t.last_rated_id IS DISTINCT FROM r.last_id
+           OR t.pricing_snapshot_id IS DISTINCT FROM n.pricing_snapshot_id
         ORDER BY 1, 2, 3, 4
         """,
         [],
-        lambda subscription_id, metric_id, key, period_start, units, amount, count, r_units, r_amount, r_count: (
+        lambda subscription_id, metric_id, key, period_start, units, amount, count, last, snapshot, r_units, r_amount,
+        r_count, r_last, r_snapshot: (
             f"running total (subscription {subscription_id}, metric {metric_id}, dimension {key!r}, "
-            f"{period_start:%Y-%m-%d}): units {units}, amount {amount}, {count} events; "
-            f"its rated events: units {r_units}, amount {r_amount}, {r_count} events"
+            f"{period_start:%Y-%m-%d}): units {units}, amount {amount}, {count} events, newest event {last} "
+            f"(snapshot {snapshot}); its rated events: units {r_units}, amount {r_amount}, {r_count} events, "
+            f"newest {r_last} (snapshot {r_snapshot})"
         ),
     )
 
@@ -229,18 +267,48 @@ def _rated_references(problems: list[str]) -> None:
     )
 
 
-def ledger_verify() -> list[str]:
+def _wallets(problems: list[str]) -> None:
+    problems.extend(wallets_check())
+
+
+CHECKS: tuple[tuple[str, Callable[[list[str]], None]], ...] = (
+    ("invoices", _invoices), ("usage_lines", _usage_lines), ("overlapping_lines", _overlapping_lines),
+    ("coverage", _coverage), ("runs", _runs), ("running_totals", _running_totals),
+    ("rated_references", _rated_references), ("wallets", _wallets),
+)
+
+
+def ledger_verify(*, timings: dict[str, float] | None = None) -> list[str]:
     """Every ledger invariant, one line per problem found (empty: all hold):
     invoices — total == sum of its rounded lines (and subtotal / discount / tax their kinds'),
     each line's amount == its amount_unrounded rounded to the currency's minor unit;
     usage and late-usage lines — amount_unrounded, units and event count == those of the rated
     events in their range; no rated event on two usage lines of live (non-void) invoices; every
     rated event of a period with a final run, at or below its watermark, on some usage line;
-    every settlement run has its invoice; running totals (units, amount, event_count) == sums
-    over their rated events, and no rated events without one; the rated ledger's catalog
-    references exist; wallets — wallets.services.wallets_check."""
+    every settlement run has its invoice; running totals (units, amount, event_count, newest
+    event and its snapshot) == those of their rated events, and no rated events without one; the rated ledger's catalog
+    references exist; wallets — wallets.services.wallets_check.
+    `timings`, when given, receives each check's wall-clock seconds under its name (CHECKS)."""
     problems: list[str] = []
-    for check in (_invoices, _usage_lines, _runs, _running_totals, _rated_references):
-        check(problems)
-    problems.extend(wallets_check())
+    with transaction.atomic():  # read only: the transaction scopes PLANNER_SETTINGS
+        previous = _planner_settings(PLANNER_SETTINGS)
+        for name, check in CHECKS:
+            began = time.perf_counter()
+            check(problems)
+            if timings is not None:
+                timings[name] = time.perf_counter() - began
+        _planner_settings(previous)  # a caller's enclosing transaction keeps its own
     return problems
+
+
+def _planner_settings(settings: dict[str, str]) -> dict[str, str]:
+    """Set these for the rest of the current transaction; returns their values before."""
+    names, values = list(settings), list(settings.values())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, current_setting(name) FROM unnest(%s::text[]) AS name", [names])
+        previous = dict(cursor.fetchall())
+        cursor.execute(
+            "SELECT set_config(name, value, true) FROM unnest(%s::text[], %s::text[]) AS s(name, value)",
+            [names, values],
+        )
+    return previous

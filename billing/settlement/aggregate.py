@@ -33,8 +33,10 @@ def _snapshot_configs(ids: set[int]) -> dict[int, dict]:
 
 
 def ledger_read(context: SettlementContext, *, lag_s: int = 0, watermark: int | None = None) -> None:
-    """Read the rated ledger for this run, before the stages, in one pass over the heap: the
-    watermark, and per (period, metric, dimension) the events at or below it in the run's ranges.
+    """Read the rated ledger for this run, before the stages: the watermark, and per (period,
+    metric, dimension) the events at or below it in the run's ranges — from the running totals
+    when they are exactly that (_from_totals: a period's first settlement, no late events, the
+    usual case at period end), else in one pass over the events (_from_events).
 
     The watermark is the highest id, among the events of the run's ranges, rated at least `lag_s`
     ago. Ids are taken when a rating transaction inserts, not when it commits, so the newest may
@@ -42,8 +44,56 @@ def ledger_read(context: SettlementContext, *, lag_s: int = 0, watermark: int | 
     rated before the cutoff is committed; later events go to the next run, never lost. With
     nothing new, the watermark stays where the subscription's earlier runs left it. A given
     `watermark` is used as it is (a recomputation of a run reads exactly what the run read)."""
-    periods, lows = zip(*sorted(context.ranges.items()))
     floor = max((run.watermark for run in context.inputs.runs), default=0)
+    cutoff = context.now - timedelta(seconds=lag_s)
+    rows = None if watermark is not None else _from_totals(context, cutoff=cutoff, floor=floor)
+    if rows is None:
+        rows = _from_events(context, cutoff=cutoff, floor=floor, watermark=watermark)
+    context.watermark = rows[0][0]
+    rows = [row[1:] for row in rows if row[1] is not None]
+    snapshots = _snapshot_configs({row[7] for row in rows})
+    context.ledger_rows = [(*row[:7], snapshots[row[7]]) for row in rows]
+    # The period's units per (metric, key) up to the watermark: what its interim invoices billed
+    # plus what this run settles; and the config its latest event was rated with.
+    units = dict(context.inputs.interim_units)
+    for period_start, metric_id, key, quantity, *_, config in context.ledger_rows:
+        if period_start == context.period_start:
+            units[(metric_id, key)] = units.get((metric_id, key), ZERO) + quantity
+            context.key_configs[(metric_id, key)] = config
+    context.period_units = units
+
+
+def _from_totals(context: SettlementContext, *, cutoff, floor: int) -> list[tuple] | None:
+    """The ledger read without reading the ledger, when the running totals ARE the answer: the
+    run's own period has no earlier run (its range is the whole period), every earlier settled
+    period's totals show nothing rated above what settled it (no late events), and every total
+    of the period was last rated before the cutoff (all its events count). Each total is then
+    exactly its events' sums (RunningTotal's invariant, checked by verify_ledger), its
+    last_rated_id their highest id and its snapshot the newest one's. None: read the events."""
+    own = context.period_start
+    if not context.inputs.totals_complete or context.ranges[own] != 0:
+        return None
+    for period_start, low in context.ranges.items():
+        if period_start != own and period_start in context.inputs.period_newest:
+            newest = context.inputs.period_newest[period_start]
+            if newest is None or newest > low:
+                return None  # late events (or a total that cannot say): read them
+    totals = sorted((t for t in context.inputs.totals if t.event_count), key=lambda t: (t.metric_id, t.dimension_key))
+    if any(t.last_rated_id is None or t.updated_at is None or t.updated_at > cutoff for t in totals):
+        return None
+    mark = max([floor, *(t.last_rated_id for t in totals)])
+    if not totals:
+        return [(mark, None)]
+    return [
+        (mark, own, t.metric_id, t.dimension_key, t.units, t.amount, t.event_count, t.last_rated_id, t.snapshot_id)
+        for t in totals
+    ]
+
+
+def _from_events(context: SettlementContext, *, cutoff, floor: int, watermark: int | None) -> list[tuple]:
+    """The run's rated events, grouped, in one pass over the heap: [(watermark, period_start,
+    metric_id, dimension_key, units, amount, count, highest id, newest snapshot id), ...]."""
+    periods, lows = zip(*sorted(context.ranges.items()))
     with bulk_cursor() as cursor:  # server-side binding: prepared once per connection
         cursor.execute(
             f"""
@@ -61,21 +111,9 @@ def ledger_read(context: SettlementContext, *, lag_s: int = 0, watermark: int | 
             GROUP BY w.mark, e.period_start, e.metric_id, e.dimension_key
             ORDER BY e.period_start, e.metric_id, e.dimension_key
             """,
-            [list(periods), list(lows), context.subscription.pk, watermark, context.now - timedelta(seconds=lag_s), floor],
+            [list(periods), list(lows), context.subscription.pk, watermark, cutoff, floor],
         )
-        rows = cursor.fetchall()
-    context.watermark = rows[0][0]
-    rows = [row[1:] for row in rows if row[1] is not None]
-    snapshots = _snapshot_configs({row[7] for row in rows})
-    context.ledger_rows = [(*row[:7], snapshots[row[7]]) for row in rows]
-    # The period's units per (metric, key) up to the watermark: what its interim invoices billed
-    # plus what this run settles; and the config its latest event was rated with.
-    units = dict(context.inputs.interim_units)
-    for period_start, metric_id, key, quantity, *_, config in context.ledger_rows:
-        if period_start == context.period_start:
-            units[(metric_id, key)] = units.get((metric_id, key), ZERO) + quantity
-            context.key_configs[(metric_id, key)] = config
-    context.period_units = units
+        return cursor.fetchall()
 
 
 def run(context: SettlementContext) -> None:

@@ -46,6 +46,10 @@ class Total:
     dimension_key: str
     units: Decimal
     amount: Decimal
+    event_count: int = 0
+    last_rated_id: int | None = None  # its newest rated event
+    snapshot_id: int | None = None  # … and the config snapshot that event was rated with
+    updated_at: datetime | None = None  # when its newest event was rated
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,12 @@ class Grant:
 @dataclass
 class SettlementInputs:
     runs: list[PriorRun] = field(default_factory=list)  # the subscription's runs, oldest first
+    # Per earlier period with a final run: the newest rated event of its running totals (None:
+    # a total that does not know it); no entry: no events.
+    period_newest: dict[datetime, int | None] = field(default_factory=dict)
     version_id: int | None = None  # the published version in force at the period's start
     totals: list[Total] = field(default_factory=list)
+    totals_complete: bool = False  # inputs_load read every total of the period (a hand-built one may not)
     discounts: list[Discount] = field(default_factory=list)  # in order (unsaved instances: kind, value, description)
     tax_rates: list[TaxRate] = field(default_factory=list)
     grants: list[Grant] = field(default_factory=list)
@@ -108,12 +116,19 @@ def _table(model) -> str:
 SQL = f"""
 SELECT
   (SELECT json_agg(json_build_array(id, period_start, kind, watermark) ORDER BY id)
-     FROM {_table(SettlementRun)} WHERE subscription_id = %(subscription)s AND id < %(before)s),
+     FROM {_table(SettlementRun)} WHERE subscription_id = %(subscription)s AND (%(before)s::bigint IS NULL OR id < %(before)s)),
   (SELECT id FROM {_table(RatePlanVersion)}
      WHERE rate_plan_id = %(plan)s AND status = 'published' AND effective_from <= %(in_force_at)s
      ORDER BY effective_from DESC LIMIT 1),
-  (SELECT json_agg(json_build_array(metric_id, dimension_key, units::text, amount::text))
+  (SELECT json_agg(json_build_array(metric_id, dimension_key, units::text, amount::text, event_count, last_rated_id,
+                                    pricing_snapshot_id, updated_at))
      FROM {_table(RunningTotal)} WHERE subscription_id = %(subscription)s AND period_start = %(period)s),
+  (SELECT json_agg(json_build_array(period_start, newest, unknown)) FROM (
+     SELECT period_start, MAX(last_rated_id) AS newest, bool_or(last_rated_id IS NULL) AS unknown
+     FROM {_table(RunningTotal)}
+     WHERE subscription_id = %(subscription)s AND period_start < %(period)s AND period_start IN (
+       SELECT period_start FROM {_table(SettlementRun)} WHERE subscription_id = %(subscription)s AND kind = 'final')
+     GROUP BY period_start) AS earlier),
   (SELECT json_agg(json_build_array(kind, value::text, description) ORDER BY position, id)
      FROM {_table(Discount)} WHERE subscription_id = %(subscription)s),
   (SELECT json_agg(json_build_array(name, percent::text) ORDER BY id)
@@ -125,15 +140,15 @@ SELECT
      FROM {_table(Wallet)} WHERE customer_id = %(customer)s AND currency = %(currency)s),
   (SELECT COALESCE(SUM(i.subtotal), 0) FROM {_table(Invoice)} i JOIN {_table(SettlementRun)} r ON r.invoice_id = i.id
      WHERE r.subscription_id = %(subscription)s AND r.period_start = %(period)s AND r.kind = 'interim'
-       AND r.id < %(before)s),
+       AND (%(before)s::bigint IS NULL OR r.id < %(before)s)),
   (SELECT COALESCE(SUM(l.amount_unrounded), 0) FROM {_table(InvoiceLine)} l
      JOIN {_table(SettlementRun)} r ON r.invoice_id = l.invoice_id
      WHERE r.subscription_id = %(subscription)s AND r.period_start = %(period)s AND r.kind = 'interim' AND l.kind = 'usage'
-       AND r.id < %(before)s),
+       AND (%(before)s::bigint IS NULL OR r.id < %(before)s)),
   (SELECT json_agg(json_build_array(l.metric_id, l.dimension_key, l.units::text)) FROM {_table(InvoiceLine)} l
      JOIN {_table(SettlementRun)} r ON r.invoice_id = l.invoice_id
      WHERE r.subscription_id = %(subscription)s AND r.period_start = %(period)s AND r.kind = 'interim' AND l.kind = 'usage'
-       AND r.id < %(before)s),
+       AND (%(before)s::bigint IS NULL OR r.id < %(before)s)),
   (SELECT json_object_agg(id, code) FROM {_table(Metric)} WHERE tenant_id = %(tenant)s),
   (SELECT slug FROM {_table(Tenant)} WHERE id = %(tenant)s)
 """
@@ -155,16 +170,22 @@ def inputs_load(subscription: Subscription, period_start: datetime, *, before_ru
             {
                 "subscription": subscription.pk, "customer": subscription.customer_id, "tenant": subscription.tenant_id,
                 "plan": subscription.rate_plan_id, "currency": subscription.currency, "period": period_start,
-                "in_force_at": max(period_start, subscription.started_at), "before": before_run or 2**63 - 1,
+                "in_force_at": max(period_start, subscription.started_at), "before": before_run,
             },
         )
-        runs, version_id, totals, discounts, taxes, grants, has_rollover, wallet, interim_subtotal, interim_usage, interim_lines, codes, slug = (
-            cursor.fetchone()
-        )
+        (
+            runs, version_id, totals, newest, discounts, taxes, grants, has_rollover, wallet, interim_subtotal,
+            interim_usage, interim_lines, codes, slug,
+        ) = cursor.fetchone()
     return SettlementInputs(
         runs=[PriorRun(i, datetime.fromisoformat(start), kind, mark) for i, start, kind, mark in runs or ()],
         version_id=version_id,
-        totals=[Total(metric, key, Decimal(units), Decimal(amount)) for metric, key, units, amount in totals or ()],
+        totals=[
+            Total(metric, key, Decimal(units), Decimal(amount), count, last_id, snapshot_id, datetime.fromisoformat(updated))
+            for metric, key, units, amount, count, last_id, snapshot_id, updated in totals or ()
+        ],
+        totals_complete=True,
+        period_newest={datetime.fromisoformat(start): None if unknown else top for start, top, unknown in newest or ()},
         discounts=[Discount(kind=kind, value=Decimal(value), description=text) for kind, value, text in discounts or ()],
         tax_rates=[TaxRate(name=name, percent=Decimal(percent)) for name, percent in taxes or ()],
         grants=[Grant(i, metric, Decimal(units), text) for i, metric, units, text in grants or ()],

@@ -84,15 +84,18 @@ def _persist(invoice: Invoice, lines: list[InvoiceLine], settlement: SettlementR
         settlement._state.adding, settlement._state.db = False, "default"
 
 
-def _document(context: SettlementContext, *, number: str, wallet_key: str, replaces: Invoice | None = None) -> tuple[Invoice, list[InvoiceLine]]:
-    """The wallet's part (taken under `wallet_key`), then the invoice and its lines, unsaved."""
+def _document(
+    context: SettlementContext, *, wallet_key: str, reference: str, replaces: Invoice | None = None
+) -> tuple[Invoice, list[InvoiceLine]]:
+    """The wallet's part (taken under `wallet_key`), then the invoice (its number still to be
+    taken) and its lines, unsaved."""
     subscription = context.subscription
     taken = ZERO
     if context.wallet_now:
         taken = wallet_settlement_charge(
             tenant_id=subscription.tenant_id, customer_id=subscription.customer_id, currency=context.currency,
             amount=context.wallet_now, at_most_available=subscription.billing_mode == "hybrid",
-            idempotency_key=wallet_key, reference=f"invoice {number}", now=context.now,
+            idempotency_key=wallet_key, reference=reference, now=context.now,
         )
         context.amount_due += context.wallet_now - taken  # hybrid: what the wallet no longer had
     total = context.total()
@@ -100,7 +103,7 @@ def _document(context: SettlementContext, *, number: str, wallet_key: str, repla
     # rounded once like a line, and the invoice shows the wallet's part as total − amount due.
     context.amount_due = round_money(context.amount_due, context.currency)
     invoice = Invoice(
-        tenant_id=subscription.tenant_id, customer_id=subscription.customer_id, subscription=subscription, number=number,
+        tenant_id=subscription.tenant_id, customer_id=subscription.customer_id, subscription=subscription,
         currency=context.currency, period_start=context.period_start, period_end=context.period_end,
         subtotal=context.total("usage", "late_usage", "base", "commitment", "cap"),
         discount_total=-context.total("discount"), tax_total=context.total("tax"), total=total,
@@ -115,22 +118,32 @@ def _document(context: SettlementContext, *, number: str, wallet_key: str, repla
         )
         for position, line in enumerate(sorted(context.lines, key=lambda line: LINE_ORDER.index(line.kind)), start=1)
     ]
-    context.log("settle", invoice=number, total=total, wallet_taken=taken, amount_due=context.amount_due)
+    context.log("settle", total=total, wallet_taken=taken, amount_due=context.amount_due)
     return invoice, lines
 
 
+def _numbered(context: SettlementContext, invoice: Invoice) -> None:
+    """The invoice's number, taken as late as possible: the tenant's counter row stays locked
+    from here to the commit, and every settlement of the tenant waits for it."""
+    invoice.number = _number(tenant_id=invoice.tenant_id, slug=context.inputs.tenant_slug)
+    stage, *rest = context.stages[-1].items()
+    context.stages[-1] = dict([stage, ("invoice", invoice.number), *rest])  # the settle log names it first
+
+
 def run(context: SettlementContext) -> SettlementRun:
-    """The invoice number is taken first (its counter row stays locked until the transaction
-    ends), then the wallet's part, and last the invoice, its lines and the run, complete with
-    its stage log (the unique constraint on the run still guards the period)."""
+    """The wallet's part, the invoice and its lines, then the invoice number (as late as
+    possible: the counter row stays locked until the commit), and last the invoice, lines and
+    run in one statement, the run complete with its stage log (the unique constraint on the run
+    still guards the period)."""
     subscription = context.subscription
     settlement = SettlementRun(
         tenant_id=subscription.tenant_id, subscription=subscription, period_start=context.period_start,
         period_end=context.period_end, kind=context.kind, watermark=context.watermark, created_at=context.now,
         sequence=0 if context.final else context.inputs.interim_count(context.period_start) + 1,
     )
-    number = _number(tenant_id=subscription.tenant_id, slug=context.inputs.tenant_slug)
-    invoice, lines = _document(context, number=number, wallet_key=wallet_key(settlement))
+    reference = f"settlement of the period from {context.period_start:%Y-%m-%d}" + ("" if context.final else f" (interim {settlement.sequence})")
+    invoice, lines = _document(context, wallet_key=wallet_key(settlement), reference=reference)
+    _numbered(context, invoice)
     settlement.stages = context.stages
     _persist(invoice, lines, settlement)
     return settlement
@@ -140,9 +153,10 @@ def reissue(context: SettlementContext, *, settlement: SettlementRun, voided: In
     """The replacement of `voided`, recomputed by `context` (settlement_recompute): a new number,
     `replaces` = voided; the wallet takes or gives back only the difference (keyed per voided
     invoice, so it happens once). The caller voids the old document and moves the run."""
-    number = _number(tenant_id=settlement.tenant_id, slug=context.inputs.tenant_slug)
     invoice, lines = _document(
-        context, number=number, wallet_key=f"{wallet_key(settlement)}:reissue:{voided.pk}", replaces=voided
+        context, wallet_key=f"{wallet_key(settlement)}:reissue:{voided.pk}", reference=f"reissue of invoice {voided.number}",
+        replaces=voided,
     )
+    _numbered(context, invoice)
     _persist(invoice, lines, None)
     return invoice

@@ -113,18 +113,21 @@ def test_inputs_load_reads_every_input_of_the_period():
         tenant=tenant, subscription=subscription, period_start=before, period_end=start, watermark=3
     )
     interim = interim_invoice(setup, start, end)
-    for period_start, key, units in ((start, "", 4), (start, "region=eu", 6), (before, "", 100)):
+    for period_start, key, units, last in ((start, "", 4, 40), (start, "region=eu", 6, None), (before, "", 100, 30)):
         RunningTotal.objects.create(
             tenant=tenant, subscription=subscription, customer=setup.customer, metric=metric, dimension_key=key,
-            period_start=period_start, period_end=end, currency="USD", units=units, amount=2 * units,
+            period_start=period_start, period_end=end, currency="USD", units=units, amount=2 * units, event_count=units,
+            last_rated_id=last, pricing_snapshot_id=last and last + 1, updated_at=start,
         )
 
     inputs = inputs_load(subscription, start)
     assert inputs.runs == [PriorRun(previous.pk, before, "final", 3), PriorRun(interim.pk, start, "interim", 7)]
     assert inputs.version_id == setup.version.pk
     assert sorted(inputs.totals, key=lambda t: t.dimension_key) == [
-        Total(metric.pk, "", Decimal(4), Decimal(8)), Total(metric.pk, "region=eu", Decimal(6), Decimal(12))
+        Total(metric.pk, "", Decimal(4), Decimal(8), 4, 40, 41, start),
+        Total(metric.pk, "region=eu", Decimal(6), Decimal(12), 6, None, None, start),
     ]
+    assert inputs.totals_complete and inputs.period_newest == {before: 30}  # the earlier settled period's newest event
     assert [(d.kind, d.value, d.description) for d in inputs.discounts] == [
         ("percent", Decimal("12.5"), ""), ("fixed", Decimal(5), "loyalty")  # position order, not creation order
     ]
@@ -139,7 +142,8 @@ def test_inputs_load_reads_every_input_of_the_period():
     assert inputs.tenant_slug == tenant.slug
     plain = priced_setup(rate="1")  # none of it: the defaults
     assert inputs_load(plain.subscription, period(plain)[0]) == SettlementInputs(
-        version_id=plain.version.pk, metric_codes={plain.metric.pk: plain.metric.code}, tenant_slug=plain.tenant.slug
+        version_id=plain.version.pk, metric_codes={plain.metric.pk: plain.metric.code}, tenant_slug=plain.tenant.slug,
+        totals_complete=True,
     )
 
 
@@ -409,7 +413,8 @@ def test_settle_takes_the_wallets_part_under_a_key_of_period_kind_and_sequence(m
     run = settle.run(built)
     key = f"settlement:{setup.subscription.pk}:{start:%Y-%m-%dT%H:%M}:{kind}:{2 if kind == 'interim' else 0}"
     entry = WalletEntry.objects.get(wallet=wallet, idempotency_key=key)
-    assert (entry.kind, entry.amount, entry.reference) == ("debit", -Decimal(taken), f"invoice {run.invoice.number}")
+    reference = f"settlement of the period from {start:%Y-%m-%d}" + (" (interim 2)" if kind == "interim" else "")
+    assert (entry.kind, entry.amount, entry.reference) == ("debit", -Decimal(taken), reference)
     assert (run.invoice.amount_due, run.invoice.wallet_applied) == (Decimal(due), 10 - Decimal(due))
     assert Wallet.objects.get(pk=wallet.pk).balance == Decimal(funds) - Decimal(taken)
     assert Decimal(run.stages[-1]["wallet_taken"]) == Decimal(taken)
