@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from catalog.models import Customer, Metric, MetricConfig, RatePlanVersion, Subscription, Tenant
+from catalog.models import Customer, Metric, MetricConfig, RatePlanVersion, Subscription, Tenant, same_tenant_check
 from metering.models import RawEvent
 
 # Parameters have at most 12 places and units 12: products fit 26 places (percentage: 26).
@@ -288,10 +288,7 @@ class RolloverPolicy(models.Model):
 
     def clean(self) -> None:
         super().clean()
-        for name in ("subscription", "metric"):
-            related = getattr(self, name, None) if getattr(self, f"{name}_id") else None
-            if related is not None and self.tenant_id and related.tenant_id != self.tenant_id:
-                raise ValidationError({name: "Must belong to the same tenant."})
+        same_tenant_check(self, ("subscription", "metric"))
 
     def __str__(self) -> str:
         return f"{self.metric} rollover: {self.included_units} included, cap {self.cap_units}"
@@ -344,10 +341,7 @@ class AllowanceGrant(models.Model):
 
     def clean(self) -> None:
         super().clean()
-        for name in ("subscription", "metric"):
-            related = getattr(self, name, None) if getattr(self, f"{name}_id") else None
-            if related is not None and self.tenant_id and related.tenant_id != self.tenant_id:
-                raise ValidationError({name: "Must belong to the same tenant."})
+        same_tenant_check(self, ("subscription", "metric"))
         if self.units is not None and self.units <= 0:
             raise ValidationError({"units": "Must be more than zero."})
         if self.subscription_id and self.period_start and self.period_start < self.subscription.started_at:

@@ -39,6 +39,16 @@ class Tenant(models.Model):
         return self.name
 
 
+def same_tenant_check(instance: models.Model, names: tuple[str, ...]) -> None:
+    """ValidationError naming the first of `names` (relations of `instance`) that points to
+    another tenant's row than `instance.tenant_id`; unset relations pass (required-ness is the
+    field's business)."""
+    for name in names:
+        related = getattr(instance, name, None)
+        if related is not None and instance.tenant_id and related.tenant_id != instance.tenant_id:
+            raise ValidationError({name: "Must belong to the same tenant."})
+
+
 class TenantOwned(models.Model):
     """Base of every catalog row: one tenant, timestamps, and a catalog generation bump in the
     same transaction as every save or delete."""
@@ -55,10 +65,7 @@ class TenantOwned(models.Model):
 
     def clean(self) -> None:
         super().clean()
-        for name in self.same_tenant_fields:
-            related = getattr(self, name, None)
-            if related is not None and self.tenant_id and related.tenant_id != self.tenant_id:
-                raise ValidationError({name: "Must belong to the same tenant."})
+        same_tenant_check(self, self.same_tenant_fields)
 
     def save(self, *args, **kwargs) -> None:
         with transaction.atomic():

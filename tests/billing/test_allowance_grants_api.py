@@ -280,3 +280,19 @@ def test_admin_cannot_change_or_delete_a_settled_grant(admin_client, setup):
     open_delete = reverse("admin:billing_allowancegrant_delete", args=[open_grant.pk])
     assert admin_client.post(open_delete, {"post": "yes"}).status_code == 302
     assert not AllowanceGrant.objects.filter(pk=open_grant.pk).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("model", ["AllowanceGrant", "RolloverPolicy"])
+def test_billing_terms_refuse_another_tenants_subscription_or_metric(model):
+    from django.core.exceptions import ValidationError as ModelValidationError
+
+    from billing import models as billing_models
+
+    mine, theirs = priced_setup(rate="1"), priced_setup(rate="1")
+    fields = {"units": Decimal(5), "period_start": timezone.now()} if model == "AllowanceGrant" else {"included_units": Decimal(5)}
+    for subscription, metric, wrong in ((theirs.subscription, mine.metric, "subscription"), (mine.subscription, theirs.metric, "metric")):
+        row = getattr(billing_models, model)(tenant=mine.tenant, subscription=subscription, metric=metric, **fields)
+        with pytest.raises(ModelValidationError) as refused:
+            row.clean()
+        assert refused.value.message_dict == {wrong: ["Must belong to the same tenant."]}
