@@ -15,8 +15,9 @@ Setup (its own PostgreSQL database, --database, default aforo_bench_settlement, 
 - M raw events and their rated events generated in SQL (generate_series), spread evenly over
   the subscriptions, the two metrics and one past period (a quarter of api_calls in eu), with
   rated amounts exactly what the config charges (the tokens never leave the first tier), and
-  the running totals and pricing snapshots that match them; then VACUUM (ANALYZE), CHECKPOINT and
-  sync: the ledger at rest, as a month of autovacuum and writes leave it.
+  the running totals and pricing snapshots that match them; then VACUUM (ANALYZE) of every table
+  holding rows, CHECKPOINT and sync: the ledger at rest, as a month of autovacuum and writes leave it
+  (the invoice tables, still empty, are never analysed, as on a server before its first settlement).
 Then --workers forked processes each settle a slice of the subscriptions, one
 billing.settlement.settlement_run per subscription (watermark lag 0: nothing is rating). The
 clock covers the settling only; data generation is timed and reported separately.
@@ -228,14 +229,31 @@ def generate_usage(catalog: dict, events: int) -> None:
         )
         wallets_sql(cursor, Wallet._meta.db_table, WalletEntry._meta.db_table, RatedEvent._meta.db_table, catalog)
     # The period's ledger at rest, as a month of autovacuum leaves it (this server runs with
-    # autovacuum off): statistics fresh, and hint bits set — otherwise the first reader of each
-    # freshly loaded page pays for checking and marking its rows, which belongs to the load.
-    # Then written out (CHECKPOINT, sync): the settling is not to compete with flushing the
-    # gigabytes the generation just wrote.
+    # autovacuum off): the tables the month wrote vacuumed and analysed — statistics fresh, and
+    # hint bits set, otherwise the first reader of each freshly loaded page pays for checking
+    # and marking its rows, which belongs to the load. A table nothing wrote yet (invoices,
+    # lines, runs: this is the first settlement) is left as autovacuum leaves it, never
+    # analysed: "empty" statistics would make PostgreSQL plan it as empty for good (its foreign
+    # key checks' cached plans scan it sequentially while settlement fills it), which no server
+    # does after a month. Then written out (CHECKPOINT, sync): the settling is not to compete
+    # with flushing the gigabytes the generation just wrote.
     with connection.cursor() as cursor:
-        cursor.execute("VACUUM (ANALYZE)")
+        for table in written_tables(cursor):
+            cursor.execute(f"VACUUM (ANALYZE) {connection.ops.quote_name(table)}")
         cursor.execute("CHECKPOINT")
     os.sync()
+
+
+def written_tables(cursor) -> list[str]:
+    """The tables of the public schema holding at least one row."""
+    cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+    tables = [name for (name,) in cursor.fetchall()]
+    written = []
+    for table in tables:
+        cursor.execute(f'SELECT EXISTS (SELECT 1 FROM "{table}")')
+        if cursor.fetchone()[0]:
+            written.append(table)
+    return written
 
 
 def wallets_sql(cursor, wallet_table: str, entry_table: str, rated_table: str, catalog: dict) -> None:
