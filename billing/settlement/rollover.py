@@ -7,7 +7,13 @@ soonest-expiring first, and what it draws is handed to the Allowance stage to pr
 left over that are still usable after this period, plus this period's unused included units
 (included − used, never below zero; the carried total capped at cap_units), are this run's
 carry-forward, persisted with the run (`record`) in the settlement's transaction. Usage is the
-period's rated units up to the watermark, interim invoices' events included."""
+period's rated units up to the watermark, interim invoices' events included.
+
+A gap period — one settled after a LATER period's final run (`settle --period` out of order;
+the sweep settles oldest first) — takes no part: the later run already carried the balance
+past it and may have drawn on it, so this period neither draws lots nor earns any (its usage is
+billed as it stands), and the log says why. Nothing is drawn twice, and the chain stays the
+one the later run saw."""
 
 from __future__ import annotations
 
@@ -83,6 +89,13 @@ def run(context: SettlementContext) -> None:
     policies = list(RolloverPolicy.objects.filter(subscription=context.subscription).select_related("metric").order_by("metric_id"))
     if not policies:
         return  # nothing to carry: the stage stays silent (no log entry)
+    later = [r.period_start for r in context.inputs.runs if r.kind == SettlementRun.Kind.FINAL and r.period_start > context.period_start]
+    if later:
+        context.log(
+            "rollover", skipped=f"the period from {min(later):%Y-%m-%d} was settled first and carried the balance past "
+            "this one: it neither draws carried units nor carries any forward",
+        )
+        return
     grants = _carried_in(context)
     summaries = [_settle_policy(context, policy, grants) for policy in policies]
     context.log("rollover", metrics=[{k: (text(v) if isinstance(v, Decimal) else v) for k, v in s.items()} for s in summaries])

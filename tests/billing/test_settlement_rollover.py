@@ -121,3 +121,21 @@ def test_subscriptions_without_a_policy_skip_both_stages():
     result = settlement_run(subscription_id=setup.subscription.pk, at=timezone.now())
     assert "rollover" not in [s["stage"] for s in result.run.stages]
     assert not RolloverGrant.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_gap_period_settled_after_a_later_one_neither_draws_nor_carries():
+    setup, anchor = weekly(expires=3)
+    period(setup, anchor, 0, "4")  # 6 carried, usable up to week 3
+    rate(setup, "w1-0", "14", at=anchor + WEEK + timedelta(days=1))  # week 1: 4 over, left unsettled for now
+    third = period(setup, anchor, 2, "13")  # settled first: draws 3 of week 0's 6
+    assert lines(third.invoice) == [("usage", Decimal("3.00")), ("allowance", Decimal("-3.00"))]
+    assert [units for units, _ in carried(third)] == [Decimal(3)]
+    gap = settlement_run(subscription_id=setup.subscription.pk, at=anchor + WEEK + timedelta(days=2))
+    assert lines(gap.invoice) == [("usage", Decimal("4.00"))]  # week 0's lots went to week 2: not drawn again
+    assert carried(gap) == []
+    log = next(s for s in gap.run.stages if s["stage"] == "rollover")
+    assert "metrics" not in log and log["skipped"].startswith(f"the period from {anchor + 2 * WEEK:%Y-%m-%d} was settled first")
+    fourth = period(setup, anchor, 3, "12")  # the chain week 2 left: its 3 units
+    assert lines(fourth.invoice) == [("usage", Decimal("2.00")), ("allowance", Decimal("-2.00"))]
+    assert ledger_verify() == []

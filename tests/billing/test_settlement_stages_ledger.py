@@ -222,6 +222,24 @@ def test_rollover_lets_lots_expire_and_caps_the_carried_balance():
 
 
 @pytest.mark.django_db
+def test_rollover_of_a_gap_period_settled_after_a_later_one_draws_and_earns_nothing():
+    setup = priced_setup(rate="1")
+    with_policy(setup, expires=2)
+    previous, _ = lots_of_the_previous_final_run(setup)
+    start, end = period(setup)
+    later = PriorRun(previous.id + 1, end, "final", 0)  # the next period's final run came first
+    built = ledger_context(setup, runs=[previous, later], has_rollover=True)
+    built.period_units = {(setup.metric.pk, ""): Decimal(16)}  # 6 over: lots would pay for them
+    rollover.run(built)
+    assert (built.allowances, built.carry_forward) == ({}, [])
+    assert built.stages == [{
+        "stage": "rollover",
+        "skipped": f"the period from {end:%Y-%m-%d} was settled first and carried the balance past this one: "
+        "it neither draws carried units nor carries any forward",
+    }]
+
+
+@pytest.mark.django_db
 def test_rollover_earns_included_minus_used_never_below_zero_and_is_silent_without_a_policy(django_assert_num_queries):
     setup = priced_setup(rate="1")
     second = MetricFactory(tenant=setup.tenant, product=setup.metric.product)
