@@ -2,9 +2,12 @@
 units the Rollover stage drew, then the units granted for the period (AllowanceGrant) — priced
 with the events' config snapshot (the aggregate's), per dimension key in key order:
 credit = quote(used) − quote(max(used − allowance, 0)), with `used` the key's units of the whole
-period up to the watermark (at most a "block" limit: QuotaCheck took back what is beyond it). A negative `allowance` line per key, never below zero and never more
-than that key's usage line. Granted units lapse with the period; per-transaction models
-(percentage) price transactions, not units: they take no allowance (logged as skipped)."""
+period up to the watermark (at most a "block" limit: QuotaCheck took back what is beyond it).
+A negative `allowance` line per key, never below zero and never more than that key's usage line
+(when interim invoices billed most of the key's usage, the line says its credit was limited to
+this invoice's usage, and the log lists the key under "limited"). Granted units lapse with the
+period; per-transaction models (percentage) price transactions, not units: they take no
+allowance (logged as skipped)."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from .context import ZERO, Line, SettlementContext
 
 def _apply(context: SettlementContext, metric_id: int, rolled: Decimal, granted: Decimal) -> dict:
     units = rolled + granted
-    remaining, credited, skipped = units, ZERO, []
+    remaining, credited, skipped, limited = units, ZERO, [], []
     aggregates = sorted(
         (a for a in context.aggregates if a.metric_id == metric_id and not a.late), key=lambda a: a.dimension_key
     )
@@ -35,15 +38,19 @@ def _apply(context: SettlementContext, metric_id: int, rolled: Decimal, granted:
         if model.limit is not None and model.limit.overage == "block":
             used = min(used, model.limit.units)  # what is beyond a blocked limit is not charged (QuotaCheck took it back)
         applied = min(used, remaining)
-        credit = model.quote(used) - model.quote(max(used - remaining, ZERO))
-        credit = max(min(credit, aggregate.amount), ZERO)
+        worth = model.quote(used) - model.quote(max(used - remaining, ZERO))
+        credit = max(min(worth, aggregate.amount), ZERO)
         remaining -= applied
         if credit > ZERO:
             where = f" ({aggregate.dimension_key})" if aggregate.dimension_key else ""
+            note = ""
+            if credit < worth:  # earlier (interim) invoices billed the rest of these units
+                limited.append(aggregate.dimension_key)
+                note = f"; credit {text(credit)} of {text(worth)}, limited to this invoice's usage"
             context.add(
                 Line(
                     kind="allowance",
-                    description=f"{aggregate.metric_code}{where}: {text(applied)} free units applied ({source})",
+                    description=f"{aggregate.metric_code}{where}: {text(applied)} free units applied ({source}){note}",
                     amount_unrounded=-credit, metric_id=metric_id, dimension_key=aggregate.dimension_key,
                     period_start=aggregate.period_start, units=applied,
                 )
@@ -51,7 +58,7 @@ def _apply(context: SettlementContext, metric_id: int, rolled: Decimal, granted:
             credited += credit
     return {
         "metric_id": metric_id, "rolled_over": text(rolled), "granted": text(granted), "units": text(units),
-        "unapplied": text(remaining), "credit": text(credited), "skipped": skipped,
+        "unapplied": text(remaining), "credit": text(credited), "skipped": skipped, "limited": limited,
     }
 
 

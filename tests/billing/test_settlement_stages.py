@@ -289,7 +289,8 @@ def test_allowance_applies_rolled_over_then_granted_units_per_key_in_key_order()
     assert -built.lines[1].amount_unrounded == quote(TIERED_EU, "5", dimensions=eu) - quote(TIERED_EU, "3.5", dimensions=eu)
     assert built.lines[0].description == "calls: 12.5 free units applied (8 rolled over + 6 granted)"
     assert built.stages == [{"stage": "allowance", "applied": [
-        {"metric_id": 1, "rolled_over": "8", "granted": "6", "units": "14", "unapplied": "0", "credit": "7.875", "skipped": []}
+        {"metric_id": 1, "rolled_over": "8", "granted": "6", "units": "14", "unapplied": "0", "credit": "7.875", "skipped": [],
+         "limited": []}
     ]}]
 
 
@@ -306,9 +307,13 @@ def test_granted_units_alone_never_credit_more_than_the_keys_usage_line_and_skip
     allowance.run(built)
     # eu: quote(10) − quote(0) = 10, but never more than this invoice's usage line of 4
     assert allowance_lines(built) == [("allowance", "region=eu", Decimal("-4.00"), Decimal(10))]
-    assert built.lines[0].description == "calls (region=eu): 10 free units applied (10 granted)"
+    assert built.lines[0].description == (
+        "calls (region=eu): 10 free units applied (10 granted); credit 4 of 10, limited to this invoice's usage"
+    )
     [applied] = built.stages[-1]["applied"]
-    assert (applied["rolled_over"], applied["granted"], applied["credit"], applied["skipped"]) == ("0", "10", "4", ["kind=card"])
+    assert (applied["rolled_over"], applied["granted"], applied["credit"], applied["skipped"], applied["limited"]) == (
+        "0", "10", "4", ["kind=card"], ["region=eu"]
+    )
     interim = bare(kind="interim", grants=grants)
     interim.aggregates, interim.period_units = built.aggregates, built.period_units
     allowance.run(interim)

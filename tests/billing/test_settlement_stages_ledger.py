@@ -226,7 +226,7 @@ def test_rollover_of_a_gap_period_settled_after_a_later_one_draws_and_earns_noth
     setup = priced_setup(rate="1")
     with_policy(setup, expires=2)
     previous, _ = lots_of_the_previous_final_run(setup)
-    start, end = period(setup)
+    _, end = period(setup)
     later = PriorRun(previous.id + 1, end, "final", 0)  # the next period's final run came first
     built = ledger_context(setup, runs=[previous, later], has_rollover=True)
     built.period_units = {(setup.metric.pk, ""): Decimal(16)}  # 6 over: lots would pay for them
