@@ -211,8 +211,9 @@ class AllowanceGrantAdmin(TenantScopedModelAdmin):
                      "description")
     date_hierarchy = "period_start"
     ordering = ("-period_start", "-id")
-    fields = ("subscription", "metric", "period_start", "units", "description", "applied_text", "created_at")
-    readonly_fields = ("applied_text", "created_at")
+    fields = ("subscription", "metric", "period_start", "units", "description", "applied_text", "idempotency_key",
+              "created_at")
+    readonly_fields = ("applied_text", "idempotency_key", "created_at")
     units_exact = exact_decimal("units")
 
     def get_queryset(self, request):

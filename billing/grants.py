@@ -3,7 +3,10 @@ by that period's final settlement run (billing.settlement.allowance). A period w
 exists never applies a grant again: creating one for it, or withdrawing one from it (it is part
 of that invoice), raises AllowanceGrantPeriodSettled. The check runs under the subscription's
 row lock, the lock the settlement run holds, so a grant is either settled with its period or
-refused, never silently lost. Used by the API (billing.api.allowance_grants) and the admin."""
+refused, never silently lost. A create may carry the caller's idempotency key (unique per
+subscription): a retry with the same key and parameters returns the first grant and changes
+nothing; the same key with other parameters raises AllowanceGrantKeyReused. Used by the API
+(billing.api.allowance_grants) and the admin."""
 
 from __future__ import annotations
 
@@ -25,6 +28,17 @@ class AllowanceGrantPeriodSettled(Exception):
     def __init__(self, *, run: SettlementRun):
         self.run = run
         super().__init__(f"The period starting {run.period_start:%Y-%m-%d} is settled already.")
+
+
+class AllowanceGrantKeyReused(Exception):
+    """The idempotency key names an earlier grant of the subscription with other parameters."""
+
+    def __init__(self, *, grant: AllowanceGrant):
+        self.grant = grant
+        super().__init__(
+            f"Idempotency key {grant.idempotency_key!r} was already used for grant {grant.pk} "
+            f"({grant.units} of metric {grant.metric_id} from {grant.period_start:%Y-%m-%d}) with other parameters."
+        )
 
 
 def _final_run(*, subscription_id: int, period_start: datetime) -> SettlementRun | None:
@@ -69,14 +83,30 @@ def allowance_grant_save(*, grant: AllowanceGrant) -> AllowanceGrant:
 
 
 def allowance_grant_create(
-    *, subscription: Subscription, metric: Metric, units: Decimal, at: datetime, description: str = ""
-) -> AllowanceGrant:
-    """Grant `units` of `metric` free for the period of `subscription` containing `at`."""
+    *, subscription: Subscription, metric: Metric, units: Decimal, at: datetime, description: str = "",
+    idempotency_key: str = "",
+) -> tuple[AllowanceGrant, bool]:
+    """Grant `units` of `metric` free for the period of `subscription` containing `at`. Returns
+    (grant, created): with an `idempotency_key` already used for this subscription, the grant it
+    made when the parameters are the same (created False, even if its period has been settled
+    since), AllowanceGrantKeyReused when they are not."""
     grant = AllowanceGrant(
         tenant_id=subscription.tenant_id, subscription=subscription, metric=metric, period_start=at, units=units,
-        description=description,
+        description=description, idempotency_key=idempotency_key,
     )
-    return allowance_grant_save(grant=grant)
+    with transaction.atomic():
+        if idempotency_key:
+            locked = Subscription.objects.select_for_update().get(pk=subscription.pk)  # as the save would
+            first = AllowanceGrant.objects.filter(subscription=locked, idempotency_key=idempotency_key).first()
+            if first is not None:
+                start, _ = period_for(cadence=locked.billing_cadence, anchor=locked.billing_anchor, at=at)
+                same = (first.metric_id, first.units, first.period_start, first.description) == (
+                    metric.pk, units, start, description
+                )
+                if not same:
+                    raise AllowanceGrantKeyReused(grant=first)
+                return first, False
+        return allowance_grant_save(grant=grant), True
 
 
 def allowance_grant_delete(*, grant: AllowanceGrant) -> None:

@@ -333,10 +333,20 @@ class AllowanceGrant(models.Model):
     period_start = models.DateTimeField(help_text="Any instant in the period; stored as the period's start.")
     units = models.DecimalField(**UNITS, help_text="Free units for that period.")
     description = models.CharField(max_length=200, blank=True, default="")
+    idempotency_key = models.CharField(
+        max_length=200, blank=True, default="",
+        help_text="The API caller's key (unique per subscription): a retried create returns this grant.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=models.Q(units__gt=0), name="allowance_grant_positive")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(units__gt=0), name="allowance_grant_positive"),
+            models.UniqueConstraint(
+                fields=["subscription", "idempotency_key"], condition=~models.Q(idempotency_key=""),
+                name="allowance_grant_key_once_per_subscription",
+            ),
+        ]
         indexes = [models.Index(fields=["subscription", "period_start"])]
 
     def clean(self) -> None:

@@ -15,8 +15,10 @@ Contracts:
   again: creating a grant for it, or deleting one from it (it is part of that invoice), is a 409
   `period_settled`. The check runs under the subscription's row lock, the lock the settlement run
   holds, so a grant is either settled with its period or refused, never silently lost.
-- No Idempotency-Key: the project has no shared mechanism for it on POSTs; a retried POST can
-  create a second grant (the list shows both; DELETE the extra one).
+- Idempotent creates: a POST carrying `idempotency_key` (yours, unique per subscription) made
+  again with the same key and parameters answers 200 with the first grant and creates nothing
+  (a retry after a lost response); the same key with other parameters is a 409
+  `idempotency_key_reused`. Without a key every POST creates a grant.
 
 The services and selectors (`allowance_grant_*`) are billing.grants; the admin calls them too.
 """
@@ -45,6 +47,7 @@ from catalog.models import Metric, Subscription
 from wallets.api.serializers import MoneyField
 
 from ..grants import (
+    AllowanceGrantKeyReused,
     AllowanceGrantPeriodSettled,
     allowance_grant_create,
     allowance_grant_delete,
@@ -96,6 +99,11 @@ class AllowanceGrantCreateInputSerializer(serializers.Serializer):
     )
     at = _InstantField(required=False, help_text="Any instant in the period, with a UTC offset.")
     description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    idempotency_key = serializers.CharField(
+        max_length=200, required=False, default="",
+        help_text="Yours, unique per subscription: a retry with the same key and parameters returns the first grant "
+        "(200) and creates nothing; the same key with other parameters is a 409 idempotency_key_reused.",
+    )
 
     def validate_units(self, value: Decimal) -> Decimal:
         if not value.is_finite() or value <= 0:
@@ -163,7 +171,7 @@ class AllowanceGrantSerializer(serializers.ModelSerializer):
         model = AllowanceGrant
         fields = [
             "id", "subscription", "metric", "metric_code", "period_start", "period_end", "units", "description",
-            "created_at", "applied",
+            "idempotency_key", "created_at", "applied",
         ]
 
     @extend_schema_field(OpenApiTypes.DATETIME)
@@ -179,13 +187,17 @@ class AllowanceGrantSerializer(serializers.ModelSerializer):
 _GRANT_EXAMPLE = {
     "id": 31, "subscription": 7, "metric": 12, "metric_code": "api_calls", "period_start": "2026-11-01T00:00:00Z",
     "period_end": "2026-12-01T00:00:00Z", "units": "1000", "description": "Goodwill: outage on 2026-11-03",
-    "created_at": "2026-11-04T09:30:00Z", "applied": False,
+    "idempotency_key": "goodwill-2026-11-03-sub7", "created_at": "2026-11-04T09:30:00Z", "applied": False,
 }
 _CREATE_EXAMPLE = {"metric_code": "api_calls", "units": "1000", "period": "2026-11",
-                   "description": "Goodwill: outage on 2026-11-03"}
+                   "description": "Goodwill: outage on 2026-11-03", "idempotency_key": "goodwill-2026-11-03-sub7"}
 PERIOD_SETTLED = OpenApiResponse(
     description="period_settled: the period's final settlement run exists (its invoice is issued): grant for a "
     "later period; an applied grant cannot be deleted"
+)
+KEY_REUSED_OR_SETTLED = OpenApiResponse(
+    description="period_settled: the period's final settlement run exists (grant for a later period); "
+    "idempotency_key_reused: the key made a grant with other parameters"
 )
 NOT_FOUND = OpenApiResponse(description="not_found: no such subscription (or grant) in the token's tenant")
 
@@ -222,6 +234,9 @@ class AllowanceGrantApiMixin:
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, AllowanceGrantPeriodSettled):
             exc = _period_settled(exc)
+        elif isinstance(exc, AllowanceGrantKeyReused):
+            exc = ApiError(code="idempotency_key_reused", status_code=status.HTTP_409_CONFLICT, message=str(exc),
+                           field="idempotency_key", grant=exc.grant.pk)
         elif isinstance(exc, IntegrityError):
             exc = ApiError(code="conflict", status_code=status.HTTP_409_CONFLICT,
                            message="A conflicting change was committed concurrently; read the current state and retry.")
@@ -261,15 +276,17 @@ class AllowanceGrantListCreateView(AllowanceGrantApiMixin, ListAPIView):
         description="The period is the subscription's billing period containing `at`, or `period`'s first instant "
         "(YYYY-MM), or now. Its final settlement applies the granted units after any rolled-over units, priced "
         "with the events' config per dimension key: credit = quote(used) − quote(used − granted); unused units "
-        "lapse with the period. 409 period_settled when that period's final run exists already.",
+        "lapse with the period. 409 period_settled when that period's final run exists already. With an "
+        "`idempotency_key`, a retry answers 200 with the first grant.",
         tags=["allowance grants"],
         request=AllowanceGrantCreateInputSerializer,
         responses={
             201: AllowanceGrantSerializer,
+            200: OpenApiResponse(AllowanceGrantSerializer, description="a retry: the grant its idempotency_key made"),
             400: OpenApiResponse(description="validation_error naming the `field`: units (a float, not more than "
                                  "zero, more than 12 decimal places), metric / metric_code (none in this tenant), "
                                  "period / at (malformed, before the subscription started)"),
-            401: UNAUTHENTICATED, 403: ADMIN_ONLY, 404: NOT_FOUND, 409: PERIOD_SETTLED,
+            401: UNAUTHENTICATED, 403: ADMIN_ONLY, 404: NOT_FOUND, 409: KEY_REUSED_OR_SETTLED,
         },
         examples=[
             OpenApiExample("Grant 1000 api_calls for November", value=_CREATE_EXAMPLE, request_only=True),
@@ -284,9 +301,9 @@ class AllowanceGrantListCreateView(AllowanceGrantApiMixin, ListAPIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         try:
-            grant = allowance_grant_create(
+            grant, created = allowance_grant_create(
                 subscription=subscription, metric=values["metric"], units=values["units"], at=values["at"],
-                description=values["description"],
+                description=values["description"], idempotency_key=values["idempotency_key"],
             )
         except DjangoValidationError as invalid:  # the model's rules, should the input checks ever miss one
             detail = serializers.as_serializer_error(invalid)
@@ -296,7 +313,7 @@ class AllowanceGrantListCreateView(AllowanceGrantApiMixin, ListAPIView):
         grant = allowance_grants_with_applied(AllowanceGrant.objects.select_related("subscription", "metric")).get(
             pk=grant.pk
         )
-        return Response(AllowanceGrantSerializer(grant).data, status=status.HTTP_201_CREATED)
+        return Response(AllowanceGrantSerializer(grant).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class AllowanceGrantDeleteView(AllowanceGrantApiMixin, APIView):

@@ -88,7 +88,7 @@ def test_create_list_and_delete(api, setup):
     assert body == {
         "id": body["id"], "subscription": setup.subscription.pk, "metric": setup.metric.pk,
         "metric_code": setup.metric.code, "period_start": iso(start), "period_end": iso(end), "units": "1000",
-        "description": "Goodwill", "created_at": body["created_at"], "applied": False,
+        "description": "Goodwill", "idempotency_key": "", "created_at": body["created_at"], "applied": False,
     }
     earlier_at = now - timedelta(days=40)
     earlier = post(api, setup, {"metric_code": setup.metric.code, "units": 25, "at": iso(earlier_at)})
@@ -128,6 +128,8 @@ def test_create_list_and_delete(api, setup):
         ({"period": "2026-13"}, "period"),
         ({"period": "2026-11", "at": "2026-11-15T12:00:00Z"}, "period"),
         ({"description": "x" * 201}, "description"),
+        ({"idempotency_key": ""}, "idempotency_key"),
+        ({"idempotency_key": "k" * 201}, "idempotency_key"),
     ],
 )
 def test_bad_input_is_a_400_naming_the_field(api, setup, change, field):
@@ -138,6 +140,55 @@ def test_bad_input_is_a_400_naming_the_field(api, setup, change, field):
     error = response.json()["error"]
     assert (error["code"], error["field"]) == ("validation_error", field), error
     assert not AllowanceGrant.objects.exists()
+
+
+def test_a_retry_with_the_same_idempotency_key_returns_the_first_grant(api, setup):
+    body = {"metric": setup.metric.pk, "units": "10", "description": "outage", "idempotency_key": "outage-1"}
+    first = post(api, setup, body)
+    assert first.status_code == 201, first.content
+    # the same request again, and the same grant named by code and an instant of the same period
+    same_period_at = iso(datetime.fromisoformat(first.json()["period_start"]) + timedelta(hours=1))
+    for retry_body in (body, {**body, "metric": None, "metric_code": setup.metric.code, "units": "10.000", "at": same_period_at}):
+        retry = post(api, setup, {name: value for name, value in retry_body.items() if value is not None})
+        assert (retry.status_code, retry.json()) == (200, first.json())
+    assert AllowanceGrant.objects.count() == 1
+    for change in ({"units": "11"}, {"description": "other"}, {"at": first.json()["period_end"]}):
+        reused = post(api, setup, {**body, **change})
+        assert reused.status_code == 409, reused.content
+        error = reused.json()["error"]
+        assert (error["code"], error["field"], error["grant"]) == ("idempotency_key_reused", "idempotency_key", first.json()["id"])
+        assert "outage-1" in error["message"]
+    other = priced_setup(tenant=setup.tenant)  # the key is the caller's per subscription
+    elsewhere = api.post(grants_url(other), {**body, "metric": other.metric.pk}, format="json")
+    assert elsewhere.status_code == 201, elsewhere.content
+    rate(setup, "e1", "4")
+    settlement_run(subscription_id=setup.subscription.pk, at=timezone.now())
+    late_retry = post(api, setup, body)  # its period settled since: still the same answer, nothing refused
+    assert (late_retry.status_code, late_retry.json()["id"], late_retry.json()["applied"]) == (200, first.json()["id"], True)
+    assert AllowanceGrant.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_creates_with_one_key_make_one_grant(setup):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+    from rest_framework.test import APIClient
+
+    def create(_):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {setup.token}")
+        try:
+            return client.post(
+                grants_url(setup), {"metric": setup.metric.pk, "units": "10", "idempotency_key": "once"}, format="json"
+            ).status_code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = sorted(pool.map(create, range(8)))
+    assert codes == [200] * 7 + [201]
+    assert AllowanceGrant.objects.filter(idempotency_key="once").count() == 1
 
 
 def test_another_tenants_metric_is_unknown(api, setup):
