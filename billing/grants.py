@@ -16,6 +16,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
+from billing.rating import text
 from catalog.models import Metric, Subscription
 
 from .models import AllowanceGrant, SettlementRun
@@ -37,7 +38,8 @@ class AllowanceGrantKeyReused(Exception):
         self.grant = grant
         super().__init__(
             f"Idempotency key {grant.idempotency_key!r} was already used for grant {grant.pk} "
-            f"({grant.units} of metric {grant.metric_id} from {grant.period_start:%Y-%m-%d}) with other parameters."
+            f"({text(grant.units)} of metric {grant.metric_id} for the period from {grant.period_start:%Y-%m-%d}) with "
+            "other parameters."
         )
 
 
