@@ -56,9 +56,8 @@ from ..grants import (
 )
 from ..models import AllowanceGrant
 from ..periods import period_for
-from ..selectors import decimal_text
 from .invoices import ADMIN_ONLY, UNAUTHENTICATED
-from .views import DecimalStringField
+from .views import ExactDecimalField
 
 MAX_PLACES = 12
 MAX_UNITS = Decimal(10) ** 26  # the column holds 38 digits, 12 of them decimals
@@ -145,23 +144,13 @@ class AllowanceGrantCreateInputSerializer(serializers.Serializer):
         return attrs
 
 
-@extend_schema_field({"type": "string", "format": "decimal", "example": "1000"})
-class _UnitsText(DecimalStringField):
-    def __init__(self, **kwargs):
-        kwargs.setdefault("read_only", True)
-        super().__init__(**kwargs)
-
-    def to_representation(self, value: Decimal) -> str:
-        return decimal_text(value)
-
-
 class AllowanceGrantSerializer(serializers.ModelSerializer):
     subscription = serializers.IntegerField(source="subscription_id")
     metric = serializers.IntegerField(source="metric_id")
     metric_code = serializers.CharField(source="metric.code")
     period_start = serializers.DateTimeField(help_text="The start of the billing period the grant belongs to.")
     period_end = serializers.SerializerMethodField(help_text="Its end (exclusive).")
-    units = _UnitsText(help_text="Free units, exact.")
+    units = ExactDecimalField(help_text="Free units, exact.")
     applied = serializers.SerializerMethodField(
         help_text="Whether the period's final settlement run exists: the grant is on that invoice (allowance line) "
         "and can no longer be deleted."

@@ -35,7 +35,7 @@ from ..models import Invoice, InvoiceLine
 from ..selectors import decimal_text
 from ..settlement.context import MINOR_UNITS
 from .. import trace
-from .views import DecimalStringField
+from .views import DecimalStringField, ExactDecimalField
 
 UNAUTHENTICATED = OpenApiResponse(description="missing_credentials / invalid_credentials")
 ADMIN_ONLY = OpenApiResponse(description="wrong_credential_kind: this needs a tenant admin token")
@@ -80,17 +80,6 @@ class _Money(DecimalStringField):
         return value
 
 
-class _Exact(DecimalStringField):
-    """An exact decimal (no trailing zeros)."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("read_only", True)
-        super().__init__(**kwargs)
-
-    def to_representation(self, value):
-        return decimal_text(value)
-
-
 # --- serializers -------------------------------------------------------------------------------
 
 
@@ -129,8 +118,8 @@ class InvoiceLineSerializer(serializers.ModelSerializer):
         "and granted units, negative), commitment, cap, discount or tax (in that order on the invoice)."
     )
     metric = serializers.SerializerMethodField(help_text="The metric code (null for lines of no metric).")
-    units = _Exact(allow_null=True)
-    amount_unrounded = _Exact(help_text="Exact: for a usage line, the sum of its rated events' amounts.")
+    units = ExactDecimalField(allow_null=True)
+    amount_unrounded = ExactDecimalField(help_text="Exact: for a usage line, the sum of its rated events' amounts.")
     amount = _Money(help_text="amount_unrounded rounded once to the currency's minor unit (half up).")
     events = serializers.SerializerMethodField(
         help_text="usage and late_usage lines: the URL of the rated events behind the line; null otherwise."
@@ -197,10 +186,10 @@ class RatedEventTraceSerializer(serializers.Serializer):
     event_id = serializers.CharField(source="raw_event.event_id", help_text="The client's event id.")
     timestamp = serializers.DateTimeField(source="raw_event.timestamp", help_text="The event's original time.")
     dimension_key = serializers.CharField(allow_blank=True)
-    quantity = _Exact()
-    units_before = _Exact(help_text="The period's units before this event.")
-    units_after = _Exact()
-    amount = _Exact(
+    quantity = ExactDecimalField()
+    units_before = ExactDecimalField(help_text="The period's units before this event.")
+    units_after = ExactDecimalField()
+    amount = ExactDecimalField(
         help_text="Exact: quote(units_after) − quote(units_before); the line's events sum to its amount_unrounded."
     )
     tiers = serializers.JSONField(allow_null=True, help_text="Tiered models: how the amount falls across tiers.")

@@ -9,13 +9,24 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.exceptions import ApiError
-from billing.selectors import customer_usage_current
+from billing.selectors import customer_usage_current, decimal_text
 from catalog.models import Customer
 
 
 @extend_schema_field({"type": "string", "format": "decimal", "example": "0.003"})
 class DecimalStringField(serializers.CharField):
     """An exact decimal, as a string (never a JSON number)."""
+
+
+class ExactDecimalField(DecimalStringField):
+    """A read-only exact decimal without trailing zeros ("1000", "0.000003")."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("read_only", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return decimal_text(value)
 
 
 class MetricLimitSerializer(serializers.Serializer):
