@@ -17,11 +17,11 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from aforo.money import ISO_4217_MINOR_UNITS, LEGACY_MINOR_UNITS
 from catalog.models import Customer, Metric, MetricConfig, RatePlanVersion, Subscription, Tenant
 from wallets.services import wallets_check
 
 from .models import Invoice, InvoiceLine, PricingSnapshot, RatedEvent, RunningTotal, SettlementRun
-from .settlement.context import MINOR_UNITS
 
 SHOWN = 20  # offenders named per check; the rest are counted
 # Allowance lines (rolled-over units, negative) are neither usage coverage nor in the subtotal
@@ -92,17 +92,18 @@ def _invoices(problems: list[str]) -> None:
             f"its lines sum to {lines} / {charges} / {discounts} / {taxes}"
         ),
     )
-    currencies, places = zip(*MINOR_UNITS.items())
+    currencies, places = zip(*ISO_4217_MINOR_UNITS.items())
     _check(
         problems,
         f"""
-        SELECT i.number, l.position, l.amount, l.amount_unrounded, round(l.amount_unrounded, COALESCE(m.places, 2))
+        SELECT i.number, l.position, l.amount, l.amount_unrounded,
+               round(l.amount_unrounded, COALESCE(m.places, %s::int))
         FROM {LINE} l JOIN {INVOICE} i ON i.id = l.invoice_id
         LEFT JOIN unnest(%s::text[], %s::int[]) AS m(currency, places) ON m.currency = i.currency
-        WHERE l.amount <> round(l.amount_unrounded, COALESCE(m.places, 2))
+        WHERE l.amount <> round(l.amount_unrounded, COALESCE(m.places, %s::int))
         ORDER BY l.id
         """,
-        [list(currencies), list(places)],
+        [LEGACY_MINOR_UNITS, list(currencies), list(places), LEGACY_MINOR_UNITS],
         lambda number, position, amount, unrounded, rounded: (
             f"invoice {number} line {position}: amount {amount} != {unrounded} rounded ({rounded})"
         ),

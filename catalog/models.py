@@ -19,6 +19,8 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
+from aforo.money import currency_is_valid
+
 from .generation import catalog_generation_bump, generation_seed
 
 
@@ -37,6 +39,16 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+def validate_currency_code(value: str) -> None:
+    """Model-field validator: an active ISO 4217 currency with a minor unit, in upper case
+    (aforo.money). "XXX", "XTS" and made-up codes such as "ABC" are not money."""
+    if not currency_is_valid(value):
+        raise ValidationError(
+            "%(value)s is not an active ISO 4217 currency code (upper case, e.g. USD).", code="invalid_currency",
+            params={"value": repr(value)},
+        )
 
 
 def same_tenant_check(instance: models.Model, names: tuple[str, ...]) -> None:
@@ -246,7 +258,9 @@ class RatePlan(TenantOwned):
     offering = models.ForeignKey(Offering, on_delete=models.PROTECT, related_name="rate_plans")
     code = models.SlugField(max_length=64)
     name = models.CharField(max_length=200)
-    currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217 code.")
+    currency = models.CharField(
+        max_length=3, default="USD", validators=[validate_currency_code], help_text="ISO 4217 code."
+    )
     same_tenant_fields = ("offering",)
 
     class Meta:
@@ -381,7 +395,7 @@ class Subscription(TenantOwned):
     billing_anchor = models.DateTimeField(
         help_text="Start of the first billing period; later periods follow at the cadence.",
     )
-    currency = models.CharField(max_length=3, default="USD")
+    currency = models.CharField(max_length=3, default="USD", validators=[validate_currency_code])
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)

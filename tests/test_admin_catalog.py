@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from catalog import services
-from catalog.models import ApiKey, MetricConfig, RatePlanVersion, key_hash
+from catalog.models import ApiKey, MetricConfig, RatePlan, RatePlanVersion, key_hash
 from tests.factories import MetricFactory, priced_setup
 from tests.test_admin import change_url, changelist_url, operator
 
@@ -224,3 +224,20 @@ def test_list_actions_publish_and_revise(operator_client, setup):
     assert RatePlanVersion.objects.filter(rate_plan=setup.rate_plan).count() == 3
     newest = RatePlanVersion.objects.filter(rate_plan=setup.rate_plan).order_by("-version").first()
     assert newest.version == draft.version + 1 and newest.status == RatePlanVersion.Status.DRAFT
+
+
+# --- rate plans -----------------------------------------------------------------------------
+
+
+def test_rate_plan_currency_must_be_an_active_iso_4217_code(operator_client, setup):
+    form = {"offering": setup.rate_plan.offering_id, "code": "test-money", "name": "Test money"}
+    for currency in ("XTS", "XXX", "ABC"):
+        refused = operator_client.post(reverse("admin:catalog_rateplan_add"), {**form, "currency": currency})
+        assert refused.status_code == 200, currency
+        assert refused.context["adminform"].form.errors["currency"] == [
+            f"'{currency}' is not an active ISO 4217 currency code (upper case, e.g. USD)."
+        ]
+    assert not RatePlan.objects.filter(code="test-money").exists()
+    added = operator_client.post(reverse("admin:catalog_rateplan_add"), {**form, "currency": "KWD"})
+    assert added.status_code == 302
+    assert RatePlan.objects.get(code="test-money").currency == "KWD"

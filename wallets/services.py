@@ -7,6 +7,15 @@ durable transaction: when they return, the result is committed (what a retry wil
 
 Lock order, everywhere: wallet rows (by id), then their holds. Hence no deadlocks between the
 API, the expiry sweep and the consumer's real-time debits.
+
+Money-safety rules (aforo.money holds the currency table):
+- A wallet's currency is an active ISO 4217 code with a minor unit (400 invalid_currency).
+- Top-ups and adjustments move money in or out of the wallet, so they are whole minor units of
+  its currency (400 invalid_amount naming `amount` and the `minor_unit`). Holds, commits and the
+  rated stream's debits are charges for usage and stay exact (a rated $0.003 is $0.003).
+- A commit charges at most what the hold still reserves unless the caller says
+  `allow_over_capture` (409 exceeds_hold, with the hold's `amount`); then the excess must be
+  covered by the available balance (402 insufficient_funds).
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from aforo.db import bulk_cursor
+from aforo.money import LEGACY_MINOR_UNITS, currency_is_valid, is_multiple_of_minor_unit, minor_unit
 from billing.selectors import decimal_text
 from catalog.models import Customer
 
@@ -124,10 +134,15 @@ def _locked_wallet(*, tenant_id: int, wallet_id: int) -> Wallet:
 
 
 def wallet_create(*, customer: Customer, currency: str, low_balance_thresholds: Iterable[Decimal] = ()) -> Wallet:
-    """A customer's wallet in `currency` (one per customer and currency)."""
-    currency = currency.upper() if isinstance(currency, str) else ""
-    if len(currency) != 3 or not currency.isalpha():
-        raise WalletError("invalid_currency", "currency must be a 3-letter ISO 4217 code", field="currency", status=400)
+    """A customer's wallet in `currency` (one per customer and currency): an active ISO 4217
+    code (case-insensitive), never a test or no-currency code such as XTS or XXX."""
+    code = currency.strip().upper() if isinstance(currency, str) else None
+    if not currency_is_valid(code):
+        raise WalletError(
+            "invalid_currency", f"currency {currency!r} is not an active ISO 4217 currency code, such as USD",
+            field="currency", status=400,
+        )
+    currency = code
     thresholds = _thresholds(low_balance_thresholds)
     try:
         with transaction.atomic():
@@ -160,7 +175,9 @@ def wallet_thresholds_set(*, tenant_id: int, wallet_id: int, low_balance_thresho
 def wallet_top_up(
     *, tenant_id: int, wallet_id: int, amount: Decimal, idempotency_key: str, reference: str = "", now: datetime | None = None
 ) -> tuple[WalletEntry, bool]:
-    """Add money. Returns (entry, created); a retry with the same key returns the first entry."""
+    """Add money: more than zero, in whole minor units of the wallet's currency (1.005 USD or
+    1.5 JPY is a 400 invalid_amount: a top-up is a real payment in). Returns (entry, created);
+    a retry with the same key returns the first entry."""
     return _money_entry(
         tenant_id=tenant_id, wallet_id=wallet_id, kind=WalletEntry.Kind.TOP_UP, amount=_amount(amount),
         idempotency_key=idempotency_key, reference=reference, now=now,
@@ -170,7 +187,8 @@ def wallet_top_up(
 def wallet_adjust(
     *, tenant_id: int, wallet_id: int, amount: Decimal, idempotency_key: str, reference: str, now: datetime | None = None
 ) -> tuple[WalletEntry, bool]:
-    """An operator's correction, positive or negative, with the reason in `reference`."""
+    """An operator's correction, positive or negative, with the reason in `reference`; in whole
+    minor units of the wallet's currency, like a top-up (money moved in or out by hand)."""
     if not isinstance(amount, Decimal) or not amount or not amount.is_finite():
         raise WalletError("invalid_amount", "amount must be a non-zero decimal", field="amount", status=400)
     if not isinstance(reference, str) or not reference.strip() or len(reference) > 200:
@@ -187,9 +205,11 @@ def _money_entry(
     *, tenant_id: int, wallet_id: int, kind: str, amount: Decimal, idempotency_key: str, reference: str,
     now: datetime | None,
 ) -> tuple[WalletEntry, bool]:
-    """A top-up or adjustment: one entry, at most once per idempotency key."""
+    """A top-up or adjustment: one entry, at most once per idempotency key, in whole minor
+    units of the wallet's currency."""
     key = f"{kind}:{_key(idempotency_key)}"
     wallet = _locked_wallet(tenant_id=tenant_id, wallet_id=wallet_id)
+    _whole_minor_units(amount, wallet.currency)
     existing = WalletEntry.objects.filter(wallet=wallet, idempotency_key=key).first()
     if existing is not None:
         if existing.amount != amount:
@@ -201,6 +221,20 @@ def _money_entry(
         reference=reference,
     )
     return entry, True
+
+
+def _whole_minor_units(amount: Decimal, currency: str) -> None:
+    """Money moved in or out (top-ups, adjustments) is whole minor units: 1.005 USD is not a
+    payment anyone can make. A legacy wallet whose currency predates the ISO table counts in
+    hundredths."""
+    if not is_multiple_of_minor_unit(amount, currency, default=LEGACY_MINOR_UNITS):
+        unit = minor_unit(currency, default=LEGACY_MINOR_UNITS)
+        raise WalletError(
+            "invalid_amount",
+            f"amount {decimal_text(amount)} {currency} is finer than the currency's minor unit ({decimal_text(unit)} "
+            f"{currency}): top-ups and adjustments are whole minor units",
+            field="amount", status=400, minor_unit=unit, currency=currency,
+        )
 
 
 def _key_reused(key: str, first: str) -> WalletError:
@@ -286,13 +320,26 @@ def _expire_if_due(wallet: Wallet, hold: Hold, now: datetime) -> bool:
     return False
 
 
-def hold_commit(*, tenant_id: int, hold_id: int, amount: Decimal, now: datetime | None = None) -> tuple[Hold, bool]:
+def hold_commit(
+    *, tenant_id: int, hold_id: int, amount: Decimal, allow_over_capture: bool = False, now: datetime | None = None
+) -> tuple[Hold, bool]:
     """Charge `amount` for the hold's purpose as one ledger entry traceable to the hold and
     release the rest of the reservation. `amount` is on top of what rated events of the
-    session already drew from the hold (zero: nothing more to charge). More than the part still
-    held only if the available balance covers the excess. Idempotent: committing a committed
-    hold with the same amount returns it. Returns (hold, changed)."""
+    session already drew from the hold (zero: nothing more to charge) and is exact, like the
+    usage it pays for (no minor-unit rounding: holds and commits are charges, not payments).
+
+    More than the part still held (amount − drawn) is refused with 409 `exceeds_hold` (the
+    hold's `amount`, `drawn`, `remaining` and the `excess` in the error) unless
+    `allow_over_capture` is True, and then only if the available balance covers the excess
+    (else InsufficientFunds). Idempotent: committing a committed hold with the same amount
+    returns it unchanged, whatever `allow_over_capture` says (a retry charges nothing).
+    Returns (hold, changed)."""
     amount = _amount(amount, allow_zero=True)
+    if not isinstance(allow_over_capture, bool):
+        raise WalletError(
+            "invalid_allow_over_capture", "allow_over_capture must be true or false", field="allow_over_capture",
+            status=400,
+        )
     now = now or timezone.now()
     with transaction.atomic(durable=True):
         wallet, hold = _locked_hold(tenant_id=tenant_id, hold_id=hold_id)
@@ -301,11 +348,27 @@ def hold_commit(*, tenant_id: int, hold_id: int, amount: Decimal, now: datetime 
             return hold, False
         if not expired and hold.status == Hold.Status.ACTIVE:
             excess = amount - (hold.amount - hold.drawn)
+            if excess > 0 and not allow_over_capture:
+                raise _exceeds_hold(hold, amount=amount, excess=excess, currency=wallet.currency)
             if excess > 0 and wallet.available < excess:
                 raise InsufficientFunds(available=wallet.available, needed=excess, currency=wallet.currency)
             _resolve(wallet, hold, status=Hold.Status.COMMITTED, kind=WalletEntry.Kind.HOLD_COMMIT, charge=amount, now=now)
             return hold, True
     raise _not_active(hold)  # outside the atomic block: an expiry found here stays committed
+
+
+def _exceeds_hold(hold: Hold, *, amount: Decimal, excess: Decimal, currency: str) -> WalletError:
+    remaining = hold.amount - hold.drawn
+    drawn = ""
+    if hold.drawn:
+        drawn = f", {decimal_text(hold.drawn)} already drawn by its session, {decimal_text(remaining)} left"
+    return WalletError(
+        "exceeds_hold",
+        f"Hold {hold.pk} reserved {decimal_text(hold.amount)} {currency}{drawn}; committing {decimal_text(amount)} "
+        f"{currency} would charge {decimal_text(excess)} {currency} more than it holds. Send allow_over_capture: true "
+        "to charge the excess to the available balance.",
+        field="amount", amount=hold.amount, drawn=hold.drawn, remaining=remaining, excess=excess, currency=currency,
+    )
 
 
 def hold_release(*, tenant_id: int, hold_id: int, now: datetime | None = None) -> tuple[Hold, bool]:

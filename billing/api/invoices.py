@@ -27,13 +27,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.exceptions import ApiError
+from aforo.money import LEGACY_MINOR_UNITS, currency_minor_units
+from aforo.params import query_int
 from catalog.api.serializers import request_tenant
 from catalog.auth import IsTenantAdmin
 
 from ..invoicing import InvoiceAlreadyVoid, invoice_void_and_reissue
 from ..models import Invoice, InvoiceLine
 from ..selectors import decimal_text
-from ..settlement.context import MINOR_UNITS
 from .. import trace
 from .views import DecimalStringField, ExactDecimalField
 
@@ -44,7 +45,7 @@ ADMIN_ONLY = OpenApiResponse(description="wrong_credential_kind: this needs a te
 def money_text(value: Decimal, currency: str) -> str:
     """Exact, with at least the currency's minor digits: 5 → "5.00", 0.125 → "0.125"."""
     text = decimal_text(value)
-    minor = MINOR_UNITS.get(currency, 2)
+    minor = currency_minor_units(currency, default=LEGACY_MINOR_UNITS)
     whole, _, fraction = text.partition(".")
     if len(fraction) >= minor:
         return text
@@ -53,15 +54,6 @@ def money_text(value: Decimal, currency: str) -> str:
 
 def _not_found(what: str, row_id: int) -> ApiError:
     return ApiError(code="not_found", message=f"No {what} {row_id} in this tenant.", status_code=404)
-
-
-def _int_param(request, name: str) -> int | None:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return None
-    if not raw.isdigit():
-        raise ApiError(code="validation_error", message=f"{name}: must be an integer id.", field=name)
-    return int(raw)
 
 
 class _Money(DecimalStringField):
@@ -291,8 +283,8 @@ class InvoiceListView(ListAPIView):
         if tenant is None or getattr(self, "swagger_fake_view", False):
             return Invoice.objects.none()
         return trace.invoices_for_tenant(
-            tenant=tenant, customer_id=_int_param(self.request, "customer"),
-            subscription_id=_int_param(self.request, "subscription"),
+            tenant=tenant, customer_id=query_int(self.request, "customer"),
+            subscription_id=query_int(self.request, "subscription"),
         )
 
     @extend_schema(

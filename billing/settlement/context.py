@@ -8,19 +8,22 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from aforo.money import LEGACY_MINOR_UNITS, quantize_to_minor_unit
 from catalog.models import Subscription
 
 from .inputs import ZERO, SettlementInputs
 
 __all__ = ["ZERO", "Aggregate", "CarriedLot", "Line", "SettlementContext", "round_money"]
-# Minor units per currency (ISO 4217 exponent); 2 unless listed.
-MINOR_UNITS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3}
-# Lines are rounded ONCE, to the currency's minor unit, half away from zero (commercial rounding).
+# Lines are rounded ONCE, to the currency's minor unit (aforo.money's ISO 4217 table), half away
+# from zero (commercial rounding).
 ROUNDING = ROUND_HALF_UP
 
 
 def round_money(amount: Decimal, currency: str) -> Decimal:
-    return amount.quantize(Decimal(1).scaleb(-MINOR_UNITS.get(currency, 2)), rounding=ROUNDING)
+    """`amount` rounded to the currency's minor unit. Currencies are validated when a rate plan
+    or subscription is saved; a legacy row with a code the table does not know still rounds, to
+    LEGACY_MINOR_UNITS places, so an old subscription can always be settled."""
+    return quantize_to_minor_unit(amount, currency, rounding=ROUNDING, default=LEGACY_MINOR_UNITS)
 
 
 @dataclass

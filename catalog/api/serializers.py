@@ -15,10 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Model
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import empty
 from rest_framework.request import Request
 
 from aforo.exceptions import ApiError
+from aforo.money import currency_is_valid
 from catalog.auth import TenantPrincipal
 from catalog.models import (
     ApiKey,
@@ -46,6 +49,33 @@ def version_published_error(version_id: int, detail: str = "") -> ApiError:
         ),
         status_code=409,
     )
+
+
+def invalid_currency_error(value: Any, field: str) -> ApiError:
+    """400 `invalid_currency` naming `field` (also under `fields`, the shape of a validation_error)."""
+    shown = repr(value if not isinstance(value, str) else value[:40])
+    message = f"{field}: {shown} is not an active ISO 4217 currency code, such as USD, EUR or JPY."
+    return ApiError(code="invalid_currency", message=message, field=field, fields={field: [message]})
+
+
+@extend_schema_field({"type": "string", "minLength": 3, "maxLength": 3, "example": "USD"})
+class CurrencyCodeField(serializers.CharField):
+    """An ISO 4217 currency code (aforo.money's table), read case-insensitively and returned in
+    upper case. Anything else (not a string, "ABC", withdrawn codes, "XXX"/"XTS", which are not
+    money) is refused at once as a 400 `invalid_currency` naming the field, whatever else the
+    body holds."""
+
+    def run_validation(self, data: Any = empty) -> Any:
+        is_empty, data = self.validate_empty_values(data)  # missing / null: DRF's required / null errors
+        if is_empty:
+            return data
+        return self.to_internal_value(data)
+
+    def to_internal_value(self, data: Any) -> str:
+        code = data.strip().upper() if isinstance(data, str) else None
+        if not currency_is_valid(code):
+            raise invalid_currency_error(data, self.field_name)
+        return code  # type: ignore[return-value]
 
 
 def request_tenant(request: Request | None) -> Tenant | None:
@@ -189,16 +219,12 @@ class RatePlanSerializer(CatalogModelSerializer):
     # Subscriptions and rated usage are priced in the plan's currency: a new currency is a new plan.
     create_only_fields = ("offering", "currency")
     tenant_unique_fields = ("code",)
+    currency = CurrencyCodeField(required=False, help_text="ISO 4217 (default USD).")
 
     class Meta:
         model = RatePlan
         fields = ["id", "offering", "code", "name", "currency", *TIMESTAMPS]
         validators: list = []
-
-    def validate_currency(self, value: str) -> str:
-        if len(value) != 3 or not value.isalpha():
-            raise serializers.ValidationError("Must be a 3-letter ISO 4217 code, such as USD.")
-        return value.upper()
 
 
 class MetricConfigSerializer(CatalogModelSerializer):
@@ -275,6 +301,7 @@ class EffectiveFromSerializer(serializers.Serializer):
 class SubscriptionSerializer(CatalogModelSerializer):
     # A plan change is a new subscription (end this one): settled periods stay tied to one plan.
     create_only_fields = ("customer", "offering", "rate_plan", "currency")
+    currency = CurrencyCodeField(required=False, help_text="ISO 4217; defaults to (and must equal) the rate plan's.")
 
     class Meta:
         model = Subscription
@@ -287,7 +314,6 @@ class SubscriptionSerializer(CatalogModelSerializer):
                 "required": False,
                 "help_text": "Start of the first billing period; defaults to started_at.",
             },
-            "currency": {"required": False, "help_text": "ISO 4217; defaults to (and must equal) the rate plan's."},
         }
         validators: list = []
 

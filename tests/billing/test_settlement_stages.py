@@ -43,10 +43,22 @@ def kinds(built):
 @pytest.mark.parametrize(
     ("currency", "amount", "rounded"),
     [("USD", "0.005", "0.01"), ("USD", "0.0049999", "0.00"), ("USD", "-0.005", "-0.01"), ("JPY", "12.5", "13"),
-     ("KWD", "1.2345", "1.235"), ("EUR", "2.675", "2.68")],
+     ("KWD", "1.2345", "1.235"), ("EUR", "2.675", "2.68"),
+     # From the full ISO 4217 table (aforo.money), not a hand-kept list of exceptions:
+     ("IQD", "1.2345", "1.235"), ("LYD", "-0.0005", "-0.001"), ("BIF", "99.5", "100"), ("XOF", "0.49", "0"),
+     ("CLF", "1.23455", "1.2346"), ("UYW", "0.00005", "0.0001"), ("UGX", "2.5", "3")],
 )
 def test_rounding_is_half_up_to_the_currency_minor_unit(currency, amount, rounded):
     assert round_money(Decimal(amount), currency) == Decimal(rounded)
+    assert round_money(Decimal(amount), currency).as_tuple().exponent == Decimal(rounded).as_tuple().exponent
+
+
+def test_a_legacy_currency_outside_the_table_still_settles_in_hundredths():
+    from aforo.money import UnknownCurrency, currency_minor_units
+
+    assert round_money(Decimal("1.005"), "ZZZ") == Decimal("1.01")  # a row from before currencies were checked
+    with pytest.raises(UnknownCurrency):
+        currency_minor_units("ZZZ")  # new data has no such default: only settlement's legacy path does
 
 
 @pytest.mark.django_db

@@ -240,9 +240,21 @@ def test_rate_plan_currency_must_be_iso_code(admin, tenant):
     offering = OfferingFactory(tenant=tenant)
     response = admin.post("/api/v1/rate-plans", {"offering": offering.id, "code": "x", "name": "X", "currency": "E1"})
     assert response.status_code == 400 and list(response.json()["error"]["fields"]) == ["currency"]
+    assert response.json()["error"]["code"] == "invalid_currency"
     RatePlanFactory(tenant=tenant, offering=offering, code="taken")
     duplicate = admin.post("/api/v1/rate-plans", {"offering": offering.id, "code": "taken", "name": "X"})
     assert duplicate.status_code == 400 and list(duplicate.json()["error"]["fields"]) == ["code"]
+
+
+@pytest.mark.parametrize("currency", ["ABC", "XXX", "XTS", "XAU", "HRK", "usdollar", 978])
+def test_rate_plan_currency_must_be_an_active_iso_4217_code(admin, tenant, currency):
+    offering = OfferingFactory(tenant=tenant)
+    body = {"offering": offering.id, "code": "x", "name": "X", "currency": currency}
+    response = admin.post("/api/v1/rate-plans", body)
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert (error["code"], error["field"], list(error["fields"])) == ("invalid_currency", "currency", ["currency"])
+    assert not RatePlan.objects.filter(code="x").exists()
 
 
 def test_unknown_related_id_is_a_400_naming_the_field(admin):

@@ -82,6 +82,15 @@ def test_model_validation_errors_name_the_field(admin, world, overrides, field):
     assert not Subscription.objects.exists()
 
 
+@pytest.mark.parametrize("currency", ["XXX", "XTS", "ABC", "EU"])
+def test_a_currency_outside_iso_4217_is_a_400_invalid_currency(admin, world, currency):
+    response = admin.post("/api/v1/subscriptions", _body(world, currency=currency))
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("invalid_currency", "currency")
+    assert not Subscription.objects.exists()
+
+
 def test_rate_plan_must_belong_to_the_offering(admin, world, tenant):
     foreign_plan = RatePlanFactory(tenant=tenant, offering=OfferingFactory(tenant=tenant), currency="EUR")
     response = admin.post("/api/v1/subscriptions", _body(world, rate_plan=foreign_plan.id))

@@ -7,10 +7,10 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from catalog import services
-from catalog.models import PublishedVersionError, RatePlanVersion, Subscription
+from catalog.models import PublishedVersionError, RatePlan, RatePlanVersion, Subscription
 from metering.enrichment import EnrichmentCache, resolve
 from metering.validation import api_key_subject
-from tests.factories import CustomerFactory, priced_setup
+from tests.factories import CustomerFactory, OfferingFactory, priced_setup
 
 pytestmark = pytest.mark.django_db
 KEY = "key:"  # these events carry an API key
@@ -83,3 +83,18 @@ def test_every_catalog_change_advances_the_generation_in_its_own_transaction():
     assert Tenant.objects.get(pk=tenant_id).catalog_generation == after  # no change, no bump
     services.api_key_revoke(api_key=setup.app.api_keys.get())
     assert catalog_generation_get_many(tenant_ids=[tenant_id])[tenant_id] == after + 1
+
+
+@pytest.mark.parametrize("currency", ["ABC", "XXX", "XTS", "XAG", "HRK", "usd"])
+def test_rate_plan_and_subscription_currencies_are_active_iso_4217_codes(currency):
+    setup = priced_setup()
+    offering = OfferingFactory(tenant=setup.tenant)
+    plan = RatePlan(tenant=setup.tenant, offering=offering, code="p", name="P", currency=currency)
+    subscription = Subscription.objects.get(pk=setup.subscription.pk)
+    subscription.currency = currency
+    for row in (plan, subscription):
+        with pytest.raises(ValidationError) as error:
+            row.full_clean()
+        assert "invalid_currency" in [e.code for e in error.value.error_dict["currency"]]
+    plan.currency = "JPY"
+    plan.full_clean()

@@ -150,6 +150,35 @@ def test_adjust_requires_a_reason_and_can_cross_a_threshold(operator_client, wal
     assert (alert.threshold, alert.available_after, alert.entry_id) == (D("50"), D("40"), adjustment.pk)
 
 
+def test_a_top_up_finer_than_the_minor_unit_is_a_form_error_and_the_form_stays_usable(operator_client, wallet):
+    key = operator_client.get(top_up_url(wallet)).context["form"]["idempotency_key"].value()
+    form = {"amount": "1.005", "reference": "wire", "idempotency_key": key}
+    too_fine = operator_client.post(top_up_url(wallet), form)
+    assert too_fine.status_code == 200
+    [error] = too_fine.context["form"].errors["amount"]
+    assert "1.005 USD is finer than the currency's minor unit (0.01 USD)" in error
+    assert not WalletEntry.objects.filter(wallet=wallet, kind=WalletEntry.Kind.TOP_UP, reference="wire").exists()
+    # The same rendered form, corrected: its one-time key was not used up by the refusal.
+    fixed = operator_client.post(top_up_url(wallet), {**form, "amount": "1.01"}, follow=True)
+    assert any("balance now 101.01" in m for m in messages_of(fixed))
+    wallet.refresh_from_db()
+    assert wallet.balance == D("101.01")
+    assert wallets_check() == []
+
+
+def test_an_adjustment_finer_than_the_minor_unit_is_a_form_error(operator_client):
+    yen = funded_wallet(priced_setup().customer, "1000", currency="JPY")
+    operator_client.force_login(wallet_operator(yen.tenant, username="yen-operator"))
+    key = operator_client.get(adjust_url(yen)).context["form"]["idempotency_key"].value()
+    form = {"amount": "-0.5", "reference": "rounding", "idempotency_key": key}
+    response = operator_client.post(adjust_url(yen), form)
+    assert response.status_code == 200
+    assert "minor unit (1 JPY)" in response.context["form"].errors["amount"][0]
+    yen.refresh_from_db()
+    assert yen.balance == D(1000)
+    assert not WalletEntry.objects.filter(wallet=yen, kind=WalletEntry.Kind.ADJUSTMENT).exists()
+
+
 def test_operator_without_change_permission_cannot_move_money(client, wallet):
     user = operator(wallet.customer.tenant, username="viewer")
     user.user_permissions.add(Permission.objects.get(codename="view_wallet"))
@@ -222,6 +251,14 @@ def test_wallets_are_added_through_wallet_create(operator_client, wallet):
     assert (created.tenant_id, created.balance, created.low_balance_thresholds) == (customer.tenant_id, 0, ["20", "10"])
     again = operator_client.post(reverse("admin:wallets_wallet_add"), {"customer": customer.pk, "currency": "USD"})
     assert again.status_code == 200 and "already exists" in again.content.decode()
+    for currency in ("XXX", "XTS", "ABC", "hrk"):
+        form = {"customer": customer.pk, "currency": currency}
+        refused = operator_client.post(reverse("admin:wallets_wallet_add"), form)
+        assert refused.status_code == 200, currency
+        assert refused.context["adminform"].form.errors["currency"] == [
+            "Not an active ISO 4217 currency code (e.g. USD, EUR, JPY); XXX and XTS are not money."
+        ]
+    assert set(Wallet.objects.filter(customer=customer).values_list("currency", flat=True)) == {"USD", "EUR"}
     assert operator_client.get(reverse("admin:wallets_wallet_delete", args=[wallet.pk])).status_code == 403
 
 

@@ -109,6 +109,26 @@ def test_create_wallet_then_list_and_read_it(setup, admin):
     assert detail.json() == {**body, "active_holds": []}
 
 
+@pytest.mark.parametrize("currency", ["XXX", "XTS", "ABC", "HRK", "XAU", "US", "1SD", "EURO", "", 840, True])
+def test_a_wallet_currency_outside_iso_4217_is_a_400_invalid_currency(setup, admin, currency):
+    response = admin.post("/api/v1/wallets", {"customer": setup.customer.id, "currency": currency})
+    assert response.status_code == 400, response.content
+    error = _error(response)
+    assert (error["code"], error["field"], list(error["fields"])) == ("invalid_currency", "currency", ["currency"])
+    assert "ISO 4217" in error["message"]
+    assert not Wallet.objects.exists()
+
+
+def test_iso_4217_currencies_with_any_minor_unit_are_accepted(setup, admin):
+    made = [admin.post("/api/v1/wallets", {"customer": setup.customer.id, "currency": c}) for c in ("jpy", "KWD", "clf")]
+    assert [(r.status_code, r.json()["currency"]) for r in made] == [(201, "JPY"), (201, "KWD"), (201, "CLF")]
+    listed = admin.get("/api/v1/wallets?currency=kwd").json()["results"]
+    assert [w["currency"] for w in listed] == ["KWD"]
+    bad_filter = admin.get("/api/v1/wallets?currency=XXX")
+    assert bad_filter.status_code == 400
+    assert (_error(bad_filter)["code"], _error(bad_filter)["field"]) == ("invalid_currency", "currency")
+
+
 def test_a_second_wallet_in_the_same_currency_is_a_409_naming_the_first(setup, admin, wallet):
     response = admin.post("/api/v1/wallets", {"customer": setup.customer.id, "currency": "USD"})
     assert response.status_code == 409
@@ -175,6 +195,46 @@ def test_a_top_up_in_another_currency_is_refused(admin, wallet):
         f"/api/v1/wallets/{wallet.id}/top-ups", {"amount": "10", "idempotency_key": "k", "currency": "usd"}
     )
     assert lower.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "unit"),
+    [("USD", "1.005", "0.01"), ("USD", "0.001", "0.01"), ("JPY", "1.5", "1"), ("KWD", "0.0001", "0.001")],
+)
+def test_a_top_up_finer_than_the_minor_unit_is_a_400_naming_it(setup, admin, currency, amount, unit):
+    wallet = services.wallet_create(customer=setup.customer, currency=currency)
+    path = f"/api/v1/wallets/{wallet.id}/top-ups"
+    response = admin.post(path, {"amount": amount, "idempotency_key": "pay-1"})
+    assert response.status_code == 400, response.content
+    error = _error(response)
+    assert error | {"message": ""} == {
+        "code": "invalid_amount", "message": "", "field": "amount", "minor_unit": unit, "currency": currency,
+    }
+    assert f"minor unit ({unit} {currency})" in error["message"]
+    assert _entries(wallet) == 0
+    whole = admin.post(path, {"amount": "15", "idempotency_key": "pay-1"})  # the key was not used up
+    assert whole.status_code == 201 and whole.json()["amount"] == "15"
+    retry = admin.post(path, {"amount": "15", "idempotency_key": "pay-1"})
+    assert retry.status_code == 200 and retry.json()["id"] == whole.json()["id"] and _entries(wallet) == 1
+    padded = admin.post(path, {"amount": "1.0000", "idempotency_key": "pay-2"})  # trailing zeros are not precision
+    assert padded.status_code == 201 and padded.json()["amount"] == "1"
+    # Holds and commits are charges for usage: the same finer amount is kept exactly.
+    hold = _place(admin, wallet, amount=amount, key="usage")
+    assert hold.status_code == 201 and hold.json()["amount"] == amount.rstrip("0")
+    committed = admin.post(f"/api/v1/holds/{hold.json()['id']}/commit", {"amount": amount})
+    assert committed.status_code == 200 and committed.json()["committed_amount"] == amount.rstrip("0")
+    assert committed.json()["wallet"]["balance"] == decimal_text_of(Decimal(16) - Decimal(amount))
+
+
+@pytest.mark.parametrize("route", ["top-ups", "holds"])
+def test_a_write_naming_a_currency_outside_iso_4217_is_invalid_currency_not_a_mismatch(admin, funded, route):
+    body = {"amount": "1", "idempotency_key": "k", "currency": "XXX"}
+    if route == "holds":
+        body |= {"ttl_seconds": 60, "reference": "s"}
+    response = admin.post(f"/api/v1/wallets/{funded.id}/{route}", body)
+    assert response.status_code == 400
+    assert (_error(response)["code"], _error(response)["field"]) == ("invalid_currency", "currency")
+    assert _entries(funded) == 1 and not Hold.objects.exists()
 
 
 # --- holds -------------------------------------------------------------------------------------
@@ -257,20 +317,66 @@ def test_commit_zero_charges_nothing(admin, funded):
     assert body["committed_amount"] == "0" and body["wallet"]["balance"] == "100"
 
 
-def test_commit_above_the_hold_needs_the_available_balance_for_the_excess(admin, setup):
+def test_commit_above_the_hold_is_a_409_exceeds_hold_naming_the_holds_amount(admin, gateway, funded):
+    hold_id = _place(admin, funded, amount="10").json()["id"]
+    entries = _entries(funded)
+    for client, body in ((admin, {"amount": "10.01"}), (gateway, {"amount": "25", "allow_over_capture": False})):
+        response = client.post(f"/api/v1/holds/{hold_id}/commit", body)
+        assert response.status_code == 409, response.content
+        error = _error(response)
+        assert error | {"message": ""} == {
+            "code": "exceeds_hold", "message": "", "field": "amount", "amount": "10", "drawn": "0", "remaining": "10",
+            "excess": decimal_text_of(Decimal(body["amount"]) - 10), "currency": "USD",
+        }
+        assert f"Hold {hold_id} reserved 10 USD" in error["message"] and "allow_over_capture" in error["message"]
+    assert _entries(funded) == entries and Hold.objects.get(pk=hold_id).status == Hold.Status.ACTIVE
+    funded.refresh_from_db()
+    assert (funded.balance, funded.held) == (Decimal(100), Decimal(10))  # nothing charged, the hold intact
+    within = admin.post(f"/api/v1/holds/{hold_id}/commit", {"amount": "10"})
+    assert within.status_code == 200 and within.json()["committed_amount"] == "10"
+
+
+def decimal_text_of(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def test_allow_over_capture_charges_the_excess_if_the_available_balance_covers_it(admin, setup):
     wallet = services.wallet_create(customer=setup.customer, currency="USD")
     services.wallet_top_up(tenant_id=setup.tenant.id, wallet_id=wallet.id, amount=Decimal(20), idempotency_key="t")
     hold_id = _place(admin, wallet, amount="10").json()["id"]
-    short = admin.post(f"/api/v1/holds/{hold_id}/commit", {"amount": "25"})
+    short = admin.post(f"/api/v1/holds/{hold_id}/commit", {"amount": "25", "allow_over_capture": True})
     assert short.status_code == 402
     error = _error(short)
     assert (error["code"], error["available"], error["needed"]) == ("insufficient_funds", "10", "15")
     assert Hold.objects.get(pk=hold_id).status == Hold.Status.ACTIVE
 
-    covered = admin.post(f"/api/v1/holds/{hold_id}/commit", {"amount": "20"})
+    path = f"/api/v1/holds/{hold_id}/commit"
+    assert admin.post(path, {"amount": "20"}).status_code == 409  # covered, but not asked for: exceeds_hold
+    covered = admin.post(path, {"amount": "20", "allow_over_capture": True})
     assert covered.status_code == 200
-    figures = covered.json()["wallet"]
-    assert figures == {"id": wallet.id, "currency": "USD", "balance": "0", "held": "0", "available": "0"}
+    body = covered.json()
+    assert (body["status"], body["committed_amount"]) == ("committed", "20")
+    assert body["wallet"] == {"id": wallet.id, "currency": "USD", "balance": "0", "held": "0", "available": "0"}
+    entries = _entries(wallet)
+    # Retries answer the first result and charge nothing, with or without the flag.
+    for retry in ({"amount": "20", "allow_over_capture": True}, {"amount": "20"}):
+        again = admin.post(path, retry)
+        assert again.status_code == 200 and again.json() == body
+    other = admin.post(path, {"amount": "21", "allow_over_capture": True})
+    assert other.status_code == 409 and _error(other)["code"] == "hold_committed"
+    assert _entries(wallet) == entries
+
+
+@pytest.mark.parametrize("flag", ["true", "yes", 1, 0, None, [True]])
+def test_allow_over_capture_must_be_a_json_boolean(admin, funded, flag):
+    hold_id = _place(admin, funded, amount="10").json()["id"]
+    before = _entries(funded)
+    response = admin.post(f"/api/v1/holds/{hold_id}/commit", {"amount": "12", "allow_over_capture": flag})
+    assert response.status_code == 400, response.content
+    assert (_error(response)["code"], _error(response)["field"]) == ("validation_error", "allow_over_capture")
+    assert _entries(funded) == before and Hold.objects.get(pk=hold_id).status == Hold.Status.ACTIVE
+
+
 
 
 def test_release_gives_the_hold_back_then_retry_changes_nothing(admin, funded):
@@ -564,4 +670,15 @@ def test_the_schema_documents_every_wallet_route_and_the_402_body(client):
     assert place["requestBody"]["content"]["application/json"]["examples"]
     commit = paths["/api/v1/holds/{hold_id}/commit"]["post"]
     assert commit["responses"]["200"]["content"]["application/json"]["examples"]
+    components = schema["components"]["schemas"]
+    commit_input = components[commit["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert commit_input["properties"]["allow_over_capture"]["type"] == "boolean"
+    assert commit_input["required"] == ["amount"]
+    conflict = commit["responses"]["409"]["content"]["application/json"]
+    assert conflict["schema"] == {"$ref": "#/components/schemas/HoldCommitConflictBody"}
+    assert conflict["examples"]["CommitAboveTheHold"]["value"]["error"]["code"] == "exceeds_hold"
+    assert "exceeds_hold" in commit["description"] and "allow_over_capture" in commit["description"]
+    top_up = paths["/api/v1/wallets/{wallet_id}/top-ups"]["post"]
+    assert "minor_unit" in top_up["responses"]["400"]["description"]
+    assert "invalid_currency" in top_up["responses"]["400"]["description"]
     assert schema["components"]["schemas"]["Hold"]["properties"]["amount"]["type"] == "string"

@@ -78,12 +78,12 @@ def test_the_polled_json_follows_the_wallet(login, setup):
     first = login.get(JSON).json()["wallets"][0]
     hold_release(tenant_id=wallet.tenant_id, hold_id=hold.pk)
     for index in range(12):
-        wallet_top_up(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=D("0.001"), idempotency_key=f"t{index}")
+        wallet_top_up(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=D("0.01"), idempotency_key=f"t{index}")
     wallet_adjust(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=D("-150"), idempotency_key="a", reference="fix")
     second = login.get(JSON).json()["wallets"][0]
 
     assert (first["available"], len(first["holds"])) == ("60", 1)
-    assert (second["balance"], second["held"], second["available"], second["holds"]) == ("-49.988", "0", "-49.988", [])
+    assert (second["balance"], second["held"], second["available"], second["holds"]) == ("-49.88", "0", "-49.88", [])
     assert len(second["recent_entries"]) == 10  # the newest ten of 15
     assert second["recent_entries"][0]["kind"] == "adjustment"
     assert second["recent_entries"][0]["reference"] == "fix"
@@ -92,9 +92,10 @@ def test_the_polled_json_follows_the_wallet(login, setup):
 def test_another_customers_wallet_never_appears(client, login, setup, django_user_model):
     mine = funded_wallet(setup.customer, "10")
     neighbour = CustomerFactory(tenant=setup.tenant)
-    theirs = funded_wallet(neighbour, "4242.4242")  # amounts no timestamp or id can spell
+    # Amounts no timestamp or id can spell (top-ups are whole minor units: CLF has four).
+    theirs = funded_wallet(neighbour, "4242.4242", currency="CLF")
     place(theirs, "1", "their-secret-session")
-    foreign = funded_wallet(priced_setup().customer, "7373.7373")
+    foreign = funded_wallet(priced_setup().customer, "7373.7373", currency="CLF")
 
     body = login.get(JSON).json()
     page = login.get(PAGE).content.decode()

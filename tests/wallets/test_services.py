@@ -133,18 +133,194 @@ def test_commit_charges_the_actual_amount_and_releases_the_rest():
     assert (entry.amount, entry.held_change, entry.balance_after) == (Decimal("-12.5"), Decimal(-40), Decimal("87.5"))
 
 
+def _commit(wallet, hold, amount, **kwargs):
+    return hold_commit(tenant_id=wallet.tenant_id, hold_id=hold.pk, amount=Decimal(amount), **kwargs)
+
+
+def _ledger(wallet) -> list[tuple]:
+    return list(WalletEntry.objects.filter(wallet=wallet).order_by("id").values_list("kind", "amount", "held_change"))
+
+
 @pytest.mark.django_db
-def test_commit_above_the_hold_only_if_the_available_balance_covers_the_excess():
+def test_commit_above_the_hold_is_refused_without_allow_over_capture_even_when_funds_allow():
+    wallet = funded_wallet("100")
+    hold, _ = place(wallet, "40", "h")
+    before = _ledger(wallet)
+    with pytest.raises(WalletError) as refused:
+        _commit(wallet, hold, "40.01")
+    error = refused.value
+    assert (error.code, error.status, error.field) == ("exceeds_hold", 409, "amount")
+    assert error.extra == {
+        "amount": Decimal(40), "drawn": Decimal(0), "remaining": Decimal(40), "excess": Decimal("0.01"),
+        "currency": "USD",
+    }
+    assert f"Hold {hold.pk} reserved 40 USD" in error.message and "allow_over_capture" in error.message
+    assert _ledger(wallet) == before and Hold.objects.get(pk=hold.pk).status == "active"  # nothing charged
+    with pytest.raises(WalletError) as explicit_no:
+        _commit(wallet, hold, "41", allow_over_capture=False)
+    assert explicit_no.value.code == "exceeds_hold"
+    committed, changed = _commit(wallet, hold, "40")  # exactly what it reserved: fine
+    assert changed and committed.committed_amount == Decimal(40)
+    wallet.refresh_from_db()
+    assert (wallet.balance, wallet.held) == (Decimal(60), Decimal(0))
+
+
+@pytest.mark.django_db
+def test_allow_over_capture_charges_the_excess_only_if_the_available_balance_covers_it():
     wallet = funded_wallet("100")
     hold, _ = place(wallet, "40", "h")
     place(wallet, "50", "other", reference="session-2")  # available now 10
     with pytest.raises(InsufficientFunds) as refused:
-        hold_commit(tenant_id=wallet.tenant_id, hold_id=hold.pk, amount=Decimal("50.01"))
+        _commit(wallet, hold, "50.01", allow_over_capture=True)
     assert refused.value.extra["available"] == Decimal(10) and refused.value.extra["needed"] == Decimal("10.01")
     assert Hold.objects.get(pk=hold.pk).status == "active"  # nothing happened
-    hold_commit(tenant_id=wallet.tenant_id, hold_id=hold.pk, amount=Decimal(50))
+    _commit(wallet, hold, "50", allow_over_capture=True)
     wallet.refresh_from_db()
     assert (wallet.balance, wallet.held, wallet.available) == (Decimal(50), Decimal(50), Decimal(0))
+    entry = WalletEntry.objects.get(hold=hold, kind="hold_commit")
+    assert (entry.amount, entry.held_change) == (Decimal(-50), Decimal(-40))
+
+
+@pytest.mark.django_db
+def test_an_over_capture_commit_retried_returns_the_first_result_and_charges_nothing():
+    wallet = funded_wallet("100")
+    hold, _ = place(wallet, "10", "h")
+    first, changed = _commit(wallet, hold, "12.5", allow_over_capture=True)
+    assert changed and first.committed_amount == Decimal("12.5")
+    ledger = _ledger(wallet)
+    again, changed_again = _commit(wallet, hold, "12.5", allow_over_capture=True)
+    assert not changed_again and again.pk == hold.pk and again.committed_amount == Decimal("12.5")
+    # A retry that lost the flag asks for nothing new either: it gets the committed hold back.
+    without_flag, changed_again = _commit(wallet, hold, "12.5")
+    assert not changed_again and without_flag.committed_amount == Decimal("12.5")
+    with pytest.raises(WalletError) as other_amount:
+        _commit(wallet, hold, "13", allow_over_capture=True)
+    assert other_amount.value.code == "hold_committed"
+    assert _ledger(wallet) == ledger
+    wallet.refresh_from_db()
+    assert (wallet.balance, wallet.held) == (Decimal("87.5"), Decimal(0))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_retries_of_an_over_capture_commit_charge_once():
+    wallet = funded_wallet("100")
+    hold, _ = place(wallet, "10", "h")
+    results = run_concurrently([lambda: _commit(wallet, hold, "15", allow_over_capture=True) for _ in range(6)])
+    assert sorted(r[1] for r in results) == [False] * 5 + [True], results
+    assert WalletEntry.objects.filter(hold=hold, kind="hold_commit").count() == 1
+    wallet.refresh_from_db()
+    assert (wallet.balance, wallet.held) == (Decimal(85), Decimal(0))
+
+
+@pytest.mark.django_db
+def test_exceeds_hold_counts_what_the_session_already_drew():
+    setup = priced_setup(rate="1", billing_mode=Subscription.BillingMode.PREPAID)
+    wallet = funded_wallet("100", customer=setup.customer)
+    hold, _ = place(wallet, "10", "sess-hold", reference="sess-7")
+    rate(setup, "a", "4", session_id="sess-7")  # 4 drawn from the hold: 6 left
+    with pytest.raises(WalletError) as refused:
+        _commit(wallet, hold, "6.5")
+    assert refused.value.code == "exceeds_hold"
+    assert {k: refused.value.extra[k] for k in ("amount", "drawn", "remaining", "excess")} == {
+        "amount": Decimal(10), "drawn": Decimal(4), "remaining": Decimal(6), "excess": Decimal("0.5"),
+    }
+    assert "reserved 10 USD, 4 already drawn by its session, 6 left" in refused.value.message
+    _commit(wallet, hold, "6")
+    wallet.refresh_from_db()
+    assert (wallet.balance, wallet.held) == (Decimal(90), Decimal(0))
+
+
+@pytest.mark.django_db
+def test_allow_over_capture_must_be_a_real_boolean():
+    wallet = funded_wallet("100")
+    hold, _ = place(wallet, "10", "h")
+    for flag in ("true", 1, None):
+        with pytest.raises(WalletError) as refused:
+            _commit(wallet, hold, "20", allow_over_capture=flag)
+        assert (refused.value.code, refused.value.field, refused.value.status) == (
+            "invalid_allow_over_capture", "allow_over_capture", 400,
+        )
+    assert Hold.objects.get(pk=hold.pk).status == "active"
+
+
+# --- money moved in and out: whole minor units ------------------------------------------------
+
+
+def _wallet_in(currency: str) -> Wallet:
+    return wallet_create(customer=CustomerFactory(), currency=currency)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("currency", "too_fine", "unit", "whole"),
+    [("USD", "1.005", "0.01", "1.50"), ("JPY", "1.5", "1", "1500"), ("KWD", "1.0005", "0.001", "1.005"),
+     ("CLF", "0.00001", "0.0001", "0.0001"), ("EUR", "0.001", "0.01", "100")],
+)
+def test_top_ups_finer_than_the_minor_unit_are_refused(currency, too_fine, unit, whole):
+    wallet = _wallet_in(currency)
+    with pytest.raises(WalletError) as refused:
+        wallet_top_up(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(too_fine), idempotency_key="k")
+    error = refused.value
+    assert (error.code, error.field, error.status) == ("invalid_amount", "amount", 400)
+    assert error.extra == {"minor_unit": Decimal(unit), "currency": currency}
+    assert f"finer than the currency's minor unit ({unit} {currency})" in error.message
+    assert not WalletEntry.objects.filter(wallet=wallet).exists()
+    # The refusal did not use up the key: the corrected top-up goes through under it.
+    entry, created = wallet_top_up(
+        tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(whole), idempotency_key="k"
+    )
+    assert created and entry.amount == Decimal(whole)
+    # Holds and commits are charges for usage, not payments: they keep the exact, finer amount.
+    hold, _ = place(wallet, too_fine, "usage")
+    committed, _ = _commit(wallet, hold, too_fine)
+    assert committed.committed_amount == Decimal(too_fine)
+    wallet.refresh_from_db()
+    assert (wallet.balance, wallet.held) == (Decimal(whole) - Decimal(too_fine), Decimal(0))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("currency", "amount"), [("USD", "-0.005"), ("USD", "10.001"), ("JPY", "-0.5"), ("BHD", "0.0001")]
+)
+def test_adjustments_finer_than_the_minor_unit_are_refused(currency, amount):
+    from wallets.services import wallet_adjust
+
+    wallet = _wallet_in(currency)
+    with pytest.raises(WalletError) as refused:
+        wallet_adjust(
+            tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(amount), idempotency_key="a",
+            reference="fix",
+        )
+    error = refused.value
+    assert (error.code, error.field, error.extra["currency"]) == ("invalid_amount", "amount", currency)
+    assert not WalletEntry.objects.filter(wallet=wallet).exists()
+
+
+@pytest.mark.django_db
+def test_a_legacy_wallet_with_an_unknown_currency_counts_in_hundredths():
+    customer = CustomerFactory()
+    # A wallet from before currencies were checked (wallet_create refuses ZZZ now).
+    legacy = Wallet.objects.create(tenant_id=customer.tenant_id, customer=customer, currency="ZZZ")
+    wallet_top_up(tenant_id=legacy.tenant_id, wallet_id=legacy.pk, amount=Decimal("1.01"), idempotency_key="ok")
+    with pytest.raises(WalletError) as refused:
+        wallet_top_up(tenant_id=legacy.tenant_id, wallet_id=legacy.pk, amount=Decimal("1.001"), idempotency_key="no")
+    assert refused.value.extra["minor_unit"] == Decimal("0.01")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("currency", ["ABC", "XXX", "XTS", "XAU", "XDR", "HRK", "BGN", "ZZZ"])
+def test_wallet_currencies_are_active_iso_4217_codes(currency):
+    with pytest.raises(WalletError) as refused:
+        wallet_create(customer=CustomerFactory(), currency=currency)
+    assert (refused.value.code, refused.value.field, refused.value.status) == ("invalid_currency", "currency", 400)
+    assert not Wallet.objects.exists()
+
+
+@pytest.mark.django_db
+def test_wallet_currency_codes_are_read_case_insensitively():
+    customer = CustomerFactory()
+    made = [wallet_create(customer=customer, currency=code).currency for code in ("jpy", " clf ", "KWD")]
+    assert made == ["JPY", "CLF", "KWD"]
 
 
 @pytest.mark.django_db

@@ -17,6 +17,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
+from aforo.money import currency_is_valid
 from billing.selectors import decimal_text
 from catalog.admin import TenantScopedModelAdmin
 from catalog.admin.scoping import TenantScopedModelForm, adopt_saved
@@ -67,8 +68,11 @@ class WalletForm(TenantScopedModelForm):
 
     def clean_currency(self) -> str:
         currency = self.cleaned_data["currency"].strip().upper()
-        if len(currency) != 3 or not currency.isalpha():
-            raise ValidationError("A currency is a 3-letter ISO 4217 code, e.g. USD.")
+        if not currency_is_valid(currency):
+            raise ValidationError(
+                "Not an active ISO 4217 currency code (e.g. USD, EUR, JPY); XXX and XTS are not money.",
+                code="invalid_currency",
+            )
         return currency
 
 
@@ -104,7 +108,10 @@ class MoneyForm(forms.Form):
 
 
 class TopUpForm(MoneyForm):
-    amount = forms.DecimalField(decimal_places=MAX_PLACES, min_value=Decimal(0), help_text="More than zero.")
+    amount = forms.DecimalField(
+        decimal_places=MAX_PLACES, min_value=Decimal(0),
+        help_text="More than zero, in whole minor units of the wallet's currency (e.g. 0.01 USD, 1 JPY).",
+    )
     reference = forms.CharField(
         max_length=200, required=False, help_text="Optional: a payment or invoice reference, shown in the ledger."
     )
@@ -112,7 +119,9 @@ class TopUpForm(MoneyForm):
 
 class AdjustForm(MoneyForm):
     amount = forms.DecimalField(
-        decimal_places=MAX_PLACES, help_text="Positive to credit the wallet, negative to debit it; not zero."
+        decimal_places=MAX_PLACES,
+        help_text="Positive to credit the wallet, negative to debit it; not zero; in whole minor units of the "
+        "wallet's currency.",
     )
     reference = forms.CharField(max_length=200, label="Reason", help_text="Required: why the balance is corrected.")
 

@@ -18,7 +18,37 @@ BAD_INPUT = OpenApiResponse(
     serializers.ErrorBodySerializer,
     description="validation_error: a malformed body (a missing field, a JSON float amount, a ttl out of range), with "
     "`field` (the first at fault) and `fields`; invalid_amount: zero, negative, above 10^15 or more than 12 decimal "
-    "places, with `field`; currency_mismatch; malformed_json",
+    "places, with `field`; invalid_currency: not an active ISO 4217 code (XXX, XTS and made-up codes included), "
+    "with `field`; currency_mismatch; malformed_json",
+)
+TOP_UP_BAD_INPUT = OpenApiResponse(
+    serializers.ErrorBodySerializer,
+    description=f"{BAD_INPUT.description}; invalid_amount with `minor_unit` and `currency` too: an amount finer "
+    "than the wallet currency's minor unit (1.005 USD, 1.5 JPY): money moved in is whole minor units",
+)
+EXCEEDS_HOLD = OpenApiResponse(
+    serializers.HoldCommitConflictBodySerializer,
+    description="exceeds_hold: the amount is more than the hold still reserves and allow_over_capture was not true; "
+    "nothing was charged; `amount` is the hold's, with `drawn`, `remaining` and `excess` (decimal strings). "
+    "hold_committed (another amount) / hold_released / hold_expired, with `hold_status`: the hold is no longer active",
+)
+EXCEEDS_HOLD_EXAMPLE = OpenApiExample(
+    "Commit above the hold",
+    value={
+        "error": {
+            "code": "exceeds_hold",
+            "message": "Hold 301 reserved 10 USD; committing 12.5 USD would charge 2.5 USD more than it holds. Send "
+            "allow_over_capture: true to charge the excess to the available balance.",
+            "field": "amount",
+            "amount": "10",
+            "drawn": "0",
+            "remaining": "10",
+            "excess": "2.5",
+            "currency": "USD",
+        }
+    },
+    response_only=True,
+    status_codes=["409"],
 )
 INSUFFICIENT_FUNDS = OpenApiResponse(
     serializers.InsufficientFundsBodySerializer,

@@ -5,7 +5,11 @@ error body, see views.py).
 Contracts:
 - Money is an exact decimal string on the wire, both ways. Input amounts are strings or
   integers; a JSON float (already inexact) or a boolean is a 400 naming the field. Whether an
-  amount is positive, small enough and has at most 12 decimal places is the service's rule.
+  amount is positive, small enough and has at most 12 decimal places is the service's rule, and
+  so is the minor-unit rule of top-ups (it needs the wallet's currency).
+- Currencies are ISO 4217 codes of aforo.money's table (`CurrencyCodeField`): anything else,
+  "XXX" and "XTS" included, is a 400 invalid_currency naming the field.
+- Flags that allow more money to move (`allow_over_capture`) are JSON booleans, never "yes" or 1.
 - Output amounts are plain decimal text without trailing zeros ("12.5", "0"), never numbers.
 - `tenant` is never a field: it is the credential's. `customer` resolves inside the request's
   tenant only, so another tenant's customer is "does not exist" (400 naming `customer`).
@@ -20,7 +24,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.selectors import decimal_text
-from catalog.api.serializers import TenantPrimaryKeyRelatedField
+from catalog.api.serializers import CurrencyCodeField, TenantPrimaryKeyRelatedField
 from catalog.models import Customer
 from wallets.models import Hold, LowBalanceAlert, Wallet, WalletEntry
 from wallets.services import MAX_HOLD_TTL_S
@@ -53,10 +57,21 @@ class MoneyField(serializers.Field):
         return decimal_text(value if isinstance(value, Decimal) else Decimal(str(value)))
 
 
-def _currency(value: str) -> str:
-    if len(value) != 3 or not value.isalpha() or not value.isascii():
-        raise serializers.ValidationError("Must be a 3-letter ISO 4217 code, such as USD.")
-    return value.upper()
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON true or false only: DRF's BooleanField would also take "yes", "on" or 1."""
+
+    default_error_messages = {"invalid": "Must be a JSON boolean (true or false), got {input!r}."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data if not isinstance(data, str) else data[:40])
+        return data
+
+
+def _wallet_currency() -> CurrencyCodeField:
+    return CurrencyCodeField(
+        required=False, help_text="Optional ISO 4217 code; when sent it must be the wallet's (else currency_mismatch)."
+    )
 
 
 def _idempotency_key(**kwargs: Any) -> serializers.CharField:
@@ -73,33 +88,34 @@ def _idempotency_key(**kwargs: Any) -> serializers.CharField:
 
 class WalletCreateInputSerializer(serializers.Serializer):
     customer = TenantPrimaryKeyRelatedField(queryset=Customer.objects.all(), help_text="A customer of your tenant.")
-    currency = serializers.CharField(max_length=3, help_text="ISO 4217; one wallet per customer and currency.")
+    currency = CurrencyCodeField(
+        help_text="An active ISO 4217 code (case-insensitive; XXX/XTS are refused); one wallet per customer and "
+        "currency."
+    )
     low_balance_thresholds = serializers.ListField(
         child=MoneyField(), required=False, max_length=20,
         help_text="Available-balance levels that raise a low-balance alert each time the available balance falls "
         'below them, e.g. ["100", "10"].',
     )
 
-    def validate_currency(self, value: str) -> str:
-        return _currency(value)
-
 
 class TopUpInputSerializer(serializers.Serializer):
-    amount = MoneyField(help_text="More than zero, at most 12 decimal places.")
+    amount = MoneyField(
+        help_text="More than zero, in whole minor units of the wallet's currency (1.005 USD or 1.5 JPY is a 400 "
+        "invalid_amount with `minor_unit`)."
+    )
     idempotency_key = _idempotency_key()
     reference = serializers.CharField(
         max_length=200, required=False, allow_blank=True, default="", help_text="E.g. your payment id."
     )
-    currency = serializers.CharField(
-        max_length=3, required=False, help_text="Optional; when sent it must be the wallet's (else currency_mismatch)."
-    )
-
-    def validate_currency(self, value: str) -> str:
-        return _currency(value)
+    currency = _wallet_currency()
 
 
 class HoldPlaceInputSerializer(serializers.Serializer):
-    amount = MoneyField(help_text="The amount to reserve: more than zero, at most 12 decimal places.")
+    amount = MoneyField(
+        help_text="The amount to reserve: more than zero, at most 12 decimal places (exact: a hold is for usage, "
+        "which may cost fractions of a minor unit)."
+    )
     ttl_seconds = serializers.IntegerField(
         min_value=1, max_value=MAX_HOLD_TTL_S, help_text="The hold expires (and gives its amount back) after this."
     )
@@ -108,19 +124,19 @@ class HoldPlaceInputSerializer(serializers.Serializer):
         "dimension equals it draw from the hold first."
     )
     idempotency_key = _idempotency_key()
-    currency = serializers.CharField(
-        max_length=3, required=False, help_text="Optional; when sent it must be the wallet's (else currency_mismatch)."
-    )
-
-    def validate_currency(self, value: str) -> str:
-        return _currency(value)
+    currency = _wallet_currency()
 
 
 class HoldCommitInputSerializer(serializers.Serializer):
     amount = MoneyField(
         help_text="What to charge on top of what the session's rated events already drew from the hold (zero or "
-        "more). Less than the rest of the hold: the remainder is released. More: the excess must be covered by the "
-        "available balance (else 402 insufficient_funds)."
+        "more, exact). Up to the rest of the hold: the remainder is released. More is a 409 exceeds_hold unless "
+        "allow_over_capture is true."
+    )
+    allow_over_capture = StrictBooleanField(
+        required=False, default=False,
+        help_text="true: an amount above the rest of the hold is charged, the excess from the available balance "
+        "(else 402 insufficient_funds). Default false: such an amount is a 409 exceeds_hold and nothing is charged.",
     )
 
 
@@ -254,3 +270,19 @@ class _InsufficientFundsSerializer(serializers.Serializer):
 
 class InsufficientFundsBodySerializer(serializers.Serializer):
     error = _InsufficientFundsSerializer()
+
+
+class _HoldCommitConflictSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=["exceeds_hold", "hold_committed", "hold_released", "hold_expired"])
+    message = serializers.CharField()
+    field = serializers.CharField(required=False, help_text="exceeds_hold: `amount`.")
+    hold_status = serializers.CharField(required=False, help_text="hold_*: the hold's status.")
+    amount = MoneyField(required=False, help_text="exceeds_hold: what the hold reserved when placed.")
+    drawn = MoneyField(required=False, help_text="exceeds_hold: already drawn from it by its session's rated events.")
+    remaining = MoneyField(required=False, help_text="exceeds_hold: what it still reserves (amount − drawn).")
+    excess = MoneyField(required=False, help_text="exceeds_hold: how much the commit asked for above `remaining`.")
+    currency = serializers.CharField(required=False)
+
+
+class HoldCommitConflictBodySerializer(serializers.Serializer):
+    error = _HoldCommitConflictSerializer()

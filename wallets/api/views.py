@@ -12,6 +12,9 @@ function, render with an output serializer. The rules that must hold on every en
 - Every write is idempotent: a top-up or hold placed again with the same idempotency_key
   answers 200 with the first result and changes nothing (201 the first time); a commit of a
   committed hold with the same amount and a release of a released hold answer 200 likewise.
+- Money safety: a commit above what the hold still reserves is a 409 exceeds_hold unless the
+  body says `"allow_over_capture": true`; top-ups are whole minor units of the wallet's
+  currency; currencies are ISO 4217 codes (400 invalid_currency). The rules are the services'.
 - Errors: a `WalletError` from the services becomes the API's error body in one place
   (`_as_api_error`): its code, message and status, `field` when it names one, and its extra
   fields (e.g. 402 insufficient_funds carries `available`, `needed` and `currency`, amounts as
@@ -30,15 +33,18 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import CursorPagination, LimitOffsetPagination
+from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.exceptions import ApiError
+from aforo.money import currency_is_valid
+from aforo.pagination import BoundedLimitOffsetPagination
+from aforo.params import query_int
 from billing.selectors import decimal_text
-from catalog.api.serializers import request_tenant
+from catalog.api.serializers import invalid_currency_error, request_tenant
 from catalog.auth import IsTenantAdmin
 from catalog.models import TenantToken
 from wallets import services
@@ -148,16 +154,14 @@ class WalletListCreateView(WalletApiMixin, ListAPIView):
 
     def get_queryset(self) -> QuerySet[Wallet]:
         queryset = _tenant_wallets(self.request).order_by("id")
-        customer = self.request.query_params.get("customer")
-        if customer not in (None, ""):
-            if not customer.isdigit():
-                raise ApiError(code="validation_error", message="customer: must be an integer id.", field="customer")
-            queryset = queryset.filter(customer_id=int(customer))
+        customer = query_int(self.request, "customer")
+        if customer is not None:
+            queryset = queryset.filter(customer_id=customer)
         currency = self.request.query_params.get("currency")
         if currency not in (None, ""):
-            if len(currency) != 3 or not currency.isalpha() or not currency.isascii():
-                raise ApiError(code="validation_error", message="currency: must be a 3-letter code.", field="currency")
-            queryset = queryset.filter(currency=currency.upper())
+            if not currency_is_valid(currency.strip().upper()):
+                raise invalid_currency_error(currency, "currency")
+            queryset = queryset.filter(currency=currency.strip().upper())
         return queryset
 
     @extend_schema(
@@ -229,15 +233,16 @@ class WalletTopUpView(WalletApiMixin, APIView):
     @extend_schema(
         operation_id="wallets_top_up",
         summary="Top up a wallet",
-        description="Adds `amount` to the balance as one ledger entry. 201 with the entry and the wallet's figures; a "
-        "retry with the same idempotency_key answers 200 with the same entry and changes nothing; the same key with "
-        "another amount is a 409 idempotency_key_reused.",
+        description="Adds `amount` to the balance as one ledger entry. The amount is whole minor units of the "
+        "wallet's currency (0.01 USD, 1 JPY, 0.001 KWD): a finer one is a 400 invalid_amount naming `minor_unit`. 201 "
+        "with the entry and the wallet's figures; a retry with the same idempotency_key answers 200 with the same "
+        "entry and changes nothing; the same key with another amount is a 409 idempotency_key_reused.",
         tags=["wallets"],
         request=wallet_serializers.TopUpInputSerializer,
         responses={
             201: wallet_serializers.TopUpResultSerializer,
             200: OpenApiResponse(wallet_serializers.TopUpResultSerializer, description="A retry: the first top-up"),
-            400: docs.BAD_INPUT,
+            400: docs.TOP_UP_BAD_INPUT,
             401: docs.UNAUTHENTICATED,
             403: docs.ADMIN_ONLY,
             404: docs.WALLET_NOT_FOUND,
@@ -357,7 +362,7 @@ class WalletLedgerView(WalletApiMixin, ListAPIView):
 
 class WalletAlertListView(WalletApiMixin, ListAPIView):
     serializer_class = wallet_serializers.LowBalanceAlertSerializer
-    pagination_class = LimitOffsetPagination
+    pagination_class = BoundedLimitOffsetPagination
 
     def get_queryset(self) -> QuerySet[LowBalanceAlert]:
         if getattr(self, "swagger_fake_view", False):
@@ -407,11 +412,13 @@ class HoldCommitView(WalletApiMixin, APIView):
         summary="Commit a hold: charge the actual amount, release the rest",
         description=(
             "Admin or ingest token. Charges `amount` (on top of what the session's rated events already drew from "
-            "the hold) as one ledger entry traceable to the hold, and releases what is left of the reservation. "
-            "More than the part still held only if the available balance covers the excess, else 402 "
-            "insufficient_funds. A retry with the same amount answers 200 with the same result. 409 hold_released / "
-            "hold_expired / hold_committed (another amount) when the hold is no longer active; a hold past its TTL "
-            "is expired by this call."
+            "the hold; exact, not rounded to the minor unit) as one ledger entry traceable to the hold, and releases "
+            "what is left of the reservation. An amount above what the hold still reserves is refused with 409 "
+            "exceeds_hold (the hold's `amount` in the error, nothing charged) unless the body says "
+            '"allow_over_capture": true; then the excess is charged to the available balance, or refused with 402 '
+            "insufficient_funds when that does not cover it. A retry with the same amount answers 200 with the same "
+            "result and charges nothing. 409 hold_released / hold_expired / hold_committed (another amount) when the "
+            "hold is no longer active; a hold past its TTL is expired by this call."
         ),
         tags=["holds"],
         request=wallet_serializers.HoldCommitInputSerializer,
@@ -421,22 +428,27 @@ class HoldCommitView(WalletApiMixin, APIView):
             401: docs.UNAUTHENTICATED,
             402: docs.INSUFFICIENT_FUNDS,
             404: docs.HOLD_NOT_FOUND,
-            409: OpenApiResponse(
-                wallet_serializers.ErrorBodySerializer,
-                description="hold_released / hold_expired / hold_committed, with `hold_status`",
-            ),
+            409: docs.EXCEEDS_HOLD,
         },
         examples=[
             OpenApiExample("Charge 3.25 of a 10 hold", value={"amount": "3.25"}, request_only=True),
+            OpenApiExample(
+                "Charge 12.5 on a 10 hold, the excess from the balance",
+                value={"amount": "12.5", "allow_over_capture": True},
+                request_only=True,
+            ),
             OpenApiExample("Hold committed", value=docs.COMMITTED_EXAMPLE, response_only=True, status_codes=["200"]),
+            docs.EXCEEDS_HOLD_EXAMPLE,
             docs.INSUFFICIENT_FUNDS_EXAMPLE,
         ],
     )
     def post(self, request, hold_id: int):
         body = wallet_serializers.HoldCommitInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        data = body.validated_data
         hold, _ = services.hold_commit(
-            tenant_id=request.tenant.id, hold_id=hold_id, amount=body.validated_data["amount"]
+            tenant_id=request.tenant.id, hold_id=hold_id, amount=data["amount"],
+            allow_over_capture=data["allow_over_capture"],
         )
         return _hold_response(hold)
 
