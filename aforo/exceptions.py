@@ -18,11 +18,12 @@ from rest_framework.response import Response
 class ApiError(exceptions.APIException):
     """A domain error with a stable code, raised by views and services' interfaces."""
 
-    def __init__(self, *, code: str, message: str, status_code: int = 400, **context: Any):
+    def __init__(self, *, code: str, message: str, status_code: int = 400, retry_after_s: int | None = None, **context: Any):
         super().__init__(detail=message, code=code)
         self.status_code = status_code
         self.error_code = code
         self.message = message
+        self.retry_after_s = retry_after_s  # sent as Retry-After (a 503 the client should retry)
         self.context = context
 
 
@@ -46,10 +47,15 @@ def error_body(code: str, message: str, **context: Any) -> dict[str, Any]:
 
 def _service_outage(exc: Exception) -> str | None:
     """Which backing service an exception says is down, if any (a 503, not a 500)."""
+    from confluent_kafka import KafkaException
     from django.db import InterfaceError, OperationalError
+
+    from .kafka import BrokerUnavailable
 
     if isinstance(exc, (OperationalError, InterfaceError)):
         return "database"
+    if isinstance(exc, (BrokerUnavailable, KafkaException)):
+        return "event log"
     try:
         import redis
     except ImportError:  # pragma: no cover - redis is a dependency
@@ -81,6 +87,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return None
     if isinstance(exc, ApiError):
         response.data = error_body(exc.error_code, exc.message, **exc.context)
+        if exc.retry_after_s is not None:
+            response["Retry-After"] = str(exc.retry_after_s)
         return response
     code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
     if isinstance(exc, exceptions.ValidationError):

@@ -233,7 +233,7 @@ def main() -> None:
     from django.conf import settings
     from django.core.management import call_command
 
-    from consumers.kafka import topics_ensure, usage_topics
+    from aforo.kafka import topics_ensure, usage_topics
 
     consumers: list[subprocess.Popen] = []
     try:

@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from aforo.db import bulk_cursor
 from billing.rating import TierDelta, Usage
 from catalog.models import Subscription
-from consumers.kafka import Record, produce_and_wait
+from aforo.kafka import Record, produce_and_wait
 from wallets.services import RatedCharge, wallet_charges_record
 
 from .models import InvoiceLine, PricingSnapshot, RatedEvent, RunningTotal, SettlementRun

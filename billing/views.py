@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
 from aforo.exceptions import error_body
+from aforo.params import parse_id
 from catalog.models import Customer, CustomerUser, TenantMember
 from wallets.selectors import wallets_for_customer
 
@@ -51,13 +52,14 @@ def dashboard_customer(request: HttpRequest) -> Customer | None:
     requested = request.GET.get("customer")
     own = CustomerUser.objects.select_related("customer").filter(user_id=user.pk).first()
     if requested:
-        if not requested.isdigit():
+        requested_id = parse_id(requested)
+        if requested_id is None:
             raise Http404("No such customer.")
-        if own is not None and own.customer_id == int(requested):
+        if own is not None and own.customer_id == requested_id:
             return own.customer
         if not user.is_staff:
             raise PermissionDenied("You can only see the usage of your own account.")
-        customer = _staff_customers(user).filter(pk=int(requested)).first()
+        customer = _staff_customers(user).filter(pk=requested_id).first()
         if customer is None:
             raise Http404("No such customer in your tenant.")
         return customer
@@ -198,10 +200,10 @@ def invoice_line_events_page(request: HttpRequest, invoice_id: int, line_id: int
     )
     if line is None or not line_is_traceable(line):
         raise Http404("No such usage line.")
-    after = request.GET.get("after", "")
+    after = parse_id(request.GET.get("after"))
     events = invoice_line_rated_events(line=line, subscription_id=line.invoice.subscription_id)
-    if after.isdigit():
-        events = events.filter(id__gt=int(after))
+    if after is not None:
+        events = events.filter(id__gt=after)
     page = list(events.select_related("raw_event")[: EVENTS_PER_PAGE + 1])
     has_next = len(page) > EVENTS_PER_PAGE
     page = page[:EVENTS_PER_PAGE]
@@ -215,7 +217,7 @@ def invoice_line_events_page(request: HttpRequest, invoice_id: int, line_id: int
                 {"rated": rated, "quantity": decimal_text(rated.quantity), "amount": decimal_text(rated.amount)}
                 for rated in page
             ],
-            "next_after": page[-1].pk if has_next else None, "is_first_page": not after.isdigit(),
+            "next_after": page[-1].pk if has_next else None, "is_first_page": after is None,
         },
     )
 

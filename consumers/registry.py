@@ -26,7 +26,7 @@ def _usage_factory():
 
 
 def _usage_topics() -> list[str]:
-    from .kafka import usage_topics
+    from aforo.kafka import usage_topics
 
     return usage_topics()
 

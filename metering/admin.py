@@ -11,7 +11,7 @@ from django.utils.html import format_html
 from billing.selectors import decimal_text
 from billing.services import rated_records_publish
 from catalog.admin import ReadOnlyAdminMixin, TenantScopedModelAdmin, is_unscoped, metric_code_filter, operator_tenant
-from consumers.kafka import BrokerUnavailable
+from aforo.kafka import BrokerUnavailable
 
 from .models import RawEvent, UnmatchedUsage
 from .services import unmatched_usage_replay
@@ -23,7 +23,8 @@ def exact_decimal(attribute: str):
 
     @admin.display(description=attribute.replace("_", " "), ordering=attribute)
     def column(model_admin, row) -> str:
-        return decimal_text(getattr(row, attribute))
+        value = getattr(row, attribute)
+        return "—" if value is None else decimal_text(value)  # e.g. a commitment true-up line has no units
 
     column.__name__ = f"{attribute}_exact"
     return column

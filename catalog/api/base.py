@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from aforo.exceptions import ApiError
+from aforo.params import parse_id
 from catalog import services
 from catalog.models import (
     PublishedVersionError,
@@ -69,9 +70,10 @@ class QueryFilter:
 
     def parse(self, raw: str) -> Any:
         if self.kind == "integer":
-            if not raw.isdigit():
-                raise serializers.ValidationError({self.param: [f"Must be an integer id, got {raw!r}."]})
-            return int(raw)
+            value = parse_id(raw)
+            if value is None:
+                raise serializers.ValidationError({self.param: [f"Must be an integer id, got {raw[:40]!r}."]})
+            return value
         if self.kind == "boolean":
             if raw.lower() not in ("true", "false", "1", "0"):
                 raise serializers.ValidationError({self.param: ["Must be true or false."]})

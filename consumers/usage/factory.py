@@ -9,7 +9,7 @@ from arroyo.processing.strategies import BatchStep, CommitOffsets, ProcessingStr
 from arroyo.types import Commit, Partition
 from django.conf import settings
 
-from .steps import DecodeStep, EnrichStep, PersistStep, PublishStep
+from .steps import DecodeStep, PublishStep, RateStep
 
 
 class UsageStrategyFactory(ProcessingStrategyFactory[KafkaPayload]):
@@ -18,8 +18,7 @@ class UsageStrategyFactory(ProcessingStrategyFactory[KafkaPayload]):
         self.max_batch_time_s = max_batch_time_s or settings.USAGE_BATCH_MAX_TIME_S
         # Long-lived across rebalances: the caches stay warm when partitions move.
         self.decode = DecodeStep()
-        self.enrich = EnrichStep()
-        self.persist = PersistStep()
+        self.rate = RateStep()
         self.publish = PublishStep()
 
     def create_with_partitions(
@@ -30,6 +29,6 @@ class UsageStrategyFactory(ProcessingStrategyFactory[KafkaPayload]):
             BatchStep(
                 max_batch_size=self.max_batch_size,
                 max_batch_time=self.max_batch_time_s,
-                next_step=RunTask(self.enrich, RunTask(self.persist, RunTask(self.publish, CommitOffsets(commit)))),
+                next_step=RunTask(self.rate, RunTask(self.publish, CommitOffsets(commit))),
             ),
         )

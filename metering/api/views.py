@@ -12,10 +12,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.exceptions import ApiError
+from aforo.pagination import BoundedLimitOffsetPagination
 from billing.selectors import decimal_text
 from billing.services import rated_records_publish
 from catalog.auth import IsTenantAdmin, IsTenantIngest
-from consumers.kafka import BrokerUnavailable
+from aforo.kafka import BrokerUnavailable
 from metering.models import RawEvent, UnmatchedUsage
 from metering.services import unmatched_usage_replay, usage_events_ingest
 
@@ -49,22 +50,21 @@ def _read_json_body(request) -> object:
             status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
         )
     limit = settings.INGEST_MAX_BODY_BYTES
-    too_large = ApiError(
-        code="payload_too_large",
-        message=f"The body is larger than {limit} bytes; send smaller batches.",
-        status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-    )
     try:
-        if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
-            raise too_large
+        # Bounded before it gets here: aforo.webserver.RequestBodyGuard (413 past
+        # DATA_UPLOAD_MAX_MEMORY_SIZE), and Django's own RequestDataTooBig without it.
         body = request.body
-    except (ValueError, RequestDataTooBig):
-        raise too_large from None
-    if len(body) > limit:
-        raise too_large
+    except RequestDataTooBig:
+        body = None
+    if body is None or len(body) > limit:
+        raise ApiError(
+            code="payload_too_large",
+            message=f"The body is larger than {limit} bytes; send smaller batches.",
+            status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
     try:
         return orjson.loads(body)
-    except orjson.JSONDecodeError as error:
+    except orjson.JSONDecodeError as error:  # also: invalid UTF-8, lone surrogates, nesting past 1,024 levels
         raise ApiError(code="malformed_json", message=f"The body is not valid JSON: {error}") from None
 
 
@@ -120,6 +120,7 @@ class EventIngestView(APIView):
                     f"Retry the same request (event ids make retries safe). Detail: {error}"
                 ),
                 status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                retry_after_s=2,
             ) from None
         body = {
             "accepted": outcome.accepted,
@@ -153,8 +154,6 @@ class UnmatchedUsageListView(APIView):
 
     @extend_schema(responses=UnmatchedUsageSerializer(many=True), summary="Unmatched usage (unresolved first)")
     def get(self, request):
-        from rest_framework.pagination import LimitOffsetPagination
-
         queryset = (
             UnmatchedUsage.objects.filter(tenant=request.tenant)
             .select_related("raw_event")
@@ -162,7 +161,7 @@ class UnmatchedUsageListView(APIView):
         )
         if request.query_params.get("resolved") in ("false", "0"):
             queryset = queryset.filter(resolved_at__isnull=True)
-        paginator = LimitOffsetPagination()
+        paginator = BoundedLimitOffsetPagination()
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(UnmatchedUsageSerializer(page, many=True).data)
 

@@ -115,6 +115,18 @@ def test_minimum_commitment(usage, commitment, expected):
 
 
 @pytest.mark.django_db
+def test_admin_invoice_page_shows_a_true_up_line_without_units(admin_client):
+    setup = priced_setup(rate="1")
+    Subscription.objects.filter(pk=setup.subscription.pk).update(min_commitment=Decimal(10))
+    rate(setup, "a", "3")
+    invoice = settle(setup).invoice
+    assert invoice.lines.get(kind="commitment").units is None
+    response = admin_client.get(f"/admin/billing/invoice/{invoice.pk}/change/")
+    assert response.status_code == 200
+    assert "commitment" in response.content.decode()
+
+
+@pytest.mark.django_db
 def test_spend_cap_caps_or_only_alerts():
     setup = priced_setup(rate="1")
     Subscription.objects.filter(pk=setup.subscription.pk).update(spend_cap=Decimal(8))

@@ -11,6 +11,7 @@ import sys
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from uuid import uuid4
 
 import orjson
 import pytest
@@ -20,7 +21,7 @@ from django.utils import timezone
 from billing.models import RatedEvent, RunningTotal
 from billing.rating import quote
 from catalog import services as catalog_services
-from consumers.kafka import Record, produce_and_wait
+from aforo.kafka import Record, produce_and_wait
 from metering.models import RawEvent, UnmatchedUsage
 from metering.services import unmatched_usage_replay
 from tests.conftest import read_topic, wait_for
@@ -242,3 +243,53 @@ def test_events_are_rated_in_the_period_of_their_timestamp(kafka, usage_consumer
     assert totals[0].period_end <= totals[1].period_start
     assert totals[0].period_start <= long_ago < totals[0].period_end
     assert RawEvent.objects.get(event_id="old", tenant=setup.tenant).is_late is True
+
+
+def test_one_poison_record_of_each_kind_goes_to_the_dlq_and_the_rest_of_the_batch_is_rated(kafka, usage_consumer, settings):
+    """Producers may write to Kafka directly, so the consumer meets what the API refuses, and
+    records the ledger cannot take although they are valid (here: a running total that would
+    overflow its column). Each goes to the DLQ alone; the good records around it — in the same
+    batch — are rated; the consumer keeps running."""
+    settings.USAGE_BATCH_MAX_TIME_S = 1.0  # one batch for everything below
+    setup = priced_setup(rate="1")
+    full = priced_setup(tenant=setup.tenant, rate="1")  # a second key, whose running total is nearly full
+    usage_consumer()
+    produce_and_wait([produce(kafka, full, "fill", "1")])
+    wait_for(lambda: rated_count(setup.tenant) == 1)
+    RunningTotal.objects.filter(subscription=full.subscription).update(units=Decimal("99999999999999999999999999"))
+
+    key = f"{setup.tenant.id}:{setup.api_key}".encode()
+    body = lambda **fields: orjson.dumps(  # noqa: E731
+        {"event_id": uuid4().hex, "api_key": setup.api_key, "metric": setup.metric.code, "quantity": "1",
+         "timestamp": timezone.now().isoformat(), **fields}
+    )
+    deep_metadata = body(metadata="M").replace(b'"M"', b'{"a":' * 500 + b"1" + b"}" * 500)
+    poison = [
+        (Record(topic=kafka["usage"], key=key, value=b"\xff not json"), "undecodable"),
+        (Record(topic=kafka["usage"], key=b"no-tenant", value=body()), "missing_tenant"),
+        (Record(topic=kafka["usage"], key=b"999999999:k", value=body()), "unknown_tenant"),
+        (Record(topic=kafka["usage"], key=key, value=body(dimensions={"region": "eu\x00"})), "invalid_dimensions"),
+        (Record(topic=kafka["usage"], key=key, value=body(metadata={"k\x00": 1})), "invalid_metadata"),
+        (Record(topic=kafka["usage"], key=key, value=deep_metadata), "invalid_metadata"),
+        (Record(topic=kafka["usage"], key=key, value=body(timestamp="0001-01-01T00:00:00+14:00")), "invalid_timestamp"),
+        (Record(topic=kafka["usage"], key=key, value=body(quantity="１２")), "invalid_quantity"),
+        (Record(topic=kafka["usage"], key=key, value=body(api_key=None, customer_id=str(setup.customer.id))), "invalid_customer_id"),
+        (Record(topic=kafka["usage"], key=f"{setup.tenant.id}:{full.api_key}".encode(),
+                value=orjson.dumps({"event_id": "overflow", "api_key": full.api_key, "metric": full.metric.code,
+                                    "quantity": "10", "timestamp": timezone.now().isoformat()})), "unstorable"),
+    ]
+    good = [produce(kafka, setup, f"good-{i}", "2") for i in range(6)]
+    interleaved = [record for pair in zip(good, [p[0] for p in poison[:5]]) for record in pair]
+    produce_and_wait(interleaved + [p[0] for p in poison[5:]] + good[5:])
+
+    dlq = read_topic(kafka["bootstrap"], kafka["dlq"], expect=len(poison), timeout=30)
+    reasons = {m.value(): dict(m.headers())["reason"].decode() for m in dlq}
+    assert set(reasons) == {record.value for record, _ in poison}  # exactly those, original bytes
+    for record, kind in poison:
+        assert reasons[record.value].startswith(kind) or f"{kind}:" in reasons[record.value], (kind, reasons[record.value])
+    wait_for(lambda: rated_count(setup.tenant) == 1 + len(good), timeout=30, message="the good records are rated")
+    assert RunningTotal.objects.get(subscription=setup.subscription).units == Decimal(2 * len(good))
+    assert not RawEvent.objects.filter(tenant=setup.tenant, event_id="overflow").exists()
+    # Still running: a record sent after all that is rated.
+    produce_and_wait([produce(kafka, setup, "after-poison", "1")])
+    wait_for(lambda: rated_count(setup.tenant) == 2 + len(good), message="the consumer is still rating")

@@ -118,7 +118,7 @@ def test_events_may_name_the_customer_or_the_subscription_instead_of_a_key():
     outcome = usage_batch_process(
         events=[
             incoming_for(setup, "by-customer", "1", customer_id=setup.customer.id),
-            incoming_for(setup, "by-subscription", "2", subscription_id=str(setup.subscription.id)),
+            incoming_for(setup, "by-subscription", "2", subscription_id=setup.subscription.id),
         ],
         cache=EnrichmentCache(),
     )

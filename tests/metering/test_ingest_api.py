@@ -10,7 +10,7 @@ from django.utils import timezone
 from catalog.models import TenantToken
 from catalog.services import tenant_token_revoke
 from metering.models import RawEvent
-from tests.conftest import read_topic
+from tests.conftest import read_topic, wait_for
 from tests.factories import TenantFactory, priced_setup, tenant_token
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kafka]
@@ -75,7 +75,7 @@ def test_resending_is_reported_as_duplicate(client, setup, kafka):
     assert client.post(URL, [ev(setup, "x")], format="json").json()["accepted"] == 1
     again = client.post(URL, [ev(setup, "x"), ev(setup, "y")], format="json").json()
     assert [r["status"] for r in again["results"]] == ["duplicate", "accepted"]
-    assert again["results"][0]["reason"] == "already_received"
+    assert again["results"][0]["reason"] == "in_flight"  # acknowledged moments ago, not yet in the ledger
 
 
 def test_event_already_in_the_raw_ledger_is_a_duplicate(client, setup, kafka):
@@ -208,3 +208,52 @@ def test_events_naming_a_customer_are_keyed_by_it(client, setup, kafka):
     [record] = read_topic(kafka["bootstrap"], kafka["usage"], expect=1)
     assert record.key() == f"{setup.tenant.id}:customer:{setup.customer.id}".encode()
     assert orjson.loads(record.value())["customer_id"] == setup.customer.id
+
+
+def test_ingest_recovers_by_itself_after_the_broker_restarts(client, setup, settings, own_broker):
+    """The memory broker forgets producer ids on restart; librdkafka then declares the web's
+    idempotent producer fatally failed (UNKNOWN_PRODUCER_ID). The producer is replaced and the
+    request retried once: during the outage answers are 503 with Retry-After, never a 500, and
+    ingest recovers within seconds of the broker's return, with no restart of the web."""
+    from aforo.kafka import replacements, topics_ensure, usage_topics
+
+    settings.KAFKA_BOOTSTRAP_SERVERS = own_broker.address
+    settings.KAFKA_PRODUCE_TIMEOUT_MS = 1000
+    topics_ensure(names=usage_topics(), partitions=2)
+    assert client.post(URL, ev(setup, "before"), format="json").status_code == 202
+
+    own_broker.stop()
+    during = client.post(URL, ev(setup, "during"), format="json")  # times out: the broker is gone
+    assert during.status_code == 503 and during.json()["error"]["code"] == "broker_unavailable"
+    assert during["Retry-After"] == "2"
+
+    own_broker.start()
+    topics_ensure(names=usage_topics(), partitions=2)
+    replaced_before = replacements["count"]
+    statuses: list[int] = []
+
+    def accepted() -> bool:
+        response = client.post(URL, ev(setup, f"after-{len(statuses)}"), format="json")
+        statuses.append(response.status_code)
+        return response.status_code == 202
+
+    wait_for(accepted, timeout=20, interval=0.2, message="ingest accepts again after the broker restart")
+    assert set(statuses) <= {202, 503}, statuses
+    assert replacements["count"] > replaced_before  # the fatally failed producer was replaced
+    # The event lost with the broker's memory can be sent again and is accepted, not "duplicate".
+    assert client.post(URL, ev(setup, "during"), format="json").json()["accepted"] == 1
+
+
+def test_a_resend_is_in_flight_only_within_the_window_then_accepted_again(client, setup, settings, kafka):
+    """The duplicate marker says `in_flight` for a resend while the event may still be on its
+    way to the ledger. Past the window, an event the ledger does not hold (the broker lost it)
+    is accepted again; the ledger's uniqueness still counts it once."""
+    settings.INGEST_IN_FLIGHT_WINDOW_S = 1
+    assert client.post(URL, ev(setup, "resent"), format="json").json()["accepted"] == 1
+    assert client.post(URL, ev(setup, "resent"), format="json").json()["results"][0]["reason"] == "in_flight"
+    wait_for(
+        lambda: client.post(URL, ev(setup, "resent"), format="json").json()["accepted"] == 1,
+        timeout=10, interval=0.2, message="accepted again once the in-flight window has passed",
+    )
+    records = read_topic(kafka["bootstrap"], kafka["usage"], expect=2)
+    assert [orjson.loads(r.value())["event_id"] for r in records] == ["resent", "resent"]

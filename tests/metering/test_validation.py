@@ -123,7 +123,6 @@ def test_not_an_object():
     "subject, expected_subject, routing",
     [
         ({"customer_id": 12}, "customer:12", "customer:12"),
-        ({"customer_id": "12"}, "customer:12", "customer:12"),
         ({"subscription_id": 7}, "subscription:7", "subscription:7"),
     ],
 )
@@ -148,6 +147,8 @@ def test_an_api_key_subject_is_its_hash_never_the_key():
         ({"api_key": ..., "customer_id": 0}, "invalid_customer_id", "customer_id"),
         ({"api_key": ..., "customer_id": -4}, "invalid_customer_id", "customer_id"),
         ({"api_key": ..., "customer_id": "acme"}, "invalid_customer_id", "customer_id"),
+        ({"api_key": ..., "customer_id": "12"}, "invalid_customer_id", "customer_id"),  # ids are JSON integers
+        ({"api_key": ..., "subscription_id": 2**63}, "invalid_subscription_id", "subscription_id"),
         ({"api_key": ..., "customer_id": True}, "invalid_customer_id", "customer_id"),
         ({"api_key": ..., "subscription_id": 1.0}, "invalid_subscription_id", "subscription_id"),
     ],
@@ -155,3 +156,80 @@ def test_an_api_key_subject_is_its_hash_never_the_key():
 def test_subject_rules(overrides, code, field):
     error = rejected(event(**overrides))
     assert (error.code, error.field) == (code, field)
+
+
+# --- what the ledger cannot store is refused here, with the field at fault ---------------------
+
+
+def _nested(depth: int) -> dict:
+    node: dict = {}
+    root = node
+    for _ in range(depth):
+        node["n"] = {}
+        node = node["n"]
+    return root
+
+
+@pytest.mark.parametrize(
+    "overrides, code, field",
+    [
+        ({"event_id": "evt\x00nul"}, "invalid_event_id", "event_id"),
+        ({"event_id": "evt\ud800"}, "invalid_event_id", "event_id"),  # a lone surrogate: not encodable as UTF-8
+        ({"event_id": "line\nbreak"}, "invalid_event_id", "event_id"),
+        ({"event_id": "del\x7f"}, "invalid_event_id", "event_id"),
+        ({"api_key": "sk_live_\x00"}, "invalid_api_key", "api_key"),
+        ({"metric": "api_calls\n"}, "invalid_metric", "metric"),  # "$" would have matched before the newline
+        ({"dimensions": {"region": "eu\x00"}}, "invalid_dimensions", "dimensions.region"),
+        ({"dimensions": {"reg\x00ion": "eu"}}, "invalid_dimensions", "dimensions"),
+        ({"dimensions": {"region": "\udfff"}}, "invalid_dimensions", "dimensions.region"),
+        ({"dimensions": {"n": 2**64}}, "invalid_dimensions", "dimensions.n"),
+        ({"dimensions": {"n": 10**5000}}, "invalid_dimensions", "dimensions.n"),  # str() would refuse > 4,300 digits
+        ({"metadata": {"route": "/v1\x00"}}, "invalid_metadata", "metadata.route"),
+        ({"metadata": {"a": {"b": ["ok", "bad\x00"]}}}, "invalid_metadata", "metadata.a.b[1]"),
+        ({"metadata": {"ke\x00y": 1}}, "invalid_metadata", "metadata"),
+        ({"metadata": {"a": {"ke\x00y": 1}}}, "invalid_metadata", "metadata.a"),
+        ({"metadata": {"s": "\ud83d"}}, "invalid_metadata", "metadata.s"),
+        ({"metadata": {"big": 2**64}}, "invalid_metadata", "metadata.big"),
+        ({"metadata": {"big": -(2**63) - 1}}, "invalid_metadata", "metadata.big"),
+        ({"metadata": {"inf": float("inf")}}, "invalid_metadata", "metadata.inf"),
+        ({"metadata": {"nan": float("nan")}}, "invalid_metadata", "metadata.nan"),
+        ({"metadata": {"odd": {1, 2}}}, "invalid_metadata", "metadata.odd"),
+        ({"metadata": _nested(9)}, "invalid_metadata", "metadata" + ".n" * 8),
+        ({"metadata": _nested(10_000)}, "invalid_metadata", "metadata" + ".n" * 8),  # no recursion, no stack overflow
+        ({"metadata": {"list": list(range(1025))}}, "invalid_metadata", "metadata"),
+    ],
+)
+def test_what_the_ledger_cannot_store_is_refused_with_its_field(overrides, code, field):
+    error = rejected(event(**overrides))
+    assert (error.code, error.field) == (code, field), error.message
+
+
+def test_metadata_keeps_tabs_and_newlines_in_values_and_eight_levels():
+    metadata = {"user_agent": "curl/8\tline\r\n", "deep": _nested(7), "n": 2**64 - 1, "f": 1.5, "none": None}
+    assert validate_event(event(metadata=metadata), now=NOW).metadata == metadata
+
+
+@pytest.mark.parametrize(
+    "quantity",
+    ["１２", "1_000", " 1", "1 ", "1\n", "+1", "0x10", "1e", "١٢", "--1", "1..2", "", "1e99999", 2**64, -(2**63) - 1],
+)
+def test_quantities_are_ascii_decimals(quantity):
+    error = rejected(event(quantity=quantity))
+    assert (error.code, error.field) == ("invalid_quantity", "quantity"), error.message
+
+
+@pytest.mark.parametrize(
+    "timestamp, code",
+    [
+        ("0001-01-01T00:00:00+14:00", "invalid_timestamp"),  # no UTC instant: astimezone overflows
+        ("9999-12-31T23:59:59-14:00", "invalid_timestamp"),
+        ("0001-01-01T00:00:00Z", "timestamp_too_old"),
+        ("9999-12-31T23:59:59Z", "timestamp_in_future"),
+        ("２０２６-11-24T11:59:00Z", "invalid_timestamp"),
+        ("2026-11-24T11:59:00Z" + " " * 100, "invalid_timestamp"),
+        ("2026-11-24T11:59:00\x00Z", "invalid_timestamp"),
+    ],
+)
+def test_timestamps_at_the_edges_of_the_calendar(timestamp, code):
+    error = rejected(event(timestamp=timestamp))
+    assert (error.code, error.field) == (code, "timestamp"), error.message

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from consumers.kafka import BrokerUnavailable
+from aforo.kafka import BrokerUnavailable
 from consumers.registry import CONSUMERS
-from consumers.runner import run
+from consumers.runner import EXIT_STALLED, ConsumerStalled, run
 
 
 class Command(BaseCommand):
@@ -16,3 +16,5 @@ class Command(BaseCommand):
             run(CONSUMERS[name])
         except BrokerUnavailable as error:
             raise CommandError(str(error)) from None
+        except ConsumerStalled as error:
+            raise CommandError(f"stalled: {error}", returncode=EXIT_STALLED) from None

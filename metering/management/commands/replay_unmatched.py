@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from billing.services import rated_records_publish
-from consumers.kafka import BrokerUnavailable
+from aforo.kafka import BrokerUnavailable
 from metering.services import unmatched_usage_replay
 
 

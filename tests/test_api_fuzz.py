@@ -1,0 +1,104 @@
+"""API fuzzing from the OpenAPI schema (schemathesis) against the real web server, with the
+admin token for the admin operations and the ingest token for what gateways call: no input the
+schema allows — or any of the boundary and wrong-typed values schemathesis derives from it —
+may get a server error. Bounded by example counts so it takes a minute or two here.
+
+Two runs: one with the path ids set to real demo rows (so bodies and query strings reach the
+code behind the lookups), one with generated ids (huge, negative, wrong-typed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.test import override_settings
+
+from aforo.kafka import topics_ensure, usage_topics
+from tests.live import LiveWeb, flush_committed_data
+
+pytestmark = [pytest.mark.kafka, pytest.mark.django_db]
+ST = Path(sys.executable).parent / "st"
+# What the ingest token may call (gateways); everything else needs the admin token.
+INGEST_OPERATIONS = ["events_ingest", "holds_place", "holds_retrieve", "holds_commit", "holds_release"]
+
+
+@pytest.fixture(scope="module")
+def fuzz_target(kafka_bootstrap, django_db_setup, django_db_blocker, tmp_path_factory):
+    from django.db import connection
+
+    from billing.models import Invoice
+    from catalog.demo import demo_seed
+    from metering.models import RawEvent
+    from wallets.services import hold_place
+
+    suffix = uuid.uuid4().hex[:10]
+    kafka_settings = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "KAFKA_TOPIC_USAGE": f"usage.events.v1.{suffix}",
+        "KAFKA_TOPIC_USAGE_DLQ": f"usage.events.dlq.v1.{suffix}",
+        "KAFKA_TOPIC_RATED": f"usage.rated.v1.{suffix}",
+    }
+    with django_db_blocker.unblock(), override_settings(**kafka_settings):
+        topics_ensure(names=usage_topics(), partitions=1, wait_s=20)
+        seeded = demo_seed(history=True)
+        customer = next(c for c in seeded["customers"] if c["wallet_id"])
+        invoice = Invoice.objects.filter(customer_id=customer["id"]).order_by("id").first()
+        hold, _ = hold_place(
+            tenant_id=seeded["tenant"]["id"], wallet_id=customer["wallet_id"], amount=Decimal("1"), ttl_seconds=3600,
+            reference="fuzz", idempotency_key="fuzz-hold",
+        )
+        ids = {
+            "id": customer["id"], "customer_id": customer["id"], "subscription_id": customer["subscription_id"],
+            "wallet_id": customer["wallet_id"], "hold_id": hold.id, "invoice_id": invoice.id,
+            "line_id": invoice.lines.filter(kind="usage").first().id,
+            "raw_event_id": RawEvent.objects.filter(tenant_id=seeded["tenant"]["id"]).first().id,
+        }
+        web = LiveWeb(
+            env={
+                **kafka_settings,
+                "DJANGO_SETTINGS_MODULE": "aforo.settings.test",
+                "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
+            }
+        )
+        try:
+            web.start()
+            yield web, seeded, ids, tmp_path_factory.mktemp("schemathesis")
+        finally:
+            web.stop()
+            flush_committed_data()
+
+
+def _config(seeded: dict, ids: dict | None) -> str:
+    lines = [f'headers = {{ Authorization = "Bearer {seeded["admin_token"]}" }}']
+    if ids:
+        lines.append("[parameters]")
+        lines.extend(f'"path.{name}" = {value}' for name, value in ids.items())
+    lines += [
+        "[[operations]]",
+        f"include-operation-id = {INGEST_OPERATIONS!r}".replace("'", '"'),
+        f'headers = {{ Authorization = "Bearer {seeded["ingest_token"]}" }}',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("real_ids", [True, False], ids=["real ids", "generated ids"])
+def test_no_generated_request_gets_a_server_error(fuzz_target, real_ids):
+    web, seeded, ids, workdir = fuzz_target
+    config = workdir / f"schemathesis-{real_ids}.toml"
+    config.write_text(_config(seeded, ids if real_ids else None))
+    result = subprocess.run(
+        [
+            str(ST), "--config-file", str(config), "run", f"{web.url}/api/schema/",
+            "--checks", "not_a_server_error", "--max-examples", "12" if real_ids else "6", "--workers", "2",
+            "--seed", "1", "--request-timeout", "20", "--no-color",
+            *([] if real_ids else ["--phases", "examples,coverage"]),
+        ],
+        cwd=workdir, capture_output=True, text=True, timeout=600,
+    )
+    summary = result.stdout[-4000:]
+    assert result.returncode == 0, summary + result.stderr[-2000:]
+    assert "passed" in summary and "failed" not in summary.split("Test cases:")[-1], summary
