@@ -1,5 +1,4 @@
 import os
-import signal
 import time
 import urllib.request
 
@@ -9,7 +8,10 @@ from catalog.demo import demo_seed
 
 
 class Command(BaseCommand):
-    help = "Wait for the web process, then print where to look (URLs, demo logins, an ingest example); stays up."
+    help = (
+        "Wait for the web process, then print where to look (URLs, demo logins, an ingest example) and finish: "
+        "a one-shot in the Procfile, which the dev supervisor does not restart."
+    )
     requires_system_checks = []
 
     def handle(self, *args, **options):
@@ -44,6 +46,3 @@ class Command(BaseCommand):
         ]
         self.stdout.write("\n".join(lines))
         self.stdout.flush()
-        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-        while True:
-            signal.pause()
