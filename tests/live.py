@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +74,30 @@ class LiveWeb:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=5)
+
+
+def fresh_kafka_settings(bootstrap: str, *, name: str) -> dict[str, str]:
+    """Settings (and environment variables) for topics and a group of one test module's own."""
+    suffix = uuid.uuid4().hex[:10]
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_TOPIC_USAGE": f"usage.events.v1.{suffix}",
+        "KAFKA_TOPIC_USAGE_DLQ": f"usage.events.dlq.v1.{suffix}",
+        "KAFKA_TOPIC_RATED": f"usage.rated.v1.{suffix}",
+        "KAFKA_CONSUMER_GROUP_USAGE": f"aforo-usage-{name}-{suffix}",
+    }
+
+
+def live_web_env(kafka_settings: dict[str, str], **extra: str) -> dict[str, str]:
+    """The environment of a LiveWeb on this test session's database and the given topics."""
+    from django.db import connection
+
+    return {
+        **kafka_settings,
+        "DJANGO_SETTINGS_MODULE": "aforo.settings.test",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
+        **extra,
+    }
 
 
 def flush_committed_data() -> None:

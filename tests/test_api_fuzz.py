@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 from django.test import override_settings
 
 from aforo.kafka import topics_ensure, usage_topics
-from tests.live import LiveWeb, flush_committed_data
+from tests.live import LiveWeb, flush_committed_data, fresh_kafka_settings, live_web_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.django_db]
 ST = Path(sys.executable).parent / "st"
@@ -28,20 +27,12 @@ INGEST_OPERATIONS = ["events_ingest", "holds_place", "holds_retrieve", "holds_co
 
 @pytest.fixture(scope="module")
 def fuzz_target(kafka_bootstrap, django_db_setup, django_db_blocker, tmp_path_factory):
-    from django.db import connection
-
     from billing.models import Invoice
     from catalog.demo import demo_seed
     from metering.models import RawEvent
     from wallets.services import hold_place
 
-    suffix = uuid.uuid4().hex[:10]
-    kafka_settings = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "KAFKA_TOPIC_USAGE": f"usage.events.v1.{suffix}",
-        "KAFKA_TOPIC_USAGE_DLQ": f"usage.events.dlq.v1.{suffix}",
-        "KAFKA_TOPIC_RATED": f"usage.rated.v1.{suffix}",
-    }
+    kafka_settings = fresh_kafka_settings(kafka_bootstrap, name="fuzz")
     with django_db_blocker.unblock(), override_settings(**kafka_settings):
         topics_ensure(names=usage_topics(), partitions=1, wait_s=20)
         seeded = demo_seed(history=True)
@@ -57,13 +48,7 @@ def fuzz_target(kafka_bootstrap, django_db_setup, django_db_blocker, tmp_path_fa
             "line_id": invoice.lines.filter(kind="usage").first().id,
             "raw_event_id": RawEvent.objects.filter(tenant_id=seeded["tenant"]["id"]).first().id,
         }
-        web = LiveWeb(
-            env={
-                **kafka_settings,
-                "DJANGO_SETTINGS_MODULE": "aforo.settings.test",
-                "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
-            }
-        )
+        web = LiveWeb(env=live_web_env(kafka_settings))
         try:
             web.start()
             yield web, seeded, ids, tmp_path_factory.mktemp("schemathesis")

@@ -22,7 +22,9 @@ from catalog.models import TenantToken
 from metering.models import RawEvent
 from tests.conftest import ConsumerThread, wait_for
 from tests.factories import priced_setup, tenant_token
-from tests.live import LiveWeb, RawResponse, flush_committed_data, http_request, raw_request
+from tests.live import (
+    LiveWeb, RawResponse, flush_committed_data, fresh_kafka_settings, http_request, live_web_env, raw_request,
+)
 
 # django_db: the test database must exist (the data itself is the module fixture's, committed).
 pytestmark = [pytest.mark.kafka, pytest.mark.django_db]
@@ -41,27 +43,11 @@ class Platform:
 
 @pytest.fixture(scope="module")
 def platform(kafka_bootstrap, django_db_setup, django_db_blocker):
-    from django.db import connection
-
-    suffix = uuid.uuid4().hex[:10]
-    kafka_settings = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "KAFKA_TOPIC_USAGE": f"usage.events.v1.{suffix}",
-        "KAFKA_TOPIC_USAGE_DLQ": f"usage.events.dlq.v1.{suffix}",
-        "KAFKA_TOPIC_RATED": f"usage.rated.v1.{suffix}",
-        "KAFKA_CONSUMER_GROUP_USAGE": f"aforo-usage-hostile-{suffix}",
-    }
+    kafka_settings = fresh_kafka_settings(kafka_bootstrap, name="hostile")
     with django_db_blocker.unblock(), override_settings(**kafka_settings):
         topics_ensure(names=usage_topics(), partitions=2, wait_s=20)
         setup = priced_setup(rate="0.5")
-        web = LiveWeb(
-            env={
-                **kafka_settings,
-                "DJANGO_SETTINGS_MODULE": "aforo.settings.test",
-                "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
-                "TEST_DEBUG": "1",
-            }
-        )
+        web = LiveWeb(env=live_web_env(kafka_settings, TEST_DEBUG="1"))
         consumer = ConsumerThread().start()
         try:
             web.start()
