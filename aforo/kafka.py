@@ -153,11 +153,17 @@ class _Acks:
 
 
 def _raise_for(error: KafkaError | KafkaException, slot: _Slot) -> None:
+    """Fatal: the producer is unusable, retry with a new one now. Anything else (a timeout, the
+    broker unreachable): BrokerUnavailable, and the producer is replaced before its next use —
+    after a broker restart that forgot its producer id, librdkafka may retry the stale id until
+    every record times out (never fatal), so keeping it would fail every write from then on."""
     kafka_error = error.args[0] if isinstance(error, KafkaException) else error
+    text = kafka_error.str() if isinstance(kafka_error, KafkaError) else str(kafka_error)
     if isinstance(kafka_error, KafkaError) and _unusable(kafka_error):
-        slot.unusable = kafka_error.str()
-        raise ProducerUnusable(kafka_error.str())
-    raise BrokerUnavailable(kafka_error.str() if isinstance(kafka_error, KafkaError) else str(kafka_error))
+        slot.unusable = text
+        raise ProducerUnusable(text)
+    slot.unusable = f"records not delivered ({text})"
+    raise BrokerUnavailable(text)
 
 
 def _produce_once(slot: _Slot, records: Sequence[Record], deadline: float) -> None:
@@ -174,6 +180,7 @@ def _produce_once(slot: _Slot, records: Sequence[Record], deadline: float) -> No
                     break
                 except BufferError:
                     if time.monotonic() > deadline:
+                        slot.unusable = "queue full"  # see _raise_for
                         raise BrokerUnavailable("the producer queue is full and the broker is not draining it") from None
                     client.poll(0.05)
         while not acks.done.is_set():
@@ -181,6 +188,7 @@ def _produce_once(slot: _Slot, records: Sequence[Record], deadline: float) -> No
                 raise ProducerUnusable(slot.unusable)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                slot.unusable = "records not acknowledged in time"  # see _raise_for
                 raise BrokerUnavailable(f"{acks.pending} of {len(records)} records not acknowledged in time")
             client.poll(min(remaining, 0.05))
     except KafkaException as error:  # produce() or poll() on a producer librdkafka gave up
@@ -193,10 +201,10 @@ def _produce_once(slot: _Slot, records: Sequence[Record], deadline: float) -> No
 def produce_and_wait(records: Sequence[Record], *, timeout_s: float | None = None) -> None:
     """Produce every record and return only once the broker acknowledged all of them.
 
-    Raises BrokerUnavailable if any record failed or the deadline passed. A producer librdkafka
-    declares unusable (fatal, fenced) is replaced and the records are sent once more with the
-    new one. Records that did reach the broker stay there; callers make retries safe with
-    idempotency keys."""
+    Raises BrokerUnavailable if any record failed or the deadline passed; the next call then
+    starts from a new producer. A producer librdkafka declares unusable (fatal, fenced) is
+    replaced at once and the records are sent once more with the new one. Records that did
+    reach the broker stay there; callers make retries safe with idempotency keys."""
     timeout_s = timeout_s if timeout_s is not None else settings.KAFKA_PRODUCE_TIMEOUT_MS / 1000 + 1
     deadline = time.monotonic() + timeout_s
     for attempt in (1, 2):

@@ -15,14 +15,14 @@ class ConsumerDefinition:
     group_id: Callable[[], str]
     dlq_topic: Callable[[], str | None]
     topics_to_ensure: Callable[[], list[str]]
-    strategy_factory: Callable[[], object]
+    strategy_factory: Callable[..., object]  # (*, health: ConsumerHealth | None) -> ProcessingStrategyFactory
     description: str
 
 
-def _usage_factory():
+def _usage_factory(*, health=None):
     from .usage.factory import UsageStrategyFactory
 
-    return UsageStrategyFactory()
+    return UsageStrategyFactory(health=health)
 
 
 def _usage_topics() -> list[str]:

@@ -111,7 +111,7 @@ def build_processor(definition: ConsumerDefinition, *, health: ConsumerHealth | 
     dlq_policy = None
     if dlq_topic:
         dlq_policy = DlqPolicy(ReasonedDlqProducer(KafkaProducer(producer_config()), Topic(dlq_topic)), None, None)
-    factory = definition.strategy_factory()
+    factory = definition.strategy_factory(health=health)
     return StreamProcessor(
         consumer=PromptKafkaConsumer(
             consumer_configuration(group_id=definition.group_id()), max_wait_s=settings.USAGE_BATCH_MAX_TIME_S

@@ -8,9 +8,10 @@
     commit           (arroyo CommitOffsets, only after all of the above)
 
 Transport only: the business rules live in metering/billing services these steps call.
-Two kinds of failure (STYLE.md §8): an outage (database, Redis, broker unreachable) is raised:
-the consumer stops before committing and the batch is replayed from the last committed offset,
-which idempotency makes safe. Anything else a record causes is that record's fault: it goes to
+Two kinds of failure (STYLE.md §8): an outage (database, Redis, broker unreachable) is raised,
+and the factory's OutageBackoff (consumers.backpressure) holds the batch and retries it after a
+backoff, the consumer staying in its group; nothing is committed meanwhile, and a replay of the
+batch is safe by idempotency. Anything else a record causes is that record's fault: it goes to
 the DLQ alone, with the reason and its original bytes, and the consumer moves on. No record can
 make the consumer crash-loop."""
 

@@ -193,18 +193,25 @@ def test_crash_between_database_commit_and_offset_commit_double_counts_nothing(k
     assert RawEvent.objects.filter(tenant=setup.tenant).count() == 21
 
 
-def test_database_outage_restarts_the_consumer_and_replays_without_loss(kafka, transactional_db):
+@pytest.mark.parametrize("consumers", [1, 2])
+def test_a_database_outage_holds_the_batch_and_the_consumers_stay_in_their_group(kafka, transactional_db, consumers):
+    """Every consumer meets the outage at once (the fault injection fails its first six
+    attempts). Each holds its batch (arroyo backpressure) and retries after a backoff, without
+    rebuilding its processor: no LeaveGroup, no rebalance — with two consumers failing together,
+    leaving mid-rebalance is what wedged the embedded broker's group for good."""
     setup = priced_setup(rate="1")
-    produce_and_wait([produce(kafka, setup, f"d{i}", "2") for i in range(10)])
-    # Four failures: the step's three retries, then the first attempt after the restart.
-    consumer = _consumer_process(kafka, AFORO_CONSUMER_FAULT="database_down:4")
+    produce_and_wait([produce(kafka, setup, f"d{i}", "2", key_suffix=f"-{i % 4}") for i in range(10)])
+    processes = [_consumer_process(kafka, AFORO_CONSUMER_FAULT="database_down:6") for _ in range(consumers)]
     try:
-        wait_for(lambda: rated_count(setup.tenant) == 10, timeout=60)
+        wait_for(lambda: rated_count(setup.tenant) == 10, timeout=90)
     finally:
-        consumer.send_signal(signal.SIGTERM)
-        output = consumer.communicate(timeout=60)[0].decode()
-    assert consumer.returncode == 0, output[-2000:]
-    assert "restarting in" in output
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        outputs = [process.communicate(timeout=60)[0].decode() for process in processes]
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-2000:]
+        assert "restarting in" not in output, output[-2000:]  # the processor was never torn down
+    assert any("holding the batch" in output for output in outputs)
     total = RunningTotal.objects.get(subscription=setup.subscription)
     assert (total.units, total.amount, total.event_count) == (Decimal("20"), Decimal("20"), 10)
 
