@@ -166,11 +166,14 @@ def heartbeats(*, group: str) -> list[dict[str, Any]]:
 
 @dataclass
 class Progress:
-    """When the group's committed offsets last moved while it had lag (the watchdog's memory)."""
+    """When the group's committed offsets last moved while it had lag (the watchdog's memory),
+    and the verdict drawn from it. Pure: readings in, a sentence or None out."""
 
     stall_after_s: float
+    commits_lost_after_s: float = 15.0
     _offsets: dict[int, int | None] = field(default_factory=dict)
     _moved_at: float = field(default_factory=time.monotonic)
+    _batches_when_moved: int = 0
 
     def observe(self, lags: list[PartitionLag], *, now: float | None = None) -> float:
         """Record a reading; return for how many seconds the group has had lag without any
@@ -183,19 +186,40 @@ class Progress:
         self._offsets = offsets
         return now - self._moved_at if lagging else 0.0
 
+    def verdict(self, lags: list[PartitionLag], *, batches: int, in_backoff: bool, now: float | None = None) -> str | None:
+        """Why the consumer is stalled, or None. `batches`: how many batches this consumer has
+        committed so far; `in_backoff`: it is riding out a known outage (the clock restarts)."""
+        stalled_for = self.observe(lags, now=now)
+        if stalled_for == 0:
+            self._batches_when_moved = batches
+        if in_backoff:
+            self.observe([], now=now)
+            return None
+        committing = batches > self._batches_when_moved
+        if stalled_for < (self.commits_lost_after_s if committing else self.stall_after_s):
+            return None
+        what = (
+            f"{batches - self._batches_when_moved} batches committed here reached no committed offset"
+            if committing else "no progress"
+        )
+        return f"{what} for {stalled_for:.0f}s while {sum(p.lag for p in lags)} records wait"
+
 
 class Watchdog:
     """The consumer's own thread: publish the heartbeat every `interval_s`, and read the group's
     lag from the broker; `on_stall(message)` once lag has not moved for `stall_after_s` while
-    the consumer is not in a known outage backoff."""
+    the consumer is not in a known outage backoff — or for `commits_lost_after_s` while this
+    consumer *is* committing batches: its commits do not reach the group (arroyo ignores
+    per-partition commit errors; after a broker restart forgot the group, a member keeps
+    fetching and committing with a generation the broker no longer knows)."""
 
     def __init__(
         self, *, health: ConsumerHealth, topic: str, stall_after_s: float, on_stall: Callable[[str], None],
-        interval_s: float = 5.0,
+        interval_s: float = 5.0, commits_lost_after_s: float = 15.0,
     ) -> None:
         self.health = health
         self.topic = topic
-        self.progress = Progress(stall_after_s=stall_after_s)
+        self.progress = Progress(stall_after_s=stall_after_s, commits_lost_after_s=commits_lost_after_s)
         self.on_stall = on_stall
         self.interval_s = interval_s
         self._stop = threading.Event()
@@ -221,15 +245,12 @@ class Watchdog:
         except KafkaException as error:
             logger.warning("consumer lag not read from the broker: %s", error)
             return
-        stalled_for = self.progress.observe(lags)
-        if self.health.heartbeat.state == "backoff":
-            self.progress.observe([])  # an outage the runner is already handling restarts the clock
-            return
-        if stalled_for >= self.progress.stall_after_s:
-            lag = sum(p.lag for p in lags)
+        heartbeat = self.health.heartbeat
+        verdict = self.progress.verdict(lags, batches=heartbeat.batches, in_backoff=heartbeat.state == "backoff")
+        if verdict:
             message = (
-                f"no progress for {stalled_for:.0f}s while {lag} records wait on {self.topic} "
-                f"(partitions {[p.partition for p in lags if p.lag]}; this consumer holds {self.health.heartbeat.partitions})"
+                f"{verdict} on {self.topic} (partitions {[p.partition for p in lags if p.lag]}; "
+                f"this consumer holds {heartbeat.partitions})"
             )
             self.health.update(state="stalled", last_error=message)
             self.on_stall(message)

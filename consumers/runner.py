@@ -1,8 +1,15 @@
 """Runs a registered consumer as an arroyo StreamProcessor until SIGTERM/SIGINT, which
-finish the batch in flight, commit its offsets and exit cleanly."""
+finish the batch in flight, commit its offsets and exit cleanly.
+
+Group membership is handled with care for the embedded broker (Tansu 0.6), which never replaces
+a leader that leaves while its group rebalances — the group then assigns nothing, to anyone,
+until the broker restarts (consumers.group). So a consumer leaves only from a settled group
+(SettlingConsumer.close), says when it holds no partitions, restarts its processor when the group
+looks wedged, and every (re)start repairs a wedged group first."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -15,15 +22,17 @@ from arroyo.backends.kafka import KafkaConsumer, KafkaPayload, KafkaProducer
 from arroyo.backends.kafka.configuration import build_kafka_consumer_configuration
 from arroyo.commit import IMMEDIATE
 from arroyo.dlq import DlqPolicy, KafkaDlqProducer
+from arroyo.errors import ConsumerError
 from arroyo.processing import StreamProcessor
 from arroyo.processing.strategies import ProcessingStrategy, ProcessingStrategyFactory
 from arroyo.types import BrokerValue, Commit, Partition, Topic
 from django.conf import settings
 from django.db import close_old_connections
 
-from aforo.kafka import producer_config, topics_ensure
+from aforo.kafka import BrokerUnavailable, producer_config, topics_ensure
 
 from .errors import OUTAGES
+from .group import describe, repair_if_wedged
 from .health import ConsumerHealth, Watchdog
 from .registry import ConsumerDefinition
 
@@ -68,6 +77,97 @@ class PromptKafkaConsumer(KafkaConsumer):
         return super().poll(self._max_wait_s if timeout is None else min(timeout, self._max_wait_s))
 
 
+class SettlingConsumer(PromptKafkaConsumer):
+    """Leaves the group only once membership has settled, and says when it has no partitions.
+
+    close() first lets a rebalance in progress finish (polling; records are dropped: they were
+    not committed and the next owner reads them again) and waits one heartbeat more, so that a
+    rebalance begun by another member reaches it, then sends LeaveGroup — at most a session
+    timeout + 2 s later. On Tansu it also waits while the broker names it the leader of an
+    unsettled group. poll() warns after KAFKA_NO_ASSIGNMENT_WARN_S without partitions and, after
+    twice that, raises (an outage: the runner rebuilds and repairs) if Tansu's group has a leader
+    that is not this consumer."""
+
+    def __init__(self, configuration: dict[str, Any], *, max_wait_s: float, group_id: str, settle_s: float, heartbeat_s: float):
+        self._cgrp: dict[str, Any] = {}
+        self._stats_at = 0.0
+        configuration = {**configuration, "statistics.interval.ms": 500, "stats_cb": self._on_stats}
+        super().__init__(configuration, max_wait_s=max_wait_s)
+        self._group_id = group_id
+        self._settle_s = settle_s
+        self._heartbeat_s = heartbeat_s
+        self._assigned_at = 0.0
+        self._revoked_at = 0.0
+        self._unassigned_since: float | None = time.monotonic()
+        self._warned = False
+
+    def _on_stats(self, raw: str) -> None:
+        self._cgrp = json.loads(raw).get("cgrp") or {}
+        self._stats_at = time.monotonic()
+
+    def subscribe(self, topics, on_assign=None, on_revoke=None):
+        def assigned(partitions):
+            now = time.monotonic()
+            logger.info("group %s: %d partitions assigned after %.1fs", self._group_id, len(partitions), now - (self._unassigned_since or now))
+            self._assigned_at, self._unassigned_since, self._warned = now, None, False
+            if on_assign is not None:
+                on_assign(partitions)
+
+        def revoked(partitions):
+            self._revoked_at = time.monotonic()
+            if partitions:
+                logger.info("group %s: %d partitions revoked (rebalance)", self._group_id, len(partitions))
+                self._unassigned_since = self._revoked_at
+            if on_revoke is not None:
+                on_revoke(partitions)
+
+        super().subscribe(topics, on_assign=assigned, on_revoke=revoked)
+
+    def poll(self, timeout: float | None = None):
+        waited = 0.0 if self._unassigned_since is None else time.monotonic() - self._unassigned_since
+        if waited > settings.KAFKA_NO_ASSIGNMENT_WARN_S and not self._warned:
+            self._warned = True
+            logger.warning(
+                "group %s: no partitions assigned for %.0fs (librdkafka group state %s, join state %s)",
+                self._group_id, waited, self._cgrp.get("state"), self._cgrp.get("join_state"),
+            )
+        if waited > 2 * settings.KAFKA_NO_ASSIGNMENT_WARN_S:
+            group = describe(settings.KAFKA_BOOTSTRAP_SERVERS, self._group_id)
+            if group.tansu and group.leader and group.leader != self.member_id:
+                self._settle_s = 0.0  # wedged by a departed leader already: leave at once
+                raise BrokerUnavailable(f"group {self._group_id} wedged by departed leader {group.leader} ({group.state})")
+            self._unassigned_since = time.monotonic()  # not that: look again later
+        return super().poll(timeout)
+
+    def _settled(self, since: float) -> bool:
+        now = time.monotonic()
+        if self._assigned_at and self._assigned_at >= self._revoked_at:  # holds partitions, no rebalance under way
+            return now >= max(since, self._assigned_at) + self._heartbeat_s + 0.3
+        # no partitions (e.g. no topic): librdkafka's statistics, 0.5 s apart, say whether it is joining
+        return self._stats_at > since + self._heartbeat_s + 0.3 and self._cgrp.get("join_state") == "steady"
+
+    def _leading_a_rebalance(self) -> bool:
+        """Tansu only: the broker names us the leader of a group that is rebalancing (another
+        member just left or joined), so our LeaveGroup now would wedge it."""
+        try:
+            group = describe(settings.KAFKA_BOOTSTRAP_SERVERS, self._group_id, timeout_s=2)
+        except Exception:
+            return False
+        return group.tansu and group.state != "STABLE" and group.leader == self.member_id
+
+    def close(self, timeout: float | None = None) -> None:
+        started = time.monotonic()
+        try:
+            while time.monotonic() < started + self._settle_s and not (self._settled(started) and not self._leading_a_rebalance()):
+                if self._stats_at > started and self._cgrp.get("state") != "up":
+                    break  # no coordinator: a LeaveGroup would not arrive anyway
+                KafkaConsumer.poll(self, 0.1)
+        except Exception as error:  # closing regardless
+            logger.info("group %s: settling before leaving: %s", self._group_id, error)
+        logger.info("group %s: leaving after %.1fs settling", self._group_id, time.monotonic() - started)
+        super().close(timeout)
+
+
 def consumer_configuration(*, group_id: str) -> dict[str, Any]:
     return build_kafka_consumer_configuration(
         default_config={
@@ -76,6 +176,9 @@ def consumer_configuration(*, group_id: str) -> dict[str, Any]:
             # Return fetches as soon as records arrive: at low rates the default 500 ms wait
             # would be most of the event-to-rated latency.
             "fetch.wait.max.ms": settings.KAFKA_FETCH_WAIT_MAX_MS,
+            # A topic re-created after a broker restart is noticed (and assigned) within seconds,
+            # not at librdkafka's default 5-minute metadata refresh.
+            "topic.metadata.refresh.interval.ms": settings.KAFKA_METADATA_REFRESH_MS,
         },
         bootstrap_servers=[settings.KAFKA_BOOTSTRAP_SERVERS],
         group_id=group_id,
@@ -106,21 +209,31 @@ class _ObservedFactory(ProcessingStrategyFactory[KafkaPayload]):
         self.inner.shutdown()
 
 
-def build_processor(definition: ConsumerDefinition, *, health: ConsumerHealth | None = None) -> StreamProcessor[KafkaPayload]:
+def build_processor(
+    definition: ConsumerDefinition, *, health: ConsumerHealth | None = None
+) -> tuple[StreamProcessor[KafkaPayload], KafkaProducer | None]:
+    """The processor, and the DLQ producer it owns (the caller closes it when the processor ends)."""
     dlq_topic = definition.dlq_topic()
     dlq_policy = None
+    dlq_producer = None
     if dlq_topic:
-        dlq_policy = DlqPolicy(ReasonedDlqProducer(KafkaProducer(producer_config()), Topic(dlq_topic)), None, None)
+        dlq_producer = KafkaProducer(producer_config())
+        dlq_policy = DlqPolicy(ReasonedDlqProducer(dlq_producer, Topic(dlq_topic)), None, None)
     factory = definition.strategy_factory(health=health)
-    return StreamProcessor(
-        consumer=PromptKafkaConsumer(
-            consumer_configuration(group_id=definition.group_id()), max_wait_s=settings.USAGE_BATCH_MAX_TIME_S
+    processor = StreamProcessor(
+        consumer=SettlingConsumer(
+            consumer_configuration(group_id=definition.group_id()),
+            max_wait_s=settings.USAGE_BATCH_MAX_TIME_S,
+            group_id=definition.group_id(),
+            settle_s=settings.KAFKA_SESSION_TIMEOUT_MS / 1000 + 2,
+            heartbeat_s=settings.KAFKA_HEARTBEAT_INTERVAL_MS / 1000,
         ),
         topic=Topic(definition.topic()),
         processor_factory=_ObservedFactory(factory, health) if health is not None else factory,
         commit_policy=IMMEDIATE,
         dlq_policy=dlq_policy,
     )
+    return processor, dlq_producer
 
 
 class ConsumerStalled(Exception):
@@ -160,18 +273,27 @@ def run(definition: ConsumerDefinition, *, install_signals: bool = True, max_bac
         signal.signal(signal.SIGINT, stop)
     watchdog = Watchdog(
         health=health, topic=definition.topic(), stall_after_s=settings.CONSUMER_STALL_AFTER_S, on_stall=stalled,
-        interval_s=settings.CONSUMER_WATCHDOG_INTERVAL_S,
+        interval_s=settings.CONSUMER_WATCHDOG_INTERVAL_S, commits_lost_after_s=settings.CONSUMER_COMMITS_LOST_AFTER_S,
     ).start()
     backoff = 1.0
+    first = True
     try:
         while not stopping.is_set():
-            state["processor"] = build_processor(definition, health=health)
-            logger.info("consumer %s reading %s as group %s", definition.name, definition.topic(), definition.group_id())
             started = time.monotonic()
+            dlq_producer = None
             try:
-                state["processor"].run()
+                if not first:
+                    topics_ensure(names=definition.topics_to_ensure(), wait_s=5)  # a restarted memory broker has none
+                first = False
+                repair_if_wedged(settings.KAFKA_BOOTSTRAP_SERVERS, definition.group_id())
+                processor, dlq_producer = build_processor(definition, health=health)
+                state["processor"] = processor
+                if stopping.is_set():  # the signal came while the processor was being built
+                    processor.signal_shutdown()
+                logger.info("consumer %s reading %s as group %s", definition.name, definition.topic(), definition.group_id())
+                processor.run()
                 break
-            except OUTAGES as error:
+            except (*OUTAGES, ConsumerError) as error:
                 close_old_connections()
                 if time.monotonic() - started > max_backoff_s:
                     backoff = 1.0
@@ -179,6 +301,10 @@ def run(definition: ConsumerDefinition, *, install_signals: bool = True, max_bac
                 logger.error("consumer %s: %s; restarting in %.0fs from the last committed offsets", definition.name, error, backoff)
                 stopping.wait(backoff)  # a service is down: wait before reconnecting (a signal ends the wait)
                 backoff = min(backoff * 2, max_backoff_s)
+            finally:
+                state["processor"] = None
+                if dlq_producer is not None:
+                    dlq_producer.close().result(timeout=10)
     finally:
         watchdog.stop()
     if state["stalled"]:

@@ -137,7 +137,7 @@ class ConsumerThread:
         from consumers.registry import CONSUMERS
         from consumers.runner import build_processor
 
-        self.processor = build_processor(CONSUMERS["usage"])
+        self.processor, self.dlq_producer = build_processor(CONSUMERS["usage"])
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="usage-consumer", daemon=True)
 
@@ -150,6 +150,8 @@ class ConsumerThread:
             self.error = error
         finally:
             connection.close()
+            if self.dlq_producer is not None:
+                self.dlq_producer.close().result(timeout=10)
 
     def start(self) -> ConsumerThread:
         self.thread.start()

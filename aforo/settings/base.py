@@ -116,6 +116,11 @@ KAFKA_PRODUCE_TIMEOUT_MS = env.int("KAFKA_PRODUCE_TIMEOUT_MS", default=5000)
 KAFKA_SESSION_TIMEOUT_MS = env.int("KAFKA_SESSION_TIMEOUT_MS", default=6000)
 KAFKA_HEARTBEAT_INTERVAL_MS = env.int("KAFKA_HEARTBEAT_INTERVAL_MS", default=1000)
 KAFKA_FETCH_WAIT_MAX_MS = env.int("KAFKA_FETCH_WAIT_MAX_MS", default=20)
+# How soon a consumer notices a topic re-created after a broker restart (librdkafka: 5 minutes).
+KAFKA_METADATA_REFRESH_MS = env.int("KAFKA_METADATA_REFRESH_MS", default=10000)
+# A subscribed consumer without partitions this long says so; twice as long, and if the group looks
+# wedged (the embedded broker's departed-leader state) it restarts its processor, which repairs it.
+KAFKA_NO_ASSIGNMENT_WARN_S = env.float("KAFKA_NO_ASSIGNMENT_WARN_S", default=15)
 
 # --- Usage consumer ----------------------------------------------------------------------
 USAGE_BATCH_MAX_SIZE = env.int("USAGE_BATCH_MAX_SIZE", default=2000)
@@ -126,6 +131,8 @@ USAGE_BATCH_MAX_TIME_S = env.float("USAGE_BATCH_MAX_TIME_S", default=0.1)
 CONSUMER_STALL_AFTER_S = env.float("CONSUMER_STALL_AFTER_S", default=60)
 CONSUMER_STALL_GRACE_S = env.float("CONSUMER_STALL_GRACE_S", default=30)  # then it exits even if stuck in a call
 CONSUMER_WATCHDOG_INTERVAL_S = env.float("CONSUMER_WATCHDOG_INTERVAL_S", default=5)
+# …or for this long while it commits batches that never show in the group's committed offsets.
+CONSUMER_COMMITS_LOST_AFTER_S = env.float("CONSUMER_COMMITS_LOST_AFTER_S", default=15)
 
 # --- Ingestion ---------------------------------------------------------------------------
 INGEST_MAX_BATCH = env.int("INGEST_MAX_BATCH", default=1000)

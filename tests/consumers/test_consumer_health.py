@@ -33,6 +33,28 @@ def test_progress_counts_the_seconds_with_lag_and_no_committed_offset_moving():
     assert PartitionLag(partition=1, committed=None, high=3).lag == 3
 
 
+def test_the_verdict_is_quicker_when_this_consumers_commits_never_reach_the_group():
+    lagging = [PartitionLag(partition=0, committed=5, high=9)]
+    idle = Progress(stall_after_s=60, commits_lost_after_s=15)
+    assert idle.verdict(lagging, batches=0, in_backoff=False, now=0.0) is None
+    assert idle.verdict(lagging, batches=0, in_backoff=False, now=20.0) is None  # 20 s without progress: not yet
+    assert idle.verdict(lagging, batches=0, in_backoff=False, now=61.0).startswith("no progress for 61s while 4 records wait")
+
+    committing = Progress(stall_after_s=60, commits_lost_after_s=15)
+    assert committing.verdict(lagging, batches=3, in_backoff=False, now=0.0) is None
+    # It commits batches (arroyo says so) but the group's committed offset never moves.
+    assert committing.verdict(lagging, batches=9, in_backoff=False, now=16.0).startswith(
+        "6 batches committed here reached no committed offset for 16s"
+    )
+
+    outage = Progress(stall_after_s=10)
+    assert outage.verdict(lagging, batches=0, in_backoff=False, now=0.0) is None
+    assert outage.verdict(lagging, batches=0, in_backoff=True, now=30.0) is None  # a known outage restarts the clock
+    assert outage.verdict(lagging, batches=0, in_backoff=False, now=35.0) is None
+    assert outage.verdict(lagging, batches=0, in_backoff=False, now=44.0) is None  # 9 s since the clock restarted at 35
+    assert outage.verdict(lagging, batches=0, in_backoff=False, now=46.0) is not None
+
+
 def _status(kafka, *extra: str) -> tuple[int, dict]:
     env_kafka = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka["bootstrap"], "KAFKA_TOPIC_USAGE": kafka["usage"],
