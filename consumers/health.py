@@ -186,9 +186,14 @@ class Progress:
         self._offsets = offsets
         return now - self._moved_at if lagging else 0.0
 
-    def verdict(self, lags: list[PartitionLag], *, batches: int, in_backoff: bool, now: float | None = None) -> str | None:
-        """Why the consumer is stalled, or None. `batches`: how many batches this consumer has
-        committed so far; `in_backoff`: it is riding out a known outage (the clock restarts)."""
+    def verdict(
+        self, lags: list[PartitionLag], *, batches: int, in_backoff: bool, now: float | None = None
+    ) -> tuple[str, str] | None:
+        """(kind, why) when the consumer is stuck, else None. kind `commits_lost`: this consumer
+        committed batches that never reached the group (its Kafka consumer should be rebuilt);
+        `stalled`: nothing moved at all (restart the process). `batches`: how many batches this
+        consumer has committed so far; `in_backoff`: it rides out a known outage (the clock
+        restarts)."""
         stalled_for = self.observe(lags, now=now)
         if stalled_for == 0:
             self._batches_when_moved = batches
@@ -202,25 +207,29 @@ class Progress:
             f"{batches - self._batches_when_moved} batches committed here reached no committed offset"
             if committing else "no progress"
         )
-        return f"{what} for {stalled_for:.0f}s while {sum(p.lag for p in lags)} records wait"
+        self._moved_at = time.monotonic() if now is None else now  # one verdict per stall
+        self._batches_when_moved = batches
+        return ("commits_lost" if committing else "stalled"), f"{what} for {stalled_for:.0f}s while {sum(p.lag for p in lags)} records wait"
 
 
 class Watchdog:
     """The consumer's own thread: publish the heartbeat every `interval_s`, and read the group's
-    lag from the broker; `on_stall(message)` once lag has not moved for `stall_after_s` while
-    the consumer is not in a known outage backoff — or for `commits_lost_after_s` while this
-    consumer *is* committing batches: its commits do not reach the group (arroyo ignores
-    per-partition commit errors; after a broker restart forgot the group, a member keeps
-    fetching and committing with a generation the broker no longer knows)."""
+    lag from the broker. `on_stall(message)` (and the watchdog stops) once lag has not moved for
+    `stall_after_s` while the consumer is not in a known outage backoff; `on_commits_lost(message)`
+    once it has not moved for `commits_lost_after_s` while this consumer *is* committing batches:
+    its commits do not reach the group (after a broker restart forgot the group, librdkafka's
+    consumer keeps its old position and offsets the broker no longer takes, and arroyo ignores
+    per-partition commit errors) — a new Kafka consumer starts clean."""
 
     def __init__(
         self, *, health: ConsumerHealth, topic: str, stall_after_s: float, on_stall: Callable[[str], None],
-        interval_s: float = 5.0, commits_lost_after_s: float = 15.0,
+        on_commits_lost: Callable[[str], None], interval_s: float = 5.0, commits_lost_after_s: float = 10.0,
     ) -> None:
         self.health = health
         self.topic = topic
         self.progress = Progress(stall_after_s=stall_after_s, commits_lost_after_s=commits_lost_after_s)
         self.on_stall = on_stall
+        self.on_commits_lost = on_commits_lost
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="consumer-watchdog", daemon=True)
@@ -247,14 +256,17 @@ class Watchdog:
             return
         heartbeat = self.health.heartbeat
         verdict = self.progress.verdict(lags, batches=heartbeat.batches, in_backoff=heartbeat.state == "backoff")
-        if verdict:
-            message = (
-                f"{verdict} on {self.topic} (partitions {[p.partition for p in lags if p.lag]}; "
-                f"this consumer holds {heartbeat.partitions})"
-            )
-            self.health.update(state="stalled", last_error=message)
-            self.on_stall(message)
-            self._stop.set()
+        if verdict is None:
+            return
+        kind, why = verdict
+        message = f"{why} on {self.topic} (partitions {[p.partition for p in lags if p.lag]}; this consumer holds {heartbeat.partitions})"
+        self.health.update(last_error=message)
+        if kind == "commits_lost":
+            self.on_commits_lost(message)
+            return
+        self.health.update(state="stalled")
+        self.on_stall(message)
+        self._stop.set()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):

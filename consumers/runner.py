@@ -259,6 +259,12 @@ def run(definition: ConsumerDefinition, *, install_signals: bool = True, max_bac
         if state["processor"] is not None:
             state["processor"].signal_shutdown()
 
+    def commits_lost(message: str) -> None:
+        logger.error("consumer %s: %s; rebuilding its Kafka consumer", definition.name, message)
+        state["rebuild"] = True
+        if state["processor"] is not None:
+            state["processor"].signal_shutdown()
+
     def stalled(message: str) -> None:
         logger.error("consumer %s is stalled: %s; stopping so that its supervisor restarts it", definition.name, message)
         state["stalled"] = message
@@ -273,7 +279,7 @@ def run(definition: ConsumerDefinition, *, install_signals: bool = True, max_bac
         signal.signal(signal.SIGINT, stop)
     watchdog = Watchdog(
         health=health, topic=definition.topic(), stall_after_s=settings.CONSUMER_STALL_AFTER_S, on_stall=stalled,
-        interval_s=settings.CONSUMER_WATCHDOG_INTERVAL_S, commits_lost_after_s=settings.CONSUMER_COMMITS_LOST_AFTER_S,
+        on_commits_lost=commits_lost, interval_s=settings.CONSUMER_WATCHDOG_INTERVAL_S, commits_lost_after_s=settings.CONSUMER_COMMITS_LOST_AFTER_S,
     ).start()
     backoff = 1.0
     first = True
@@ -292,6 +298,8 @@ def run(definition: ConsumerDefinition, *, install_signals: bool = True, max_bac
                     processor.signal_shutdown()
                 logger.info("consumer %s reading %s as group %s", definition.name, definition.topic(), definition.group_id())
                 processor.run()
+                if state.pop("rebuild", False) and not stopping.is_set():
+                    continue  # the watchdog asked for a new Kafka consumer (see Watchdog)
                 break
             except (*OUTAGES, ConsumerError) as error:
                 close_old_connections()

@@ -132,7 +132,7 @@ CONSUMER_STALL_AFTER_S = env.float("CONSUMER_STALL_AFTER_S", default=60)
 CONSUMER_STALL_GRACE_S = env.float("CONSUMER_STALL_GRACE_S", default=30)  # then it exits even if stuck in a call
 CONSUMER_WATCHDOG_INTERVAL_S = env.float("CONSUMER_WATCHDOG_INTERVAL_S", default=5)
 # …or for this long while it commits batches that never show in the group's committed offsets.
-CONSUMER_COMMITS_LOST_AFTER_S = env.float("CONSUMER_COMMITS_LOST_AFTER_S", default=15)
+CONSUMER_COMMITS_LOST_AFTER_S = env.float("CONSUMER_COMMITS_LOST_AFTER_S", default=10)
 
 # --- Ingestion ---------------------------------------------------------------------------
 INGEST_MAX_BATCH = env.int("INGEST_MAX_BATCH", default=1000)

@@ -38,14 +38,15 @@ def test_the_verdict_is_quicker_when_this_consumers_commits_never_reach_the_grou
     idle = Progress(stall_after_s=60, commits_lost_after_s=15)
     assert idle.verdict(lagging, batches=0, in_backoff=False, now=0.0) is None
     assert idle.verdict(lagging, batches=0, in_backoff=False, now=20.0) is None  # 20 s without progress: not yet
-    assert idle.verdict(lagging, batches=0, in_backoff=False, now=61.0).startswith("no progress for 61s while 4 records wait")
+    assert idle.verdict(lagging, batches=0, in_backoff=False, now=61.0) == ("stalled", "no progress for 61s while 4 records wait")
 
     committing = Progress(stall_after_s=60, commits_lost_after_s=15)
     assert committing.verdict(lagging, batches=3, in_backoff=False, now=0.0) is None
     # It commits batches (arroyo says so) but the group's committed offset never moves.
-    assert committing.verdict(lagging, batches=9, in_backoff=False, now=16.0).startswith(
-        "6 batches committed here reached no committed offset for 16s"
+    assert committing.verdict(lagging, batches=9, in_backoff=False, now=16.0) == (
+        "commits_lost", "6 batches committed here reached no committed offset for 16s while 4 records wait"
     )
+    assert committing.verdict(lagging, batches=10, in_backoff=False, now=17.0) is None  # one verdict per stall
 
     outage = Progress(stall_after_s=10)
     assert outage.verdict(lagging, batches=0, in_backoff=False, now=0.0) is None
