@@ -255,7 +255,10 @@ class Watchdog:
             logger.warning("consumer lag not read from the broker: %s", error)
             return
         heartbeat = self.health.heartbeat
-        verdict = self.progress.verdict(lags, batches=heartbeat.batches, in_backoff=heartbeat.state == "backoff")
+        # Judged on the partitions this consumer holds, when it holds any: another member's
+        # progress must not hide this one's stuck commits.
+        held = [p for p in lags if p.partition in heartbeat.partitions] if heartbeat.partitions else lags
+        verdict = self.progress.verdict(held, batches=heartbeat.batches, in_backoff=heartbeat.state == "backoff")
         if verdict is None:
             return
         kind, why = verdict
