@@ -5,7 +5,6 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from aforo.health import healthz
-from consumers.views import consumer_health
 
 handler404 = "aforo.exceptions.json_not_found"
 handler500 = "aforo.exceptions.json_server_error"
@@ -27,6 +26,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("dashboard/", include("billing.dashboard_urls")),
     path("healthz", healthz, name="healthz"),
-    path("healthz/consumer", consumer_health, name="healthz-consumer"),
+    path("healthz/", include("consumers.urls")),  # /healthz/consumer
     path("", RedirectView.as_view(pattern_name="dashboard-usage", permanent=False)),
 ]

@@ -220,9 +220,9 @@ def test_ingest_recovers_by_itself_after_the_broker_restarts(client, setup, sett
     from aforo.kafka import replacements, topics_ensure, usage_topics
 
     settings.KAFKA_BOOTSTRAP_SERVERS = own_broker.address
-    settings.KAFKA_PRODUCE_TIMEOUT_MS = 1000
     topics_ensure(names=usage_topics(), partitions=2)
-    assert client.post(URL, ev(setup, "before"), format="json").status_code == 202
+    assert client.post(URL, ev(setup, "before"), format="json").status_code == 202  # the producer has its id
+    settings.KAFKA_PRODUCE_TIMEOUT_MS = 1000  # the outage below is answered sooner
 
     own_broker.stop()
     if sent_during_outage:
@@ -232,6 +232,7 @@ def test_ingest_recovers_by_itself_after_the_broker_restarts(client, setup, sett
 
     own_broker.start()
     topics_ensure(names=usage_topics(), partitions=2)
+    settings.KAFKA_PRODUCE_TIMEOUT_MS = 3000  # room for a new producer to get its id on a busy machine
     replaced_before = replacements["count"]
     statuses: list[int] = []
 
