@@ -35,7 +35,7 @@ from aforo.kafka import client_config
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_TTL_S = 30
+HEARTBEAT_TTL_S = 15  # three missed rounds at the default interval: a killed consumer drops out of the status soon
 
 
 @dataclass(frozen=True)
