@@ -37,6 +37,8 @@ SUBJECTS = ("api_key", "customer_id", "subscription_id")
 _METRIC_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")  # used with fullmatch: "$" would admit a trailing newline
 # ASCII only: Decimal() alone would also take "１２" (full-width digits), "1_000", " 1 " and "NaN".
 _QUANTITY_RE = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")  # fullmatch
+# What nearly every quantity looks like ("1", "2.50"): already plain, in range and in places.
+_PLAIN_QUANTITY_RE = re.compile(r"(?:0|[1-9][0-9]{0,19})(?:\.[0-9]{1,12})?")  # fullmatch
 # What text the ledger may store. PostgreSQL text and jsonb refuse NUL; UTF-8 cannot encode a
 # lone surrogate; other C0/C1 controls and DEL make no sense in an identifier or a dimension.
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -109,6 +111,8 @@ class UsageEvent:
 def _bad_character(value: str, pattern: re.Pattern[str] = _CONTROL_RE) -> str | None:
     """A sentence naming the first character the ledger cannot store or that makes no sense
     here (NUL, a control character, a lone surrogate), or None."""
+    if value.isprintable():  # C speed, and true for nearly every real value: no control, no surrogate
+        return None
     found = pattern.search(value)
     if found is None:
         return None
@@ -136,6 +140,8 @@ def parse_quantity(value: Any) -> Decimal:
         )
     if not isinstance(value, (str, int)):
         raise EventRejected("invalid_quantity", "quantity", "quantity must be a decimal string or an integer")
+    if isinstance(value, str) and _PLAIN_QUANTITY_RE.fullmatch(value):
+        return Decimal(value)  # the hot path: what the checks below would return unchanged
     if isinstance(value, str) and (len(value) > 64 or not _QUANTITY_RE.fullmatch(value)):
         shown = repr(value) if len(value) <= 40 else repr(value[:40]) + "…"
         raise EventRejected(
@@ -163,7 +169,7 @@ def parse_quantity(value: Any) -> Decimal:
 def parse_timestamp(value: Any, *, now: datetime) -> tuple[datetime, bool]:
     if not isinstance(value, str):
         raise EventRejected("invalid_timestamp", "timestamp", "timestamp must be an ISO 8601 string such as 2026-11-24T10:00:00Z")
-    if len(value) > MAX_TIMESTAMP_CHARS or not value.isascii() or _bad_character(value):
+    if len(value) > MAX_TIMESTAMP_CHARS or not (value.isascii() and value.isprintable()):
         raise EventRejected("invalid_timestamp", "timestamp", "timestamp is not an ISO 8601 string (ASCII, at most 64 characters)")
     try:
         moment = datetime.fromisoformat(value)
@@ -256,11 +262,37 @@ def _metadata_problem(value: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+# In metadata serialized by orjson, any of these may hide what _metadata_problem refuses (an
+# escaped control character, DEL, a C1 control's lead byte, a newline in a key, a non-finite float
+# written as null): only then is the slow walk needed. Absent all of them, orjson having written
+# the value at all rules out non-JSON types, non-string keys, lone surrogates, integers past 64
+# bits and runaway nesting.
+_METADATA_SUSPECT = re.compile(rb"\\u00|\\[bfnrt]|\x7f|\xc2|null")
+
+
+def _metadata_fast_ok(value: dict[str, Any]) -> bool:
+    """True when metadata certainly passes _metadata_problem and the size bound (one orjson
+    call and a byte scan); False means: walk it to find out."""
+    try:
+        data = orjson.dumps(value)
+    except TypeError:
+        return False
+    nesting = data.count(b"{") + data.count(b"[")  # counts brackets in strings too: errs on the safe side
+    return (
+        len(data) <= MAX_METADATA_BYTES
+        and nesting <= MAX_METADATA_DEPTH
+        and data.count(b",") + nesting <= MAX_METADATA_ITEMS
+        and _METADATA_SUSPECT.search(data) is None
+    )
+
+
 def parse_metadata(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise EventRejected("invalid_metadata", "metadata", "metadata must be an object")
+    if _metadata_fast_ok(value):
+        return value
     problem = _metadata_problem(value)
     if problem:
         raise EventRejected("invalid_metadata", problem[0], problem[1])
