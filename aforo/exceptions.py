@@ -7,10 +7,11 @@ problem is: `fields` (field -> messages) for body validation, `index` for a batc
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, JsonResponse
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -43,6 +44,28 @@ _DRF_CODES = {
 
 def error_body(code: str, message: str, **context: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **context}}
+
+
+# Errors raised below any view (no URL matched, gunicorn's refusals, the body guard): their
+# stable code and sentence by HTTP status. Used by aforo.middleware and aforo.webserver.
+_HTTP_ERROR_CODES = {
+    400: "bad_request", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+    414: "uri_too_long", 417: "expectation_failed", 431: "headers_too_large", 500: "internal_error",
+    501: "not_implemented",
+}
+_HTTP_ERROR_MESSAGES = {404: "No such resource.", 500: "The server failed to handle this request; it was logged."}
+
+
+def http_error_body(status: int, message: str = "") -> dict[str, Any]:
+    """The error shape for an HTTP status no view chose a code for. A 5xx never echoes `message`."""
+    code = _HTTP_ERROR_CODES.get(status, "bad_request" if status < 500 else "internal_error")
+    if status >= 500 or not message:
+        try:
+            phrase = f"{HTTPStatus(status).phrase}."
+        except ValueError:
+            phrase = "Request failed."
+        message = _HTTP_ERROR_MESSAGES.get(status, phrase)
+    return error_body(code, message)
 
 
 def _service_outage(exc: Exception) -> str | None:
@@ -118,22 +141,3 @@ def _messages(value: Any) -> list[str]:
     if isinstance(value, dict):
         return [f"{k}: {m}" for k, v in value.items() for m in _messages(v)]
     return [str(value)]
-
-
-def json_not_found(request, exception=None):  # noqa: ARG001 - Django handler signature
-    if request.path.startswith("/api/"):
-        return JsonResponse(error_body("not_found", "No such resource."), status=status.HTTP_404_NOT_FOUND)
-    from django.views.defaults import page_not_found
-
-    return page_not_found(request, exception)
-
-
-def json_server_error(request):
-    if request.path.startswith("/api/"):
-        return JsonResponse(
-            error_body("internal_error", "The server failed to handle this request; it was logged."),
-            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
-        )
-    from django.views.defaults import server_error
-
-    return server_error(request)

@@ -8,35 +8,11 @@ HTML) are left alone."""
 
 from __future__ import annotations
 
-from http import HTTPStatus
-
 from django.http import JsonResponse
 
-from .exceptions import error_body
+from .exceptions import http_error_body
 
 API_PREFIX = "/api/"
-_CODES = {
-    400: "bad_request",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    500: "internal_error",
-}
-
-
-_MESSAGES = {
-    404: "No such resource.",
-    500: "The server failed to handle this request; it was logged.",
-}
-
-
-def _json_error(status: int) -> JsonResponse:
-    try:
-        phrase = f"{HTTPStatus(status).phrase}."
-    except ValueError:
-        phrase = "Request failed."
-    return JsonResponse(error_body(_CODES.get(status, "error"), _MESSAGES.get(status, phrase)), status=status)
 
 
 class ApiJsonErrorsMiddleware:
@@ -51,7 +27,7 @@ class ApiJsonErrorsMiddleware:
             and getattr(response, "accepted_renderer", None) is None
             and not response.get("Content-Type", "").startswith("application/json")
         ):
-            replacement = _json_error(response.status_code)
+            replacement = JsonResponse(http_error_body(response.status_code), status=response.status_code)
             for header in ("Allow", "Retry-After", "WWW-Authenticate"):
                 if response.has_header(header):
                     replacement[header] = response[header]

@@ -6,8 +6,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from aforo.health import healthz
 
-handler404 = "aforo.exceptions.json_not_found"
-handler500 = "aforo.exceptions.json_server_error"
 
 api_v1 = [
     path("", include("metering.api.urls")),

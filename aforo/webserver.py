@@ -26,11 +26,9 @@ import orjson
 from gunicorn import util as gunicorn_util
 from gunicorn.workers.gthread import ThreadWorker
 
-from .exceptions import error_body
+from .exceptions import error_body, http_error_body
 
 CHUNK = 64 * 1024
-_HTTP_CODES = {400: "bad_request", 403: "forbidden", 413: "payload_too_large", 414: "uri_too_long",
-               417: "expectation_failed", 431: "headers_too_large", 500: "internal_error", 501: "not_implemented"}
 
 
 def _error_response(start_response: Callable, status: int, code: str, message: str) -> Iterable[bytes]:
@@ -109,11 +107,7 @@ class RequestBodyGuard:
 
 def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn.util.write_error's contract (status, reason, message → bytes on the socket), in JSON."""
-    code = _HTTP_CODES.get(status_int, "bad_request" if status_int < 500 else "internal_error")
-    message = mesg or reason
-    if status_int >= 500:
-        message = "The server failed to handle this request; it was logged."
-    body = orjson.dumps(error_body(code, message))
+    body = orjson.dumps(http_error_body(status_int, mesg or reason))
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
