@@ -4,17 +4,14 @@ Unmatched usage can be replayed from here once the missing key, subscription or 
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from billing.selectors import decimal_text
-from billing.services import rated_records_publish
-from catalog.admin import ReadOnlyAdminMixin, TenantScopedModelAdmin, is_unscoped, metric_code_filter, operator_tenant
-from aforo.kafka import BrokerUnavailable
+from aforo.money import decimal_text
+from catalog.admin import ReadOnlyAdminMixin, TenantScopedModelAdmin, metric_code_filter
 
 from .models import RawEvent, UnmatchedUsage
-from .services import unmatched_usage_replay
 
 
 def exact_decimal(attribute: str):
@@ -97,7 +94,6 @@ class UnmatchedUsageAdmin(LedgerAdmin):
     search_fields = ("=raw_event__event_id", "raw_event__api_key_prefix", "=raw_event__metric", "detail")
     date_hierarchy = "created_at"
     ordering = ("-created_at", "-id")
-    actions = ["replay_selected"]
 
     @admin.display(description="event", ordering="raw_event__event_id")
     def event(self, unmatched: UnmatchedUsage) -> str:
@@ -118,25 +114,3 @@ class UnmatchedUsageAdmin(LedgerAdmin):
     @admin.display(description="key prefix")
     def api_key_prefix(self, unmatched: UnmatchedUsage) -> str:
         return unmatched.raw_event.api_key_prefix
-
-    def has_replay_permission(self, request) -> bool:
-        return request.user.has_perm("metering.change_unmatchedusage")
-
-    @admin.action(description="Replay selected (rate what now matches the catalog)", permissions=["replay"])
-    def replay_selected(self, request, queryset):
-        # `queryset` is already confined to the operator's tenant; the tenant is passed too.
-        tenant_id = None if is_unscoped(request) else operator_tenant(request).pk
-        ids = list(queryset.filter(resolved_at__isnull=True).values_list("id", flat=True))
-        counts, rated = unmatched_usage_replay(tenant_id=tenant_id, unmatched_ids=ids)
-        message = (
-            f"Replayed {len(ids)} unresolved row(s): "
-            f"{counts['rated']} rated, {counts['still_unmatched']} still unmatched."
-        )
-        if rated:
-            try:
-                rated_records_publish(records=rated)
-            except BrokerUnavailable as error:
-                unpublished = f"The {len(rated)} rated record(s) are in the ledger but were not published: {error}"
-                self.message_user(request, f"{message} {unpublished}", messages.WARNING)
-                return
-        self.message_user(request, message, messages.SUCCESS)

@@ -28,7 +28,7 @@ INGEST_OPERATIONS = ["events_ingest", "holds_place", "holds_retrieve", "holds_co
 @pytest.fixture(scope="module")
 def fuzz_target(kafka_bootstrap, django_db_setup, django_db_blocker, tmp_path_factory):
     from billing.models import Invoice
-    from catalog.demo import demo_seed
+    from aforo.demo.seed import demo_seed
     from metering.models import RawEvent
     from wallets.services import hold_place
 

@@ -7,7 +7,7 @@ from django.db.models import Sum
 
 from billing.models import Invoice, InvoiceLine, RatedEvent
 from billing.periods import period_for
-from catalog.demo import demo_seed
+from aforo.demo.seed import demo_seed
 from catalog.models import Subscription
 from wallets.models import WalletEntry
 from wallets.services import wallets_check

@@ -21,7 +21,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from billing.models import AMOUNT
+from aforo.money import AMOUNT
 from catalog.models import Customer, Tenant
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import allowance_grants, invoices, pricing, views
+from . import allowance_grants, invoices, pricing, unmatched, views
 
 urlpatterns = [
     path("customers/<int:customer_id>/usage", views.CustomerUsageView.as_view(), name="customer-usage"),
@@ -14,6 +14,7 @@ urlpatterns = [
         allowance_grants.AllowanceGrantDeleteView.as_view(),
         name="allowance-grant-detail",
     ),
+    path("unmatched-usage/replay", unmatched.UnmatchedUsageReplayView.as_view(), name="unmatched-usage-replay"),
     path("pricing/quote", pricing.PricingQuoteView.as_view(), name="pricing-quote"),
     path("invoices", invoices.InvoiceListView.as_view(), name="invoices"),
     path("invoices/<int:invoice_id>", invoices.InvoiceDetailView.as_view(), name="invoice-detail"),

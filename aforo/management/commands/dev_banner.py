@@ -4,7 +4,7 @@ import urllib.request
 
 from django.core.management.base import BaseCommand
 
-from catalog.demo import demo_seed
+from aforo.demo.seed import demo_seed
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from aforo.services_check import ServiceProblem, kafka_answers, services_check
-from catalog.demo import demo_seed
+from aforo.demo.seed import demo_seed
 
 PROCESSES = ["web", "consumer", "worker", "beat", "banner"]
 

@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand
 
 from billing.services import rated_records_publish
 from aforo.kafka import BrokerUnavailable
-from metering.services import unmatched_usage_replay
+from billing.usage import unmatched_usage_replay
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from catalog.demo import demo_seed
+from aforo.demo.seed import demo_seed
 
 
 class Command(BaseCommand):

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import orjson
 from django.core.management.base import BaseCommand, CommandError
 
-from catalog.demo import demo_seed
-from metering.demo import demo_event
+from aforo.demo.seed import demo_seed
+from aforo.demo.events import demo_event
 
 class Command(BaseCommand):
     help = "Post demo usage events through the ingest API at --rate events/s for --seconds."

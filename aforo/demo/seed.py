@@ -19,7 +19,7 @@ from django.db import transaction
 from wallets.models import Wallet
 from wallets.services import wallet_create, wallet_top_up
 
-from .models import (
+from catalog.models import (
     ApiKey,
     App,
     Customer,
@@ -36,7 +36,7 @@ from .models import (
     TenantToken,
     key_hash,
 )
-from .services import (
+from catalog.services import (
     API_KEY_PREFIX,
     TOKEN_PREFIXES,
     api_key_create,
@@ -188,12 +188,12 @@ def _catalog(tenant: Tenant, start: datetime) -> dict[str, RatePlan]:
 def demo_seed(*, now: datetime | None = None, history: bool = False) -> dict[str, Any]:
     """Create (or find) the demo tenant and everything under it; return its credentials and ids.
     The catalog in one transaction, then the wallets through their own (durable) services, then
-    (`history`) past usage rated and settled through the real pipelines (catalog.demo_history)."""
+    (`history`) past usage rated and settled through the real pipelines (aforo.demo.history)."""
     seeded, wallet_owners = _demo_catalog(now=now)
     for entry, (customer, external_id) in zip(seeded["customers"], wallet_owners):
         entry["wallet_id"] = _wallet(customer, entry["currency"], external_id)
     if history:
-        from .demo_history import demo_history_backfill
+        from .history import demo_history_backfill
 
         seeded["history"] = demo_history_backfill(seeded, now=now)
     return seeded

@@ -19,10 +19,10 @@ def demo_history_backfill(seeded: dict[str, Any], *, now: datetime | None = None
     from billing.periods import period_for
     from billing.settlement import settlement_run
     from catalog.models import Subscription
-    from metering.demo import demo_event
+    from .events import demo_event
     from metering.enrichment import EnrichmentCache
     from metering.models import RawEvent
-    from metering.services import IncomingEvent, usage_batch_process
+    from billing.usage import IncomingEvent, usage_batch_record
     from metering.validation import validate_event
 
     now = now or timezone.now()
@@ -43,7 +43,7 @@ def demo_history_backfill(seeded: dict[str, Any], *, now: datetime | None = None
                     raw["metadata"]["gateway"] = "demo-history"
                     event = validate_event(raw, now=at + timedelta(seconds=1))  # as if received then
                     batch.append(IncomingEvent(tenant_id, event.subject, event, at + timedelta(seconds=1), None, None))
-            usage_batch_process(events=batch, cache=cache)
+            usage_batch_record(events=batch, cache=cache)
             day += timedelta(days=1)
     for customer in customers:
         subscription = Subscription.objects.get(pk=customer["subscription_id"])
