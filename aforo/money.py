@@ -249,3 +249,22 @@ def is_multiple_of_minor_unit(amount: Decimal, code: str, *, default: int | None
     if not significant:  # zero, whatever its exponent
         return True
     return int(exponent) + (len(digits) - significant) >= -places
+
+
+def decimal_text(value: Decimal) -> str:
+    """An exact Decimal as a plain string: no exponent, no trailing zeros ("0.003", "12", "0").
+    The one "decimal as text" of Aforo (API bodies, the rated wire, stored configs)."""
+    text = str(value)  # C speed; exact, but may use an exponent or keep trailing zeros
+    if "E" in text:
+        if not value:
+            return "0"
+        text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+# The ledgers' decimal columns (DecimalField keyword arguments). Parameters have at most 12
+# places and units 12: products fit 26 places (percentage: 26).
+AMOUNT = {"max_digits": 64, "decimal_places": 26}
+UNITS = {"max_digits": 38, "decimal_places": 12}

@@ -15,6 +15,7 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
+from aforo.money import decimal_text
 from catalog.models import Customer, Metric, MetricConfig, RatePlanVersion, Subscription
 
 from .models import RatedEvent, RunningTotal
@@ -58,14 +59,6 @@ def rated_records_for_raw_events(*, raw_event_ids: Sequence[int]):
 
 
 # --- the customer's current usage ----------------------------------------------------------
-
-
-def decimal_text(value: Decimal) -> str:
-    """An exact Decimal as a plain string: no exponent, no trailing zeros ("0.003", "12", "0")."""
-    if value == 0:
-        return "0"
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _iso(moment: datetime) -> str:

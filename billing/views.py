@@ -28,7 +28,9 @@ from wallets.selectors import wallets_for_customer
 from .api.invoices import money_text
 from .trace import invoice_line_rated_events, invoice_with_lines, line_is_traceable
 from .models import Invoice, InvoiceLine
-from .selectors import customer_usage_current, decimal_text
+from aforo.money import decimal_text
+
+from .selectors import customer_usage_current
 
 POLL_INTERVAL_MS = 2000
 STAFF_PICKER_LIMIT = 200

@@ -11,7 +11,7 @@ from typing import Any
 from django.db.models import Count
 from django.utils import timezone
 
-from billing.selectors import decimal_text
+from aforo.money import decimal_text
 from catalog.models import Customer
 
 from .models import Hold, Wallet, WalletEntry

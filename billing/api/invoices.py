@@ -34,7 +34,7 @@ from catalog.auth import IsTenantAdmin
 
 from ..invoicing import InvoiceAlreadyVoid, invoice_void_and_reissue
 from ..models import Invoice, InvoiceLine
-from ..selectors import decimal_text
+from aforo.money import decimal_text
 from .. import trace
 from .views import DecimalStringField, ExactDecimalField
 

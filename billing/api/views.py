@@ -9,7 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.exceptions import ApiError
-from billing.selectors import customer_usage_current, decimal_text
+from aforo.money import decimal_text
+from billing.selectors import customer_usage_current
 from catalog.models import Customer
 
 

@@ -16,7 +16,8 @@ from billing import selectors
 from billing.models import RunningTotal
 from billing.periods import period_for
 from billing.rating import compile_config
-from billing.selectors import customer_usage_current, decimal_text
+from aforo.money import decimal_text
+from billing.selectors import customer_usage_current
 from catalog import services
 from catalog.models import Customer, Metric, Subscription
 from tests.factories import MetricFactory, OfferingFactory, RatePlanFactory, priced_setup

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from billing.selectors import decimal_text
+from aforo.money import decimal_text
 from catalog.admin import is_unscoped, operator_tenant, tenant_confine
 from metering.admin import LedgerAdmin, admin_link, exact_decimal
 

@@ -18,7 +18,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from aforo.money import currency_is_valid
-from billing.selectors import decimal_text
+from aforo.money import decimal_text
 from catalog.admin import TenantScopedModelAdmin
 from catalog.admin.scoping import TenantScopedModelForm, adopt_saved
 from metering.admin import admin_link, exact_decimal

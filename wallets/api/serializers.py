@@ -23,7 +23,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.selectors import decimal_text
+from aforo.money import decimal_text
 from catalog.api.serializers import CurrencyCodeField, TenantPrimaryKeyRelatedField
 from catalog.models import Customer
 from wallets.models import Hold, LowBalanceAlert, Wallet, WalletEntry

@@ -43,7 +43,7 @@ from aforo.exceptions import ApiError
 from aforo.money import currency_is_valid
 from aforo.pagination import BoundedLimitOffsetPagination
 from aforo.params import query_int
-from billing.selectors import decimal_text
+from aforo.money import decimal_text
 from catalog.api.serializers import invalid_currency_error, request_tenant
 from catalog.auth import IsTenantAdmin
 from catalog.models import TenantToken

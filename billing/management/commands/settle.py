@@ -21,7 +21,7 @@ from django.utils import timezone as django_timezone
 
 from billing.cadence import customer_settle_due, customers_due
 from billing.periods import period_for
-from billing.selectors import decimal_text
+from aforo.money import decimal_text
 from billing.settlement import SettlementResult, settlement_run
 from billing.settlement.context import round_money
 from catalog.models import Customer, Subscription
