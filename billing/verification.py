@@ -19,6 +19,7 @@ from django.db import connection, transaction
 
 from aforo.money import ISO_4217_MINOR_UNITS, LEGACY_MINOR_UNITS
 from catalog.models import Customer, Metric, MetricConfig, RatePlanVersion, Subscription, Tenant
+from metering.models import RawEvent
 from wallets.services import wallets_check
 
 from .models import Invoice, InvoiceLine, PricingSnapshot, RatedEvent, RunningTotal, SettlementRun
@@ -249,9 +250,9 @@ def _running_totals(problems: list[str]) -> None:
 
 
 def _rated_references(problems: list[str]) -> None:
-    """The rated ledger's catalog foreign keys carry no database constraint (see RatedEvent)."""
+    """The rated ledger's foreign keys carry no database constraint (see RatedEvent)."""
     references = [
-        ("tenant_id", Tenant), ("subscription_id", Subscription), ("customer_id", Customer), ("metric_id", Metric),
+        ("raw_event_id", RawEvent), ("tenant_id", Tenant), ("subscription_id", Subscription), ("customer_id", Customer), ("metric_id", Metric),
         ("rate_plan_version_id", RatePlanVersion), ("metric_config_id", MetricConfig),
         ("pricing_snapshot_id", PricingSnapshot),
     ]
@@ -264,7 +265,7 @@ def _rated_references(problems: list[str]) -> None:
         problems,
         f"SELECT r.id, array_remove(ARRAY[{names}], NULL) FROM {RATED} r WHERE {dangling} ORDER BY r.id",
         [],
-        lambda rated_id, columns: f"rated event {rated_id}: {', '.join(columns)} point(s) to no catalog row",
+        lambda rated_id, columns: f"rated event {rated_id}: {', '.join(columns)} point(s) to no row",
     )
 
 

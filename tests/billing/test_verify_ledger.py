@@ -186,3 +186,13 @@ def test_the_checks_time_themselves_and_leave_the_callers_planner_settings(ledge
     assert ledger_verify(timings=timings) == []
     assert settings() == before
     assert list(timings) == [name for name, _ in CHECKS] and all(seconds >= 0 for seconds in timings.values())
+
+
+@pytest.mark.django_db
+def test_a_rated_event_whose_raw_event_is_gone_is_named(ledger):
+    """The rated → raw link has no database constraint (the hot path's cost): the check does
+    its job."""
+    rated = RatedEvent.objects.filter(subscription=ledger["postpaid"].subscription).order_by("id").first()
+    raw(f"UPDATE {RatedEvent._meta.db_table} SET raw_event_id = raw_event_id + 1000000 WHERE id = %s", [rated.pk])
+    report = verify()
+    assert f"rated event {rated.pk}: raw_event_id point(s) to no row" in report
