@@ -8,8 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -22,13 +21,12 @@ class BrokerUnavailable(Exception):
     """The broker did not acknowledge a write in time; nothing may be assumed written."""
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     topic: str
     value: bytes
     key: bytes | None = None
     timestamp_ms: int | None = None
-    headers: Sequence[tuple[str, bytes]] = field(default_factory=tuple)
+    headers: Sequence[tuple[str, bytes]] = ()
 
 
 def client_config() -> dict[str, Any]:
@@ -166,16 +164,18 @@ def _raise_for(error: KafkaError | KafkaException, slot: _Slot) -> None:
     raise BrokerUnavailable(text)
 
 
-def _produce_once(slot: _Slot, records: Sequence[Record], deadline: float) -> None:
+def _send(slot: _Slot, records: Sequence[Record], deadline: float) -> _Acks:
+    """Hand every record to librdkafka (waiting while its queue is full); returns their acks."""
     client = slot.client
     acks = _Acks(len(records))
+    callback = acks.callback
     try:
-        for record in records:
+        for topic, value, key, timestamp_ms, headers in records:
             while True:
                 try:
                     client.produce(
-                        record.topic, value=record.value, key=record.key, timestamp=record.timestamp_ms or 0,
-                        headers=list(record.headers) or None, on_delivery=acks.callback,
+                        topic, value=value, key=key, timestamp=timestamp_ms or 0, headers=list(headers) or None,
+                        on_delivery=callback,
                     )
                     break
                 except BufferError:
@@ -183,19 +183,38 @@ def _produce_once(slot: _Slot, records: Sequence[Record], deadline: float) -> No
                         slot.unusable = "queue full"  # see _raise_for
                         raise BrokerUnavailable("the producer queue is full and the broker is not draining it") from None
                     client.poll(0.05)
+    except KafkaException as error:  # produce() on a producer librdkafka gave up
+        _raise_for(error, slot)
+    return acks
+
+
+def _settle(slot: _Slot, acks: _Acks, total: int, deadline: float, *, wait: bool) -> bool:
+    """Serve delivery callbacks; True once every record was acknowledged. Raises as
+    produce_and_wait does when one failed, the producer became unusable or the deadline passed.
+    `wait`: block until then; else only look."""
+    client = slot.client
+    try:
+        client.poll(0)
         while not acks.done.is_set():
             if slot.unusable:
                 raise ProducerUnusable(slot.unusable)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 slot.unusable = "records not acknowledged in time"  # see _raise_for
-                raise BrokerUnavailable(f"{acks.pending} of {len(records)} records not acknowledged in time")
+                raise BrokerUnavailable(f"{acks.pending} of {total} records not acknowledged in time")
+            if not wait:
+                return False
             client.poll(min(remaining, 0.05))
-    except KafkaException as error:  # produce() or poll() on a producer librdkafka gave up
+    except KafkaException as error:  # poll() on a producer librdkafka gave up
         _raise_for(error, slot)
     if acks.errors:
         unusable = next((e for e in acks.errors if _unusable(e)), None)
         _raise_for(unusable or acks.errors[0], slot)
+    return True
+
+
+def _produce_once(slot: _Slot, records: Sequence[Record], deadline: float) -> None:
+    _settle(slot, _send(slot, records, deadline), len(records), deadline, wait=True)
 
 
 def produce_and_wait(records: Sequence[Record], *, timeout_s: float | None = None) -> None:
@@ -216,6 +235,58 @@ def produce_and_wait(records: Sequence[Record], *, timeout_s: float | None = Non
             if attempt == 2:
                 raise BrokerUnavailable(f"the producer failed twice, the second time new: {error}") from None
             logger.warning("Kafka producer unusable (%s); retrying with a new one", error)
+
+
+class Delivery:
+    """Records produced without waiting (produce_later): `done()` says, without blocking, whether
+    the broker acknowledged them all; `wait()` blocks until it has, or — when one of them was not
+    acknowledged — produces them all once more with produce_and_wait (the caller's records are
+    idempotent: a record delivered twice is what at-least-once allows). Raises as
+    produce_and_wait does."""
+
+    def __init__(self, records: Sequence[Record], timeout_s: float | None = None) -> None:
+        self.records = records
+        self.timeout_s = timeout_s if timeout_s is not None else settings.KAFKA_PRODUCE_TIMEOUT_MS / 1000 + 1
+        self._deadline = time.monotonic() + self.timeout_s
+        self._slot = _slot()
+        self._acks: _Acks | None = None
+        self._delivered = not records
+        if records:
+            try:
+                self._acks = _send(self._slot, records, self._deadline)
+            except (BrokerUnavailable, ProducerUnusable):
+                self._acks = None  # not all sent: wait() sends them again
+
+    def done(self) -> bool:
+        if self._delivered:
+            return True
+        if self._acks is None:
+            return True  # nothing more to wait for: wait() decides
+        try:
+            self._delivered = _settle(self._slot, self._acks, len(self.records), self._deadline, wait=False)
+        except (BrokerUnavailable, ProducerUnusable):
+            self._acks = None
+            return True
+        return self._delivered
+
+    def wait(self) -> None:
+        if self._delivered:
+            return
+        if self._acks is not None:
+            try:
+                _settle(self._slot, self._acks, len(self.records), self._deadline, wait=True)
+                self._delivered = True
+                return
+            except (BrokerUnavailable, ProducerUnusable) as error:
+                logger.warning("%d records not acknowledged (%s); producing them again", len(self.records), error)
+                self._acks = None
+        produce_and_wait(self.records, timeout_s=self.timeout_s)
+        self._delivered = True
+
+
+def produce_later(records: Sequence[Record]) -> Delivery:
+    """Produce `records` and return at once; the Delivery tells when the broker acknowledged them."""
+    return Delivery(records)
 
 
 def topics_ensure(*, names: Iterable[str], partitions: int | None = None, wait_s: float = 60.0) -> None:

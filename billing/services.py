@@ -10,34 +10,36 @@ batch boundaries, arrival order or number of consumers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 from django.conf import settings
 from django.db import connection, transaction
 
+from aforo.copy import copy_rows, ids_take, jsonb
 from aforo.db import bulk_cursor
-from billing.rating import TierDelta, Usage
+from aforo.stages import stage
+from aforo.kafka import Delivery, Record, produce_and_wait, produce_later
+from billing.rating import TierDelta
+from billing.rating.plan import EventToRate, TotalState, ratings_plan
 from catalog.models import Subscription
-from aforo.kafka import Record, produce_and_wait
-from wallets.services import RatedCharge, wallet_charges_record
+from wallets.services import RatedCharge
 
 from .models import InvoiceLine, PricingSnapshot, RatedEvent, RunningTotal, SettlementRun
 from .periods import period_for
-from .selectors import decimal_text
+from aforo.money import decimal_text
 
 if TYPE_CHECKING:
     from metering.enrichment import Resolution
 
 WALLET_MODES = ("prepaid", "hybrid")  # subscriptions whose rated events settle against a wallet as they are rated
 TotalKey = tuple[int, int, str, datetime]  # (subscription, metric, dimension_key, period_start)
+RATED_TABLE = RatedEvent._meta.db_table
 
 
-@dataclass(frozen=True, slots=True)
-class RatingInput:
+class RatingInput(NamedTuple):
     raw_event_id: int
     tenant_id: int
     event_id: str
@@ -47,9 +49,9 @@ class RatingInput:
     session: str = ""  # the event's session_id dimension (a wallet hold with that reference pays first)
 
 
-@dataclass(frozen=True, slots=True)
-class RatedRecord:
-    """A rated event as published on usage.rated.v1."""
+class RatedRecord(NamedTuple):
+    """A rated event as published on usage.rated.v1 (a NamedTuple: built once per event on the
+    consumer's hot path)."""
 
     rated_event_id: int
     raw_event_id: int
@@ -101,28 +103,39 @@ class RatedRecord:
         return f"{self.tenant_id}:{self.subscription_id}".encode()
 
 
-def rated_records_publish(*, records: Sequence[RatedRecord]) -> None:
-    """Produce rated records to usage.rated.v1 (keyed tenant:subscription, timestamped at
-    rating) and return once the broker acknowledged them; raises BrokerUnavailable otherwise."""
-    if records:
-        produce_and_wait(
-            [
-                Record(
-                    topic=settings.KAFKA_TOPIC_RATED, key=r.key, value=r.to_wire(),
-                    timestamp_ms=int(r.rated_at.timestamp() * 1000),
-                )
-                for r in records
-            ]
+def _rated_wire(records: Sequence[RatedRecord]) -> list[Record]:
+    """usage.rated.v1 records: keyed tenant:subscription, timestamped at rating."""
+    topic = settings.KAFKA_TOPIC_RATED
+    stamps: dict[datetime, int] = {}
+    return [
+        Record(
+            topic, r.to_wire(), f"{r.tenant_id}:{r.subscription_id}".encode(),
+            stamps.get(r.rated_at) or stamps.setdefault(r.rated_at, int(r.rated_at.timestamp() * 1000)),
         )
+        for r in records
+    ]
+
+
+def rated_records_publish(*, records: Sequence[RatedRecord]) -> None:
+    """Produce rated records to usage.rated.v1 and return once the broker acknowledged them;
+    raises BrokerUnavailable otherwise."""
+    if records:
+        produce_and_wait(_rated_wire(records))
+
+
+def rated_records_publish_later(*, records: Sequence[RatedRecord]) -> Delivery:
+    """Produce rated records to usage.rated.v1 and return at once; the Delivery says when the
+    broker acknowledged them (the usage consumer's publish step)."""
+    return produce_later(_rated_wire(records))
 
 
 def _table(model: Any) -> str:
     return model._meta.db_table
 
 
-def _lock_running_totals(rows: dict[TotalKey, tuple], *, now: datetime) -> dict[TotalKey, list]:
+def _lock_running_totals(rows: dict[TotalKey, tuple], *, now: datetime) -> dict[TotalKey, TotalState]:
     """Make sure a running total exists for every key, lock them all (stable order: no
-    deadlock between consumers) and return key -> [id, units, amount, event_count, transaction_fees]."""
+    deadlock between consumers) and return their state by key."""
     keys = sorted(rows)
     columns = list(zip(*[(*k, *rows[k]) for k in keys]))
     with bulk_cursor() as cursor:
@@ -151,7 +164,7 @@ def _lock_running_totals(rows: dict[TotalKey, tuple], *, now: datetime) -> dict[
             """,
             [list(c) for c in columns[:4]],
         )
-        return {(s, m, d, ps): [row_id, *state] for row_id, s, m, d, ps, *state in cursor.fetchall()}
+        return {(s, m, d, ps): TotalState(row_id, *state) for row_id, s, m, d, ps, *state in cursor.fetchall()}
 
 
 def _snapshot_ids(configs: dict[str, dict]) -> dict[str, int]:
@@ -169,8 +182,34 @@ def _snapshot_ids(configs: dict[str, dict]) -> dict[str, int]:
         return dict(cursor.fetchall())
 
 
+_RATED_COLUMNS = (
+    "id", "tenant_id", "raw_event_id", "subscription_id", "customer_id", "metric_id", "dimension_key",
+    "rate_plan_version_id", "metric_config_id", "pricing_snapshot_id", "period_start", "period_end", "event_timestamp",
+    "quantity", "units_before", "units_after", "amount", "currency", "tiers", "rated_at",
+)
+_RATED_TYPES = (
+    "int8", "int8", "int8", "int8", "int8", "int8", "text", "int8", "int8", "int8", "timestamptz", "timestamptz",
+    "timestamptz", "numeric", "numeric", "numeric", "numeric", "text", "jsonb", "timestamptz",
+)
+
+
+def _periods(inputs: Sequence[RatingInput]) -> list[tuple[datetime, datetime]]:
+    """Each event's billing period (most events of a subscription share one: computed once)."""
+    periods: list[tuple[datetime, datetime]] = []
+    last_period: dict[int, tuple[datetime, datetime]] = {}
+    for item in inputs:
+        sub = item.resolution.subscription
+        start, end = last_period.get(sub.id) or (item.timestamp, item.timestamp)
+        if not start <= item.timestamp < end:
+            start, end = last_period[sub.id] = period_for(cadence=sub.cadence, anchor=sub.anchor, at=item.timestamp)
+        periods.append((start, end))
+    return periods
+
+
 def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: datetime) -> list[RatedRecord]:
-    """Rate resolved events, in order, and write their rated events and running totals.
+    """Rate resolved events, in order, and write their rated events and running totals:
+    lock and read the running totals (SQL) → plan the ratings (billing.rating.plan, pure) →
+    write (binary COPY of the rated rows, one UPDATE of the totals). Returns the rated records.
 
     Must run inside the caller's transaction (the one that wrote the raw events): rated
     events, running totals and raw events commit or roll back together."""
@@ -178,68 +217,54 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
         return []
     assert connection.in_atomic_block, "rated_events_record_batch must run inside a transaction"
 
-    periods: list[tuple[datetime, datetime]] = []
+    periods = _periods(inputs)
+    keys: list[TotalKey] = []
     total_rows: dict[TotalKey, tuple] = {}
-    last_period: dict[int, tuple[datetime, datetime]] = {}  # per subscription: most events share one
-    for item in inputs:
-        sub = item.resolution.subscription
-        start, end = last_period.get(sub.id) or (item.timestamp, item.timestamp)
-        if not start <= item.timestamp < end:
-            start, end = last_period[sub.id] = period_for(cadence=sub.cadence, anchor=sub.anchor, at=item.timestamp)
-        periods.append((start, end))
-        key = (sub.id, item.resolution.metric.metric_id, item.resolution.dimension_key, start)
-        total_rows.setdefault(key, (item.tenant_id, sub.customer_id, end, sub.currency))
-
-    totals = _lock_running_totals(total_rows, now=rated_at)
-    snapshot_ids = _snapshot_ids({i.resolution.metric.config_hash: i.resolution.metric.config for i in inputs})
-
-    rated_columns: list[tuple] = []
-    tier_lists: list[list[dict[str, Any]] | None] = []
     for item, (start, end) in zip(inputs, periods):
         resolution = item.resolution
-        priced = resolution.metric
-        total = totals[(resolution.subscription.id, priced.metric_id, resolution.dimension_key, start)]
-        _, before, so_far, count, fees = total
-        rating = resolution.model.rate_event(Usage(before, count, fees), item.quantity)
-        total[1:] = rating.usage.units, so_far + rating.amount, rating.usage.events, rating.usage.fees
-        tier_lists.append(_tiers_wire(rating.tiers))
-        rated_columns.append(
-            (
-                item.tenant_id, item.raw_event_id, resolution.subscription.id, resolution.subscription.customer_id,
-                priced.metric_id, resolution.dimension_key, resolution.version_id, priced.metric_config_id,
-                snapshot_ids[priced.config_hash], start, end, item.timestamp, item.quantity, before,
-                rating.usage.units, rating.amount, resolution.subscription.currency,
-            )
+        sub = resolution.subscription
+        key = (sub.id, resolution.metric.metric_id, resolution.dimension_key, start)
+        keys.append(key)
+        if key not in total_rows:
+            total_rows[key] = (item.tenant_id, sub.customer_id, end, sub.currency)
+
+    with stage("ledger.rated.read"):
+        totals = _lock_running_totals(total_rows, now=rated_at)
+        snapshot_ids = _snapshot_ids({i.resolution.metric.config_hash: i.resolution.metric.config for i in inputs})
+    with stage("rate"):
+        planned, totals_after = ratings_plan(
+            [EventToRate(key, item.quantity, item.resolution.model) for key, item in zip(keys, inputs)], totals
         )
 
-    with bulk_cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO {_table(RatedEvent)}
-                (tenant_id, raw_event_id, subscription_id, customer_id, metric_id, dimension_key,
-                 rate_plan_version_id, metric_config_id, pricing_snapshot_id, period_start, period_end,
-                 event_timestamp, quantity, units_before, units_after, amount, currency, tiers, rated_at)
-            SELECT *, %b::timestamptz FROM unnest(
-                %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::text[],
-                %b::bigint[], %b::bigint[], %b::bigint[], %b::timestamptz[], %b::timestamptz[],
-                %b::timestamptz[], %b::numeric[], %b::numeric[], %b::numeric[], %b::numeric[], %b::text[],
-                %b::jsonb[])
-            RETURNING id, raw_event_id
-            """,
-            [
-                rated_at, *[list(c) for c in zip(*rated_columns)],
-                [None if t is None else orjson.dumps(t).decode() for t in tier_lists],
-            ],
+    with stage("ledger.rated.write"), bulk_cursor() as cursor:
+        ids = ids_take(cursor, RATED_TABLE, len(inputs))
+        records = [
+            RatedRecord(
+                rated_id, item.raw_event_id, item.tenant_id, item.event_id, (res := item.resolution).subscription.customer_id,
+                res.subscription.id, res.metric.code, res.dimension_key, item.quantity, plan.units_before,
+                plan.units_after, plan.amount, res.subscription.currency, res.version_id, start, end, item.timestamp,
+                rated_at, _tiers_wire(plan.tiers),
+            )
+            for rated_id, item, plan, (start, end) in zip(ids, inputs, planned, periods)
+        ]
+        copy_rows(
+            cursor, RATED_TABLE, _RATED_COLUMNS, _RATED_TYPES,
+            (
+                (
+                    r.rated_event_id, r.tenant_id, r.raw_event_id, r.subscription_id, r.customer_id,
+                    item.resolution.metric.metric_id, r.dimension_key, r.rate_plan_version_id,
+                    item.resolution.metric.metric_config_id, snapshot_ids[item.resolution.metric.config_hash],
+                    r.period_start, r.period_end, r.timestamp, r.quantity, r.units_before, r.units_after, r.amount,
+                    r.currency, None if r.tiers is None else jsonb(r.tiers), rated_at,
+                )
+                for r, item in zip(records, inputs)
+            ),
         )
-        rated_ids = dict((raw_id, rated_id) for rated_id, raw_id in cursor.fetchall())
         # Each total's newest event (its highest id) and the snapshot that event was rated with.
         newest: dict[TotalKey, tuple[int, int]] = {}
-        for item, (start, _) in zip(inputs, periods):
-            resolution = item.resolution
-            key = (resolution.subscription.id, resolution.metric.metric_id, resolution.dimension_key, start)
-            event = (rated_ids[item.raw_event_id], snapshot_ids[resolution.metric.config_hash])
-            if event > newest.get(key, (0, 0)):
-                newest[key] = event
+        for key, rated_id, item in zip(keys, ids, inputs):
+            newest[key] = (rated_id, snapshot_ids[item.resolution.metric.config_hash])  # ids ascend
+        moved = list(totals_after.items())
         cursor.execute(
             f"""
             UPDATE {_table(RunningTotal)} AS rt
@@ -250,50 +275,28 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
             WHERE rt.id = x.id
             """,
             [
-                rated_at, *[list(column) for column in zip(*totals.values())],
-                [newest[key][0] for key in totals], [newest[key][1] for key in totals],
+                rated_at, *[list(column) for column in zip(*[state for _, state in moved])],
+                [newest[key][0] for key, _ in moved], [newest[key][1] for key, _ in moved],
             ],
         )
 
     _interim_invoices_enqueue(
         current={(sub, start) for (sub, _, _, start), (_, _, end, _) in total_rows.items() if start <= rated_at < end}
     )
-    wallet_charges_record(
-        charges=[
-            RatedCharge(
-                rated_event_id=rated_ids[item.raw_event_id], tenant_id=item.tenant_id,
-                customer_id=item.resolution.subscription.customer_id, currency=item.resolution.subscription.currency,
-                billing_mode=item.resolution.subscription.billing_mode, amount=columns[15], session=item.session,
-                event_id=item.event_id,
-            )
-            for item, columns in zip(inputs, rated_columns)
-            if item.resolution.subscription.billing_mode in WALLET_MODES
-        ],
-        now=rated_at,
-    )
+    return records
+
+
+def rated_charges(*, inputs: Sequence[RatingInput], records: Sequence[RatedRecord]) -> list[RatedCharge]:
+    """What the wallets pay in real time of these rated events: those of prepaid and hybrid
+    subscriptions (wallets.services.wallet_charges_record)."""
     return [
-        RatedRecord(
-            rated_event_id=rated_ids[item.raw_event_id],
-            raw_event_id=item.raw_event_id,
-            tenant_id=item.tenant_id,
-            event_id=item.event_id,
-            customer_id=columns[3],
-            subscription_id=columns[2],
-            metric=item.resolution.metric.code,
-            dimension_key=columns[5],
-            quantity=item.quantity,
-            units_before=columns[13],
-            units_after=columns[14],
-            amount=columns[15],
-            currency=columns[16],
-            rate_plan_version_id=columns[6],
-            period_start=columns[9],
-            period_end=columns[10],
-            timestamp=item.timestamp,
-            rated_at=rated_at,
-            tiers=tiers,
+        RatedCharge(
+            rated_event_id=r.rated_event_id, tenant_id=r.tenant_id, customer_id=r.customer_id, currency=r.currency,
+            billing_mode=item.resolution.subscription.billing_mode, amount=r.amount, session=item.session,
+            event_id=r.event_id,
         )
-        for item, columns, tiers in zip(inputs, rated_columns, tier_lists)
+        for item, r in zip(inputs, records)
+        if item.resolution.subscription.billing_mode in WALLET_MODES
     ]
 
 

@@ -31,6 +31,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from django.conf import settings
 
+from aforo import stages
 from aforo.kafka import client_config
 
 logger = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ class ConsumerHealth:
 
         with self._lock:
             self.heartbeat.updated_at = _now_iso()
-            payload = orjson.dumps(asdict(self.heartbeat))
+            payload = orjson.dumps({**asdict(self.heartbeat), "budget": stages.clock.snapshot()})
             key = self.heartbeat.key
         get_redis_connection("default").set(key, payload, ex=HEARTBEAT_TTL_S)
 

@@ -17,6 +17,7 @@ class ConsumerDefinition:
     topics_to_ensure: Callable[[], list[str]]
     strategy_factory: Callable[..., object]  # (*, health: ConsumerHealth | None) -> ProcessingStrategyFactory
     description: str
+    chunked: bool = False  # the consumer reads records a chunk at a time (consumers.chunks)
 
 
 def _usage_factory(*, health=None):
@@ -39,6 +40,7 @@ CONSUMERS: dict[str, ConsumerDefinition] = {
         dlq_topic=lambda: settings.KAFKA_TOPIC_USAGE_DLQ,
         topics_to_ensure=_usage_topics,
         strategy_factory=_usage_factory,
-        description="Rates usage events: decode → batch → enrich → rate+persist → publish rated → commit.",
+        description="Rates usage events: batch → decode → enrich → rate+persist → publish rated → commit.",
+        chunked=True,
     ),
 }

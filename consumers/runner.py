@@ -31,6 +31,7 @@ from django.db import close_old_connections
 
 from aforo.kafka import BrokerUnavailable, producer_config, topics_ensure
 
+from .chunks import ChunkingKafkaConsumer
 from .errors import OUTAGES
 from .group import describe, repair_if_wedged
 from .health import ConsumerHealth, Watchdog
@@ -63,14 +64,14 @@ class ReasonedDlqProducer(KafkaDlqProducer):
         return self._producer.produce(self._topic, KafkaPayload(value.payload.key, value.payload.value, headers))
 
 
-class PromptKafkaConsumer(KafkaConsumer):
+class PromptKafkaConsumer(ChunkingKafkaConsumer):
     """arroyo's Kafka consumer with a bounded poll wait. arroyo polls with a fixed 1 s timeout
     and lets a time-bounded batch flush only after that poll returns, so when traffic pauses
     the last partial batch would wait up to a second. Capping the wait at the batch time
     keeps event-to-rated latency at the batch bound even for a lone event."""
 
-    def __init__(self, configuration: dict[str, Any], *, max_wait_s: float):
-        super().__init__(configuration)
+    def __init__(self, configuration: dict[str, Any], *, max_wait_s: float, chunk_size: int | None = None):
+        super().__init__(configuration, chunk_size=chunk_size)
         self._max_wait_s = max_wait_s
 
     def poll(self, timeout: float | None = None):
@@ -88,11 +89,14 @@ class SettlingConsumer(PromptKafkaConsumer):
     twice that, raises (an outage: the runner rebuilds and repairs) if Tansu's group has a leader
     that is not this consumer."""
 
-    def __init__(self, configuration: dict[str, Any], *, max_wait_s: float, group_id: str, settle_s: float, heartbeat_s: float):
+    def __init__(
+        self, configuration: dict[str, Any], *, max_wait_s: float, group_id: str, settle_s: float, heartbeat_s: float,
+        chunk_size: int | None = None,
+    ):
         self._cgrp: dict[str, Any] = {}
         self._stats_at = 0.0
         configuration = {**configuration, "statistics.interval.ms": 500, "stats_cb": self._on_stats}
-        super().__init__(configuration, max_wait_s=max_wait_s)
+        super().__init__(configuration, max_wait_s=max_wait_s, chunk_size=chunk_size)
         self._group_id = group_id
         self._settle_s = settle_s
         self._heartbeat_s = heartbeat_s
@@ -227,6 +231,7 @@ def build_processor(
             group_id=definition.group_id(),
             settle_s=settings.KAFKA_SESSION_TIMEOUT_MS / 1000 + 2,
             heartbeat_s=settings.KAFKA_HEARTBEAT_INTERVAL_MS / 1000,
+            chunk_size=settings.USAGE_BATCH_MAX_SIZE if definition.chunked else None,
         ),
         topic=Topic(definition.topic()),
         processor_factory=_ObservedFactory(factory, health) if health is not None else factory,

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from django.conf import settings
@@ -80,8 +80,7 @@ class BillingContext:
     revoked_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Resolution:
+class Resolution(NamedTuple):
     context: BillingContext
     subscription: SubscriptionContext
     version_id: int
@@ -90,8 +89,7 @@ class Resolution:
     model: Model  # the base config's model or the override's
 
 
-@dataclass(frozen=True, slots=True)
-class Unmatched:
+class Unmatched(NamedTuple):
     reason: str
     detail: str = ""
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -57,13 +57,14 @@ class EventRejected(ValueError):
         return {"code": self.code, "field": self.field, "message": self.message}
 
 
+@lru_cache(maxsize=65_536)
 def api_key_subject(api_key: str) -> str:
-    """The subject of events carrying this key: its SHA-256, as keys are stored (never the key)."""
+    """The subject of events carrying this key: its SHA-256, as keys are stored (never the key).
+    Cached: a consumer sees the same few keys over and over."""
     return "key:" + hashlib.sha256(api_key.encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class UsageEvent:
+class UsageEvent(NamedTuple):
     event_id: str
     metric: str
     quantity: Decimal
@@ -71,8 +72,8 @@ class UsageEvent:
     api_key: str | None = None
     customer_id: int | None = None
     subscription_id: int | None = None
-    dimensions: dict[str, str] = field(default_factory=dict)
-    metadata: dict[str, Any] = field(default_factory=dict)
+    dimensions: dict[str, str] = {}  # noqa: RUF012 (never mutated: validate_event builds a new one)
+    metadata: dict[str, Any] = {}  # noqa: RUF012
     is_late: bool = False
 
     @property

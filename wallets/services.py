@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from aforo.db import bulk_cursor
 from aforo.money import LEGACY_MINOR_UNITS, currency_is_valid, is_multiple_of_minor_unit, minor_unit
-from billing.selectors import decimal_text
+from aforo.money import decimal_text
 from catalog.models import Customer
 
 from .models import Hold, LowBalanceAlert, Wallet, WalletEntry

@@ -125,6 +125,11 @@ KAFKA_NO_ASSIGNMENT_WARN_S = env.float("KAFKA_NO_ASSIGNMENT_WARN_S", default=15)
 # --- Usage consumer ----------------------------------------------------------------------
 USAGE_BATCH_MAX_SIZE = env.int("USAGE_BATCH_MAX_SIZE", default=2000)
 USAGE_BATCH_MAX_TIME_S = env.float("USAGE_BATCH_MAX_TIME_S", default=0.1)
+# The consumer's cyclic GC: young-generation threshold (consumers/management/commands/run_consumer.py).
+CONSUMER_GC_GEN0 = env.int("CONSUMER_GC_GEN0", default=50_000)
+# Tests only: a dotted path to a wrapper of the usage consumer's record step (fault injection,
+# tests/consumers/faults.py). Empty in every real deployment.
+CONSUMER_STEP_WRAPPER = env.str("AFORO_CONSUMER_STEP_WRAPPER", default="")
 # Consumer health (consumers.health): a consumer whose group has lag while no committed offset
 # moves for this long — outside a known outage backoff — logs an error and exits 3 for its
 # supervisor to restart; `consumer_status` and /healthz/consumer call such a group stalled.

@@ -35,7 +35,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation, localcontext
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
+
+from aforo.money import decimal_text
 
 # Enough digits that no product or sum of validated parameters and quantities is ever rounded.
 PRECISION = 80
@@ -118,11 +120,7 @@ def reject_unknown(config: Mapping[str, Any], allowed: set[str], model: str) -> 
 
 def text(value: Decimal | None) -> str | None:
     """Normalised decimal text (no exponent, no trailing zeros): what stored configs hold."""
-    if value is None:
-        return None
-    with localcontext() as ctx:
-        ctx.prec = PRECISION
-        return format(value.normalize(), "f") if value else "0"
+    return None if value is None else decimal_text(value)
 
 
 @contextmanager
@@ -137,8 +135,7 @@ def nested(prefix: str) -> Iterator[None]:
 # --- what a model computes ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
+class Usage(NamedTuple):
     """The running state of one (subscription, metric, dimension, period): units so far, events
     (transactions) so far, and, for percentage, the per-transaction fees before the period
     minimum. Zero usage is Usage()."""
@@ -148,8 +145,7 @@ class Usage:
     fees: Decimal = ZERO
 
 
-@dataclass(frozen=True, slots=True)
-class TierDelta:
+class TierDelta(NamedTuple):
     tier: int  # 1-based
     units: Decimal
     amount: Decimal
@@ -158,8 +154,7 @@ class TierDelta:
         return {"tier": self.tier, "units": text(self.units), "amount": text(self.amount)}
 
 
-@dataclass(frozen=True, slots=True)
-class Rating:
+class Rating(NamedTuple):
     """One event rated against a running state: the exact delta, the state after it, and
     (tiered models) how the delta falls across tiers."""
 

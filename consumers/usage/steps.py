@@ -1,13 +1,16 @@
-"""The steps of the usage consumer. Each is a small callable run by an arroyo RunTask:
+"""The steps of the usage consumer, each a small callable run by an arroyo RunTask over a batch
+of chunks (consumers.chunks: the consumer reads up to a batch of records per call):
 
-    decode+validate  (per message; poison → InvalidMessage → DLQ with the reason)
-    batch            (arroyo BatchStep: size and time bounds)
-    rate+persist     (enrich with one cache lookup, then ONE database transaction per batch;
-                      records the ledger cannot take are isolated → DLQ, the rest are rated)
-    publish          (rated records → usage.rated.v1, acknowledged)
-    commit           (arroyo CommitOffsets, only after all of the above)
+    batch            (ChunkBuffer: up to USAGE_BATCH_MAX_SIZE records or USAGE_BATCH_MAX_TIME_S
+                      after the first)
+    record           (decode and validate every record — poison → DLQ with the reason — then ONE
+                      service call, billing.usage.usage_batch_record: enrich, rate and persist in
+                      one transaction; records the ledger cannot take are isolated → DLQ)
+    publish          (rated records → usage.rated.v1; the batch goes on once acknowledged,
+                      while the next batch is recorded)
+    commit           (arroyo CommitOffsets, only after all of the above, in order)
 
-Transport only: the business rules live in metering/billing services these steps call.
+Transport only: the business rules live in the services these steps call.
 Two kinds of failure (STYLE.md §8): an outage (database, Redis, broker unreachable) is raised,
 and the factory's OutageBackoff (consumers.backpressure) holds the batch and retries it after a
 backoff, the consumer staying in its group; nothing is committed meanwhile, and a replay of the
@@ -18,41 +21,28 @@ make the consumer crash-loop."""
 from __future__ import annotations
 
 import logging
-import os
 import time
+from collections import deque
 from collections.abc import Sequence
-from datetime import timezone
+from datetime import datetime, timezone
+from typing import Any
 
-import orjson
-from arroyo.backends.kafka import KafkaPayload
-from arroyo.dlq import InvalidMessage
-from arroyo.processing.strategies.batching import ValuesBatch
+from arroyo.processing.strategies import ProcessingStrategy
 from arroyo.types import BrokerValue, Message
 from django.conf import settings
-from django.db import OperationalError, close_old_connections
+from django.db import close_old_connections
 
-from aforo.kafka import Record, produce_and_wait
-from billing.services import rated_records_publish
+from aforo.kafka import Delivery, Record, produce_and_wait
+from aforo.stages import clock, stage
+from billing.services import rated_records_publish_later
+from billing.usage import BatchOutcome, IncomingEvent, usage_batch_record
 from catalog.models import Tenant
 from metering.enrichment import EnrichmentCache
-from metering.services import BatchOutcome, IncomingEvent, usage_batch_process
-from metering.validation import EventRejected, validate_event
+from metering.wire import decode_event
 
-from ..errors import OUTAGES
+from ..errors import DATABASE_UNAVAILABLE, OUTAGES
 
 logger = logging.getLogger(__name__)
-
-# Test-only fault injection (the recovery tests set it on a consumer process):
-#   crash_after_persist   exit right after the database commit, before the offset commit;
-#   database_down:N       the first N persist attempts fail as if PostgreSQL were unreachable.
-FAULT = os.environ.get("AFORO_CONSUMER_FAULT", "")
-_faults_left = {"database_down": int(FAULT.split(":")[1]) if FAULT.startswith("database_down:") else 0}
-
-
-def _inject_database_fault() -> None:
-    if _faults_left["database_down"] > 0:
-        _faults_left["database_down"] -= 1
-        raise OperationalError("fault injection: database unavailable")
 
 
 def _reason(error: BaseException) -> str:
@@ -82,132 +72,131 @@ class TenantDirectory:
         return False
 
 
-def tenant_of(payload: KafkaPayload) -> int | None:
+def tenant_of(key: bytes | None, headers: Sequence[tuple[str, bytes]] | None) -> int | None:
     """The tenant of a record: header `tenant_id`, else the key's `<tenant>:` prefix."""
-    for name, value in payload.headers:
+    for name, value in headers or ():
         if name == "tenant_id":
             return int(value) if value.isdigit() else None
-    if payload.key:
-        head = payload.key.split(b":", 1)[0]
+    if key:
+        head = key.split(b":", 1)[0]
         if head.isdigit():
             return int(head)
     return None
 
 
-class DecodeStep:
-    def __init__(self, tenants: TenantDirectory | None = None):
-        self.tenants = tenants or TenantDirectory()
-
-    def __call__(self, message: Message[KafkaPayload]) -> IncomingEvent:
-        try:
-            return self._decode(message)
-        except (InvalidMessage, *OUTAGES):
-            raise
-        except Exception as error:  # a record no rule above foresaw: its fault, not the consumer's
-            value = message.value
-            assert isinstance(value, BrokerValue)
-            logger.exception("record %s/%d failed to decode → DLQ", value.partition.topic.name, value.offset)
-            raise InvalidMessage(value.partition, value.offset, reason=f"undecodable: {_reason(error)}", log_exception=False) from None
-
-    def _decode(self, message: Message[KafkaPayload]) -> IncomingEvent:
-        value = message.value
-        assert isinstance(value, BrokerValue)
-
-        def poison(reason: str) -> InvalidMessage:
-            logger.warning("poison record %s/%d → DLQ: %s", value.partition.topic.name, value.offset, reason)
-            return InvalidMessage(value.partition, value.offset, reason=reason, log_exception=False)
-
-        tenant_id = tenant_of(message.payload)
-        if tenant_id is None:
-            raise poison("missing_tenant: the record has no tenant_id header and its key has no '<tenant>:' prefix")
-        if not self.tenants.exists(tenant_id):
-            raise poison(f"unknown_tenant: no tenant {tenant_id}")
-        try:
-            data = orjson.loads(message.payload.value)
-        except orjson.JSONDecodeError as error:
-            raise poison(f"undecodable: {error}") from None
-        received_at = value.timestamp.replace(tzinfo=timezone.utc)
-        try:
-            event = validate_event(data, now=received_at)
-        except EventRejected as rejection:
-            raise poison(f"{rejection.code}: {rejection.field}: {rejection.message}") from None
-        return IncomingEvent(
-            tenant_id=tenant_id,
-            subject=event.subject,
-            event=event,
-            received_at=received_at,
-            partition=value.partition.index,
-            offset=value.offset,
-            source=value,
-        )
-
-
-def dead_letter_record(event: IncomingEvent, *, reason: str) -> Record:
-    """The DLQ copy of a record the ledger could not take: its original key, value and headers,
-    plus why and where it came from (the same headers arroyo's DLQ adds at decode)."""
-    source: BrokerValue[KafkaPayload] = event.source
+def dead_letter_record(source: Any, *, reason: str) -> Record:
+    """The DLQ copy of a record (a librdkafka message): its original key, value and headers,
+    plus why and where it came from."""
     return Record(
         topic=settings.KAFKA_TOPIC_USAGE_DLQ,
-        key=source.payload.key,
-        value=source.payload.value,
+        key=source.key(),
+        value=source.value() or b"",
         headers=(
-            *source.payload.headers,
+            *(source.headers() or ()),
             ("reason", reason.encode()),
-            ("original_topic", source.partition.topic.name.encode()),
-            ("original_partition", str(source.partition.index).encode()),
-            ("original_offset", str(source.offset).encode()),
+            ("original_topic", source.topic().encode()),
+            ("original_partition", str(source.partition()).encode()),
+            ("original_offset", str(source.offset()).encode()),
         ),
     )
 
 
-class RateStep:
-    """Enrich, rate and persist a batch in ONE transaction (metering.services.usage_batch_process).
+class RecordStep:
+    """Decode a batch of chunks and record it: ONE call to billing.usage.usage_batch_record.
 
-    Retries an outage a few times (the transaction rolled back, so a retry is a clean replay),
-    then raises it. Any other error is the data's: the batch is split in halves, each persisted
-    in its own transaction, down to the records that fail alone; those go to the DLQ (produced
-    and acknowledged before this step returns, so before their offsets are committed), the rest
-    are rated. Persisting part of a batch is safe: every part is idempotent on (tenant, event_id)
+    Poison records (no tenant, unknown tenant, undecodable, against the contract) are
+    dead-lettered with their reason before the rest is recorded. An outage is retried a few
+    times (the transaction rolled back, so a retry is a clean replay), then raised. Any other
+    error is the data's: the batch is split in halves, each recorded in its own transaction,
+    down to the records that fail alone; those go to the DLQ too, the rest are rated. Every
+    dead letter is produced and acknowledged before this step returns, so before the offsets are
+    committed. Recording part of a batch is safe: every part is idempotent on (tenant, event_id)
     and delta rating holds in any order and batching."""
 
     attempts = 3
 
-    def __init__(self, cache: EnrichmentCache | None = None) -> None:
+    def __init__(self, cache: EnrichmentCache | None = None, tenants: TenantDirectory | None = None) -> None:
         self.cache = cache or EnrichmentCache()
+        self.tenants = tenants or TenantDirectory()
+        self._tenant_by_key: dict[bytes | None, int | None] = {}  # record key → tenant (records without headers)
         self.totals = {"new": 0, "duplicates": 0, "replayed": 0, "unmatched": 0, "rated": 0, "dead_lettered": 0}
         self._last_log = time.monotonic()
 
-    def __call__(self, message: Message[ValuesBatch[IncomingEvent]]) -> BatchOutcome:
+    def __call__(self, message: Message[Sequence[BrokerValue[list[Any]]]]) -> BatchOutcome:
         close_old_connections()
-        outcome = self._isolating([value.payload for value in message.payload])
-        if FAULT == "crash_after_persist" and outcome.new:
-            logger.error("fault injection: exiting after the database commit, before the offset commit")
-            os._exit(70)
+        records = [record for chunk in message.payload for record in chunk.payload]
+        clock.counted(len(records))
+        with stage("decode"):
+            events, poison = self.decode(records)
+        if poison:
+            produce_and_wait([dead_letter_record(source, reason=reason) for source, reason in poison])
+        outcome = self._isolating(events) if events else BatchOutcome()
+        outcome.dead_lettered += len(poison)
         self._account(outcome)
         return outcome
 
+    def decode(self, records: Sequence[Any]) -> tuple[list[IncomingEvent], list[tuple[Any, str]]]:
+        """The records as validated events, and the poison ones with their reasons."""
+        events: list[IncomingEvent] = []
+        poison: list[tuple[Any, str]] = []
+        utc = timezone.utc
+        by_key = self._tenant_by_key
+        if len(by_key) > 100_000:
+            by_key.clear()
+        for record in records:
+            try:
+                key = record.key()
+                headers = record.headers()
+                if headers is None and key in by_key:
+                    tenant_id = by_key[key]
+                else:
+                    tenant_id = tenant_of(key, headers)
+                    if headers is None:
+                        by_key[key] = tenant_id
+                if tenant_id is None:
+                    poison.append((record, "missing_tenant: the record has no tenant_id header and its key has no '<tenant>:' prefix"))
+                    continue
+                if not self.tenants.exists(tenant_id):
+                    poison.append((record, f"unknown_tenant: no tenant {tenant_id}"))
+                    continue
+                received_at = datetime.fromtimestamp(record.timestamp()[1] / 1000, utc)
+                event, problem = decode_event(record.value() or b"", now=received_at)
+                if problem is not None:
+                    poison.append((record, problem))
+                    continue
+                events.append(
+                    IncomingEvent(tenant_id, event.subject, event, received_at, record.partition(), record.offset(), record)
+                )
+            except OUTAGES:
+                raise
+            except Exception as error:  # a record no rule above foresaw: its fault, not the consumer's
+                logger.exception("record %s/%s failed to decode → DLQ", record.partition(), record.offset())
+                poison.append((record, f"undecodable: {_reason(error)}"))
+        for record, reason in poison:
+            logger.warning("poison record %s/%s → DLQ: %s", record.partition(), record.offset(), reason)
+        return events, poison
+
     def _isolating(self, events: Sequence[IncomingEvent]) -> BatchOutcome:
         try:
-            return self._persist(events)
+            return self._record(events)
         except OUTAGES:
             raise
         except Exception as error:
             if len(events) == 1:
                 return self._dead_letter(events[0], error)
-            logger.error("a batch of %d failed (%s); persisting it in halves to isolate the record", len(events), _reason(error))
+            logger.error("a batch of %d failed (%s); recording it in halves to isolate the record", len(events), _reason(error))
             middle = len(events) // 2
             return self._isolating(events[:middle]).add(self._isolating(events[middle:]))
 
-    def _persist(self, events: Sequence[IncomingEvent]) -> BatchOutcome:
+    def _record(self, events: Sequence[IncomingEvent]) -> BatchOutcome:
         for attempt in range(1, self.attempts + 1):
             try:
-                _inject_database_fault()
-                return usage_batch_process(events=events, cache=self.cache)
-            except OperationalError:  # deadlock, serialization failure, dropped connection
+                return usage_batch_record(events=events, cache=self.cache)
+            except DATABASE_UNAVAILABLE:  # deadlock, serialization failure, dropped connection
                 close_old_connections()
                 if attempt == self.attempts:
                     raise
-                logger.warning("batch persist failed (attempt %d), retrying", attempt, exc_info=True)
+                logger.warning("batch record failed (attempt %d), retrying", attempt, exc_info=True)
         raise AssertionError("unreachable")
 
     def _dead_letter(self, event: IncomingEvent, error: Exception) -> BatchOutcome:
@@ -218,7 +207,7 @@ class RateStep:
         )
         if event.source is None:  # not from Kafka: nothing to dead-letter, so nothing may be skipped
             raise error
-        produce_and_wait([dead_letter_record(event, reason=reason)])
+        produce_and_wait([dead_letter_record(event.source, reason=reason)])
         return BatchOutcome(dead_lettered=1)
 
     def _account(self, outcome: BatchOutcome) -> None:
@@ -230,12 +219,49 @@ class RateStep:
             logger.info("usage consumer totals: %s", self.totals)
 
 
-class PublishStep:
-    """Produce the batch's rated records and wait for the broker's acknowledgement, so the
-    offsets committed next never cover a rated record that was not published."""
+class PublishStep(ProcessingStrategy[BatchOutcome]):
+    """Publish each batch's rated records and pass the batch on to the commit step once the broker
+    acknowledged them all — without waiting: the next batch is decoded and recorded while the
+    broker acknowledges this one (a round trip of tens of milliseconds per batch). Batches are
+    passed on in order, so the offsets committed never cover a rated record that was not
+    published. At most `max_pending` batches are in flight; a full pipeline waits for the oldest.
+    A batch whose records were not all acknowledged is published once more (at least once); if
+    that fails too, the outage is raised and its offsets stay uncommitted."""
 
-    def __call__(self, message: Message[BatchOutcome]) -> int:
-        rated = message.payload.rated
-        rated_records_publish(records=rated)
-        return len(rated)
+    def __init__(self, next_step: ProcessingStrategy[int], *, max_pending: int = 4) -> None:
+        self.next_step = next_step
+        self.max_pending = max_pending
+        self._in_flight: deque[tuple[Delivery, Message[BatchOutcome]]] = deque()
 
+    def submit(self, message: Message[BatchOutcome]) -> None:
+        self._forward(block=len(self._in_flight) >= self.max_pending)
+        with stage("publish"):
+            self._in_flight.append((rated_records_publish_later(records=message.payload.rated), message))
+        self._forward(block=False)
+
+    def _forward(self, *, block: bool) -> None:
+        while self._in_flight:
+            delivery, message = self._in_flight[0]
+            if not (block or delivery.done()):
+                return
+            with stage("publish.wait"):
+                delivery.wait()  # at once when done; re-publishes when a record was not acknowledged
+            self._in_flight.popleft()
+            block = False
+            self.next_step.submit(message.replace(len(message.payload.rated)))
+
+    def poll(self) -> None:
+        self._forward(block=False)
+        self.next_step.poll()
+
+    def join(self, timeout: float | None = None) -> None:
+        while self._in_flight:
+            self._forward(block=True)
+        self.next_step.join(timeout)
+
+    def close(self) -> None:
+        self.next_step.close()
+
+    def terminate(self) -> None:
+        self._in_flight.clear()
+        self.next_step.terminate()

@@ -13,12 +13,11 @@ from rest_framework.views import APIView
 
 from aforo.exceptions import ApiError
 from aforo.pagination import BoundedLimitOffsetPagination
-from billing.selectors import decimal_text
-from billing.services import rated_records_publish
+from aforo.money import decimal_text
 from catalog.auth import IsTenantAdmin, IsTenantIngest
 from aforo.kafka import BrokerUnavailable
 from metering.models import RawEvent, UnmatchedUsage
-from metering.services import unmatched_usage_replay, usage_events_ingest
+from metering.services import usage_events_ingest
 
 EVENT_EXAMPLE = {
     "event_id": "req-7f3a-0001",
@@ -164,23 +163,6 @@ class UnmatchedUsageListView(APIView):
         paginator = BoundedLimitOffsetPagination()
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(UnmatchedUsageSerializer(page, many=True).data)
-
-
-class UnmatchedUsageReplayView(APIView):
-    permission_classes = [IsTenantAdmin]
-
-    @extend_schema(
-        request=None,
-        responses=inline_serializer("ReplayResult", {"rated": serializers.IntegerField(), "still_unmatched": serializers.IntegerField()}),
-        summary="Rate unmatched usage that now matches the catalog (after creating the key, subscription or price)",
-    )
-    def post(self, request):
-        counts, rated = unmatched_usage_replay(tenant_id=request.tenant.id)
-        try:
-            rated_records_publish(records=rated)
-        except BrokerUnavailable:
-            counts["rated_not_published"] = len(rated)
-        return Response(counts)
 
 
 class RawEventSerializer(serializers.ModelSerializer):

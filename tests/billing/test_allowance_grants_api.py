@@ -16,10 +16,10 @@ from django.utils import timezone
 from billing.models import AllowanceGrant
 from billing.periods import period_for
 from billing.rating import quote
-from billing.selectors import decimal_text
+from aforo.money import decimal_text
 from billing.settlement import settlement_run
 from metering.enrichment import EnrichmentCache
-from metering.services import IncomingEvent, usage_batch_process
+from billing.usage import IncomingEvent, usage_batch_record
 from metering.validation import validate_event
 from tests.factories import MetricFactory, priced_setup, tenant_token
 from tests.test_admin import operator
@@ -42,7 +42,7 @@ def rate(setup, event_id: str, quantity: str):
         },
         now=now,
     )
-    outcome = usage_batch_process(
+    outcome = usage_batch_record(
         events=[IncomingEvent(setup.tenant.id, event.subject, event, now, 0, None)], cache=EnrichmentCache()
     )
     assert len(outcome.rated) == 1

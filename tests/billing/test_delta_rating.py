@@ -16,7 +16,7 @@ from django.utils import timezone
 from billing.models import RatedEvent, RunningTotal
 from billing.rating import compile_config, quote
 from metering.enrichment import EnrichmentCache
-from metering.services import IncomingEvent, usage_batch_process
+from billing.usage import IncomingEvent, usage_batch_record
 from metering.validation import validate_event
 from tests.factories import priced_setup
 
@@ -86,7 +86,7 @@ def test_rated_amounts_sum_to_the_quote_of_the_total_for_every_model(model, seed
         for quantity in quantities(rng, size):
             offset += 1
             batch.append(incoming(setup, f"e{offset}", quantity, offset=offset))
-        usage_batch_process(events=batch, cache=EnrichmentCache())
+        usage_batch_record(events=batch, cache=EnrichmentCache())
     rated, total = assert_ledger_matches_quote(setup, CONFIGS[model])
     assert len(rated) == sum(sizes)
     assert all(r.pricing_snapshot.config == setup.metric_config.config for r in rated)
@@ -102,7 +102,7 @@ def test_graduated_and_volume_hand_computed_through_the_batches():
     published = {}
     for prefix, setup in (("g", graduated), ("v", volume)):
         for offset, quantity in enumerate(["4", "6", "0.5", "20"]):
-            outcome = usage_batch_process(events=[incoming(setup, f"{prefix}{offset}", quantity, offset=None)], cache=EnrichmentCache())
+            outcome = usage_batch_record(events=[incoming(setup, f"{prefix}{offset}", quantity, offset=None)], cache=EnrichmentCache())
             published[f"{prefix}{offset}"] = orjson.loads(outcome.rated[0].to_wire())
     by_event = {r.raw_event.event_id: r for r in RatedEvent.objects.filter(subscription=graduated.subscription).select_related("raw_event")}
     # graduated: quote(0) = 5 (first tier's flat fee, charged by settlement); 4 → 4; 6 → 6 (on the
@@ -143,7 +143,7 @@ def test_dimension_overrides_rate_into_their_own_running_totals():
         incoming(setup, "n1", "1", offset=4),
         incoming(setup, "g3", "1", offset=5, dimensions={"tool_name": "generate"}),
     ]
-    usage_batch_process(events=events, cache=EnrichmentCache())
+    usage_batch_record(events=events, cache=EnrichmentCache())
     totals = {t.dimension_key: (t.units, t.amount) for t in RunningTotal.objects.filter(subscription=setup.subscription)}
     assert totals == {
         "": (Decimal(4), Decimal("0.04")),
@@ -165,7 +165,7 @@ def test_concurrent_batches_keep_the_percentage_state_exact():
     def rate(prefix: str) -> None:
         try:
             for n in range(5):
-                usage_batch_process(
+                usage_batch_record(
                     events=[incoming(setup, f"{prefix}{n}-{i}", str(5 + i), offset=None) for i in range(4)],
                     cache=EnrichmentCache(),
                 )
@@ -194,7 +194,7 @@ def test_concurrent_batches_keep_the_percentage_state_exact():
 @pytest.mark.django_db
 def test_replayed_unmatched_usage_is_priced_by_its_dimensions():
     from catalog import services
-    from metering.services import unmatched_usage_replay
+    from billing.usage import unmatched_usage_replay
 
     config = {
         "model": "per_unit", "rate": "0.01",
@@ -203,7 +203,7 @@ def test_replayed_unmatched_usage_is_priced_by_its_dimensions():
     setup = priced_setup(config=config)
     secret = "sk_live_created_after_the_event"
     early = incoming(setup, "early", "2", offset=None, dimensions={"tool_name": "generate"}, api_key=secret)
-    assert usage_batch_process(events=[early], cache=EnrichmentCache()).unmatched == 1
+    assert usage_batch_record(events=[early], cache=EnrichmentCache()).unmatched == 1
     services.api_key_create(app=setup.app, secret=secret)
     counts, rated = unmatched_usage_replay(tenant_id=setup.tenant.id)
     assert counts == {"rated": 1, "still_unmatched": 0}

@@ -17,7 +17,7 @@ from billing.settlement import settlement_run
 from catalog.models import TenantToken
 from metering.enrichment import EnrichmentCache
 from metering.models import RawEvent
-from metering.services import IncomingEvent, usage_batch_process
+from billing.usage import IncomingEvent, usage_batch_record
 from metering.validation import validate_event
 from tests.factories import priced_setup, tenant_token
 
@@ -41,7 +41,7 @@ def rate(setup, event_id: str, quantity: str, *, at=None, region: str = "eu"):
         },
         now=now,
     )
-    outcome = usage_batch_process(
+    outcome = usage_batch_record(
         events=[IncomingEvent(setup.tenant.id, event.subject, event, now, 0, None)], cache=EnrichmentCache()
     )
     assert len(outcome.rated) == 1

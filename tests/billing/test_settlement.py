@@ -16,7 +16,7 @@ from billing.settlement import settlement_run
 from billing.verification import ledger_verify
 from catalog.models import Subscription
 from metering.enrichment import EnrichmentCache
-from metering.services import IncomingEvent, usage_batch_process
+from billing.usage import IncomingEvent, usage_batch_record
 from metering.validation import validate_event
 from tests.factories import priced_setup
 from wallets.models import Wallet
@@ -34,7 +34,7 @@ def rate(setup, event_id, quantity, *, at=None, **dimensions):
         },
         now=now,
     )
-    outcome = usage_batch_process(events=[IncomingEvent(setup.tenant.id, event.subject, event, now, 0, None)], cache=EnrichmentCache())
+    outcome = usage_batch_record(events=[IncomingEvent(setup.tenant.id, event.subject, event, now, 0, None)], cache=EnrichmentCache())
     assert len(outcome.rated) == 1
     return outcome.rated[0]
 

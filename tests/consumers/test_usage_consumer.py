@@ -23,7 +23,7 @@ from billing.rating import quote
 from catalog import services as catalog_services
 from aforo.kafka import Record, produce_and_wait
 from metering.models import RawEvent, UnmatchedUsage
-from metering.services import unmatched_usage_replay
+from billing.usage import unmatched_usage_replay
 from tests.conftest import read_topic, wait_for
 from tests.factories import AppFactory, TeamFactory, priced_setup
 
@@ -172,7 +172,7 @@ def test_crash_between_database_commit_and_offset_commit_double_counts_nothing(k
     setup = priced_setup(rate="0.1")
     produce_and_wait([produce(kafka, setup, f"c{i}", "1") for i in range(20)])
 
-    crashing = _consumer_process(kafka, AFORO_CONSUMER_FAULT="crash_after_persist")
+    crashing = _consumer_process(kafka, AFORO_CONSUMER_STEP_WRAPPER="tests.consumers.faults.crash_after_persist")
     assert crashing.wait(timeout=60) == 70, crashing.stdout.read().decode()[-2000:]
     committed_before_crash = rated_count(setup.tenant)
     assert committed_before_crash > 0  # the batch reached the database, its offsets did not reach Kafka
@@ -195,13 +195,13 @@ def test_crash_between_database_commit_and_offset_commit_double_counts_nothing(k
 
 @pytest.mark.parametrize("consumers", [1, 2])
 def test_a_database_outage_holds_the_batch_and_the_consumers_stay_in_their_group(kafka, transactional_db, consumers):
-    """Every consumer meets the outage at once (the fault injection fails its first six
+    """Every consumer meets the outage at once (the fault injection fails its first two
     attempts). Each holds its batch (arroyo backpressure) and retries after a backoff, without
     rebuilding its processor: no LeaveGroup, no rebalance — with two consumers failing together,
     leaving mid-rebalance is what wedged the embedded broker's group for good."""
     setup = priced_setup(rate="1")
     produce_and_wait([produce(kafka, setup, f"d{i}", "2", key_suffix=f"-{i % 4}") for i in range(10)])
-    processes = [_consumer_process(kafka, AFORO_CONSUMER_FAULT="database_down:6") for _ in range(consumers)]
+    processes = [_consumer_process(kafka, AFORO_CONSUMER_STEP_WRAPPER="tests.consumers.faults.database_down") for _ in range(consumers)]
     try:
         wait_for(lambda: rated_count(setup.tenant) == 10, timeout=90)
     finally:

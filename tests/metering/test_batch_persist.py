@@ -12,7 +12,7 @@ from django.utils import timezone
 from billing.models import RatedEvent, RunningTotal
 from metering.enrichment import EnrichmentCache
 from metering.models import RawEvent, UnmatchedUsage
-from metering.services import IncomingEvent, usage_batch_process
+from billing.usage import IncomingEvent, usage_batch_record
 from metering.validation import validate_event
 from tests.factories import priced_setup
 
@@ -35,7 +35,7 @@ def incoming(setup, event_id, quantity="1", *, offset=None, api_key=None, partit
 @pytest.mark.django_db
 def test_batch_rates_new_events_and_counts_repeats():
     setup = priced_setup(rate="2")
-    outcome = usage_batch_process(
+    outcome = usage_batch_record(
         events=[incoming(setup, "a", offset=1), incoming(setup, "b", "3", offset=2), incoming(setup, "a", offset=3)],
         cache=EnrichmentCache(),
     )
@@ -48,12 +48,12 @@ def test_batch_rates_new_events_and_counts_repeats():
 def test_replay_of_the_same_records_republishes_without_recounting():
     setup = priced_setup(rate="2")
     batch = [incoming(setup, "a", offset=10), incoming(setup, "b", offset=11)]
-    first = usage_batch_process(events=batch, cache=EnrichmentCache())
-    replay = usage_batch_process(events=batch, cache=EnrichmentCache())
+    first = usage_batch_record(events=batch, cache=EnrichmentCache())
+    replay = usage_batch_record(events=batch, cache=EnrichmentCache())
     assert (replay.new, replay.replayed, replay.duplicates) == (0, 2, 0)
     assert [r.rated_event_id for r in replay.rated] == [r.rated_event_id for r in first.rated]
     # The same event_id from another Kafka position is a client duplicate: counted, not republished.
-    resent = usage_batch_process(events=[incoming(setup, "a", offset=99)], cache=EnrichmentCache())
+    resent = usage_batch_record(events=[incoming(setup, "a", offset=99)], cache=EnrichmentCache())
     assert (resent.new, resent.replayed, resent.duplicates, resent.rated) == (0, 0, 1, [])
     total = RunningTotal.objects.get(subscription=setup.subscription)
     assert (total.units, total.amount, total.event_count) == (Decimal(2), Decimal(4), 2)
@@ -62,7 +62,7 @@ def test_replay_of_the_same_records_republishes_without_recounting():
 @pytest.mark.django_db
 def test_unmatched_events_are_stored_not_rated():
     setup = priced_setup()
-    outcome = usage_batch_process(events=[incoming(setup, "z", api_key="sk_live_unknown")], cache=EnrichmentCache())
+    outcome = usage_batch_record(events=[incoming(setup, "z", api_key="sk_live_unknown")], cache=EnrichmentCache())
     assert (outcome.new, outcome.unmatched, outcome.rated) == (1, 1, [])
     row = UnmatchedUsage.objects.get(raw_event__event_id="z")
     assert row.reason == "unknown_api_key" and row.tenant_id == setup.tenant.id
@@ -78,7 +78,7 @@ def test_concurrent_batches_on_one_running_total_lose_no_update():
         try:
             cache = EnrichmentCache()
             for n in range(10):
-                usage_batch_process(
+                usage_batch_record(
                     events=[incoming(setup, f"{prefix}-{n}-{i}", "1.5") for i in range(20)], cache=cache
                 )
         except BaseException as error:  # reported below
@@ -115,7 +115,7 @@ def incoming_for(setup, event_id, quantity="1", **subject):
 @pytest.mark.django_db
 def test_events_may_name_the_customer_or_the_subscription_instead_of_a_key():
     setup = priced_setup(rate="3")
-    outcome = usage_batch_process(
+    outcome = usage_batch_record(
         events=[
             incoming_for(setup, "by-customer", "1", customer_id=setup.customer.id),
             incoming_for(setup, "by-subscription", "2", subscription_id=setup.subscription.id),
@@ -130,7 +130,7 @@ def test_events_may_name_the_customer_or_the_subscription_instead_of_a_key():
 @pytest.mark.django_db
 def test_unknown_and_other_tenants_customers_and_subscriptions_are_unmatched():
     mine, theirs = priced_setup(), priced_setup()
-    outcome = usage_batch_process(
+    outcome = usage_batch_record(
         events=[
             incoming_for(mine, "their-customer", customer_id=theirs.customer.id),
             incoming_for(mine, "their-subscription", subscription_id=theirs.subscription.id),
@@ -155,6 +155,6 @@ def test_a_paused_subscription_named_directly_rates_nothing():
     setup = priced_setup()
     setup.subscription.status = Subscription.Status.PAUSED
     setup.subscription.save()
-    outcome = usage_batch_process(events=[incoming_for(setup, "p", subscription_id=setup.subscription.id)], cache=EnrichmentCache())
+    outcome = usage_batch_record(events=[incoming_for(setup, "p", subscription_id=setup.subscription.id)], cache=EnrichmentCache())
     assert outcome.unmatched == 1
     assert UnmatchedUsage.objects.get(raw_event__event_id="p").reason == "no_active_subscription"

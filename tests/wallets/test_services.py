@@ -14,7 +14,7 @@ from django.utils import timezone
 from billing.models import RatedEvent
 from catalog.models import Subscription
 from metering.enrichment import EnrichmentCache
-from metering.services import IncomingEvent, usage_batch_process
+from billing.usage import IncomingEvent, usage_batch_record
 from metering.validation import validate_event
 from tests.factories import CustomerFactory, priced_setup
 from wallets.models import Hold, LowBalanceAlert, Wallet, WalletEntry
@@ -33,8 +33,10 @@ from wallets.services import (
 
 @pytest.fixture(autouse=True)
 def ledger_invariant(request):
+    """After every test that used the database (by marker or fixture), every wallet agrees with
+    its ledger and its holds."""
     yield
-    if "db" in request.fixturenames or "transactional_db" in request.fixturenames:
+    if request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(request.fixturenames):
         assert wallets_check() == []
 
 
@@ -423,7 +425,7 @@ def rate(setup, event_id, quantity, **dimensions):
         },
         now=now,
     )
-    return usage_batch_process(events=[IncomingEvent(setup.tenant.id, event.subject, event, now, 0, None)], cache=EnrichmentCache())
+    return usage_batch_record(events=[IncomingEvent(setup.tenant.id, event.subject, event, now, 0, None)], cache=EnrichmentCache())
 
 
 @pytest.mark.django_db
@@ -535,8 +537,8 @@ def test_a_replayed_batch_debits_nothing_twice():
         now=now,
     )
     batch = [IncomingEvent(setup.tenant.id, event.subject, event, now, 0, 7)]
-    first = usage_batch_process(events=batch, cache=EnrichmentCache())
-    replay = usage_batch_process(events=batch, cache=EnrichmentCache())  # the same Kafka record again
+    first = usage_batch_record(events=batch, cache=EnrichmentCache())
+    replay = usage_batch_record(events=batch, cache=EnrichmentCache())  # the same Kafka record again
     assert (first.new, replay.new, replay.replayed) == (1, 0, 1)
     wallet.refresh_from_db()
     assert wallet.balance == Decimal(8) and WalletEntry.objects.filter(wallet=wallet, kind="debit").count() == 1

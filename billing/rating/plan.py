@@ -1,0 +1,57 @@
+"""Delta rating of a batch, as a pure plan over immutable rows (no database, no Django).
+
+The caller locks and reads the running state of every (subscription, metric, dimension,
+period) the batch touches, hands it here with the events in arrival order, and writes what comes
+back: one `PlannedRating` per event and the totals after the batch. For every key,
+sum(amount) == quote(units after) − quote(units before) whatever the batch boundaries (the
+delta law, ARCHITECTURE.md §4.3) — hypothesis checks it in tests/rating/test_plan.py."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from decimal import Decimal
+from typing import NamedTuple
+
+from .engine import Model, TierDelta, Usage
+
+ZERO = Decimal(0)
+
+
+class TotalState(NamedTuple):
+    """The running state of one key: its row id, units, amount, events and fees so far."""
+
+    id: int
+    units: Decimal = ZERO
+    amount: Decimal = ZERO
+    events: int = 0
+    fees: Decimal = ZERO
+
+
+class EventToRate(NamedTuple):
+    key: Hashable  # the running total it moves
+    quantity: Decimal
+    model: Model
+
+
+class PlannedRating(NamedTuple):
+    units_before: Decimal
+    units_after: Decimal
+    amount: Decimal
+    tiers: tuple[TierDelta, ...] | None
+
+
+def ratings_plan(
+    events: Sequence[EventToRate], totals: Mapping[Hashable, TotalState]
+) -> tuple[list[PlannedRating], dict[Hashable, TotalState]]:
+    """Rate `events` in order against `totals`; returns each event's rating and the new totals
+    (every key of `totals`, moved or not)."""
+    state = dict(totals)
+    planned: list[PlannedRating] = []
+    append = planned.append
+    for key, quantity, model in events:
+        total = state[key]
+        rating = model.rate_event(Usage(total.units, total.events, total.fees), quantity)
+        after = rating.usage
+        state[key] = TotalState(total.id, after.units, total.amount + rating.amount, after.events, after.fees)
+        append(PlannedRating(total.units, after.units, rating.amount, rating.tiers))
+    return planned, state

@@ -1,0 +1,205 @@
+"""The usage batch: one orchestrator owns its transaction.
+
+`usage_batch_record` is what the usage consumer's record step calls, once per batch:
+
+    enrich     (metering.enrichment: one cache lookup for the batch; no transaction)
+    ┌ one durable transaction ──────────────────────────────────────────────────────────────┐
+    │ raw events      metering.ledger.raw_events_store       (new ones, by (tenant, event_id)) │
+    │ rated events    billing.services.rated_events_record_batch  (lock → plan → write)       │
+    │ wallet debits   wallets.services.wallet_charges_record  (prepaid / hybrid, in real time) │
+    │ unmatched       metering.ledger.unmatched_usage_record  (no billing context)            │
+    └───────────────────────────────────────────────────────────────────────────────────────┘
+    after commit: interim invoices enqueued (billing.services); the caller publishes the
+    rated records (billing.services.rated_records_publish, the consumer's publish step).
+
+The unmatched-usage replay rates through the same path (`_rate`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import psycopg
+from django.db import transaction
+from django.utils import timezone
+
+from aforo.stages import stage
+from metering.enrichment import EnrichmentCache, Resolution, resolve
+from metering.ledger import UNIQUE_CONSTRAINT, raw_events_store, unmatched_usage_record
+from metering.models import UnmatchedUsage
+from metering.validation import UsageEvent
+from wallets.services import wallet_charges_record
+
+from .selectors import rated_records_for_raw_events
+from .services import RatedRecord, RatingInput, rated_charges, rated_events_record_batch
+
+
+class IncomingEvent(NamedTuple):
+    """A decoded, validated record from the usage topic."""
+
+    tenant_id: int
+    subject: str  # UsageEvent.subject, computed once at decode
+    event: UsageEvent
+    received_at: datetime
+    partition: int | None = None
+    offset: int | None = None
+    source: Any = None  # the record as it arrived (transport's own type), for a dead-letter copy
+
+
+@dataclass
+class BatchOutcome:
+    rated: list[RatedRecord] = field(default_factory=list)
+    new: int = 0
+    duplicates: int = 0
+    replayed: int = 0
+    unmatched: int = 0
+    dead_lettered: int = 0  # records the ledger could not take (consumer: sent to the DLQ)
+
+    def add(self, other: BatchOutcome) -> BatchOutcome:
+        """This outcome and another batch's together (a batch recorded in parts)."""
+        self.rated.extend(other.rated)
+        for name in ("new", "duplicates", "replayed", "unmatched", "dead_lettered"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+
+@dataclass(frozen=True)
+class EnrichedBatch:
+    """A micro-batch after enrichment: unique events in arrival order, each with its
+    resolution (what prices it) or why nothing does."""
+
+    events: list[IncomingEvent]
+    resolutions: list[Any]  # Resolution | Unmatched, one per event
+    duplicates_in_batch: int = 0
+
+
+def usage_batch_enrich(*, events: Sequence[IncomingEvent], cache: EnrichmentCache) -> EnrichedBatch:
+    """Drop in-batch repeats of (tenant, event_id) and resolve each event's billing context
+    at its own timestamp, with one cache lookup for the whole batch."""
+    unique: dict[tuple[int, str], IncomingEvent] = {}
+    for incoming in events:
+        unique.setdefault((incoming.tenant_id, incoming.event.event_id), incoming)
+    with stage("enrich"):
+        contexts = cache.lookup_many({(e.tenant_id, e.subject) for e in unique.values()})
+        ordered = list(unique.values())
+        return EnrichedBatch(
+            events=ordered,
+            resolutions=[
+                resolve(
+                    contexts[(e.tenant_id, e.subject)], metric=e.event.metric, at=e.event.timestamp, subject=e.subject,
+                    dimensions=e.event.dimensions,
+                )
+                for e in ordered
+            ],
+            duplicates_in_batch=len(events) - len(unique),
+        )
+
+
+def _rate(inputs: Sequence[RatingInput], *, now: datetime) -> list[RatedRecord]:
+    """Rated events, running totals and real-time wallet debits of resolved events (inside the
+    caller's transaction)."""
+    records = rated_events_record_batch(inputs=inputs, rated_at=now)
+    with stage("wallet"):
+        wallet_charges_record(charges=rated_charges(inputs=inputs, records=records), now=now)
+    return records
+
+
+def _session(dimensions: dict[str, Any] | None) -> str:
+    """The event's session_id dimension: a wallet hold with that reference pays first."""
+    return str((dimensions or {}).get("session_id", ""))
+
+
+def _record_once(batch: EnrichedBatch) -> BatchOutcome:
+    outcome = BatchOutcome(duplicates=batch.duplicates_in_batch)
+    now = timezone.now()
+    with stage("transaction"), transaction.atomic(durable=True):
+        with stage("ledger.raw"):
+            stored = raw_events_store(events=batch.events, now=now)
+        inputs: list[RatingInput] = []
+        unmatched: list[tuple[int, int, str, str]] = []
+        for incoming, resolution in zip(batch.events, batch.resolutions):  # arrival order = rating order
+            raw_id = stored.new.get((incoming.tenant_id, incoming.event.event_id))
+            if raw_id is None:
+                continue
+            if isinstance(resolution, Resolution):
+                inputs.append(
+                    RatingInput(
+                        raw_event_id=raw_id, tenant_id=incoming.tenant_id, event_id=incoming.event.event_id,
+                        quantity=incoming.event.quantity, timestamp=incoming.event.timestamp, resolution=resolution,
+                        session=_session(incoming.event.dimensions),
+                    )
+                )
+            else:
+                unmatched.append((incoming.tenant_id, raw_id, resolution.reason, resolution.detail))
+        outcome.rated = _rate(inputs, now=now)
+        unmatched_usage_record(rows=unmatched, now=now)
+    outcome.new = len(stored.new)
+    outcome.duplicates += stored.duplicates
+    outcome.replayed = len(stored.replayed)
+    outcome.unmatched = len(unmatched)
+    if stored.replayed:
+        outcome.rated.extend(rated_records_for_raw_events(raw_event_ids=stored.replayed))
+    return outcome
+
+
+def usage_batch_record(*, events: Sequence[IncomingEvent], cache: EnrichmentCache) -> BatchOutcome:
+    """Enrich one batch and record it in ONE transaction: new raw events, their rated events,
+    running totals and wallet debits, and unmatched usage for events with no billing context.
+    Events already in the raw ledger are no-ops (counted); replays of the very same Kafka
+    records return their rated records again (at-least-once publishing). Returns the rated
+    records to publish.
+
+    Another consumer storing one of these events at the same moment (a rebalance overlap) makes
+    the transaction fail on the raw ledger's unique (tenant, event_id): it is recorded once
+    more, and then finds the event stored."""
+    batch = usage_batch_enrich(events=events, cache=cache)
+    if not batch.events:
+        return BatchOutcome(duplicates=batch.duplicates_in_batch)
+    try:
+        return _record_once(batch)
+    except psycopg.errors.UniqueViolation as error:
+        if error.diag.constraint_name != UNIQUE_CONSTRAINT:
+            raise
+        return _record_once(batch)
+
+
+def unmatched_usage_replay(
+    *, tenant_id: int | None = None, limit: int = 10_000, unmatched_ids: Sequence[int] | None = None
+) -> tuple[dict[str, int], list[RatedRecord]]:
+    """Re-resolve unresolved unmatched usage against the current catalog and rate what now
+    matches, oldest event first. Idempotent and safe to run concurrently: rows are locked
+    (SKIP LOCKED), a resolved row is never replayed and a raw event is rated at most once.
+    `unmatched_ids` confines the replay to those rows (the admin's "replay selected").
+    Returns counts and the rated records (published to usage.rated.v1 after commit)."""
+    cache = EnrichmentCache()
+    now = timezone.now()
+    with transaction.atomic(durable=True):
+        queryset = UnmatchedUsage.objects.filter(resolved_at__isnull=True).select_related("raw_event")
+        if tenant_id is not None:
+            queryset = queryset.filter(tenant_id=tenant_id)
+        if unmatched_ids is not None:
+            queryset = queryset.filter(id__in=list(unmatched_ids))
+        rows = list(queryset.order_by("raw_event__timestamp", "id").select_for_update(of=("self",), skip_locked=True)[:limit])
+        contexts = cache.lookup_many({(row.tenant_id, row.raw_event.subject) for row in rows})
+        inputs: list[RatingInput] = []
+        matched_ids: list[int] = []
+        for row in rows:
+            raw = row.raw_event
+            resolution = resolve(
+                contexts[(row.tenant_id, raw.subject)], metric=raw.metric, at=raw.timestamp, subject=raw.subject,
+                dimensions=raw.dimensions,
+            )
+            if isinstance(resolution, Resolution):
+                inputs.append(
+                    RatingInput(
+                        raw_event_id=raw.id, tenant_id=row.tenant_id, event_id=raw.event_id,
+                        quantity=raw.quantity, timestamp=raw.timestamp, resolution=resolution,
+                        session=_session(raw.dimensions),
+                    )
+                )
+                matched_ids.append(row.id)
+        rated = _rate(inputs, now=now)
+        UnmatchedUsage.objects.filter(id__in=matched_ids).update(resolved_at=now)
+    return {"rated": len(matched_ids), "still_unmatched": len(rows) - len(matched_ids)}, rated

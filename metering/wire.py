@@ -1,0 +1,128 @@
+"""A usage record's bytes → a validated event, for the consumer (records that reached Kafka from
+the ingest API, or from a producer writing to the topic directly). No database, no Django.
+
+Two paths, one contract. The fast one decodes with msgspec into a typed struct (compiled code:
+types, UTF-8 and JSON syntax checked in C) and accepts an event only when every rule of
+metering.validation plainly holds — a plain quantity string, an RFC 3339 timestamp with an
+offset, printable identifiers, metadata that is compact ASCII JSON with nothing to unescape.
+Whenever it is not sure, it steps aside and the reference path (orjson + validate_event)
+decides, with the API's own codes. Both give the same event or the same reason for every input
+(tests/metering/test_wire.py checks it with hypothesis)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+
+import msgspec
+import orjson
+
+from .validation import (
+    _METRIC_RE,
+    _PLAIN_QUANTITY_RE,
+    MAX_DIMENSIONS,
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    MAX_METADATA_ITEMS,
+    EventRejected,
+    UsageEvent,
+    parse_timestamp,
+    validate_event,
+)
+
+
+class _Wire(msgspec.Struct, gc=False):
+    """The usage event v1 as the ingest API writes it to the topic (UsageEvent.to_wire)."""
+
+    event_id: str
+    metric: str
+    quantity: str
+    timestamp: str
+    api_key: str | None = None
+    customer_id: int | None = None
+    subscription_id: int | None = None
+    dimensions: dict[str, str] | None = None
+    metadata: msgspec.Raw = msgspec.Raw(b"null")  # kept as bytes (msgspec takes no Raw in a union)
+
+
+_DECODER = msgspec.json.Decoder(_Wire)
+# In raw metadata, what could hide something validation refuses or jsonb cannot store: control
+# characters, any escape (\u0000, lone surrogates), exponents (1e999 is not finite as a float),
+# integers of 19 digits or more (past 64 bits). Absent all of them — and in ASCII — the JSON
+# text holds only printable strings, finite numbers, true/false/null.
+_RAW_METADATA_SUSPECT = re.compile(rb"[\x00-\x1f\x7f\\]|[0-9][eE]|[0-9]{19}")
+
+
+def _metadata(raw: msgspec.Raw) -> dict | None:
+    """The metadata when it certainly passes validation, else None (the reference path decides)."""
+    data = bytes(raw)
+    if data == b"null" or data == b"{}":
+        return {}
+    nesting = data.count(b"{") + data.count(b"[")  # counts brackets in strings too: errs on the safe side
+    if (
+        data[:1] != b"{"
+        or len(data) > MAX_METADATA_BYTES
+        or nesting > MAX_METADATA_DEPTH
+        or data.count(b",") + nesting > MAX_METADATA_ITEMS
+        or not data.isascii()
+        or _RAW_METADATA_SUSPECT.search(data)
+    ):
+        return None
+    return orjson.loads(data)
+
+
+def _fast(wire: _Wire, now: datetime) -> UsageEvent | None:
+    """The event, when the fast checks alone show it valid; None to let validate_event decide."""
+    api_key, event_id, metric, quantity = wire.api_key, wire.event_id, wire.metric, wire.quantity
+    if api_key is None or wire.customer_id is not None or wire.subscription_id is not None:
+        return None  # customer_id / subscription_id events: the reference path
+    if not (
+        len(event_id) <= 128 and event_id.isprintable() and event_id.strip()
+        and len(api_key) <= 256 and api_key.isprintable() and api_key.strip()
+        and len(metric) <= 100 and _METRIC_RE.fullmatch(metric)
+        and _PLAIN_QUANTITY_RE.fullmatch(quantity)
+    ):
+        return None
+    try:
+        moment, is_late = parse_timestamp(wire.timestamp, now=now)  # the reference parser itself
+    except EventRejected:
+        return None
+    dimensions = wire.dimensions
+    if dimensions is None:
+        dimensions = {}
+    elif len(dimensions) > MAX_DIMENSIONS or not all(
+        0 < len(name) <= 64 and len(value) <= 256 and name.isprintable() and value.isprintable()
+        for name, value in dimensions.items()
+    ):
+        return None
+    metadata = _metadata(wire.metadata)
+    if metadata is None:
+        return None
+    return UsageEvent(
+        event_id, metric, Decimal(quantity), moment, api_key, None, None, dimensions, metadata, is_late
+    )
+
+
+def _reference(value: bytes, now: datetime) -> tuple[UsageEvent | None, str | None]:
+    try:
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError as error:
+        return None, f"undecodable: {error}"
+    try:
+        return validate_event(data, now=now), None
+    except EventRejected as rejection:
+        return None, f"{rejection.code}: {rejection.field}: {rejection.message}"
+
+
+def decode_event(value: bytes, *, now: datetime) -> tuple[UsageEvent | None, str | None]:
+    """(event, None), or (None, the DLQ reason): `undecodable: …` for bytes that are not JSON,
+    `<code>: <field>: <message>` for JSON against the contract (the API's own codes)."""
+    try:
+        event = _fast(_DECODER.decode(value), now)
+    except (msgspec.DecodeError, ValueError, OverflowError):
+        event = None
+    if event is not None:
+        return event, None
+    return _reference(value, now)
+
