@@ -91,11 +91,12 @@ def _fast(wire: _Wire, now: datetime) -> UsageEvent | None:
     dimensions = wire.dimensions
     if dimensions is None:
         dimensions = {}
-    elif len(dimensions) > MAX_DIMENSIONS or not all(
-        0 < len(name) <= 64 and len(value) <= 256 and name.isprintable() and value.isprintable()
-        for name, value in dimensions.items()
-    ):
+    elif len(dimensions) > MAX_DIMENSIONS:
         return None
+    else:
+        for name, value in dimensions.items():
+            if not (0 < len(name) <= 64 and len(value) <= 256 and name.isprintable() and value.isprintable()):
+                return None
     metadata = _metadata(wire.metadata)
     if metadata is None:
         return None

@@ -9,10 +9,10 @@ delta law, ARCHITECTURE.md §4.3) — hypothesis checks it in tests/rating/test_
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import NamedTuple
 
-from .engine import Model, TierDelta, Usage
+from .engine import PRECISION, Model, TierDelta, Usage
 
 ZERO = Decimal(0)
 
@@ -48,10 +48,12 @@ def ratings_plan(
     state = dict(totals)
     planned: list[PlannedRating] = []
     append = planned.append
-    for key, quantity, model in events:
-        total = state[key]
-        rating = model.rate_event(Usage(total.units, total.events, total.fees), quantity)
-        after = rating.usage
-        state[key] = TotalState(total.id, after.units, total.amount + rating.amount, after.events, after.fees)
-        append(PlannedRating(total.units, after.units, rating.amount, rating.tiers))
+    with localcontext() as context:  # Model.rate_event's exact context, once for the batch
+        context.prec = PRECISION
+        for key, quantity, model in events:
+            total = state[key]
+            rating = model._rate(Usage(total.units, total.events, total.fees), quantity)
+            after = rating.usage
+            state[key] = TotalState(total.id, after.units, total.amount + rating.amount, after.events, after.fees)
+            append(PlannedRating(total.units, after.units, rating.amount, rating.tiers))
     return planned, state

@@ -141,6 +141,7 @@ class RecordStep:
         poison: list[tuple[Any, str]] = []
         utc = timezone.utc
         by_key = self._tenant_by_key
+        last_stamp, received_at = None, None
         if len(by_key) > 100_000:
             by_key.clear()
         for record in records:
@@ -159,7 +160,9 @@ class RecordStep:
                 if not self.tenants.exists(tenant_id):
                     poison.append((record, f"unknown_tenant: no tenant {tenant_id}"))
                     continue
-                received_at = datetime.fromtimestamp(record.timestamp()[1] / 1000, utc)
+                stamp = record.timestamp()[1]
+                if stamp != last_stamp:  # records produced together share their millisecond
+                    last_stamp, received_at = stamp, datetime.fromtimestamp(stamp / 1000, utc)
                 event, problem = decode_event(record.value() or b"", now=received_at)
                 if problem is not None:
                     poison.append((record, problem))
