@@ -198,6 +198,93 @@ def wait_until(condition, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def process_cpu(match) -> float:
+    """CPU seconds (user + system) used so far by the processes whose command line matches."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if match(command):
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def budget_snapshot(group: str, *, fresh: bool = False) -> dict:
+    """The consumers' own stage clocks (aforo.stages, in their heartbeats) and the CPU used so far
+    by PostgreSQL and the broker. `fresh`: first wait for every consumer's next heartbeat (one
+    every CONSUMER_WATCHDOG_INTERVAL_S), so that both are read at the same moment."""
+    from consumers.health import heartbeats
+
+    if fresh:
+        seen = {h["pid"]: h.get("updated_at") for h in heartbeats(group=group)}
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(
+            seen.get(h["pid"]) == h.get("updated_at") for h in heartbeats(group=group)
+        ):
+            time.sleep(0.02)
+    return {
+        "consumers": {h["pid"]: h.get("budget") or {} for h in heartbeats(group=group)},
+        "postgres": process_cpu(lambda c: c.startswith("postgres")),
+        "broker": process_cpu(lambda c: " broker --listener-url" in c),
+    }
+
+
+STAGES = [  # (row, stage names, what the row says)
+    ("decode + validate", ["decode"], "msgspec decode, fast checks (metering.wire)"),
+    ("enrich", ["enrich"], "cache lookup, event-time resolution"),
+    ("raw ledger", ["ledger.raw"], "row building, binary COPY"),
+    ("totals read + lock", ["ledger.rated.read"], "running totals, pricing snapshots"),
+    ("rate", ["rate"], "the pure plan (billing.rating.plan)"),
+    ("rated ledger", ["ledger.rated.write"], "rated rows, COPY, totals UPDATE"),
+    ("wallets", ["wallet"], "real-time debits"),
+    ("publish", ["publish"], "rated records: JSON + produce"),
+    ("publish acks", ["publish.wait"], "waiting for the broker (pipelined)"),
+    ("gc", ["gc"], "cyclic collections (also inside the stage they interrupted)"),
+]
+
+
+def budget_table(before: dict, after: dict) -> list[str]:
+    """µs per event between two snapshots: CPU of each stage, and its wall time beyond CPU (waiting)."""
+    events = 0
+    totals: dict[str, list[float]] = {}
+    process = 0.0
+    for pid, end in after["consumers"].items():
+        start = before["consumers"].get(pid) or {"events": 0, "process_cpu_s": 0.0, "stages": {}}
+        events += end.get("events", 0) - start.get("events", 0)
+        process += end.get("process_cpu_s", 0.0) - start.get("process_cpu_s", 0.0)
+        for name, figures in end.get("stages", {}).items():
+            first = start["stages"].get(name, {"wall_s": 0.0, "cpu_s": 0.0})
+            row = totals.setdefault(name, [0.0, 0.0])
+            row[0] += figures["wall_s"] - first["wall_s"]
+            row[1] += figures["cpu_s"] - first["cpu_s"]
+    if events <= 0:
+        return ["  (no heartbeat covered the run: no per-stage budget)"]
+    us = lambda seconds: seconds / events * 1e6  # noqa: E731
+    lines = [f"  per-stage budget over {events:,} events (µs per event; 'wait' = wall time beyond the consumer's CPU):",
+             f"    {'stage':<22}{'CPU':>8}{'wait':>8}   what"]
+    accounted = 0.0
+    for row, names, what in STAGES:
+        wall = sum(totals.get(n, [0, 0])[0] for n in names)
+        cpu = sum(totals.get(n, [0, 0])[1] for n in names)
+        if row != "gc":
+            accounted += cpu
+        lines.append(f"    {row:<22}{us(cpu):8.1f}{us(max(wall - cpu, 0)):8.1f}   {what}")
+    transaction = totals.get("transaction", [0.0, 0.0])
+    inner = sum(totals.get(n, [0, 0])[0] for n in ("ledger.raw", "ledger.rated.read", "rate", "ledger.rated.write", "wallet"))
+    lines.append(f"    {'commit + rest of txn':<22}{'':8}{us(max(transaction[0] - inner, 0)):8.1f}   COMMIT (WAL flush), interim-invoice check, unmatched")
+    lines.append(f"    {'consume + other':<22}{us(process - accounted):8.1f}{'':8}   arroyo, librdkafka threads, commits, heartbeats (process CPU − stages)")
+    lines.append(f"    {'consumer process':<22}{us(process):8.1f}")
+    lines.append(f"    {'PostgreSQL':<22}{us(after['postgres'] - before['postgres']):8.1f}{'':8}   all backends' CPU")
+    lines.append(f"    {'broker':<22}{us(after['broker'] - before['broker']):8.1f}{'':8}   the embedded broker's CPU")
+    return lines
+
+
 def latency_percentiles(since_id: int) -> tuple[float, float, float, int]:
     from django.db import connection
 
@@ -252,9 +339,13 @@ def main() -> None:
             subprocess.Popen([sys.executable, "manage.py", "run_consumer", "usage"], cwd=ROOT, env={**os.environ, **env})
             for _ in range(args.consumers)
         ]
+        wait_until(lambda: rated_count() >= args.events // 5, 600, "the first fifth rated")
+        budget_start = budget_snapshot(group, fresh=True)
         wait_until(lambda: rated_count() >= args.events, 600, f"rating {args.events} events")
         wait_until(lambda: committed(bootstrap, topic, group) >= args.events, 60, "offset commit")
         wall_s = time.monotonic() - started
+        servers_end = budget_snapshot(group)  # PostgreSQL and the broker now, before any autovacuum
+        budget_end = {**budget_snapshot(group, fresh=True), "postgres": servers_end["postgres"], "broker": servers_end["broker"]}
         from billing.models import RatedEvent
         from django.db.models import Max, Min
 
@@ -275,6 +366,8 @@ def main() -> None:
         print(f"  pre-load: {args.events} events in {preload_s:.1f}s")
         print(f"  throughput: {args.events} events rated and committed in {wall_s:.1f}s = {args.events / wall_s:,.0f} events/s "
               f"(steady state {args.events / steady_s:,.0f} events/s, excluding start-up and group join)")
+        print("\n".join(budget_table(budget_start, budget_end)))
+        print(f"  load average (1, 5, 15 min) at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         print(f"  latency at {args.rate:,.0f} events/s offered for {args.seconds:.0f}s ({measured} events): "
               f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {worst:.0f} ms (event produced -> rated row committed)")
     finally:
