@@ -25,7 +25,7 @@ from aforo.kafka import Delivery, Record, produce_and_wait, produce_later
 from billing.rating import TierDelta
 from billing.rating.plan import EventToRate, TotalState, ratings_plan
 from catalog.models import Subscription
-from wallets.services import RatedCharge
+from wallets.plan import RatedCharge
 
 from .models import InvoiceLine, PricingSnapshot, RatedEvent, RunningTotal, SettlementRun
 from .periods import period_for

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -31,11 +30,11 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from aforo.db import bulk_cursor
-from aforo.money import LEGACY_MINOR_UNITS, currency_is_valid, is_multiple_of_minor_unit, minor_unit
-from aforo.money import decimal_text
+from aforo.money import LEGACY_MINOR_UNITS, currency_is_valid, decimal_text, is_multiple_of_minor_unit, minor_unit
 from catalog.models import Customer
 
 from .models import Hold, LowBalanceAlert, Wallet, WalletEntry
+from .plan import DebitPlan, HoldState, RatedCharge, WalletState, crossed, debits_plan
 
 ZERO = Decimal(0)
 MAX_AMOUNT = Decimal("1e15")
@@ -97,7 +96,7 @@ def _key(value: str) -> str:
 
 def _crossed(thresholds: Iterable[Decimal | str], before: Decimal, after: Decimal) -> list[Decimal]:
     """Thresholds the available balance fell below with this change (once per crossing)."""
-    return [t for t in (Decimal(str(x)) for x in thresholds) if before >= t > after]
+    return crossed([Decimal(str(x)) for x in thresholds], before, after)
 
 
 def _apply(
@@ -410,144 +409,114 @@ def holds_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:
 # --- real time: debits of rated events ---------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class RatedCharge:
-    """A rated event of a prepaid or hybrid subscription, to settle against the wallet now."""
+def _wallets_lock(cursor, charges: Sequence[RatedCharge], now: datetime) -> dict[tuple[int, str], WalletState]:
+    """Create the missing wallets empty, lock every wallet the charges touch (in id order: no
+    deadlock between consumers) and read them, by (customer, currency)."""
+    keys = sorted({(c.tenant_id, c.customer_id, c.currency) for c in charges})
+    tenants, customers, currencies = (list(column) for column in zip(*keys))
+    cursor.execute(
+        f"""
+        INSERT INTO {Wallet._meta.db_table}
+            (tenant_id, customer_id, currency, balance, held, low_balance_thresholds, created_at, updated_at)
+        SELECT t, c, cur, 0, 0, '[]'::jsonb, %s, %s FROM unnest(%s::bigint[], %s::bigint[], %s::text[]) AS x(t, c, cur)
+        ON CONFLICT (customer_id, currency) DO NOTHING
+        """,
+        [now, now, tenants, customers, currencies],
+    )
+    cursor.execute(
+        f"""
+        SELECT id, tenant_id, customer_id, currency, balance, held, low_balance_thresholds
+        FROM {Wallet._meta.db_table}
+        WHERE (customer_id, currency) IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))
+        ORDER BY id FOR UPDATE
+        """,
+        [customers, currencies],
+    )
+    wallets: dict[tuple[int, str], WalletState] = {}
+    for wallet_id, tenant_id, customer_id, currency, balance, held, thresholds in cursor.fetchall():
+        thresholds = json.loads(thresholds) if isinstance(thresholds, str) else thresholds
+        wallets[(customer_id, currency)] = WalletState(wallet_id, tenant_id, balance, held, tuple(Decimal(str(t)) for t in thresholds))
+    return wallets
 
-    rated_event_id: int
-    tenant_id: int
-    customer_id: int
-    currency: str
-    billing_mode: str  # "prepaid" | "hybrid"
-    amount: Decimal
-    session: str = ""  # the event's session_id dimension: an active hold with that reference pays first
-    event_id: str = ""
+
+def _session_holds_lock(
+    cursor, charges: Sequence[RatedCharge], wallets: dict[tuple[int, str], WalletState], now: datetime
+) -> dict[tuple[int, str], HoldState]:
+    """Lock and read the oldest active hold of each (wallet, session) the charges name."""
+    sessions = sorted({(wallets[(c.customer_id, c.currency)].id, c.session) for c in charges if c.session})
+    if not sessions:
+        return {}
+    cursor.execute(
+        f"""
+        SELECT id, wallet_id, reference, amount, drawn FROM {Hold._meta.db_table}
+        WHERE status = 'active' AND expires_at > %s
+          AND (wallet_id, reference) IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))
+        ORDER BY id FOR UPDATE
+        """,
+        [now, [w for w, _ in sessions], [s for _, s in sessions]],
+    )
+    holds: dict[tuple[int, str], HoldState] = {}
+    for hold_id, wallet_id, reference, amount, drawn in cursor.fetchall():
+        holds.setdefault((wallet_id, reference), HoldState(hold_id, amount, drawn))  # the oldest active one
+    return holds
 
 
-@dataclass
-class _WalletState:
-    row: list  # [id, tenant_id, balance, held, thresholds]
-    holds: dict[str, list] = field(default_factory=dict)  # reference -> [id, amount, drawn]
+def _debits_write(cursor, plan: DebitPlan, now: datetime) -> None:
+    """The plan's entries, the wallets' and holds' new figures, and the alerts."""
+    columns = [list(c) for c in zip(*plan.entries)]
+    cursor.execute(
+        f"""
+        INSERT INTO {WalletEntry._meta.db_table}
+            (tenant_id, wallet_id, amount, held_change, balance_after, held_after, hold_id, rated_event_id,
+             reference, idempotency_key, kind, created_at)
+        SELECT *, 'debit', %s FROM unnest(%s::bigint[], %s::bigint[], %s::numeric[], %s::numeric[],
+            %s::numeric[], %s::numeric[], %s::bigint[], %s::bigint[], %s::text[], %s::text[])
+        RETURNING id
+        """,
+        [now, *columns],
+    )
+    entry_ids = [row[0] for row in cursor.fetchall()]
+    cursor.execute(
+        f"""
+        UPDATE {Wallet._meta.db_table} AS w SET balance = x.balance, held = x.held, updated_at = %s
+        FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[]) AS x(id, balance, held) WHERE w.id = x.id
+        """,
+        [now, list(plan.wallets), [w.balance for w in plan.wallets.values()], [w.held for w in plan.wallets.values()]],
+    )
+    if plan.holds:
+        cursor.execute(
+            f"""
+            UPDATE {Hold._meta.db_table} AS h SET drawn = x.drawn
+            FROM unnest(%s::bigint[], %s::numeric[]) AS x(id, drawn) WHERE h.id = x.id
+            """,
+            [list(plan.holds), [h.drawn for h in plan.holds.values()]],
+        )
+    if plan.alerts:
+        LowBalanceAlert.objects.bulk_create(
+            LowBalanceAlert(
+                tenant_id=a.tenant_id, wallet_id=a.wallet_id, threshold=a.threshold, available_before=a.available_before,
+                available_after=a.available_after, entry_id=entry_ids[a.entry], created_at=now,
+            )
+            for a in plan.alerts
+        )
 
 
 def wallet_charges_record(*, charges: Sequence[RatedCharge], now: datetime) -> None:
-    """Event-triggered settlement, inside the rating transaction (the caller's): each rated
-    event of a prepaid subscription debits its customer's wallet by its exact amount (a negative
-    delta credits it back); of a hybrid one, the wallet pays what it can of a positive amount and
-    the rest accrues for the invoice. A session's active hold is drawn first. A prepaid wallet
-    that cannot cover an event goes negative (the shortfall stays visible as a negative
-    available balance); the event is rated and kept either way. Idempotent per rated event
-    (the entry's key is rated:<id>, and a rated event is created once). Missing wallets are
-    created empty. Bulk SQL: a few statements per batch, not per event."""
+    """Event-triggered settlement, inside the rating transaction (the caller's): lock and read
+    the wallets and the sessions' holds → plan the debits (wallets.plan.debits_plan, pure: prepaid
+    pays exactly, hybrid's wallet pays first, a session's hold is drawn first, thresholds fire once
+    per crossing) → write them (a few bulk statements per batch, not per event). The event is
+    rated and kept whatever its wallet holds. Idempotent per rated event (the entry's key is
+    rated:<id>, and a rated event is created once). Missing wallets are created empty."""
     if not charges:
         return
     assert connection.in_atomic_block, "wallet_charges_record must run inside the rating transaction"
-    keys = sorted({(c.tenant_id, c.customer_id, c.currency) for c in charges})
     with bulk_cursor() as cursor:  # arrays bound server-side, as the rating batch does
-        tenants, customers, currencies = (list(column) for column in zip(*keys))
-        cursor.execute(
-            f"""
-            INSERT INTO {Wallet._meta.db_table}
-                (tenant_id, customer_id, currency, balance, held, low_balance_thresholds, created_at, updated_at)
-            SELECT t, c, cur, 0, 0, '[]'::jsonb, %s, %s FROM unnest(%s::bigint[], %s::bigint[], %s::text[]) AS x(t, c, cur)
-            ON CONFLICT (customer_id, currency) DO NOTHING
-            """,
-            [now, now, tenants, customers, currencies],
-        )
-        cursor.execute(
-            f"""
-            SELECT id, tenant_id, customer_id, currency, balance, held, low_balance_thresholds
-            FROM {Wallet._meta.db_table}
-            WHERE (customer_id, currency) IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))
-            ORDER BY id FOR UPDATE
-            """,
-            [customers, currencies],
-        )
-        wallets: dict[tuple[int, str], _WalletState] = {}
-        for wallet_id, tenant_id, customer_id, currency, balance, held, thresholds in cursor.fetchall():
-            thresholds = [Decimal(str(t)) for t in (json.loads(thresholds) if isinstance(thresholds, str) else thresholds)]
-            wallets[(customer_id, currency)] = _WalletState([wallet_id, tenant_id, balance, held, thresholds])
-        sessions = sorted({(wallets[(c.customer_id, c.currency)].row[0], c.session) for c in charges if c.session})
-        if sessions:
-            cursor.execute(
-                f"""
-                SELECT id, wallet_id, reference, amount, drawn FROM {Hold._meta.db_table}
-                WHERE status = 'active' AND expires_at > %s
-                  AND (wallet_id, reference) IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))
-                ORDER BY id FOR UPDATE
-                """,
-                [now, [w for w, _ in sessions], [s for _, s in sessions]],
-            )
-            by_id = {state.row[0]: state for state in wallets.values()}
-            for hold_id, wallet_id, reference, amount, drawn in cursor.fetchall():
-                by_id[wallet_id].holds.setdefault(reference, [hold_id, amount, drawn])  # the oldest active one
-
-    entries: list[tuple] = []
-    alerts: list[tuple] = []
-    for charge in charges:
-        state = wallets[(charge.customer_id, charge.currency)]
-        wallet_id, tenant_id, balance, held, thresholds = state.row
-        available = balance - held
-        if charge.billing_mode == "prepaid":
-            debit = charge.amount
-        else:  # hybrid: the wallet pays first until it is empty; negative deltas are settlement's
-            debit = min(charge.amount, max(available, ZERO)) if charge.amount > 0 else ZERO
-        if not debit:
-            continue
-        hold = state.holds.get(charge.session) if charge.session else None
-        draw = min(debit, hold[1] - hold[2]) if hold is not None and debit > 0 else ZERO
-        if draw:
-            hold[2] += draw
-        balance, held = balance - debit, held - draw
-        state.row[2], state.row[3] = balance, held
-        entries.append(
-            (tenant_id, wallet_id, -debit, -draw, balance, held, hold[0] if draw else None, charge.rated_event_id,
-             charge.event_id[:200], f"rated:{charge.rated_event_id}")
-        )
-        for threshold in _crossed(thresholds, available, balance - held):
-            alerts.append((len(entries) - 1, tenant_id, wallet_id, threshold, available, balance - held))
-
-    if not entries:
-        return
-    with bulk_cursor() as cursor:
-        columns = [list(c) for c in zip(*entries)]
-        cursor.execute(
-            f"""
-            INSERT INTO {WalletEntry._meta.db_table}
-                (tenant_id, wallet_id, amount, held_change, balance_after, held_after, hold_id, rated_event_id,
-                 reference, idempotency_key, kind, created_at)
-            SELECT *, 'debit', %s FROM unnest(%s::bigint[], %s::bigint[], %s::numeric[], %s::numeric[],
-                %s::numeric[], %s::numeric[], %s::bigint[], %s::bigint[], %s::text[], %s::text[])
-            RETURNING id
-            """,
-            [now, *columns],
-        )
-        entry_ids = [row[0] for row in cursor.fetchall()]
-        changed = {state.row[0]: state for state in wallets.values()}
-        cursor.execute(
-            f"""
-            UPDATE {Wallet._meta.db_table} AS w SET balance = x.balance, held = x.held, updated_at = %s
-            FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[]) AS x(id, balance, held) WHERE w.id = x.id
-            """,
-            [now, list(changed), [s.row[2] for s in changed.values()], [s.row[3] for s in changed.values()]],
-        )
-        drawn = [(h[0], h[2]) for s in wallets.values() for h in s.holds.values()]
-        if drawn:
-            cursor.execute(
-                f"""
-                UPDATE {Hold._meta.db_table} AS h SET drawn = x.drawn
-                FROM unnest(%s::bigint[], %s::numeric[]) AS x(id, drawn) WHERE h.id = x.id
-                """,
-                [[h for h, _ in drawn], [d for _, d in drawn]],
-            )
-    if alerts:
-        LowBalanceAlert.objects.bulk_create(
-            LowBalanceAlert(
-                tenant_id=tenant_id, wallet_id=wallet_id, threshold=threshold, available_before=before,
-                available_after=after, entry_id=entry_ids[index], created_at=now,
-            )
-            for index, tenant_id, wallet_id, threshold, before, after in alerts
-        )
+        wallets = _wallets_lock(cursor, charges, now)
+        holds = _session_holds_lock(cursor, charges, wallets, now)
+        plan = debits_plan(charges, wallets, holds)
+        if plan.entries:
+            _debits_write(cursor, plan, now)
 
 
 # --- the invariant ------------------------------------------------------------------------------
