@@ -9,9 +9,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from aforo.money import LEGACY_MINOR_UNITS, quantize_to_minor_unit
-from catalog.models import Subscription
 
-from .inputs import ZERO, SettlementInputs
+from .inputs import ZERO, SettlementInputs, SubscriptionTerms
 
 __all__ = ["ZERO", "Aggregate", "CarriedLot", "Line", "SettlementContext", "round_money"]
 # Lines are rounded ONCE, to the currency's minor unit (aforo.money's ISO 4217 table), half away
@@ -70,7 +69,7 @@ class CarriedLot:
 
 @dataclass
 class SettlementContext:
-    subscription: Subscription
+    subscription: SubscriptionTerms
     period_start: datetime
     period_end: datetime
     kind: str  # "final" | "interim"

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from aforo.db import bulk_cursor
-from catalog.models import Metric, RatePlanVersion, Subscription, Tenant
+from catalog.models import Metric, MetricConfig, RatePlanVersion, Subscription, Tenant
 from wallets.models import Wallet
 
 from ..models import (
@@ -21,6 +21,7 @@ from ..models import (
     Discount,
     Invoice,
     InvoiceLine,
+    RolloverGrant,
     RolloverPolicy,
     RunningTotal,
     SettlementRun,
@@ -28,6 +29,62 @@ from ..models import (
 )
 
 ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class SubscriptionTerms:
+    """The subscription as settlement sees it: read once under its row lock, frozen (the stages
+    never see the Django model; a stage test builds one with the terms it needs)."""
+
+    id: int = 0
+    tenant_id: int = 0
+    customer_id: int = 0
+    currency: str = "USD"
+    billing_mode: str = "postpaid"
+    billing_cadence: str = "monthly"
+    billing_anchor: datetime | None = None
+    started_at: datetime | None = None
+    rate_plan_id: int | None = None
+    min_commitment: Decimal | None = None
+    spend_cap: Decimal | None = None
+    spend_cap_action: str = "cap"
+    invoice_threshold: Decimal | None = None
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+    @classmethod
+    def of(cls, subscription: Subscription) -> SubscriptionTerms:
+        return cls(
+            id=subscription.pk, tenant_id=subscription.tenant_id, customer_id=subscription.customer_id,
+            currency=subscription.currency, billing_mode=subscription.billing_mode,
+            billing_cadence=subscription.billing_cadence, billing_anchor=subscription.billing_anchor,
+            started_at=subscription.started_at, rate_plan_id=subscription.rate_plan_id,
+            min_commitment=subscription.min_commitment, spend_cap=subscription.spend_cap,
+            spend_cap_action=subscription.spend_cap_action, invoice_threshold=subscription.invoice_threshold,
+        )
+
+
+@dataclass(frozen=True)
+class RolloverTerms:
+    """A RolloverPolicy of the subscription (one metric)."""
+
+    metric_id: int
+    metric_code: str
+    included_units: Decimal
+    cap_units: Decimal | None
+    expires_after_periods: int
+
+
+@dataclass(frozen=True)
+class Lot:
+    """Carried units the latest earlier final run left (a RolloverGrant)."""
+
+    metric_id: int
+    earned_period_start: datetime
+    last_period_start: datetime
+    units: Decimal
 
 
 @dataclass(frozen=True)
@@ -75,6 +132,9 @@ class SettlementInputs:
     tax_rates: list[TaxRate] = field(default_factory=list)
     grants: list[Grant] = field(default_factory=list)
     has_rollover: bool = False
+    rollover_policies: list[RolloverTerms] = field(default_factory=list)  # by metric id
+    carried_lots: list[Lot] = field(default_factory=list)  # the latest earlier final run's, by expiry
+    version_configs: dict[int, dict] = field(default_factory=dict)  # metric_id -> config of the version in force
     wallet: Wallet | None = None  # the customer's wallet in the subscription's currency (id, balance, held)
     interim_subtotal: Decimal = ZERO  # this period's interim invoices: their subtotals
     interim_usage: Decimal = ZERO  # … and the rated amounts their usage lines covered
@@ -117,9 +177,11 @@ SQL = f"""
 SELECT
   (SELECT json_agg(json_build_array(id, period_start, kind, watermark) ORDER BY id)
      FROM {_table(SettlementRun)} WHERE subscription_id = %(subscription)s AND (%(before)s::bigint IS NULL OR id < %(before)s)),
-  (SELECT id FROM {_table(RatePlanVersion)}
-     WHERE rate_plan_id = %(plan)s AND status = 'published' AND effective_from <= %(in_force_at)s
-     ORDER BY effective_from DESC LIMIT 1),
+  (SELECT json_build_array(v.id, (SELECT json_object_agg(c.metric_id, c.config) FROM {_table(MetricConfig)} c
+                                    WHERE c.version_id = v.id))
+     FROM {_table(RatePlanVersion)} v
+     WHERE v.rate_plan_id = %(plan)s AND v.status = 'published' AND v.effective_from <= %(in_force_at)s
+     ORDER BY v.effective_from DESC LIMIT 1),
   (SELECT json_agg(json_build_array(metric_id, dimension_key, units::text, amount::text, event_count, last_rated_id,
                                     pricing_snapshot_id, updated_at))
      FROM {_table(RunningTotal)} WHERE subscription_id = %(subscription)s AND period_start = %(period)s),
@@ -135,7 +197,10 @@ SELECT
      FROM {_table(TaxRate)} WHERE customer_id = %(customer)s),
   (SELECT json_agg(json_build_array(id, metric_id, units::text, description) ORDER BY id)
      FROM {_table(AllowanceGrant)} WHERE subscription_id = %(subscription)s AND period_start = %(period)s),
-  EXISTS (SELECT 1 FROM {_table(RolloverPolicy)} WHERE subscription_id = %(subscription)s),
+  (SELECT json_agg(json_build_array(p.metric_id, m.code, p.included_units::text, p.cap_units::text,
+                                    p.expires_after_periods) ORDER BY p.metric_id)
+     FROM {_table(RolloverPolicy)} p JOIN {_table(Metric)} m ON m.id = p.metric_id
+     WHERE p.subscription_id = %(subscription)s),
   (SELECT json_build_array(id, balance::text, held::text)
      FROM {_table(Wallet)} WHERE customer_id = %(customer)s AND currency = %(currency)s),
   (SELECT COALESCE(SUM(i.subtotal), 0) FROM {_table(Invoice)} i JOIN {_table(SettlementRun)} r ON r.invoice_id = i.id
@@ -161,7 +226,20 @@ def _summed(lines: list | None) -> dict[tuple[int, str], Decimal]:
     return units
 
 
-def inputs_load(subscription: Subscription, period_start: datetime, *, before_run: int | None = None) -> SettlementInputs:
+def _carried_lots(cursor, runs: list[PriorRun], period_start: datetime) -> list[Lot]:
+    """The lots the latest final run before this period left."""
+    earlier = [r for r in runs if r.kind == "final" and r.period_start < period_start]
+    if not earlier:
+        return []
+    cursor.execute(
+        f"""SELECT metric_id, earned_period_start, last_period_start, units FROM {_table(RolloverGrant)}
+            WHERE run_id = %s ORDER BY last_period_start, earned_period_start""",
+        [max(earlier, key=lambda r: r.period_start).id],
+    )
+    return [Lot(*row) for row in cursor.fetchall()]
+
+
+def inputs_load(subscription: SubscriptionTerms, period_start: datetime, *, before_run: int | None = None) -> SettlementInputs:
     """`before_run`: only the runs made before that one (as they stood when it ran: a reissue
     recomputes it); the terms — discounts, taxes, grants, wallet — are always as they are now."""
     with bulk_cursor() as cursor:  # prepared after a few runs: the plan of this wide query is most of its cost
@@ -174,12 +252,16 @@ def inputs_load(subscription: Subscription, period_start: datetime, *, before_ru
             },
         )
         (
-            runs, version_id, totals, newest, discounts, taxes, grants, has_rollover, wallet, interim_subtotal,
+            runs, version, totals, newest, discounts, taxes, grants, policies, wallet, interim_subtotal,
             interim_usage, interim_lines, codes, slug,
         ) = cursor.fetchone()
+        prior = [PriorRun(i, datetime.fromisoformat(start), kind, mark) for i, start, kind, mark in runs or ()]
+        lots = _carried_lots(cursor, prior, period_start) if policies else []
+    version_id, configs = version if version is not None else (None, None)
     return SettlementInputs(
-        runs=[PriorRun(i, datetime.fromisoformat(start), kind, mark) for i, start, kind, mark in runs or ()],
+        runs=prior,
         version_id=version_id,
+        version_configs={int(metric): config for metric, config in (configs or {}).items()},
         totals=[
             Total(metric, key, Decimal(units), Decimal(amount), count, last_id, snapshot_id, datetime.fromisoformat(updated))
             for metric, key, units, amount, count, last_id, snapshot_id, updated in totals or ()
@@ -189,7 +271,12 @@ def inputs_load(subscription: Subscription, period_start: datetime, *, before_ru
         discounts=[Discount(kind=kind, value=Decimal(value), description=text) for kind, value, text in discounts or ()],
         tax_rates=[TaxRate(name=name, percent=Decimal(percent)) for name, percent in taxes or ()],
         grants=[Grant(i, metric, Decimal(units), text) for i, metric, units, text in grants or ()],
-        has_rollover=has_rollover,
+        has_rollover=bool(policies),
+        rollover_policies=[
+            RolloverTerms(metric, code, Decimal(included), None if cap is None else Decimal(cap), expires)
+            for metric, code, included, cap, expires in policies or ()
+        ],
+        carried_lots=lots,
         wallet=None if wallet is None else Wallet(
             pk=wallet[0], customer_id=subscription.customer_id, currency=subscription.currency,
             balance=Decimal(wallet[1]), held=Decimal(wallet[2]),

@@ -15,7 +15,7 @@ from ..models import Invoice, SettlementRun
 from ..periods import period_for
 from . import aggregate, allowance, commit, discount, quota_check, rate, rollover, route, settle, tax
 from .context import ZERO, SettlementContext
-from .inputs import inputs_load
+from .inputs import SubscriptionTerms, inputs_load
 
 # Rollover and Allowance log (and act) only for final runs of subscriptions with a RolloverPolicy.
 STAGES = (quota_check, rollover, aggregate, allowance, rate, commit, discount, tax, route)
@@ -60,12 +60,13 @@ def settlement_run(
         # Only the subscription row is locked: settlements of one tenant run in parallel.
         subscription = Subscription.objects.select_for_update().get(pk=subscription_id)
         start, end = period_for(cadence=subscription.billing_cadence, anchor=subscription.billing_anchor, at=at)
-        inputs = inputs_load(subscription, start)
+        terms = SubscriptionTerms.of(subscription)
+        inputs = inputs_load(terms, start)
         if kind == SettlementRun.Kind.FINAL and (done := inputs.final_run(start)) is not None:
             run = SettlementRun.objects.select_related("invoice").get(pk=done.id)
             return SettlementResult(run, run.invoice, False, None)
         context = SettlementContext(
-            subscription=subscription, period_start=start, period_end=end, kind=kind, watermark=0, now=now, inputs=inputs
+            subscription=terms, period_start=start, period_end=end, kind=kind, watermark=0, now=now, inputs=inputs
         )
         if kind == SettlementRun.Kind.INTERIM and not _threshold_reached(context):
             return SettlementResult(None, None, False, None)
@@ -73,7 +74,8 @@ def settlement_run(
         aggregate.ledger_read(
             context, lag_s=settings.SETTLEMENT_WATERMARK_LAG_S if watermark_lag_s is None else watermark_lag_s
         )
-        for stage in STAGES:
+        route.realtime_debits_read(context)
+        for stage in STAGES:  # pure: they read the context, and write nothing
             stage.run(context)
         if kind == SettlementRun.Kind.INTERIM and not context.aggregates:
             return SettlementResult(None, None, False, None)  # nothing rated before the watermark yet
@@ -82,7 +84,6 @@ def settlement_run(
             transaction.set_rollback(True)
             return SettlementResult(None, None, True, context)
         settled = settle.run(context)
-        rollover.record(context, settled)
         return SettlementResult(settled, settled.invoice, True, context)
 
 
@@ -92,14 +93,15 @@ def settlement_recompute(settlement: SettlementRun, *, now: datetime) -> Settlem
     tax rates, commitment, cap, grants): what a reissue of its invoice says. Writes nothing; the
     caller holds the subscription's row lock (billing.invoicing). Rollover lots stay as the run
     recorded them (later periods may have drawn on them already)."""
-    subscription = settlement.subscription
-    inputs = inputs_load(subscription, settlement.period_start, before_run=settlement.pk)
+    terms = SubscriptionTerms.of(settlement.subscription)
+    inputs = inputs_load(terms, settlement.period_start, before_run=settlement.pk)
     context = SettlementContext(
-        subscription=subscription, period_start=settlement.period_start, period_end=settlement.period_end,
+        subscription=terms, period_start=settlement.period_start, period_end=settlement.period_end,
         kind=settlement.kind, watermark=settlement.watermark, now=now, inputs=inputs,
     )
     context.ranges = inputs.ranges(settlement.period_start, final=context.final)
     aggregate.ledger_read(context, watermark=settlement.watermark)
+    route.realtime_debits_read(context)
     context.wallet_settled = settle.wallet_settled(settlement, inputs.wallet.pk if inputs.wallet else None)
     for stage in STAGES:
         stage.run(context)

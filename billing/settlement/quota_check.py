@@ -18,7 +18,7 @@ from decimal import Decimal
 from billing.rating import Model, compile_config, text
 
 from .context import Line, SettlementContext
-from .rate import version_configs
+
 
 
 def _model(config: dict | None, key: str) -> Model | None:
@@ -31,7 +31,7 @@ def _model(config: dict | None, key: str) -> Model | None:
 
 
 def run(context: SettlementContext) -> None:
-    configs = version_configs(context)
+    configs = context.inputs.version_configs
     codes = context.inputs.metric_codes
     # Every key the period has usage in: its running totals (rated so far) and what is settled.
     keys = sorted({(t.metric_id, t.dimension_key) for t in context.inputs.totals} | context.period_units.keys())

@@ -7,31 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from billing.rating import compile_config, text
-from catalog.models import MetricConfig
-
 from .context import ZERO, Line, SettlementContext
-
-# version id -> {metric_id: config}. Only PUBLISHED versions are cached, and a published
-# version's metric configs never change (catalog.models.MetricConfig refuses it), so the cache
-# cannot go stale. Which version is in force is NOT cached: publishing a version with an earlier
-# effective_from changes it, so inputs_load reads it on every run.
-_PUBLISHED_CONFIGS: dict[int, dict[int, dict]] = {}
-_PUBLISHED_CONFIGS_MAX = 1024
-
-
-def version_configs(context: SettlementContext) -> dict[int, dict]:
-    """metric_id -> config of the (published, immutable) version in force at the period's start."""
-    version_id = context.inputs.version_id
-    if version_id is None:
-        return {}
-    configs = _PUBLISHED_CONFIGS.get(version_id)
-    if configs is None:
-        configs = dict(MetricConfig.objects.filter(version_id=version_id).values_list("metric_id", "config"))
-        if len(_PUBLISHED_CONFIGS) >= _PUBLISHED_CONFIGS_MAX:
-            _PUBLISHED_CONFIGS.clear()
-        _PUBLISHED_CONFIGS[version_id] = configs
-    return configs
-
 
 def _units(value: Decimal) -> str:
     return f"{Decimal(text(value)):,f}"
@@ -53,7 +29,7 @@ def run(context: SettlementContext) -> None:
     bases = 0
     if context.final:
         used = {(a.metric_id, a.dimension_key): a.config for a in context.aggregates if not a.late}
-        configs = version_configs(context)
+        configs = context.inputs.version_configs
         keys = {**{(metric_id, ""): config for metric_id, config in configs.items()}, **used}
         codes = context.inputs.metric_codes
         for (metric_id, key), config in sorted(keys.items()):

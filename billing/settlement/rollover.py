@@ -6,7 +6,7 @@ not expired are available here; the period's usage beyond its included units dra
 soonest-expiring first, and what it draws is handed to the Allowance stage to price. The lots
 left over that are still usable after this period, plus this period's unused included units
 (included − used, never below zero; the carried total capped at cap_units), are this run's
-carry-forward, persisted with the run (`record`) in the settlement's transaction. Usage is the
+carry-forward, persisted with the run (settle.run) in the settlement's transaction. Usage is the
 period's rated units up to the watermark, interim invoices' events included.
 
 A gap period — one settled after a LATER period's final run (`settle --period` out of order;
@@ -22,9 +22,9 @@ from decimal import Decimal
 
 from billing.rating import text
 
-from ..models import RolloverGrant, RolloverPolicy, SettlementRun
 from ..periods import period_for
 from .context import ZERO, CarriedLot, SettlementContext
+from .inputs import Lot, RolloverTerms
 
 
 def _later_period_start(context: SettlementContext, periods: int) -> datetime:
@@ -34,13 +34,6 @@ def _later_period_start(context: SettlementContext, periods: int) -> datetime:
     for _ in range(periods - 1):
         start = period_for(cadence=subscription.billing_cadence, anchor=subscription.billing_anchor, at=start)[1]
     return start
-
-
-def _carried_in(context: SettlementContext) -> list[RolloverGrant]:
-    previous = context.inputs.previous_final(context.period_start)
-    if previous is None:
-        return []
-    return list(RolloverGrant.objects.filter(run_id=previous.id).order_by("last_period_start", "earned_period_start"))
 
 
 def _draw(lots: list[CarriedLot], wanted: Decimal) -> Decimal:
@@ -53,7 +46,7 @@ def _draw(lots: list[CarriedLot], wanted: Decimal) -> Decimal:
     return taken
 
 
-def _settle_policy(context: SettlementContext, policy: RolloverPolicy, grants: list[RolloverGrant]) -> dict:
+def _settle_policy(context: SettlementContext, policy: RolloverTerms, grants: list[Lot]) -> dict:
     used = sum((u for (m, _), u in context.period_units.items() if m == policy.metric_id), ZERO)
     mine = [g for g in grants if g.metric_id == policy.metric_id]
     live = [
@@ -77,7 +70,7 @@ def _settle_policy(context: SettlementContext, policy: RolloverPolicy, grants: l
         )
     context.carry_forward.extend(survivors)
     return {
-        "metric": policy.metric.code, "included": policy.included_units, "used": used, "carried_in": carried_in,
+        "metric": policy.metric_code, "included": policy.included_units, "used": used, "carried_in": carried_in,
         "expired": sum((g.units for g in mine), ZERO) - carried_in, "drawn": drawn, "unused": unused,
         "earned": earned, "carried_forward": kept + earned,
     }
@@ -86,28 +79,15 @@ def _settle_policy(context: SettlementContext, policy: RolloverPolicy, grants: l
 def run(context: SettlementContext) -> None:
     if not context.final or not context.inputs.has_rollover:
         return
-    policies = list(RolloverPolicy.objects.filter(subscription=context.subscription).select_related("metric").order_by("metric_id"))
+    policies = context.inputs.rollover_policies
     if not policies:
         return  # nothing to carry: the stage stays silent (no log entry)
-    later = [r.period_start for r in context.inputs.runs if r.kind == SettlementRun.Kind.FINAL and r.period_start > context.period_start]
+    later = [r.period_start for r in context.inputs.runs if r.kind == "final" and r.period_start > context.period_start]
     if later:
         context.log(
             "rollover", skipped=f"the period from {min(later):%Y-%m-%d} was settled first and carried the balance past "
             "this one: it neither draws carried units nor carries any forward",
         )
         return
-    grants = _carried_in(context)
-    summaries = [_settle_policy(context, policy, grants) for policy in policies]
+    summaries = [_settle_policy(context, policy, context.inputs.carried_lots) for policy in policies]
     context.log("rollover", metrics=[{k: (text(v) if isinstance(v, Decimal) else v) for k, v in s.items()} for s in summaries])
-
-
-def record(context: SettlementContext, settlement: SettlementRun) -> None:
-    """Persist the run's carry-forward (its complete carried balance), in the settlement's transaction."""
-    RolloverGrant.objects.bulk_create(
-        RolloverGrant(
-            tenant_id=settlement.tenant_id, run=settlement, subscription_id=settlement.subscription_id,
-            metric_id=lot.metric_id, earned_period_start=lot.earned_period_start,
-            last_period_start=lot.last_period_start, units=lot.units,
-        )
-        for lot in context.carry_forward
-    )

@@ -1,7 +1,8 @@
 """Route: postpaid → the invoice is due; prepaid → the wallet pays it; hybrid → the wallet first
 until it is empty, the rest invoiced. Debits already made in real time for the settled rated
 events are counted, never charged twice: the wallet now takes (or gives back) only the rest —
-and when a reissue recomputes a run, so is what the run's settlement already took."""
+and when a reissue recomputes a run, so is what the run's settlement already took. The stage
+itself is pure: the real-time debits are read with the ledger (`realtime_debits_read`)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,13 @@ from ..models import RatedEvent
 from .context import ZERO, SettlementContext
 
 
+def realtime_debits_read(context: SettlementContext) -> None:
+    """What the wallet already paid, in real time, for the rated events this run settles (read
+    with the ledger, before the stages run: context.wallet_realtime)."""
+    context.wallet_realtime = ZERO if context.subscription.billing_mode == "postpaid" else _realtime_debits(context)
+
+
 def _realtime_debits(context: SettlementContext) -> Decimal:
-    """What the wallet already paid, in real time, for the rated events this run settles."""
     wallet = context.inputs.wallet
     if wallet is None or not context.ranges:
         return ZERO
@@ -46,7 +52,6 @@ def run(context: SettlementContext) -> None:
         )
         return
     wallet = context.inputs.wallet
-    context.wallet_realtime = _realtime_debits(context)
     rest = total - context.wallet_realtime - context.wallet_settled
     if mode == "prepaid":
         context.wallet_now = rest  # negative: the wallet gets back what real time over-took

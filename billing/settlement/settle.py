@@ -12,7 +12,7 @@ from aforo.db import bulk_cursor, unnest_rows
 from wallets.models import WalletEntry
 from wallets.services import wallet_settlement_charge
 
-from ..models import Invoice, InvoiceCounter, InvoiceLine, SettlementRun
+from ..models import Invoice, InvoiceCounter, InvoiceLine, RolloverGrant, SettlementRun
 from .context import ZERO, SettlementContext, round_money
 
 # How an invoice reads, whatever order the stages added its lines in: charges, then what reduces
@@ -103,7 +103,7 @@ def _document(
     # rounded once like a line, and the invoice shows the wallet's part as total − amount due.
     context.amount_due = round_money(context.amount_due, context.currency)
     invoice = Invoice(
-        tenant_id=subscription.tenant_id, customer_id=subscription.customer_id, subscription=subscription,
+        tenant_id=subscription.tenant_id, customer_id=subscription.customer_id, subscription_id=subscription.id,
         currency=context.currency, period_start=context.period_start, period_end=context.period_end,
         subtotal=context.total("usage", "late_usage", "base", "commitment", "cap"),
         discount_total=-context.total("discount"), tax_total=context.total("tax"), total=total,
@@ -137,7 +137,7 @@ def run(context: SettlementContext) -> SettlementRun:
     still guards the period)."""
     subscription = context.subscription
     settlement = SettlementRun(
-        tenant_id=subscription.tenant_id, subscription=subscription, period_start=context.period_start,
+        tenant_id=subscription.tenant_id, subscription_id=subscription.id, period_start=context.period_start,
         period_end=context.period_end, kind=context.kind, watermark=context.watermark, created_at=context.now,
         sequence=0 if context.final else context.inputs.interim_count(context.period_start) + 1,
     )
@@ -146,7 +146,22 @@ def run(context: SettlementContext) -> SettlementRun:
     _numbered(context, invoice)
     settlement.stages = context.stages
     _persist(invoice, lines, settlement)
+    _carry_forward_write(context, settlement)
     return settlement
+
+
+def _carry_forward_write(context: SettlementContext, settlement: SettlementRun) -> None:
+    """The run's rollover carry-forward (its complete carried balance: the Rollover stage's
+    lots), with the run, in the settlement's transaction."""
+    if context.carry_forward:
+        RolloverGrant.objects.bulk_create(
+            RolloverGrant(
+                tenant_id=settlement.tenant_id, run=settlement, subscription_id=settlement.subscription_id,
+                metric_id=lot.metric_id, earned_period_start=lot.earned_period_start,
+                last_period_start=lot.last_period_start, units=lot.units,
+            )
+            for lot in context.carry_forward
+        )
 
 
 def reissue(context: SettlementContext, *, settlement: SettlementRun, voided: Invoice) -> Invoice:

@@ -12,8 +12,7 @@ from billing.models import Discount, TaxRate
 from billing.rating import quote
 from billing.settlement import allowance, commit, discount, quota_check, rate, route, tax
 from billing.settlement.context import Aggregate, Line, SettlementContext, round_money
-from billing.settlement.inputs import Grant, PriorRun, SettlementInputs, Total
-from catalog.models import Subscription
+from billing.settlement.inputs import Grant, PriorRun, SettlementInputs, SubscriptionTerms, Total
 from tests.factories import priced_setup
 
 NOW = timezone.now()
@@ -23,7 +22,7 @@ CODES = {1: "calls", 2: "tokens", 3: "storage", 4: "seats"}
 
 def context(setup, *, kind="final", lines=(), aggregates=(), previously_invoiced=Decimal(0), **inputs):
     built = SettlementContext(
-        subscription=setup.subscription, period_start=NOW - timedelta(days=30), period_end=NOW, kind=kind,
+        subscription=SubscriptionTerms.of(setup.subscription), period_start=NOW - timedelta(days=30), period_end=NOW, kind=kind,
         watermark=10**9, now=NOW, inputs=SettlementInputs(interim_subtotal=previously_invoiced, **inputs),
     )
     built.aggregates.extend(aggregates)
@@ -71,7 +70,8 @@ def test_rate_makes_usage_and_late_lines_and_one_base_charge_per_metric():
                   setup.metric_config.config, late=True),
     ]
     built = context(
-        setup, aggregates=aggregates, version_id=setup.metric_config.version_id, metric_codes={setup.metric.pk: setup.metric.code}
+        setup, aggregates=aggregates, version_id=setup.metric_config.version_id, metric_codes={setup.metric.pk: setup.metric.code},
+        version_configs={setup.metric.pk: setup.metric_config.config},
     )
     built.period_start = start
     rate.run(built)
@@ -135,7 +135,7 @@ def test_route_postpaid_is_due_and_never_touches_a_wallet():
 def bare(*, kind="final", subscription=None, **inputs) -> SettlementContext:
     """A context for period P1 of an unsaved USD subscription: for the stages that read no row."""
     return SettlementContext(
-        subscription=subscription or Subscription(currency="USD"), period_start=P1, period_end=P2, kind=kind,
+        subscription=subscription or SubscriptionTerms(currency="USD"), period_start=P1, period_end=P2, kind=kind,
         watermark=10**9, now=NOW, inputs=SettlementInputs(**{"metric_codes": CODES, **inputs}),
     )
 
@@ -248,7 +248,10 @@ def test_a_limit_inside_an_override_price_applies_to_that_dimension_key_only():
 def test_quota_check_prices_a_key_by_its_latest_snapshot_over_the_version_config():
     setup = priced_setup(config={"model": "per_unit", "rate": "1", "limit": {"units": "10", "overage": "block"}})
     metric = setup.metric.pk
-    inputs = {"version_id": setup.metric_config.version_id, "metric_codes": {metric: setup.metric.code}}
+    inputs = {
+        "version_id": setup.metric_config.version_id, "version_configs": {metric: setup.metric_config.config},
+        "metric_codes": {metric: setup.metric.code},
+    }
     snapshot = {"model": "per_unit", "rate": "1"}  # the events were rated before the limit existed
     with_snapshot = bare(**inputs)
     with_snapshot.period_units, with_snapshot.key_configs = {(metric, ""): Decimal(12)}, {(metric, ""): snapshot}
@@ -346,7 +349,7 @@ def test_free_units_never_credit_units_a_block_limit_already_took_back():
 
 
 def test_the_spend_cap_counts_what_a_block_limit_took_back():
-    built = bare(subscription=Subscription(currency="USD", spend_cap=Decimal(100)))
+    built = bare(subscription=SubscriptionTerms(currency="USD", spend_cap=Decimal(100)))
     built.add(usage("130"))
     built.add(Line(kind="overage", description="blocked", amount_unrounded=Decimal(-30)))
     commit.run(built)

@@ -24,7 +24,7 @@ from billing.models import (
 from billing.periods import period_for
 from billing.settlement import aggregate, rollover, route, settle
 from billing.settlement.context import Aggregate, CarriedLot, Line, SettlementContext
-from billing.settlement.inputs import Grant, PriorRun, SettlementInputs, Total, inputs_load
+from billing.settlement.inputs import Grant, Lot, PriorRun, RolloverTerms, SettlementInputs, SubscriptionTerms, Total, inputs_load
 from catalog import services
 from tests.billing.test_settlement import rate
 from tests.factories import MetricFactory, priced_setup
@@ -44,7 +44,7 @@ def ledger_context(setup, *, kind="final", now=None, watermark=0, **inputs) -> S
     start, end = period(setup)
     inputs = {"metric_codes": {setup.metric.pk: setup.metric.code}, "tenant_slug": setup.tenant.slug, **inputs}
     return SettlementContext(
-        subscription=setup.subscription, period_start=start, period_end=end, kind=kind, watermark=watermark,
+        subscription=SubscriptionTerms.of(setup.subscription), period_start=start, period_end=end, kind=kind, watermark=watermark,
         now=now or timezone.now(), inputs=SettlementInputs(**inputs),
     )
 
@@ -120,7 +120,7 @@ def test_inputs_load_reads_every_input_of_the_period():
             last_rated_id=last, pricing_snapshot_id=last and last + 1, updated_at=start,
         )
 
-    inputs = inputs_load(subscription, start)
+    inputs = inputs_load(SubscriptionTerms.of(subscription), start)
     assert inputs.runs == [PriorRun(previous.pk, before, "final", 3), PriorRun(interim.pk, start, "interim", 7)]
     assert inputs.version_id == setup.version.pk
     assert sorted(inputs.totals, key=lambda t: t.dimension_key) == [
@@ -134,6 +134,8 @@ def test_inputs_load_reads_every_input_of_the_period():
     assert [(t.name, t.percent) for t in inputs.tax_rates] == [("VAT", Decimal(20)), ("City", Decimal("1.5"))]
     assert inputs.grants == [Grant(grant.pk, metric.pk, Decimal(7), "trial")]
     assert inputs.has_rollover is True
+    assert inputs.rollover_policies == [RolloverTerms(metric.pk, metric.code, Decimal(10), None, 1)]
+    assert inputs.version_configs == {metric.pk: setup.metric_config.config}  # the version in force at the start
     assert (inputs.wallet.pk, inputs.wallet.balance, inputs.wallet.held) == (wallet.pk, Decimal(50), Decimal(8))
     # the interim invoice: its subtotal; its usage lines' rated amounts 2.125 + 4.5 + 1.25; their units per key
     assert (inputs.interim_subtotal, inputs.interim_usage) == (Decimal("12.88"), Decimal("7.875"))
@@ -141,20 +143,19 @@ def test_inputs_load_reads_every_input_of_the_period():
     assert inputs.metric_codes == {metric.pk: metric.code, other_metric.pk: other_metric.code}
     assert inputs.tenant_slug == tenant.slug
     plain = priced_setup(rate="1")  # none of it: the defaults
-    assert inputs_load(plain.subscription, period(plain)[0]) == SettlementInputs(
-        version_id=plain.version.pk, metric_codes={plain.metric.pk: plain.metric.code}, tenant_slug=plain.tenant.slug,
-        totals_complete=True,
+    assert inputs_load(SubscriptionTerms.of(plain.subscription), period(plain)[0]) == SettlementInputs(
+        version_id=plain.version.pk, version_configs={plain.metric.pk: plain.metric_config.config},
+        metric_codes={plain.metric.pk: plain.metric.code}, tenant_slug=plain.tenant.slug, totals_complete=True,
     )
 
 
 # --- Rollover --------------------------------------------------------------------------------------
 
 
-def with_policy(setup, *, metric=None, included="10", cap=None, expires=1):
-    RolloverPolicy.objects.create(
-        tenant=setup.tenant, subscription=setup.subscription, metric=metric or setup.metric,
-        included_units=Decimal(included), cap_units=cap and Decimal(cap), expires_after_periods=expires,
-    )
+def with_policy(setup, *, metric=None, included="10", cap=None, expires=1) -> RolloverTerms:
+    """A RolloverPolicy as the stage sees it (read by inputs_load: see the test below)."""
+    metric = metric or setup.metric
+    return RolloverTerms(metric.pk, metric.code, Decimal(included), cap and Decimal(cap), expires)
 
 
 def lots_of_the_previous_final_run(setup):
@@ -172,7 +173,12 @@ def lots_of_the_previous_final_run(setup):
             tenant=setup.tenant, run=run, subscription=setup.subscription, metric=setup.metric,
             earned_period_start=earned, last_period_start=last, units=units,
         )
-    return PriorRun(run.pk, m1, "final", 0), m2
+    RolloverPolicy.objects.create(tenant=setup.tenant, subscription=setup.subscription, metric=setup.metric, included_units=10)
+    lots = inputs_load(SubscriptionTerms.of(setup.subscription), start).carried_lots  # as the pipeline reads them
+    assert lots == [
+        Lot(setup.metric.pk, m3, m1, Decimal(3)), Lot(setup.metric.pk, m1, start, Decimal(4)), Lot(setup.metric.pk, m2, end, Decimal(5))
+    ]  # soonest-expiring first
+    return PriorRun(run.pk, m1, "final", 0), m2, lots
 
 
 def rollover_log(setup, built):
@@ -184,9 +190,9 @@ def rollover_log(setup, built):
 @pytest.mark.django_db
 def test_rollover_draws_the_soonest_expiring_lots_first():
     setup = priced_setup(rate="1")
-    with_policy(setup)
-    previous, m2 = lots_of_the_previous_final_run(setup)
-    built = ledger_context(setup, runs=[previous], has_rollover=True)
+    policy = with_policy(setup)
+    previous, m2, lots = lots_of_the_previous_final_run(setup)
+    built = ledger_context(setup, runs=[previous], has_rollover=True, rollover_policies=[policy], carried_lots=lots)
     metric = setup.metric.pk
     built.period_units = {(metric, ""): Decimal(9), (metric, "region=eu"): Decimal(7)}
     rollover.run(built)
@@ -202,9 +208,9 @@ def test_rollover_draws_the_soonest_expiring_lots_first():
 @pytest.mark.django_db
 def test_rollover_lets_lots_expire_and_caps_the_carried_balance():
     setup = priced_setup(rate="1")
-    with_policy(setup, cap="6", expires=2)
-    previous, m2 = lots_of_the_previous_final_run(setup)
-    built = ledger_context(setup, runs=[previous], has_rollover=True)
+    policy = with_policy(setup, cap="6", expires=2)
+    previous, m2, lots = lots_of_the_previous_final_run(setup)
+    built = ledger_context(setup, runs=[previous], has_rollover=True, rollover_policies=[policy], carried_lots=lots)
     built.period_units = {(setup.metric.pk, ""): Decimal(7)}
     rollover.run(built)
     # 7 used, within the included 10: nothing drawn; B (last usable this period) expires unused, A's
@@ -224,11 +230,11 @@ def test_rollover_lets_lots_expire_and_caps_the_carried_balance():
 @pytest.mark.django_db
 def test_rollover_of_a_gap_period_settled_after_a_later_one_draws_and_earns_nothing():
     setup = priced_setup(rate="1")
-    with_policy(setup, expires=2)
-    previous, _ = lots_of_the_previous_final_run(setup)
+    policy = with_policy(setup, expires=2)
+    previous, _, lots = lots_of_the_previous_final_run(setup)
     _, end = period(setup)
     later = PriorRun(previous.id + 1, end, "final", 0)  # the next period's final run came first
-    built = ledger_context(setup, runs=[previous, later], has_rollover=True)
+    built = ledger_context(setup, runs=[previous, later], has_rollover=True, rollover_policies=[policy], carried_lots=lots)
     built.period_units = {(setup.metric.pk, ""): Decimal(16)}  # 6 over: lots would pay for them
     rollover.run(built)
     assert (built.allowances, built.carry_forward) == ({}, [])
@@ -243,9 +249,8 @@ def test_rollover_of_a_gap_period_settled_after_a_later_one_draws_and_earns_noth
 def test_rollover_earns_included_minus_used_never_below_zero_and_is_silent_without_a_policy(django_assert_num_queries):
     setup = priced_setup(rate="1")
     second = MetricFactory(tenant=setup.tenant, product=setup.metric.product)
-    with_policy(setup)
-    with_policy(setup, metric=second)
-    built = ledger_context(setup, has_rollover=True)  # no earlier final run: nothing carried in
+    policies = [with_policy(setup), with_policy(setup, metric=second)]
+    built = ledger_context(setup, has_rollover=True, rollover_policies=policies)  # no earlier final run: nothing carried in
     built.period_units = {(setup.metric.pk, ""): Decimal(12), (second.pk, ""): Decimal(4)}
     rollover.run(built)
     # first metric: 12 used of 10 included, earns 0 (not −2); second: 4 used, earns 6 for the next period
@@ -255,7 +260,7 @@ def test_rollover_earns_included_minus_used_never_below_zero_and_is_silent_witho
         (setup.metric.code, "0", "0", "0", "0"), (second.code, "0", "6", "6", "6")
     ]
     plain = priced_setup(rate="1")
-    for silent in (ledger_context(plain, has_rollover=False), ledger_context(setup, kind="interim", has_rollover=True)):
+    for silent in (ledger_context(plain, has_rollover=False), ledger_context(setup, kind="interim", has_rollover=True, rollover_policies=policies)):
         silent.period_units = {(setup.metric.pk, ""): Decimal(4)}
         with django_assert_num_queries(0):
             rollover.run(silent)
@@ -346,6 +351,7 @@ def test_prepaid_wallet_takes_only_what_real_time_debits_did_not(total, wallet_n
     built = ledger_context(setup, watermark=b.rated_event_id, wallet=Wallet.objects.get(pk=wallet.pk))
     built.ranges = {built.period_start: a.rated_event_id}  # a settled by an earlier run; c above the watermark
     add_lines(built, ("usage", total))
+    route.realtime_debits_read(built)  # with the ledger, before the stages
     route.run(built)
     # of the debits 4, 6 and 5 only b's 6 paid for what this run settles: the wallet takes the
     # rest of the total now (6 − 6 = 0, 8.5 − 6 = 2.5), or gives back what real time over-took (−0.75)
@@ -363,6 +369,7 @@ def test_hybrid_wallet_pays_what_is_available_not_held_and_the_rest_is_due(total
     built = ledger_context(setup, watermark=paid.rated_event_id, wallet=Wallet.objects.get(pk=wallet.pk))
     built.ranges = {built.period_start: 0}
     add_lines(built, ("usage", total))
+    route.realtime_debits_read(built)
     route.run(built)
     # 11: the rest is 11 − 4 = 7, available 16 − 13 held = 3: the wallet pays 3 and 4 is due.
     # 3: the rest is 3 − 4 = −1: given back, nothing due.

@@ -12,7 +12,7 @@ from django.utils import timezone
 from billing.models import RatedEvent
 from billing.settlement import aggregate
 from billing.settlement.context import SettlementContext
-from billing.settlement.inputs import SettlementInputs, inputs_load
+from billing.settlement.inputs import SettlementInputs, SubscriptionTerms, inputs_load
 from catalog.models import Subscription
 from tests.billing.test_settlement import DAY, rate, settle
 from tests.factories import priced_setup
@@ -25,7 +25,7 @@ OVERRIDES = {
 
 def loaded(setup, *, at=None, now=None) -> SettlementContext:
     """A final run's context as the pipeline builds it (inputs_load, ranges)."""
-    subscription = Subscription.objects.get(pk=setup.subscription.pk)
+    subscription = SubscriptionTerms.of(Subscription.objects.get(pk=setup.subscription.pk))
     preview = settle(setup, at=at or timezone.now(), dry_run=True).context
     inputs = inputs_load(subscription, preview.period_start)
     context = SettlementContext(
