@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/wallet_holds.py [--clients 32] [--rate 400] [--seconds 10]
 
-Each of --clients processes places a hold (wallets.services.hold_place: wallet row lock,
+Each of --clients processes places a hold (wallets.holds.hold_place: wallet row lock,
 available check, hold row, ledger entry) and commits it (hold_commit: wallet lock, hold
 re-read, ledger entry) — two transactions, timed together as one operation — paced so that
 all clients together offer --rate operations per second (open loop: a slow operation does not
@@ -59,7 +59,7 @@ def client(args: tuple) -> list[float]:
 
     from django.db import connection
 
-    from wallets.services import hold_commit, hold_place, hold_release
+    from wallets.holds import hold_commit, hold_place, hold_release
 
     rng = random.Random(number)
     connection.ensure_connection()

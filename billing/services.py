@@ -288,7 +288,7 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
 
 def rated_charges(*, inputs: Sequence[RatingInput], records: Sequence[RatedRecord]) -> list[RatedCharge]:
     """What the wallets pay in real time of these rated events: those of prepaid and hybrid
-    subscriptions (wallets.services.wallet_charges_record)."""
+    subscriptions (wallets.debits.wallet_charges_record)."""
     return [
         RatedCharge(
             rated_event_id=r.rated_event_id, tenant_id=r.tenant_id, customer_id=r.customer_id, currency=r.currency,

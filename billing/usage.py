@@ -6,7 +6,7 @@
     ┌ one durable transaction ──────────────────────────────────────────────────────────────┐
     │ raw events      metering.ledger.raw_events_store       (new ones, by (tenant, event_id)) │
     │ rated events    billing.services.rated_events_record_batch  (lock → plan → write)       │
-    │ wallet debits   wallets.services.wallet_charges_record  (prepaid / hybrid, in real time) │
+    │ wallet debits   wallets.debits.wallet_charges_record  (prepaid / hybrid, in real time) │
     │ unmatched       metering.ledger.unmatched_usage_record  (no billing context)            │
     └───────────────────────────────────────────────────────────────────────────────────────┘
     after commit: interim invoices enqueued (billing.services); the caller publishes the
@@ -30,7 +30,7 @@ from metering.enrichment import EnrichmentCache, Resolution, resolve
 from metering.ledger import UNIQUE_CONSTRAINT, raw_events_store, unmatched_usage_record
 from metering.models import UnmatchedUsage
 from metering.validation import UsageEvent
-from wallets.services import wallet_charges_record
+from wallets.debits import wallet_charges_record
 
 from .selectors import rated_records_for_raw_events
 from .services import RatedRecord, RatingInput, rated_charges, rated_events_record_batch

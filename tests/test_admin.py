@@ -22,7 +22,8 @@ from billing.settlement import settlement_run
 from catalog.models import CustomerUser, Tenant, TenantMember, TenantToken, key_hash
 from metering.models import RawEvent, UnmatchedUsage
 from tests.factories import PricedSetup, priced_setup, tenant_token
-from wallets.services import hold_place, wallet_create, wallet_top_up
+from wallets.services import wallet_create, wallet_top_up
+from wallets.holds import hold_place
 
 LEDGER_MODELS = [RawEvent, UnmatchedUsage, RatedEvent, RunningTotal, PricingSnapshot]
 

@@ -30,7 +30,7 @@ def fuzz_target(kafka_bootstrap, django_db_setup, django_db_blocker, tmp_path_fa
     from billing.models import Invoice
     from aforo.demo.seed import demo_seed
     from metering.models import RawEvent
-    from wallets.services import hold_place
+    from wallets.holds import hold_place
 
     kafka_settings = fresh_kafka_settings(kafka_bootstrap, name="fuzz")
     with django_db_blocker.unblock(), override_settings(**kafka_settings):

@@ -1,6 +1,6 @@
 """Real-time wallet debits of a batch of rated events, as a pure plan (no database, no Django).
 
-wallets.services.wallet_charges_record locks and reads the wallets and the sessions' active
+wallets.debits.wallet_charges_record locks and reads the wallets and the sessions' active
 holds, hands them here with the batch's charges in rating order, and writes what comes back.
 The rules (tests/wallets/test_plan.py checks them with hypothesis):
 

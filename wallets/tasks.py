@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from . import services
+from . import holds
 
 
 @shared_task(name="wallets.tasks.holds_expire", ignore_result=True, expires=4)
@@ -17,7 +17,7 @@ def holds_expire() -> int:
     batch_size = settings.WALLET_HOLD_EXPIRY_BATCH_SIZE
     expired = 0
     for _ in range(settings.WALLET_HOLD_EXPIRY_MAX_BATCHES):
-        in_batch = services.holds_expire(batch_size=batch_size)
+        in_batch = holds.holds_expire(batch_size=batch_size)
         expired += in_batch
         if in_batch < batch_size:
             break

@@ -10,7 +10,7 @@ from django.db.models import Q, Sum
 
 from aforo.db import bulk_cursor, unnest_rows
 from wallets.models import WalletEntry
-from wallets.services import wallet_settlement_charge
+from wallets.debits import wallet_settlement_charge
 
 from ..models import Invoice, InvoiceCounter, InvoiceLine, RolloverGrant, SettlementRun
 from .context import ZERO, SettlementContext, round_money

@@ -29,7 +29,8 @@ from catalog import services
 from tests.billing.test_settlement import rate
 from tests.factories import MetricFactory, priced_setup
 from wallets.models import Wallet, WalletEntry
-from wallets.services import hold_place, wallet_create, wallet_top_up
+from wallets.services import wallet_create, wallet_top_up
+from wallets.holds import hold_place
 
 DAY = timedelta(days=1)
 

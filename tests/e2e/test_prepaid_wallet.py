@@ -12,7 +12,8 @@ from catalog.models import Subscription, TenantToken
 from tests.conftest import wait_for
 from tests.factories import priced_setup, tenant_token
 from wallets.models import WalletEntry
-from wallets.services import hold_place, wallet_create, wallet_top_up, wallets_check
+from wallets.services import wallet_create, wallet_top_up, wallets_check
+from wallets.holds import hold_place
 
 pytestmark = pytest.mark.kafka
 

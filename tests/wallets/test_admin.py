@@ -21,16 +21,10 @@ from catalog.models import Customer, Tenant
 from tests.factories import CustomerFactory, priced_setup
 from tests.test_admin import change_url, changelist_url, ledger_rows, operator
 from wallets.models import Hold, LowBalanceAlert, Wallet, WalletEntry
-from wallets.services import (
-    RatedCharge,
-    hold_commit,
-    hold_place,
-    wallet_adjust,
-    wallet_charges_record,
-    wallet_create,
-    wallet_top_up,
-    wallets_check,
-)
+from wallets.plan import RatedCharge
+from wallets.services import wallet_adjust, wallet_create, wallet_top_up, wallets_check
+from wallets.holds import hold_commit, hold_place
+from wallets.debits import wallet_charges_record
 
 pytestmark = pytest.mark.django_db
 

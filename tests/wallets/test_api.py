@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 
 from catalog.models import TenantToken
 from tests.factories import CustomerFactory, TenantFactory, priced_setup, tenant_token
-from wallets import services
+from wallets import holds, services
 from wallets.models import Hold, LowBalanceAlert, Wallet, WalletEntry
 
 pytestmark = pytest.mark.django_db
@@ -396,7 +396,7 @@ def test_release_gives_the_hold_back_then_retry_changes_nothing(admin, funded):
 
 
 def _expired_hold(setup, wallet) -> Hold:
-    hold, _ = services.hold_place(
+    hold, _ = holds.hold_place(
         tenant_id=setup.tenant.id, wallet_id=wallet.id, amount=Decimal(10), ttl_seconds=60, reference="old",
         idempotency_key="old", now=timezone.now() - timedelta(hours=1),
     )
@@ -417,7 +417,7 @@ def test_a_hold_past_its_ttl_cannot_be_committed_or_released(setup, admin, funde
 
 def test_a_hold_expired_by_the_sweep_cannot_be_released(setup, admin, funded):
     hold = _expired_hold(setup, funded)
-    assert services.holds_expire() == 1
+    assert holds.holds_expire() == 1
     release = admin.post(f"/api/v1/holds/{hold.id}/release")
     assert release.status_code == 409 and _error(release)["code"] == "hold_expired"
 

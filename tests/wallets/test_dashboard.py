@@ -16,7 +16,8 @@ from tests.factories import CustomerFactory, priced_setup
 from tests.test_admin import operator
 from tests.wallets.test_admin import funded_wallet, place
 from wallets.selectors import wallets_for_customer
-from wallets.services import hold_commit, hold_release, wallet_adjust, wallet_top_up
+from wallets.services import wallet_adjust, wallet_top_up
+from wallets.holds import hold_commit, hold_release
 
 pytestmark = pytest.mark.django_db
 

@@ -18,17 +18,8 @@ from billing.usage import IncomingEvent, usage_batch_record
 from metering.validation import validate_event
 from tests.factories import CustomerFactory, priced_setup
 from wallets.models import Hold, LowBalanceAlert, Wallet, WalletEntry
-from wallets.services import (
-    InsufficientFunds,
-    WalletError,
-    hold_commit,
-    hold_place,
-    hold_release,
-    holds_expire,
-    wallet_create,
-    wallet_top_up,
-    wallets_check,
-)
+from wallets.services import InsufficientFunds, WalletError, wallet_create, wallet_top_up, wallets_check
+from wallets.holds import hold_commit, hold_place, hold_release, holds_expire
 
 
 @pytest.fixture(autouse=True)

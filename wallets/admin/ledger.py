@@ -10,7 +10,8 @@ from catalog.admin import is_unscoped, operator_tenant, tenant_confine
 from metering.admin import LedgerAdmin, admin_link, exact_decimal
 
 from ..models import Hold, LowBalanceAlert, Wallet, WalletEntry
-from ..services import WalletError, hold_release
+from ..holds import hold_release
+from ..services import WalletError
 
 REPORTED_HOLDS = 50  # per-hold messages of one "release selected" (then a summary only)
 

@@ -47,7 +47,7 @@ from aforo.money import decimal_text
 from catalog.api.serializers import invalid_currency_error, request_tenant
 from catalog.auth import IsTenantAdmin
 from catalog.models import TenantToken
-from wallets import services
+from wallets import holds, services
 from wallets.models import Hold, LowBalanceAlert, Wallet, WalletEntry
 
 from . import docs
@@ -318,7 +318,7 @@ class WalletHoldPlaceView(WalletApiMixin, APIView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         _check_currency(request, wallet_id, data.get("currency"))
-        hold, created = services.hold_place(
+        hold, created = holds.hold_place(
             tenant_id=request.tenant.id, wallet_id=wallet_id, amount=data["amount"], ttl_seconds=data["ttl_seconds"],
             reference=data["reference"], idempotency_key=data["idempotency_key"],
         )
@@ -446,7 +446,7 @@ class HoldCommitView(WalletApiMixin, APIView):
         body = wallet_serializers.HoldCommitInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        hold, _ = services.hold_commit(
+        hold, _ = holds.hold_commit(
             tenant_id=request.tenant.id, hold_id=hold_id, amount=data["amount"],
             allow_over_capture=data["allow_over_capture"],
         )
@@ -473,5 +473,5 @@ class HoldReleaseView(WalletApiMixin, APIView):
         },
     )
     def post(self, request, hold_id: int):
-        hold, _ = services.hold_release(tenant_id=request.tenant.id, hold_id=hold_id)
+        hold, _ = holds.hold_release(tenant_id=request.tenant.id, hold_id=hold_id)
         return _hold_response(hold)
