@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from aforo.exceptions import ApiError
 from billing.pricing import QuoteInputError, pricing_quote
 from billing.rating import MODELS
-from billing.rating.engine import MAX_EVENTS
+from billing.rating.params import MAX_EVENTS
 
 from .views import DecimalStringField
 

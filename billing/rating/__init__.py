@@ -14,29 +14,12 @@ Models: per_unit, flat, percentage, included_quota, graduated, volume, package (
 module). Everything else in Aforo prices through these functions; nothing else knows a model.
 """
 
-from .engine import (
-    MODELS,
-    ConfigError,
-    Limit,
-    Line,
-    Model,
-    PriceBook,
-    Pricer,
-    Quote,
-    Rating,
-    RatingError,
-    TierDelta,
-    Usage,
-    UsageError,
-    breakdown,
-    compile_config,
-    config_hash,
-    dimension_key,
-    explain,
-    quote,
-    text,
-    validate_config,
-)
+from .engine import Quote, breakdown, explain, quote
+from .model import Model
+from .overrides import PriceBook, Pricer, compile_config, config_hash, dimension_key, validate_config
+from .params import ConfigError, RatingError, UsageError, text
+from .registry import MODELS
+from .types import Limit, Line, Rating, TierDelta, Usage
 
 __all__ = [
     "MODELS", "ConfigError", "Limit", "Line", "Model", "PriceBook", "Pricer", "Quote", "Rating", "RatingError", "TierDelta",

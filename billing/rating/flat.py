@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from .engine import Line, Model, param, reject_unknown, text
+from .model import Model
+from .params import param, reject_unknown, text
+from .types import Line
 
 FIELDS = {"model", "amount"}
 

@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from .engine import MAX_UNITS, ZERO, Line, param, reject_unknown, text
+from .params import MAX_UNITS, ZERO, param, reject_unknown, text
+from .types import Line
 from .per_unit import PerUnit
 
 FIELDS = {"model", "quota", "overage_rate"}

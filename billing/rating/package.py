@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from .engine import MAX_UNITS, ZERO, ConfigError, Line, Model, param, reject_unknown, text
+from .model import Model
+from .params import ConfigError, MAX_UNITS, ZERO, param, reject_unknown, text
+from .types import Line
 
 FIELDS = {"model", "package_size", "rate", "free_units", "rounding"}
 ROUNDING = ("up", "down")

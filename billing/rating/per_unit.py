@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from .engine import MAX_UNITS, ZERO, Line, Model, param, reject_unknown, text
+from .model import Model
+from .params import MAX_UNITS, ZERO, param, reject_unknown, text
+from .types import Line
 
 FIELDS = {"model", "rate", "included_free"}
 

@@ -19,19 +19,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from .engine import (
-    MAX_UNITS,
-    ZERO,
-    ConfigError,
-    Line,
-    Model,
-    Rating,
-    Usage,
-    optional_param,
-    param,
-    reject_unknown,
-    text,
-)
+from .model import Model
+from .params import ConfigError, MAX_UNITS, ZERO, optional_param, param, reject_unknown, text
+from .types import Line, Rating, Usage
 
 FIELDS = {"model", "rate", "fixed_fee", "per_transaction_min", "per_transaction_max", "min_fee", "free_events", "free_amount"}
 HUNDRED = Decimal(100)

@@ -12,7 +12,9 @@ from collections.abc import Hashable, Mapping, Sequence
 from decimal import Decimal, localcontext
 from typing import NamedTuple
 
-from .engine import PRECISION, Model, TierDelta, Usage
+from .model import Model
+from .params import PRECISION
+from .types import TierDelta, Usage
 
 ZERO = Decimal(0)
 

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from .engine import MAX_UNITS, ZERO, ConfigError, Line, TieredModel, parse_decimal, reject_unknown, text
+from .model import TieredModel
+from .params import ConfigError, MAX_UNITS, ZERO, parse_decimal, reject_unknown, text
+from .types import Line
 
 FIELDS = {"model", "tiers"}
 TIER_FIELDS = {"up_to", "unit_amount", "flat_amount"}

@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from billing.rating import ConfigError, Line, RatingError, breakdown, compile_config, dimension_key, quote, text, validate_config
-from billing.rating.engine import PRECISION
+from billing.rating.params import PRECISION
 
 ZERO, ONE = Decimal(0), Decimal(1)
 ROUND_VOLUMES = (Decimal(10), Decimal(1000), Decimal(1_000_000))

@@ -1,4 +1,4 @@
-"""Dimension overrides (billing/rating/engine.py): an override applies when every dimension it
+"""Dimension overrides (billing/rating/overrides.py): an override applies when every dimension it
 names has one of its values; the most specific applicable override wins (most dimensions named),
 ties go to the first listed; no match prices the base config under dimension_key ""."""
 
