@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -25,59 +24,13 @@ import orjson
 from django.conf import settings
 from django_redis import get_redis_connection
 
-from billing.rating import Model, PriceBook, compile_config, config_hash
+from billing.rating import Model
 from catalog.generation import catalog_generation_get_many
 
+from .contexts import BillingContext, PricedMetric, SubscriptionContext, VersionContext, priced_metric
 from .selectors import billing_contexts_build
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class PricedMetric:
-    code: str
-    metric_id: int
-    metric_config_id: int
-    config: dict[str, Any]
-    config_hash: str
-    pricer: PriceBook
-
-
-@dataclass(frozen=True, slots=True)
-class VersionContext:
-    id: int
-    effective_from: datetime
-    metrics: Mapping[str, PricedMetric]
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriptionContext:
-    id: int
-    customer_id: int
-    currency: str
-    billing_mode: str
-    cadence: str
-    anchor: datetime
-    started_at: datetime
-    ended_at: datetime | None
-    versions: tuple[VersionContext, ...]  # newest effective_from first
-
-    def version_at(self, at: datetime) -> VersionContext | None:
-        return next((v for v in self.versions if v.effective_from <= at), None)
-
-
-@dataclass(frozen=True, slots=True)
-class BillingContext:
-    """What an event subject resolves to. Key fields are None when the event named the
-    customer or the subscription itself (its subscriptions are then that one only)."""
-
-    tenant_id: int
-    customer_id: int
-    subscriptions: tuple[SubscriptionContext, ...]  # by id
-    api_key_id: int | None = None
-    app_id: int | None = None
-    team_id: int | None = None
-    revoked_at: datetime | None = None
 
 
 class Resolution(NamedTuple):
@@ -176,10 +129,6 @@ def context_to_wire(context: BillingContext | None) -> bytes:
 
 def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
-
-
-def priced_metric(*, code: str, metric_id: int, metric_config_id: int, config: dict[str, Any]) -> PricedMetric:
-    return PricedMetric(code, metric_id, metric_config_id, config, config_hash(config), compile_config(config))
 
 
 def context_from_wire(raw: bytes) -> BillingContext | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from django.db.models import Q
 from django.utils import timezone
@@ -14,8 +13,8 @@ from django.utils import timezone
 from aforo.params import parse_id
 from catalog.models import ApiKey, Customer, MetricConfig, RatePlanVersion, Subscription
 
-if TYPE_CHECKING:
-    from .enrichment import BillingContext
+from .contexts import BillingContext, SubscriptionContext, VersionContext, priced_metric
+
 
 LIVE_AFTER_REVOCATION = timedelta(days=90)
 
@@ -24,8 +23,6 @@ def billing_contexts_build(*, tenant_id: int, subjects: Sequence[str]) -> dict[s
     """The billing context of each subject of one tenant (`key:<sha256>`, `customer:<id>`,
     `subscription:<id>`), from Postgres, in at most five queries for the whole set. Subjects
     that name nothing of this tenant are absent from the result."""
-    from .enrichment import BillingContext, SubscriptionContext, VersionContext, priced_metric
-
     by_kind: dict[str, list[str]] = defaultdict(list)
     for subject in subjects:
         kind, _, value = subject.partition(":")
