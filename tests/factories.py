@@ -158,3 +158,57 @@ def priced_setup(
 
 def amount(value: str) -> Decimal:
     return Decimal(value)
+
+
+# --- ledgers: made through the real services, so every invariant holds (wallets_check, verify_ledger)
+
+
+def funded_wallet(customer: Customer | None = None, amount: str = "100", *, currency: str = "USD", thresholds=()):
+    """A customer's wallet, topped up once with `amount` (none when "0")."""
+    from wallets.services import wallet_create, wallet_top_up
+
+    customer = customer or CustomerFactory()
+    wallet = wallet_create(customer=customer, currency=currency, low_balance_thresholds=[Decimal(t) for t in thresholds])
+    if Decimal(amount):
+        wallet_top_up(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(amount), idempotency_key="funding")
+    wallet.refresh_from_db()
+    return wallet
+
+
+def hold_for(wallet, amount: str, reference: str = "session-1", *, key: str | None = None, ttl_seconds: int = 600, now=None):
+    """An active escrow hold on `wallet` (hold_place: idempotent per key)."""
+    from wallets.holds import hold_place
+
+    hold, _ = hold_place(
+        tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(amount), ttl_seconds=ttl_seconds,
+        reference=reference, idempotency_key=key or f"key-{reference}", now=now,
+    )
+    return hold
+
+
+def rated_event(setup: PricedSetup, event_id: str, quantity: str, *, at: datetime | None = None, dimensions=None, metadata=None):
+    """One event rated through the consumer's real path (validation, enrichment, the usage batch
+    with its wallet debits); returns its rated record."""
+    from billing.usage import IncomingEvent, usage_batch_record
+    from metering.enrichment import EnrichmentCache
+    from metering.validation import validate_event
+
+    now = timezone.now()
+    event = validate_event(
+        {
+            "event_id": event_id, "api_key": setup.api_key, "metric": setup.metric.code, "quantity": quantity,
+            "timestamp": (at or now - timedelta(seconds=1)).isoformat(), "dimensions": dimensions or {},
+            "metadata": metadata or {},
+        },
+        now=now,
+    )
+    outcome = usage_batch_record(events=[IncomingEvent(setup.tenant.id, event.subject, event, now, 0, None)], cache=EnrichmentCache())
+    assert len(outcome.rated) == 1, outcome
+    return outcome.rated[0]
+
+
+def settled_invoice(setup: PricedSetup, *, at: datetime | None = None):
+    """The final invoice of the period containing `at` (now), through the settlement pipeline."""
+    from billing.settlement import settlement_run
+
+    return settlement_run(subscription_id=setup.subscription.pk, at=at or timezone.now()).invoice

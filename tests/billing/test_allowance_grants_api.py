@@ -18,10 +18,7 @@ from billing.periods import period_for
 from billing.rating import quote
 from aforo.money import decimal_text
 from billing.settlement import settlement_run
-from metering.enrichment import EnrichmentCache
-from billing.usage import IncomingEvent, usage_batch_record
-from metering.validation import validate_event
-from tests.factories import MetricFactory, priced_setup, tenant_token
+from tests.factories import rated_event, MetricFactory, priced_setup, tenant_token
 from tests.test_admin import operator
 
 pytestmark = pytest.mark.django_db
@@ -33,20 +30,7 @@ TIERED = {
 
 
 def rate(setup, event_id: str, quantity: str):
-    """Rate one event through the real consumer path (as tests/billing/test_settlement.py does)."""
-    now = timezone.now()
-    event = validate_event(
-        {
-            "event_id": event_id, "api_key": setup.api_key, "metric": setup.metric.code, "quantity": quantity,
-            "timestamp": (now - timedelta(seconds=1)).isoformat(), "dimensions": {},
-        },
-        now=now,
-    )
-    outcome = usage_batch_record(
-        events=[IncomingEvent(setup.tenant.id, event.subject, event, now, 0, None)], cache=EnrichmentCache()
-    )
-    assert len(outcome.rated) == 1
-    return outcome.rated[0]
+    return rated_event(setup, event_id, quantity)
 
 
 def period_of(setup, at: datetime) -> tuple[datetime, datetime]:

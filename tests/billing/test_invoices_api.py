@@ -15,11 +15,8 @@ from django.utils.dateparse import parse_datetime
 from billing.models import Invoice, TaxRate
 from billing.settlement import settlement_run
 from catalog.models import TenantToken
-from metering.enrichment import EnrichmentCache
 from metering.models import RawEvent
-from billing.usage import IncomingEvent, usage_batch_record
-from metering.validation import validate_event
-from tests.factories import priced_setup, tenant_token
+from tests.factories import rated_event, priced_setup, tenant_token
 
 pytestmark = pytest.mark.django_db
 
@@ -32,20 +29,10 @@ TIERED = {
 
 def rate(setup, event_id: str, quantity: str, *, at=None, region: str = "eu"):
     """Rate one event through the real consumer path, with dimensions and gateway metadata."""
-    now = timezone.now()
-    event = validate_event(
-        {
-            "event_id": event_id, "api_key": setup.api_key, "metric": setup.metric.code, "quantity": quantity,
-            "timestamp": (at or now - timedelta(seconds=1)).isoformat(), "dimensions": {"region": region},
-            "metadata": {"gateway": "kong", "route": f"/v1/search/{event_id}"},
-        },
-        now=now,
+    return rated_event(
+        setup, event_id, quantity, at=at, dimensions={"region": region},
+        metadata={"gateway": "kong", "route": f"/v1/search/{event_id}"},
     )
-    outcome = usage_batch_record(
-        events=[IncomingEvent(setup.tenant.id, event.subject, event, now, 0, None)], cache=EnrichmentCache()
-    )
-    assert len(outcome.rated) == 1
-    return outcome.rated[0]
 
 
 def settle(setup, at=None):

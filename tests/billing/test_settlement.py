@@ -15,10 +15,7 @@ from billing.models import Discount, Invoice, RatedEvent, SettlementRun, TaxRate
 from billing.settlement import settlement_run
 from billing.verification import ledger_verify
 from catalog.models import Subscription
-from metering.enrichment import EnrichmentCache
-from billing.usage import IncomingEvent, usage_batch_record
-from metering.validation import validate_event
-from tests.factories import priced_setup
+from tests.factories import rated_event, priced_setup
 from wallets.models import Wallet
 from wallets.services import wallet_create, wallet_top_up, wallets_check
 
@@ -26,17 +23,7 @@ DAY = timedelta(days=1)
 
 
 def rate(setup, event_id, quantity, *, at=None, **dimensions):
-    now = timezone.now()
-    event = validate_event(
-        {
-            "event_id": event_id, "api_key": setup.api_key, "metric": setup.metric.code, "quantity": quantity,
-            "timestamp": (at or now - timedelta(seconds=1)).isoformat(), "dimensions": dimensions,
-        },
-        now=now,
-    )
-    outcome = usage_batch_record(events=[IncomingEvent(setup.tenant.id, event.subject, event, now, 0, None)], cache=EnrichmentCache())
-    assert len(outcome.rated) == 1
-    return outcome.rated[0]
+    return rated_event(setup, event_id, quantity, at=at, dimensions=dimensions)
 
 
 def settle(setup, **kwargs):

@@ -17,13 +17,13 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from catalog.models import Customer, Tenant
-from tests.factories import CustomerFactory, priced_setup
+from catalog.models import Tenant
+from tests.factories import CustomerFactory, funded_wallet, hold_for, priced_setup
 from tests.test_admin import change_url, changelist_url, ledger_rows, operator
 from wallets.models import Hold, LowBalanceAlert, Wallet, WalletEntry
 from wallets.plan import RatedCharge
-from wallets.services import wallet_adjust, wallet_create, wallet_top_up, wallets_check
-from wallets.holds import hold_commit, hold_place
+from wallets.services import wallet_adjust, wallet_top_up, wallets_check
+from wallets.holds import hold_commit
 from wallets.debits import wallet_charges_record
 
 pytestmark = pytest.mark.django_db
@@ -31,20 +31,8 @@ pytestmark = pytest.mark.django_db
 D = Decimal
 
 
-def funded_wallet(customer: Customer, amount: str = "100", *, currency: str = "USD", thresholds=()) -> Wallet:
-    """A customer's wallet topped up once with `amount`."""
-    wallet = wallet_create(customer=customer, currency=currency, low_balance_thresholds=[D(t) for t in thresholds])
-    wallet_top_up(tenant_id=customer.tenant_id, wallet_id=wallet.pk, amount=D(amount), idempotency_key="funding")
-    wallet.refresh_from_db()
-    return wallet
-
-
 def place(wallet: Wallet, amount: str, reference: str, *, ttl_seconds: int = 600, now=None) -> Hold:
-    hold, _ = hold_place(
-        tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=D(amount), ttl_seconds=ttl_seconds,
-        reference=reference, idempotency_key=f"key-{reference}", now=now,
-    )
-    return hold
+    return hold_for(wallet, amount, reference, ttl_seconds=ttl_seconds, now=now)
 
 
 def wallet_operator(tenant: Tenant, *, username: str = "operator"):

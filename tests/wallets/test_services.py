@@ -16,6 +16,7 @@ from catalog.models import Subscription
 from metering.enrichment import EnrichmentCache
 from billing.usage import IncomingEvent, usage_batch_record
 from metering.validation import validate_event
+from tests import factories
 from tests.factories import CustomerFactory, priced_setup
 from wallets.models import Hold, LowBalanceAlert, Wallet, WalletEntry
 from wallets.services import InsufficientFunds, WalletError, wallet_create, wallet_top_up, wallets_check
@@ -32,12 +33,7 @@ def ledger_invariant(request):
 
 
 def funded_wallet(amount="100", *, thresholds=(), customer=None) -> Wallet:
-    customer = customer or CustomerFactory()
-    wallet = wallet_create(customer=customer, currency="USD", low_balance_thresholds=[Decimal(t) for t in thresholds])
-    if Decimal(amount):
-        wallet_top_up(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(amount), idempotency_key="seed")
-    wallet.refresh_from_db()
-    return wallet
+    return factories.funded_wallet(customer, amount, thresholds=thresholds)
 
 
 def place(wallet, amount, key, *, ttl=60, reference="session-1", now=None):
