@@ -13,7 +13,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
+from django.apps import apps
 from django.db.models import F
+
+
+def _tenants():
+    """The tenants' manager, by the app registry: catalog.models imports this module (every
+    catalog row bumps the counter), so this module does not import catalog.models back."""
+    return apps.get_model("catalog", "Tenant").objects
 
 
 def generation_seed() -> int:
@@ -22,17 +29,13 @@ def generation_seed() -> int:
 
 def catalog_generation_get_many(*, tenant_ids: Iterable[int]) -> dict[int, int]:
     """Current generation of each tenant's catalog (one indexed query)."""
-    from .models import Tenant
-
     ids = set(tenant_ids)
     if not ids:
         return {}
-    return dict(Tenant.objects.filter(pk__in=ids).values_list("pk", "catalog_generation"))
+    return dict(_tenants().filter(pk__in=ids).values_list("pk", "catalog_generation"))
 
 
 def catalog_generation_bump(*, tenant_id: int) -> None:
     """Advance the tenant's generation inside the caller's transaction (row-locks the tenant
     row until commit, which serializes catalog writes of one tenant — they are rare)."""
-    from .models import Tenant
-
-    Tenant.objects.filter(pk=tenant_id).update(catalog_generation=F("catalog_generation") + 1)
+    _tenants().filter(pk=tenant_id).update(catalog_generation=F("catalog_generation") + 1)
