@@ -10,6 +10,7 @@ unique (tenant, event_id) then the unique raw_event_id, rated days the id window
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -77,6 +78,19 @@ class LedgerPeriodFilter(PeriodFilter):
             return []  # the filter shows once a tenant is chosen
         return super().lookups(request, model_admin)
 
+    def queryset(self, request, queryset):
+        """period_start in [start, start + 1 µs), which is period_start = start (period starts are
+        whole seconds), read in the order of (tenant, period_start, id) (RatedEventAdmin.get_ordering).
+        As an equality, PostgreSQL drops period_start from the ORDER BY and, pricing the primary
+        key's walk as sequential and the ledger's periods as spread evenly over the ids, walks
+        back from the newest row: for an old period, over every newer one (1.5 s at 1M rows)."""
+        if not self.value():
+            return queryset
+        start = parse_datetime(self.value())
+        if start is None:
+            raise IncorrectLookupParameters(f"period must be an ISO datetime, got {self.value()!r}")
+        return queryset.filter(period_start__gte=start, period_start__lt=start + timedelta(microseconds=1))
+
 
 @admin.register(RatedEvent)
 class RatedEventAdmin(LedgerAdmin):
@@ -107,6 +121,11 @@ class RatedEventAdmin(LedgerAdmin):
     units_before_exact = exact_decimal("units_before")
     units_after_exact = exact_decimal("units_after")
     amount_exact = exact_decimal("amount")
+
+    def get_ordering(self, request):
+        if request.GET.get(LedgerPeriodFilter.parameter_name):
+            return ("-period_start", "-id")  # the same order within one period: its index's (above)
+        return super().get_ordering(request)
 
     def search_filter(self, request, term: str) -> Q:
         """The first kind of identifier `term` is: an event id, else a customer (external id, or
