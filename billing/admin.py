@@ -66,12 +66,14 @@ class LedgerPeriodFilter(PeriodFilter):
     """The period filter of the rated ledger, read through (tenant, period_start, id): an operator's
     tenant, or for a superuser the tenant chosen first in the tenant filter (without one, a period
     of every tenant is no range of any index: the newest rows of an old period would be found by
-    walking back over every newer one)."""
+    walking back over every newer one) — or a subscription, as an invoice line's link to its
+    events names (billing.admin_invoices.line_events_url: (subscription, metric, period_start))."""
 
     def __init__(self, request, params, model, model_admin):
         super().__init__(request, params, model, model_admin)
         if self.value() and is_unscoped(request) and not _chosen_tenant(request):
-            raise IncorrectLookupParameters("the period filter of the rated ledger needs a tenant: choose one first")
+            if not request.GET.get("subscription__id__exact"):
+                raise IncorrectLookupParameters("the period filter of the rated ledger needs a tenant: choose one first")
 
     def lookups(self, request, model_admin):
         if is_unscoped(request) and not _chosen_tenant(request):
