@@ -82,6 +82,7 @@ def test_rated_events_by_customer_and_metric(operator_client, two_tenants):
     assert listed(operator_client, RatedEvent, f"?q={mine.customer.name.upper()}") == {rated}
     assert listed(operator_client, RatedEvent, f"?q={mine.metric.code}") == {rated}
     assert listed(operator_client, RatedEvent, f"?q={theirs.customer.external_id}") == set()
+    assert listed(operator_client, RatedEvent, f"?metric={mine.metric.code}") == {rated}  # the filter, by metric id
 
 
 def test_wallet_entries_by_customer(operator_client, two_tenants):
