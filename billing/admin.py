@@ -100,7 +100,7 @@ class RatedEventAdmin(LedgerAdmin):
         "id", "raw_event_link", "customer", "metric", "dimension_key", "quantity_exact", "amount_exact", "currency",
         "event_timestamp", "period_start", "is_late",
     )
-    list_select_related = ("raw_event", "customer", "metric")
+    list_prefetch_related = ("raw_event", "customer", "metric")
     # Late events: the raw ledger's "is late" filter (its partial index); here it would be a
     # join to every raw event of the tenant.
     list_filter = (metric_code_filter("metric__code"), LedgerPeriodFilter, written_date_filter("rated_at", "rated"))

@@ -55,6 +55,14 @@ class LedgerAdmin(ReadOnlyAdminMixin, TenantScopedModelAdmin):
     list_per_page = 100
     paginator = CappedCountPaginator
     sortable_by = ()
+    # The related rows a list shows, fetched by id for the page's rows (one query each) rather than
+    # joined: the page's query stays on the ledger alone, so a misestimated filter (a metric of a
+    # small tenant: PostgreSQL assumes the tenant and the metric independent) cannot turn a join
+    # into a nested loop over the customer table for every candidate row (1.4 s at 10M events).
+    list_prefetch_related: tuple[str, ...] = ()
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related(*self.list_prefetch_related)
 
     def get_changelist(self, request, **kwargs):
         return LedgerChangeList
@@ -89,7 +97,7 @@ class RawEventAdmin(LedgerAdmin):
     list_display = (
         "event_id", "metric", "quantity_exact", "timestamp", "received_at", "billed_as", "is_late", "outcome",
     )
-    list_select_related = ("rated", "unmatched")
+    list_prefetch_related = ("rated", "unmatched")
     # is_late: the partial index (tenant, id) WHERE is_late; persisted: the id window.
     list_filter = (metric_code_filter("metric"), "is_late", written_date_filter("created_at", "persisted"))
     search_fields = ("event_id",)

@@ -223,6 +223,16 @@ def test_ledger_pages_scan_no_ledger_and_sort_none(client, admin_user, two_tenan
     index's order, without a sort. A search pins its rows by equality first (a sort of those few
     rows is fine), so its sort is not checked."""
     monkeypatch.setattr(LedgerAdmin, "list_per_page", 1)
+    mine = two_tenants[0]
+    now = timezone.now()
+    RawEvent.objects.bulk_create(  # a tenant with a history, and statistics that say so
+        RawEvent(tenant=mine.tenant, event_id=f"history-{n}", subject="customer:1", metric=mine.metric.code,
+                 quantity=Decimal(1), timestamp=now, received_at=now, created_at=now)
+        for n in range(500)
+    )
+    with connection.cursor() as cursor:
+        for table in sorted(LEDGER_TABLES):
+            cursor.execute(f'ANALYZE "{table}"')
     client.force_login(ledger_operator(two_tenants[0].tenant) if as_operator else admin_user)
     checked = 0
     pages = _ledger_pages(two_tenants, as_operator=as_operator)

@@ -48,7 +48,7 @@ class WalletEntryAdmin(LedgerAdmin):
         "id", "created_at", "wallet_link", "kind", "amount_exact", "held_change_exact", "balance_after_exact",
         "hold_link", "rated_event_link", "reference", "idempotency_key",
     )
-    list_select_related = ("wallet__customer",)
+    list_prefetch_related = ("wallet__customer",)
     list_filter = ("kind", WalletCurrencyFilter, written_date_filter("created_at", "created"))
     search_fields = (
         "rated_event_id", "wallet__customer__external_id", "wallet__customer__name", "reference", "idempotency_key",
