@@ -329,12 +329,12 @@ def main() -> None:
     # The other version's filters, typed as plain lookups, pass a day as a naive datetime, and a
     # refused lookup (400) logs its traceback: noise here, the status column says it.
     warnings.filterwarnings("ignore", message=".*received a naive datetime", category=RuntimeWarning)
-    logging.getLogger("django.security").setLevel(logging.CRITICAL)
-    logging.getLogger("django.request").setLevel(logging.CRITICAL)
 
     if not args.reuse:
         recreate_database(args.database)
     django_configure(args.database)
+    for name in ("django.security", "django.request"):  # after Django's logging configuration
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     from django.core.management import call_command
     from django.db import connection
     from django.utils import timezone as dj_timezone
