@@ -368,8 +368,9 @@ def main() -> None:
         print(f"  {role:<15} {label:<40} {status:>6} {p50:>8.1f} {worst:>8.1f}")
     p50, p95 = time_usage_api(tenants[0], args.usage_requests)
     print(f"\n  usage API, a customer of the large tenant, {args.usage_requests} requests: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
-    slow = [r for r in rows if r[2] == 200 and r[4] >= 300]
-    print(f"  admin pages at or over 300 ms (p50): {len(slow)} of {sum(1 for r in rows if r[2] == 200)}")
+    answered = [r for r in rows if r[2] == 200]
+    print(f"  admin pages at or over 300 ms: p50 {sum(r[3] >= 300 for r in answered)}, "
+          f"max {sum(r[4] >= 300 for r in answered)}, of {len(answered)} answered 200")
     print(f"  load average after timing: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
