@@ -24,8 +24,4 @@ class Migration(migrations.Migration):
             model_name='ratedevent',
             index=models.Index(fields=['tenant', 'period_start', 'id'], name='rated_event_tenant_period'),
         ),
-        migrations.AddIndex(
-            model_name='ratedevent',
-            index=models.Index(fields=['customer', 'id'], name='rated_event_customer_id'),
-        ),
     ]
