@@ -325,6 +325,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="time an already generated --database")
     parser.add_argument("--repeat", type=int, default=7, help="timed requests per admin page (default 7)")
     parser.add_argument("--usage-requests", type=int, default=50)
+    parser.add_argument("--redis-db", type=int, default=9, help="the Redis database for the cache (default 9)")
     args = parser.parse_args()
     # The other version's filters, typed as plain lookups, pass a day as a naive datetime, and a
     # refused lookup (400) logs its traceback: noise here, the status column says it.
@@ -332,7 +333,7 @@ def main() -> None:
 
     if not args.reuse:
         recreate_database(args.database)
-    django_configure(args.database)
+    django_configure(args.database, redis_db=args.redis_db)
     for name in ("django.security", "django.request"):  # after Django's logging configuration
         logging.getLogger(name).setLevel(logging.CRITICAL)
     from django.core.management import call_command
