@@ -78,6 +78,7 @@ class InvoiceAdmin(LedgerAdmin):
     search_fields = ("=number", "customer__name", "customer__external_id")
     date_hierarchy = "issued_at"
     ordering = ("-issued_at", "-id")
+    sortable_by = None  # one invoice per subscription and period: not a ledger of events
     inlines = (InvoiceLineInline,)
     actions = ("void_and_reissue",)
     fieldsets = [
@@ -133,6 +134,7 @@ class SettlementRunAdmin(LedgerAdmin):
     search_fields = ("=invoice__number", "subscription__customer__name")
     date_hierarchy = "period_start"
     ordering = ("-created_at", "-id")
+    sortable_by = None  # one run per subscription and period: not a ledger of events
     fields = ("subscription", "period_start", "period_end", "kind", "sequence", "watermark", "invoice_link",
               "created_at", "stage_log")
     readonly_fields = ("invoice_link", "stage_log")

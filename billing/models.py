@@ -65,9 +65,15 @@ class RatedEvent(models.Model):
     rated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        # (subscription, metric, period_start): settlement and the invoice-line trace. The others
+        # serve the read side (billing.admin), each a list page as one range scan by id, newest
+        # first: (tenant, id) an operator's list (it replaced (tenant, rated_at), which nothing
+        # read), (tenant, period_start, id) the period filter, (customer, id) a customer search.
         indexes = [
             models.Index(fields=["subscription", "metric", "period_start"]),
-            models.Index(fields=["tenant", "rated_at"]),
+            models.Index(fields=["tenant", "id"], name="rated_event_tenant_id"),
+            models.Index(fields=["tenant", "period_start", "id"], name="rated_event_tenant_period"),
+            models.Index(fields=["customer", "id"], name="rated_event_customer_id"),
         ]
 
     def __str__(self) -> str:

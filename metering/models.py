@@ -32,7 +32,14 @@ class RawEvent(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "event_id"], name="raw_event_unique_per_tenant")]
-        indexes = [models.Index(fields=["tenant", "timestamp"])]
+        # The read side (metering.admin): (tenant, id) is an operator's list, newest first, one
+        # range scan (it replaced (tenant, timestamp), which only the admin's date drill-down
+        # used); the partial index holds late events only (flagged for reconciliation, few),
+        # the "is late" filter's scan, and costs nothing for the others.
+        indexes = [
+            models.Index(fields=["tenant", "id"], name="raw_event_tenant_id"),
+            models.Index(fields=["tenant", "id"], name="raw_event_late", condition=models.Q(is_late=True)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_id} ({self.metric} × {self.quantity})"
@@ -50,7 +57,8 @@ class UnmatchedUsage(models.Model):
         NO_ACTIVE_SUBSCRIPTION = "no_active_subscription", "No subscription active at the event time"
         METRIC_NOT_PRICED = "metric_not_priced", "No rate plan version in force prices this metric"
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    # The tenant's own index is (tenant, id) below: the admin's list, newest first.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
     raw_event = models.OneToOneField(RawEvent, on_delete=models.PROTECT, related_name="unmatched")
     reason = models.CharField(max_length=32, choices=Reason.choices)
     detail = models.CharField(max_length=300, blank=True)
@@ -59,7 +67,10 @@ class UnmatchedUsage(models.Model):
 
     class Meta:
         verbose_name_plural = "unmatched usage"
-        indexes = [models.Index(fields=["tenant", "resolved_at"])]
+        indexes = [
+            models.Index(fields=["tenant", "resolved_at"]),
+            models.Index(fields=["tenant", "id"], name="unmatched_usage_tenant_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.raw_event.event_id}: {self.reason}"

@@ -101,7 +101,8 @@ class WalletEntry(models.Model):
         HOLD_EXPIRY = "hold_expiry"
         ADJUSTMENT = "adjustment"
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    # The tenant's own index is (tenant, id) below: the admin's list, newest first.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="entries")
     kind = models.CharField(max_length=12, choices=Kind.choices)
     amount = models.DecimalField(**AMOUNT, help_text="Change to the balance (debits negative).")
@@ -123,7 +124,14 @@ class WalletEntry(models.Model):
             models.UniqueConstraint(fields=["wallet", "idempotency_key"], name="wallet_entry_idempotency_key_unique"),
         ]
         verbose_name_plural = "wallet entries"
-        indexes = [models.Index(fields=["wallet", "-id"], name="wallet_entry_recent")]
+        indexes = [
+            models.Index(fields=["wallet", "-id"], name="wallet_entry_recent"),
+            models.Index(fields=["tenant", "id"], name="wallet_entry_tenant_id"),
+            # Every entry but the debits (one per rated event of a prepaid subscription: the bulk):
+            # top-ups, holds, adjustments, newest first — the admin's kind filter and its search by
+            # reference (a debit's reference is its event id: it is found through its rated event).
+            models.Index(fields=["tenant", "id"], name="wallet_entry_not_debit", condition=~models.Q(kind="debit")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} → {self.balance_after}"

@@ -237,9 +237,18 @@ def metric_code_filter(lookup: str) -> type[admin.SimpleListFilter]:
             return [(code, code) for code in codes]
 
         def queryset(self, request, queryset):
-            if self.value():
-                return queryset.filter(**{lookup: self.value()})
-            return queryset
+            if not self.value():
+                return queryset
+            if lookup.endswith("__code"):
+                # The code's metrics looked up first, in the small Metric table (the operator's
+                # tenant): the ledger is then filtered by metric id, not joined to every metric
+                # sharing the code in every tenant.
+                metrics = Metric.objects.filter(code=self.value())
+                if not is_unscoped(request):
+                    metrics = tenant_confine(metrics, tenant=operator_tenant(request))
+                relation = lookup.removesuffix("__code")
+                return queryset.filter(**{f"{relation}_id__in": list(metrics.values_list("pk", flat=True))})
+            return queryset.filter(**{lookup: self.value()})
 
     return MetricCodeFilter
 

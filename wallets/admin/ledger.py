@@ -4,10 +4,14 @@ on holds (`hold_release`)."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db.models import Q
 
 from aforo.money import decimal_text
 from catalog.admin import is_unscoped, operator_tenant, tenant_confine
+from catalog.admin.ledger import tenant_ids, written_date_filter
+from catalog.models import Customer
 from metering.admin import LedgerAdmin, admin_link, exact_decimal
+from metering.models import RawEvent
 
 from ..models import Hold, LowBalanceAlert, Wallet, WalletEntry
 from ..holds import hold_release
@@ -45,10 +49,15 @@ class WalletEntryAdmin(LedgerAdmin):
         "id", "created_at", "wallet_link", "kind", "amount_exact", "held_change_exact", "balance_after_exact",
         "hold_link", "rated_event_link", "reference", "idempotency_key",
     )
-    list_select_related = ("wallet__customer",)
-    list_filter = ("kind", WalletCurrencyFilter)
-    search_fields = ("=reference", "idempotency_key", "=wallet__customer__external_id")
-    date_hierarchy = "created_at"
+    list_prefetch_related = ("wallet__customer",)
+    list_filter = ("kind", WalletCurrencyFilter, written_date_filter("created_at", "created"))
+    search_fields = (
+        "rated_event_id", "wallet__customer__external_id", "wallet__customer__name", "reference", "idempotency_key",
+    )
+    search_help_text = (
+        "A rated event's id or its event id (its debit), a customer's external id or exact name (their wallets), "
+        "or the reference or idempotency key of a top-up, hold or adjustment."
+    )
     ordering = ("-id",)
     readonly_fields = (
         "wallet_link", "amount_exact", "held_change_exact", "balance_after_exact", "held_after_exact", "hold_link",
@@ -62,6 +71,26 @@ class WalletEntryAdmin(LedgerAdmin):
     held_change_exact = exact_decimal("held_change")
     balance_after_exact = exact_decimal("balance_after")
     held_after_exact = exact_decimal("held_after")
+
+    def search_filter(self, request, term: str) -> Q:
+        """The first kind of identifier `term` is, each found through an index: a rated event's id
+        or an event id (the debit, by its rated_event index), a customer (their wallets'
+        (wallet, -id) index, the customer resolved in the catalog first), else a reference or an
+        idempotency key of the entries that are not debits (the partial (tenant, id) index of non-debits; a debit's
+        reference is its event id, found the first way)."""
+        tenants = tenant_ids(request)
+        if term.isdigit() and len(term) < 19:
+            return Q(rated_event_id=int(term))
+        raw_ids = list(RawEvent.objects.filter(tenant_id__in=tenants, event_id=term).values_list("pk", flat=True))
+        if raw_ids:  # through the rated event's unique raw_event_id (billing's model, by relation only)
+            return Q(rated_event__raw_event_id__in=raw_ids)
+        customers = Customer.objects.filter(Q(external_id=term) | Q(name__iexact=term), tenant_id__in=tenants)
+        wallets = list(Wallet.objects.filter(customer__in=customers.values("pk")).values_list("pk", flat=True))
+        if wallets:
+            return Q(wallet_id__in=wallets)
+        keys = [term, *(f"{kind}:{term}" for kind in WalletEntry.Kind.values)]  # stored as "<kind>:<the caller's key>"
+        not_debit = ~Q(kind=WalletEntry.Kind.DEBIT)
+        return Q(Q(reference=term) | Q(idempotency_key__in=keys), not_debit, tenant_id__in=tenants)
 
     @admin.display(description="wallet", ordering="wallet__customer__name")
     def wallet_link(self, entry: WalletEntry) -> str:
@@ -88,9 +117,8 @@ class HoldAdmin(LedgerAdmin):
         "reference", "expires_at", "resolved_at",
     )
     list_select_related = ("wallet__customer",)
-    list_filter = ("status", WalletCurrencyFilter)
+    list_filter = ("status", WalletCurrencyFilter, written_date_filter("created_at", "created"))
     search_fields = ("=reference", "=idempotency_key", "=wallet__customer__external_id")
-    date_hierarchy = "created_at"
     ordering = ("-id",)
     readonly_fields = ("wallet_link", "amount_exact", "drawn_exact", "remaining_exact", "committed_amount_exact")
     fields = (
@@ -151,9 +179,8 @@ class LowBalanceAlertAdmin(LedgerAdmin):
         "created_at", "wallet_link", "threshold_exact", "available_before_exact", "available_after_exact", "entry_link",
     )
     list_select_related = ("wallet__customer",)
-    list_filter = (WalletCurrencyFilter,)
+    list_filter = (WalletCurrencyFilter, written_date_filter("created_at", "created"))
     search_fields = ("wallet__customer__name", "=wallet__customer__external_id")
-    date_hierarchy = "created_at"
     ordering = ("-id",)
     readonly_fields = ("wallet_link", "threshold_exact", "available_before_exact", "available_after_exact", "entry_link")
     fields = readonly_fields + ("created_at",)
