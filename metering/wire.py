@@ -121,7 +121,7 @@ def decode_event(value: bytes, *, now: datetime) -> tuple[UsageEvent | None, str
     `<code>: <field>: <message>` for JSON against the contract (the API's own codes)."""
     try:
         event = _fast(_DECODER.decode(value), now)
-    except (msgspec.DecodeError, ValueError, OverflowError):
+    except (msgspec.DecodeError, ValueError, OverflowError, RecursionError):  # the reference path names the problem
         event = None
     if event is not None:
         return event, None

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -110,6 +111,15 @@ def test_the_fast_decoder_agrees_with_validate_event_on_every_payload(body):
 ]))
 def test_the_fast_decoder_agrees_on_raw_bytes(value):
     assert wire.decode_event(value, now=NOW) == reference(value)
+
+
+@pytest.mark.parametrize("metadata", [b"[" * 200_000 + b"]" * 200_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000])
+def test_nesting_deep_enough_to_exhaust_a_stack_is_a_reason_not_an_exception(metadata):
+    """msgspec gives up on such nesting with RecursionError: the reference path names it."""
+    value = b'{"event_id":"e","api_key":"k","metric":"m","quantity":"1","timestamp":"2026-11-24T11:59:00Z","metadata":' + metadata + b"}"
+    event, problem = wire.decode_event(value, now=NOW)
+    assert event is None and problem.startswith("undecodable: ")
+    assert (event, problem) == reference(value)
 
 
 def test_an_ordinary_event_takes_the_fast_path(monkeypatch):
