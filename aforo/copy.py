@@ -9,6 +9,7 @@ what a plain INSERT would have given, in the order the rows were planned."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -33,8 +34,10 @@ def ids_take(cursor: psycopg.Cursor, table: str, count: int) -> list[int]:
     """`count` fresh ids from `table`'s id sequence, ascending."""
     if count == 0:
         return []
-    cursor.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [sequence_of(cursor, table), count])
-    return sorted(row[0] for row in cursor.fetchall())
+    cursor.execute(  # one array, not `count` rows: psycopg's C array loader, one Python object
+        "SELECT array_agg(nextval(%s::regclass)) FROM generate_series(1, %s)", [sequence_of(cursor, table), count], binary=True
+    )
+    return sorted(cursor.fetchone()[0])
 
 
 _JSONB_VERSION = b"\x01"
@@ -47,6 +50,14 @@ def jsonb(value: Any) -> bytes:
 
 
 EMPTY_JSONB = jsonb({})
+
+
+def numeric(value: Decimal) -> Decimal | int:
+    """A numeric column's value for copy_rows: an integral Decimal as an int. psycopg's binary
+    numeric dumper takes a Decimal apart through `Decimal.as_tuple()` — a namedtuple built in
+    Python, ~1.2 µs a value — and an int in C (~0.05 µs); the check costs ~0.2 µs. The column's
+    declared scale makes both the same stored value ("3" and "3.000000000000" alike)."""
+    return int(value) if value == value.to_integral_value() else value
 
 
 def copy_rows(cursor: psycopg.Cursor, table: str, columns: Sequence[str], types: Sequence[str], rows: Iterable[Sequence]) -> None:

@@ -18,7 +18,7 @@ import orjson
 from django.conf import settings
 from django.db import connection, transaction
 
-from aforo.copy import copy_rows, ids_take, jsonb
+from aforo.copy import copy_rows, ids_take, jsonb, numeric
 from aforo.db import bulk_cursor
 from aforo.stages import stage
 from aforo.kafka import Delivery, Record, produce_and_wait, produce_later
@@ -29,6 +29,7 @@ from wallets.plan import RatedCharge
 
 from .models import InvoiceLine, PricingSnapshot, RatedEvent, RunningTotal, SettlementRun
 from .periods import period_for
+from .rated_wire import RatedWire
 from aforo.money import decimal_text
 
 if TYPE_CHECKING:
@@ -74,29 +75,9 @@ class RatedRecord(NamedTuple):
     tiers: list[dict[str, Any]] | None = None
 
     def to_wire(self) -> bytes:
-        return orjson.dumps(
-            {
-                "rated_event_id": self.rated_event_id,
-                "raw_event_id": self.raw_event_id,
-                "tenant_id": self.tenant_id,
-                "event_id": self.event_id,
-                "customer_id": self.customer_id,
-                "subscription_id": self.subscription_id,
-                "metric": self.metric,
-                "dimension_key": self.dimension_key,
-                "quantity": decimal_text(self.quantity),
-                "units_before": decimal_text(self.units_before),
-                "units_after": decimal_text(self.units_after),
-                "amount": decimal_text(self.amount),
-                "currency": self.currency,
-                "rate_plan_version_id": self.rate_plan_version_id,
-                "period_start": self.period_start,
-                "period_end": self.period_end,
-                "timestamp": self.timestamp,
-                "rated_at": self.rated_at,
-                "tiers": self.tiers,
-            }
-        )
+        """The record's bytes on usage.rated.v1 (billing.rated_wire; the contract is orjson's JSON
+        of these fields, decimals as plain exact text)."""
+        return RatedWire().encode(self)
 
     @property
     def key(self) -> bytes:
@@ -107,9 +88,10 @@ def _rated_wire(records: Sequence[RatedRecord]) -> list[Record]:
     """usage.rated.v1 records: keyed tenant:subscription, timestamped at rating."""
     topic = settings.KAFKA_TOPIC_RATED
     stamps: dict[datetime, int] = {}
+    encode = RatedWire().encode
     return [
         Record(
-            topic, r.to_wire(), f"{r.tenant_id}:{r.subscription_id}".encode(),
+            topic, encode(r), f"{r.tenant_id}:{r.subscription_id}".encode(),
             stamps.get(r.rated_at) or stamps.setdefault(r.rated_at, int(r.rated_at.timestamp() * 1000)),
         )
         for r in records
@@ -254,7 +236,7 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
                     r.rated_event_id, r.tenant_id, r.raw_event_id, r.subscription_id, r.customer_id,
                     item.resolution.metric.metric_id, r.dimension_key, r.rate_plan_version_id,
                     item.resolution.metric.metric_config_id, snapshot_ids[item.resolution.metric.config_hash],
-                    r.period_start, r.period_end, r.timestamp, r.quantity, r.units_before, r.units_after, r.amount,
+                    r.period_start, r.period_end, r.timestamp, numeric(r.quantity), numeric(r.units_before), numeric(r.units_after), r.amount,
                     r.currency, None if r.tiers is None else jsonb(r.tiers), rated_at,
                 )
                 for r, item in zip(records, inputs)

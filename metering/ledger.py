@@ -16,7 +16,7 @@ from typing import Protocol
 import psycopg
 from django.db import transaction
 
-from aforo.copy import EMPTY_JSONB, copy_rows, ids_take, jsonb
+from aforo.copy import EMPTY_JSONB, copy_rows, ids_take, jsonb, numeric
 from aforo.db import bulk_cursor
 
 from .models import RawEvent, UnmatchedUsage
@@ -65,7 +65,7 @@ def _copy(cursor: psycopg.Cursor, events: Sequence[Storable], ids: Sequence[int]
         cursor, TABLE, _COLUMNS, _TYPES,
         (
             (
-                raw_id, e.tenant_id, (u := e.event).event_id, u.key_prefix, e.subject, u.metric, u.quantity,
+                raw_id, e.tenant_id, (u := e.event).event_id, u.key_prefix, e.subject, u.metric, numeric(u.quantity),
                 u.timestamp, e.received_at, _json(u.dimensions), _json(u.metadata), u.is_late, e.partition,
                 e.offset, now,
             )

@@ -54,9 +54,20 @@ _DECODER = msgspec.json.Decoder(_Wire)
 _RAW_METADATA_SUSPECT = re.compile(rb"[\x00-\x1f\x7f\\]|[0-9][eE]|[0-9]{19}")
 
 
+_METADATA_KNOWN: dict[bytes, dict] = {}  # metadata text → its value, for texts seen and accepted before
+_METADATA_KNOWN_MAX = 4096
+
+
 def _metadata(raw: msgspec.Raw) -> dict | None:
-    """The metadata when it certainly passes validation, else None (the reference path decides)."""
+    """The metadata when it certainly passes validation, else None (the reference path decides).
+
+    A gateway or SDK sends the same few metadata objects again and again: a text accepted once
+    is looked up, not checked and parsed again (the value is shared by the events that carry
+    it; nothing writes to an event's metadata)."""
     data = bytes(raw)
+    known = _METADATA_KNOWN.get(data)
+    if known is not None:
+        return known
     if data == b"null" or data == b"{}":
         return {}
     nesting = data.count(b"{") + data.count(b"[")  # counts brackets in strings too: errs on the safe side
@@ -69,7 +80,11 @@ def _metadata(raw: msgspec.Raw) -> dict | None:
         or _RAW_METADATA_SUSPECT.search(data)
     ):
         return None
-    return orjson.loads(data)
+    value = orjson.loads(data)
+    if len(_METADATA_KNOWN) >= _METADATA_KNOWN_MAX:
+        _METADATA_KNOWN.clear()  # bounded: unusual traffic (every event its own metadata) just re-checks
+    _METADATA_KNOWN[data] = value
+    return value
 
 
 def _fast(wire: _Wire, now: datetime) -> UsageEvent | None:

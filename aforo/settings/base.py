@@ -124,7 +124,11 @@ KAFKA_NO_ASSIGNMENT_WARN_S = env.float("KAFKA_NO_ASSIGNMENT_WARN_S", default=15)
 
 # --- Usage consumer ----------------------------------------------------------------------
 USAGE_BATCH_MAX_SIZE = env.int("USAGE_BATCH_MAX_SIZE", default=2000)
-USAGE_BATCH_MAX_TIME_S = env.float("USAGE_BATCH_MAX_TIME_S", default=0.1)
+# The window opens at a batch's first record; the consumer waits, idle, until it closes. Under load
+# records pile up while a batch is recorded, so batches fill by size whatever the window; at
+# moderate rates the window is dead time in every cycle: at 10,000 events/s offered to two
+# consumers, 0.1 s gave batches spanning 250 ms and p99 event→rated 460–560 ms, 0.03 s p99 241 ms.
+USAGE_BATCH_MAX_TIME_S = env.float("USAGE_BATCH_MAX_TIME_S", default=0.03)
 # The consumer's cyclic GC: young-generation threshold (consumers/management/commands/run_consumer.py).
 CONSUMER_GC_GEN0 = env.int("CONSUMER_GC_GEN0", default=50_000)
 # Tests only: a dotted path to a wrapper of the usage consumer's record step (fault injection,

@@ -135,3 +135,20 @@ def test_an_ordinary_event_takes_the_fast_path(monkeypatch):
     assert problem is None
     assert (event.event_id, event.quantity, event.dimensions, event.metadata["latency_ms"]) == ("req-1", Decimal("2.5"), {"region": "eu"}, 12)
     assert event.timestamp == NOW - timedelta(seconds=3) and event.timestamp.tzinfo is not None and not event.is_late
+
+
+def test_metadata_seen_before_is_looked_up_and_the_lookup_stays_bounded(monkeypatch):
+    """An accepted metadata text is parsed once: the next event carrying the same bytes gets the
+    same value without the checks; the table of known texts never outgrows its bound, and a text
+    the fast checks refuse is never remembered (the reference path keeps deciding it)."""
+    monkeypatch.setattr(wire, "_METADATA_KNOWN", {})
+    monkeypatch.setattr(wire, "_METADATA_KNOWN_MAX", 3)
+    text = b'{"gateway":"kong","route":"/v1/chat"}'
+    first = wire._metadata(wire.msgspec.Raw(text))
+    assert first == {"gateway": "kong", "route": "/v1/chat"} and wire._METADATA_KNOWN == {text: first}
+    assert wire._metadata(wire.msgspec.Raw(text)) is first
+    assert wire._metadata(wire.msgspec.Raw(b'{"note":"a\\u0000b"}')) is None
+    assert len(wire._METADATA_KNOWN) == 1
+    for n in range(10):
+        assert wire._metadata(wire.msgspec.Raw(b'{"n":%d}' % n)) == {"n": n}
+        assert len(wire._METADATA_KNOWN) <= 3
