@@ -25,7 +25,7 @@ from aforo.params import parse_id
 from catalog.models import Customer, CustomerUser, TenantMember
 from wallets.selectors import wallets_for_customer
 
-from .api.invoices import money_text
+from .api.invoice_serializers import money_text
 from .trace import invoice_line_rated_events, invoice_with_lines, line_is_traceable
 from .models import Invoice, InvoiceLine
 from aforo.money import decimal_text

@@ -56,7 +56,7 @@ from ..grants import (
 )
 from ..models import AllowanceGrant
 from ..periods import period_for
-from .invoices import ADMIN_ONLY, UNAUTHENTICATED
+from .docs import ADMIN_ONLY, UNAUTHENTICATED
 from .views import ExactDecimalField
 
 MAX_PLACES = 12

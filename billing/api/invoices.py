@@ -11,262 +11,46 @@ Contracts: another tenant's invoice or line is a 404 exactly like a missing id. 
 decimal strings, never JSON numbers: invoice figures and rounded line amounts are shown with at
 least the currency's minor digits ("5.00"), exact amounts (amount_unrounded, rated amounts) as
 plain exact text ("0.003"). Lines other than usage and late_usage sum no rated events: their
-`events` is null and their events route is a 404 `line_not_traceable`."""
+`events` is null and their events route is a 404 `line_not_traceable`.
+
+The views are here; their serializers are invoice_serializers.py, their response examples docs.py."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
-from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import serializers
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.exceptions import ApiError
-from aforo.money import LEGACY_MINOR_UNITS, currency_minor_units
+from aforo.money import decimal_text
 from aforo.params import query_int
 from catalog.api.serializers import request_tenant
 from catalog.auth import IsTenantAdmin
 
+from .. import trace
 from ..invoicing import InvoiceAlreadyVoid, invoice_void_and_reissue
 from ..models import Invoice, InvoiceLine
-from aforo.money import decimal_text
-from .. import trace
-from .views import DecimalStringField, ExactDecimalField
-
-UNAUTHENTICATED = OpenApiResponse(description="missing_credentials / invalid_credentials")
-ADMIN_ONLY = OpenApiResponse(description="wrong_credential_kind: this needs a tenant admin token")
-
-
-def money_text(value: Decimal, currency: str) -> str:
-    """Exact, with at least the currency's minor digits: 5 → "5.00", 0.125 → "0.125"."""
-    text = decimal_text(value)
-    minor = currency_minor_units(currency, default=LEGACY_MINOR_UNITS)
-    whole, _, fraction = text.partition(".")
-    if len(fraction) >= minor:
-        return text
-    return f"{whole}.{fraction.ljust(minor, '0')}" if minor else whole
+from .docs import (
+    ADMIN_ONLY,
+    INVOICE_DETAIL_EXAMPLE,
+    INVOICE_SUMMARY_EXAMPLE,
+    LINE_EVENTS_EXAMPLE,
+    UNAUTHENTICATED,
+)
+from .invoice_serializers import (
+    InvoiceDetailSerializer,
+    InvoiceSummarySerializer,
+    InvoiceVoidInputSerializer,
+    LineEventsPageSerializer,
+    RatedEventTraceSerializer,
+)
 
 
 def _not_found(what: str, row_id: int) -> ApiError:
     return ApiError(code="not_found", message=f"No {what} {row_id} in this tenant.", status_code=404)
-
-
-class _Money(DecimalStringField):
-    """A rounded invoice figure in the invoice's currency (see money_text)."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("read_only", True)
-        super().__init__(**kwargs)
-
-    def get_attribute(self, instance):
-        value = super().get_attribute(instance)
-        currency = instance.currency if isinstance(instance, Invoice) else instance.invoice.currency
-        return None if value is None else money_text(value, currency)
-
-    def to_representation(self, value):
-        return value
-
-
-# --- serializers -------------------------------------------------------------------------------
-
-
-# status and kind are plain strings in the schema, not enums: more enum-valued fields of those names
-# make drf-spectacular's enum naming collide (see wallets/api/serializers.py).
-
-
-class InvoiceSummarySerializer(serializers.ModelSerializer):
-    status = serializers.CharField(help_text="finalized, or void (then replaced_by names its reissue).")
-    customer = serializers.IntegerField(source="customer_id")
-    customer_name = serializers.CharField(source="customer.name")
-    subscription = serializers.IntegerField(source="subscription_id")
-    subtotal = _Money()
-    discount_total = _Money()
-    tax_total = _Money()
-    total = _Money()
-    wallet_applied = _Money(help_text="Paid from the prepaid wallet (in real time and at settlement).")
-    amount_due = _Money(help_text="What the customer owes on this invoice.")
-    url = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Invoice
-        fields = [
-            "id", "number", "status", "customer", "customer_name", "subscription", "currency", "period_start",
-            "period_end", "subtotal", "discount_total", "tax_total", "total", "wallet_applied", "amount_due",
-            "issued_at", "url",
-        ]
-
-    def get_url(self, invoice: Invoice) -> str:
-        return self.context["request"].build_absolute_uri(reverse("invoice-detail", args=[invoice.pk]))
-
-
-class InvoiceLineSerializer(serializers.ModelSerializer):
-    kind = serializers.CharField(
-        help_text="usage, late_usage, base, overage (usage beyond a blocked hard limit, negative), allowance (rolled-over "
-        "and granted units, negative), commitment, cap, discount or tax (in that order on the invoice)."
-    )
-    metric = serializers.SerializerMethodField(help_text="The metric code (null for lines of no metric).")
-    units = ExactDecimalField(allow_null=True)
-    amount_unrounded = ExactDecimalField(help_text="Exact: for a usage line, the sum of its rated events' amounts.")
-    amount = _Money(help_text="amount_unrounded rounded once to the currency's minor unit (half up).")
-    events = serializers.SerializerMethodField(
-        help_text="usage and late_usage lines: the URL of the rated events behind the line; null otherwise."
-    )
-
-    class Meta:
-        model = InvoiceLine
-        fields = [
-            "id", "position", "kind", "description", "metric", "dimension_key", "period_start", "units",
-            "event_count", "amount_unrounded", "amount", "events",
-        ]
-
-    def get_metric(self, line: InvoiceLine) -> str | None:
-        return line.metric.code if line.metric_id else None
-
-    def get_events(self, line: InvoiceLine) -> str | None:
-        if not trace.line_is_traceable(line):
-            return None
-        return self.context["request"].build_absolute_uri(
-            reverse("invoice-line-events", args=[line.invoice_id, line.pk])
-        )
-
-
-class SettlementRunSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    kind = serializers.CharField(help_text="final (the period's invoice) or interim (a threshold invoice).")
-    sequence = serializers.IntegerField(help_text="Interim invoices of a period are numbered 1, 2, …; final is 0.")
-    watermark = serializers.IntegerField(help_text="The highest rated event id this run settled.")
-    created_at = serializers.DateTimeField()
-    stages = serializers.ListField(
-        child=serializers.DictField(),
-        help_text='What each stage did, in order: {"stage": "aggregate", "groups": 2, "events": 5001, …}.',
-    )
-
-
-class InvoiceDetailSerializer(InvoiceSummarySerializer):
-    replaces = serializers.IntegerField(
-        source="replaces_id", allow_null=True, help_text="The voided invoice this reissues."
-    )
-    replaced_by = serializers.SerializerMethodField(help_text="The invoice that reissued this one, if voided.")
-    voided_at = serializers.DateTimeField(allow_null=True, help_text="When it was voided (null unless void).")
-    void_reason = serializers.CharField(allow_blank=True, help_text="Why it was voided (empty unless void).")
-    settlement = serializers.SerializerMethodField()
-    lines = InvoiceLineSerializer(many=True)
-
-    class Meta(InvoiceSummarySerializer.Meta):
-        fields = [
-            *InvoiceSummarySerializer.Meta.fields, "replaces", "replaced_by", "voided_at", "void_reason", "settlement",
-            "lines",
-        ]
-
-    def get_replaced_by(self, invoice: Invoice) -> int | None:
-        replacement = getattr(invoice, "replaced_by", None)
-        return replacement.pk if replacement is not None else None
-
-    @extend_schema_field(SettlementRunSerializer(allow_null=True))
-    def get_settlement(self, invoice: Invoice) -> dict | None:
-        run = getattr(invoice, "settlement_run", None)
-        return None if run is None else SettlementRunSerializer(run).data
-
-
-class RatedEventTraceSerializer(serializers.Serializer):
-    id = serializers.IntegerField(help_text="The rated event's id (in the line's (rated_from, rated_to] range).")
-    event_id = serializers.CharField(source="raw_event.event_id", help_text="The client's event id.")
-    timestamp = serializers.DateTimeField(source="raw_event.timestamp", help_text="The event's original time.")
-    dimension_key = serializers.CharField(allow_blank=True)
-    quantity = ExactDecimalField()
-    units_before = ExactDecimalField(help_text="The period's units before this event.")
-    units_after = ExactDecimalField()
-    amount = ExactDecimalField(
-        help_text="Exact: quote(units_after) − quote(units_before); the line's events sum to its amount_unrounded."
-    )
-    tiers = serializers.JSONField(allow_null=True, help_text="Tiered models: how the amount falls across tiers.")
-    rate_plan_version = serializers.IntegerField(source="rate_plan_version_id")
-    config_hash = serializers.CharField(
-        source="pricing_snapshot.config_hash", help_text="The exact config it was rated with."
-    )
-    rated_at = serializers.DateTimeField()
-    raw_event = serializers.SerializerMethodField(help_text="GET it for the original dimensions and gateway metadata.")
-
-    def get_raw_event(self, rated_event) -> str:
-        return self.context["request"].build_absolute_uri(reverse("event-detail", args=[rated_event.raw_event_id]))
-
-
-class LineEventsPageSerializer(serializers.Serializer):
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    line_amount_unrounded = DecimalStringField(help_text="The line's exact amount.")
-    event_count = serializers.IntegerField(help_text="How many rated events the line sums.")
-    sum_amount = DecimalStringField(
-        required=False,
-        help_text="On the first page only (no cursor): the sum of the amounts of ALL the line's rated events, "
-        "equal to line_amount_unrounded.",
-    )
-    results = RatedEventTraceSerializer(many=True)
-
-
-# --- examples ----------------------------------------------------------------------------------
-
-_SUMMARY_EXAMPLE = {
-    "id": 118, "number": "ACME-000118", "status": "finalized", "customer": 42, "customer_name": "Initech",
-    "subscription": 7, "currency": "USD", "period_start": "2026-10-01T00:00:00Z", "period_end": "2026-11-01T00:00:00Z",
-    "subtotal": "17.16", "discount_total": "0.00", "tax_total": "3.43", "total": "20.59", "wallet_applied": "0.00",
-    "amount_due": "20.59", "issued_at": "2026-11-01T00:05:12Z", "url": "https://aforo.example/api/v1/invoices/118",
-}
-_DETAIL_EXAMPLE = {
-    **_SUMMARY_EXAMPLE,
-    "replaces": None,
-    "replaced_by": None,
-    "voided_at": None,
-    "void_reason": "",
-    "settlement": {
-        "id": 97, "kind": "final", "sequence": 0, "watermark": 884120, "created_at": "2026-11-01T00:05:12Z",
-        "stages": [
-            {"stage": "quota_check", "allowances": []},
-            {"stage": "aggregate", "watermark": 884120, "groups": 1, "events": 3, "late_groups": 0},
-            {"stage": "rate", "usage_lines": 1, "base_lines": 1, "charges": "17.16"},
-            {"stage": "commit", "charges": "17.16"},
-            {"stage": "discount", "applied": [], "subtotal": "17.16"},
-            {"stage": "tax", "base": "17.16", "rates": ["VAT 20.0000%"], "tax": "3.43"},
-            {"stage": "route", "billing_mode": "postpaid", "total": "20.59", "wallet_realtime": "0",
-             "wallet_now": "0", "amount_due": "20.59"},
-            {"stage": "settle", "invoice": "ACME-000118", "total": "20.59", "wallet_taken": "0", "amount_due": "20.59"},
-        ],
-    },
-    "lines": [
-        {"id": 501, "position": 1, "kind": "usage", "description": "api_calls: 1,350 units", "metric": "api_calls",
-         "dimension_key": "", "period_start": "2026-10-01T00:00:00Z", "units": "1350", "event_count": 3,
-         "amount_unrounded": "12.155", "amount": "12.16",
-         "events": "https://aforo.example/api/v1/invoices/118/lines/501/events"},
-        {"id": 502, "position": 2, "kind": "base", "description": "api_calls: base charge for the period",
-         "metric": "api_calls", "dimension_key": "", "period_start": "2026-10-01T00:00:00Z", "units": None,
-         "event_count": 0, "amount_unrounded": "5", "amount": "5.00", "events": None},
-        {"id": 503, "position": 3, "kind": "tax", "description": "VAT 20.0000% of 17.16", "metric": None,
-         "dimension_key": "", "period_start": None, "units": None, "event_count": 0, "amount_unrounded": "3.432",
-         "amount": "3.43", "events": None},
-    ],
-}
-_EVENTS_EXAMPLE = {
-    "next": "https://aforo.example/api/v1/invoices/118/lines/501/events?cursor=cD04ODQxMTk%3D",
-    "previous": None,
-    "line_amount_unrounded": "12.155",
-    "event_count": 3,
-    "sum_amount": "12.155",
-    "results": [
-        {"id": 884101, "event_id": "req-7f3a-0001", "timestamp": "2026-10-14T09:12:03.120000Z", "dimension_key": "",
-         "quantity": "1000", "units_before": "0", "units_after": "1000", "amount": "10",
-         "tiers": [{"tier": 1, "units": "1000", "amount": "10"}], "rate_plan_version": 3,
-         "config_hash": "9c1e…", "rated_at": "2026-10-14T09:12:03.410000Z",
-         "raw_event": "https://aforo.example/api/v1/events/771203"},
-    ],
-}
-
-
-# --- views -------------------------------------------------------------------------------------
 
 
 def _tenant_invoices(request):
@@ -299,7 +83,7 @@ class InvoiceListView(ListAPIView):
         ],
         responses={200: InvoiceSummarySerializer(many=True), 400: OpenApiResponse(description="validation_error: "
                    "customer / subscription is not an integer"), 401: UNAUTHENTICATED, 403: ADMIN_ONLY},
-        examples=[OpenApiExample("A page of invoices", value=[_SUMMARY_EXAMPLE], response_only=True)],
+        examples=[OpenApiExample("A page of invoices", value=[INVOICE_SUMMARY_EXAMPLE], response_only=True)],
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -319,7 +103,7 @@ class InvoiceDetailView(APIView):
             200: InvoiceDetailSerializer, 401: UNAUTHENTICATED, 403: ADMIN_ONLY,
             404: OpenApiResponse(description="not_found: no such invoice in the token's tenant"),
         },
-        examples=[OpenApiExample("An invoice", value=_DETAIL_EXAMPLE, response_only=True)],
+        examples=[OpenApiExample("An invoice", value=INVOICE_DETAIL_EXAMPLE, response_only=True)],
     )
     def get(self, request, invoice_id: int):
         invoice = trace.invoice_with_lines(invoices=_tenant_invoices(request), invoice_id=invoice_id)
@@ -359,7 +143,7 @@ class InvoiceLineEventsView(APIView):
             404: OpenApiResponse(description="not_found: no such invoice or line in the token's tenant; "
                                  "line_not_traceable: the line is not a usage line"),
         },
-        examples=[OpenApiExample("First page", value=_EVENTS_EXAMPLE, response_only=True)],
+        examples=[OpenApiExample("First page", value=LINE_EVENTS_EXAMPLE, response_only=True)],
     )
     def get(self, request, invoice_id: int, line_id: int):
         line = (
@@ -392,10 +176,6 @@ class InvoiceLineEventsView(APIView):
             body["sum_amount"] = decimal_text(total)
         body["results"] = RatedEventTraceSerializer(page, many=True, context={"request": request}).data
         return Response(body)
-
-
-class InvoiceVoidInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=300, help_text="Why the invoice is voided (kept on it).")
 
 
 class InvoiceVoidView(APIView):

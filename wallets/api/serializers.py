@@ -1,6 +1,6 @@
 """Serializers of the wallets API: input serializers parse the body, output serializers render;
 `wallets.services` owns every rule about amounts, TTLs and state (its WalletError becomes the
-error body, see views.py).
+error body, see base.py).
 
 Contracts:
 - Money is an exact decimal string on the wire, both ways. Input amounts are strings or

@@ -1,159 +1,35 @@
-"""The wallets API under /api/v1/: prepaid wallets, their ledger, escrow holds, low-balance alerts.
-
-One view per route, thin: parse the body with an input serializer, call one `wallets.services`
-function, render with an output serializer. The rules that must hold on every endpoint:
-
-- Every read and write is scoped to the credential's tenant (`request.tenant`): another
-  tenant's wallet or hold is a 404, exactly like an id that does not exist, never a 403.
-- Credentials: a tenant admin token for everything. An ingest token (what API gateways hold)
-  may also place, commit, release and read holds and read a wallet (GET /wallets/{id}): a
-  gateway places a hold when a metered session starts and commits or releases it at the end.
-  Top-ups, wallet creation, the ledger and alerts stay admin-only (403 wrong_credential_kind).
-- Every write is idempotent: a top-up or hold placed again with the same idempotency_key
-  answers 200 with the first result and changes nothing (201 the first time); a commit of a
-  committed hold with the same amount and a release of a released hold answer 200 likewise.
-- Money safety: a commit above what the hold still reserves is a 409 exceeds_hold unless the
-  body says `"allow_over_capture": true`; top-ups are whole minor units of the wallet's
-  currency; currencies are ISO 4217 codes (400 invalid_currency). The rules are the services'.
-- Errors: a `WalletError` from the services becomes the API's error body in one place
-  (`_as_api_error`): its code, message and status, `field` when it names one, and its extra
-  fields (e.g. 402 insufficient_funds carries `available`, `needed` and `currency`, amounts as
-  decimal strings). Body validation errors are 400 validation_error with `fields` and `field`
-  (the first field at fault).
-"""
+"""The wallets routes of the wallets API: create and list wallets, read one (with its active
+holds), top it up, and read its ledger and low-balance alerts. The rules every route keeps
+(tenant scoping, credentials, idempotency, money safety, the error body) are in base.py."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Any
-
-from django.db import IntegrityError
 from django.db.models import Prefetch, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, status
+from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import JSONParser
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from aforo.exceptions import ApiError
 from aforo.money import currency_is_valid
 from aforo.pagination import BoundedLimitOffsetPagination
 from aforo.params import query_int
-from aforo.money import decimal_text
-from catalog.api.serializers import invalid_currency_error, request_tenant
-from catalog.auth import IsTenantAdmin
-from catalog.models import TenantToken
-from wallets import holds, services
+from catalog.api.serializers import invalid_currency_error
+from wallets import services
 from wallets.models import Hold, LowBalanceAlert, Wallet, WalletEntry
 
 from . import docs
 from . import serializers as wallet_serializers
-
-# --- credentials and errors --------------------------------------------------------------------
-
-
-class IsTenantAdminOrIngest(BasePermission):
-    """A tenant admin token or a tenant ingest token (the hold routes API gateways call)."""
-
-    kinds = (TenantToken.Kind.ADMIN, TenantToken.Kind.INGEST)
-
-    def has_permission(self, request, view) -> bool:
-        token = request.auth
-        if not isinstance(token, TenantToken):
-            raise exceptions.NotAuthenticated("Send 'Authorization: Bearer <token>' with a tenant token.")
-        if token.kind not in self.kinds:
-            raise ApiError(
-                code="wrong_credential_kind",
-                message=f"This endpoint needs a tenant admin or ingest token; this one is a {token.kind} token.",
-                status_code=403,
-            )
-        return True
-
-
-def _wire(value: Any) -> Any:
-    return decimal_text(value) if isinstance(value, Decimal) else value
-
-
-def _as_api_error(exc: Exception) -> Exception:
-    """The one mapping of wallet errors to the API's error body."""
-    if isinstance(exc, services.WalletError):
-        context = {name: _wire(value) for name, value in exc.extra.items()}
-        if exc.field:
-            context["field"] = exc.field
-        return ApiError(code=exc.code, message=exc.message, status_code=exc.status, **context)
-    if isinstance(exc, IntegrityError):  # a concurrent write won a uniqueness race the service did not absorb
-        return ApiError(
-            code="conflict",
-            message="A conflicting change was committed concurrently; read the current state and retry.",
-            status_code=status.HTTP_409_CONFLICT,
-        )
-    return exc
-
-
-class WalletApiMixin:
-    """JSON bodies only (a JSON float must reach the money fields as a float, to be refused), the
-    admin token by default, and the error mapping."""
-
-    parser_classes = [JSONParser]
-    permission_classes = [IsTenantAdmin]
-
-    def handle_exception(self, exc: Exception) -> Response:
-        response = super().handle_exception(_as_api_error(exc))  # type: ignore[misc]
-        error = response.data.get("error") if isinstance(response.data, dict) else None
-        if isinstance(error, dict) and isinstance(error.get("fields"), dict) and "field" not in error:
-            error["field"] = next(iter(error["fields"]), None)
-        return response
-
-
-def _not_found(what: str, row_id: int) -> ApiError:
-    return ApiError(code="not_found", message=f"No {what} {row_id} in this tenant.", status_code=404)
-
-
-def _tenant_wallets(request) -> QuerySet[Wallet]:
-    tenant = request_tenant(request)
-    return Wallet.objects.filter(tenant=tenant) if tenant is not None else Wallet.objects.none()
-
-
-def _wallet(request, wallet_id: int) -> Wallet:
-    wallet = _tenant_wallets(request).filter(pk=wallet_id).first()
-    if wallet is None:
-        raise _not_found("wallet", wallet_id)
-    return wallet
-
-
-def _check_currency(request, wallet_id: int, currency: str | None) -> None:
-    """A write that names a currency must name its wallet's (a wallet's currency never changes)."""
-    if currency is None:
-        return
-    wallet = _wallet(request, wallet_id)
-    if wallet.currency != currency:
-        raise ApiError(
-            code="currency_mismatch",
-            message=f"Wallet {wallet.pk} holds {wallet.currency}, not {currency}.",
-            field="currency",
-            wallet_currency=wallet.currency,
-        )
-
-
-def _hold_response(hold: Hold, *, created: bool = False) -> Response:
-    hold.wallet = Wallet.objects.get(pk=hold.wallet_id)  # the figures now, after the write committed
-    return Response(
-        wallet_serializers.HoldSerializer(hold).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    )
-
-
-# --- wallets -----------------------------------------------------------------------------------
+from .base import IsTenantAdminOrIngest, WalletApiMixin, not_found, tenant_wallet, tenant_wallets, wallet_currency_check
 
 
 class WalletListCreateView(WalletApiMixin, ListAPIView):
     serializer_class = wallet_serializers.WalletSerializer
 
     def get_queryset(self) -> QuerySet[Wallet]:
-        queryset = _tenant_wallets(self.request).order_by("id")
+        queryset = tenant_wallets(self.request).order_by("id")
         customer = query_int(self.request, "customer")
         if customer is not None:
             queryset = queryset.filter(customer_id=customer)
@@ -223,9 +99,9 @@ class WalletDetailView(WalletApiMixin, APIView):
         active = Prefetch(
             "holds", queryset=Hold.objects.filter(status=Hold.Status.ACTIVE).order_by("id"), to_attr="active_holds"
         )
-        wallet = _tenant_wallets(request).prefetch_related(active).filter(pk=wallet_id).first()
+        wallet = tenant_wallets(request).prefetch_related(active).filter(pk=wallet_id).first()
         if wallet is None:
-            raise _not_found("wallet", wallet_id)
+            raise not_found("wallet", wallet_id)
         return Response(wallet_serializers.WalletDetailSerializer(wallet).data)
 
 
@@ -263,7 +139,7 @@ class WalletTopUpView(WalletApiMixin, APIView):
         body = wallet_serializers.TopUpInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        _check_currency(request, wallet_id, data.get("currency"))
+        wallet_currency_check(request, wallet_id, data.get("currency"))
         entry, created = services.wallet_top_up(
             tenant_id=request.tenant.id, wallet_id=wallet_id, amount=data["amount"],
             idempotency_key=data["idempotency_key"], reference=data["reference"],
@@ -272,57 +148,6 @@ class WalletTopUpView(WalletApiMixin, APIView):
             wallet_serializers.TopUpResultSerializer(entry).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
-
-
-class WalletHoldPlaceView(WalletApiMixin, APIView):
-    permission_classes = [IsTenantAdminOrIngest]
-
-    @extend_schema(
-        operation_id="holds_place",
-        summary="Place a hold (reserve part of the available balance)",
-        description=(
-            "Admin or ingest token (API gateways place a hold when a metered session starts). Reserves `amount` of "
-            "the available balance until now + ttl_seconds, checked under the wallet's row lock, so concurrent "
-            "holds never reserve more than the wallet has. 201 with the hold and the wallet's figures; a retry with "
-            "the same idempotency_key answers 200 with the hold as it is now; the same key with another amount or "
-            "reference is a 409 idempotency_key_reused. 402 insufficient_funds when the available balance is less "
-            "than the amount. Rated events whose session_id dimension equals `reference` draw from the hold first. "
-            "An uncommitted hold expires after its TTL and its amount is available again."
-        ),
-        tags=["holds"],
-        request=wallet_serializers.HoldPlaceInputSerializer,
-        responses={
-            201: wallet_serializers.HoldSerializer,
-            200: OpenApiResponse(
-                wallet_serializers.HoldSerializer, description="A retry: the first hold, as it is now"
-            ),
-            400: docs.BAD_INPUT,
-            401: docs.UNAUTHENTICATED,
-            402: docs.INSUFFICIENT_FUNDS,
-            404: docs.WALLET_NOT_FOUND,
-            409: OpenApiResponse(wallet_serializers.ErrorBodySerializer, description="idempotency_key_reused"),
-        },
-        examples=[
-            OpenApiExample(
-                "Reserve 10 USD for an MCP session",
-                value={"amount": "10", "ttl_seconds": 900, "reference": "mcp-session-8c1e",
-                       "idempotency_key": "session-8c1e-open"},
-                request_only=True,
-            ),
-            OpenApiExample("Hold placed", value=docs.HOLD_EXAMPLE, response_only=True, status_codes=["201"]),
-            docs.INSUFFICIENT_FUNDS_EXAMPLE,
-        ],
-    )
-    def post(self, request, wallet_id: int):
-        body = wallet_serializers.HoldPlaceInputSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
-        _check_currency(request, wallet_id, data.get("currency"))
-        hold, created = holds.hold_place(
-            tenant_id=request.tenant.id, wallet_id=wallet_id, amount=data["amount"], ttl_seconds=data["ttl_seconds"],
-            reference=data["reference"], idempotency_key=data["idempotency_key"],
-        )
-        return _hold_response(hold, created=created)
 
 
 class LedgerPagination(CursorPagination):
@@ -342,7 +167,7 @@ class WalletLedgerView(WalletApiMixin, ListAPIView):
     def get_queryset(self) -> QuerySet[WalletEntry]:
         if getattr(self, "swagger_fake_view", False):
             return WalletEntry.objects.none()
-        wallet = _wallet(self.request, self.kwargs["wallet_id"])
+        wallet = tenant_wallet(self.request, self.kwargs["wallet_id"])
         return WalletEntry.objects.filter(wallet=wallet)
 
     @extend_schema(
@@ -367,7 +192,7 @@ class WalletAlertListView(WalletApiMixin, ListAPIView):
     def get_queryset(self) -> QuerySet[LowBalanceAlert]:
         if getattr(self, "swagger_fake_view", False):
             return LowBalanceAlert.objects.none()
-        wallet = _wallet(self.request, self.kwargs["wallet_id"])
+        wallet = tenant_wallet(self.request, self.kwargs["wallet_id"])
         return LowBalanceAlert.objects.filter(wallet=wallet).order_by("-id")
 
     @extend_schema(
@@ -381,97 +206,3 @@ class WalletAlertListView(WalletApiMixin, ListAPIView):
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
-
-
-# --- holds -------------------------------------------------------------------------------------
-
-
-class HoldDetailView(WalletApiMixin, APIView):
-    permission_classes = [IsTenantAdminOrIngest]
-
-    @extend_schema(
-        operation_id="holds_retrieve",
-        summary="A hold, with its wallet's figures",
-        description="Admin or ingest token.",
-        tags=["holds"],
-        responses={200: wallet_serializers.HoldSerializer, 401: docs.UNAUTHENTICATED, 404: docs.HOLD_NOT_FOUND},
-    )
-    def get(self, request, hold_id: int):
-        tenant = request_tenant(request)
-        hold = Hold.objects.filter(tenant=tenant, pk=hold_id).first()
-        if hold is None:
-            raise _not_found("hold", hold_id)
-        return _hold_response(hold)
-
-
-class HoldCommitView(WalletApiMixin, APIView):
-    permission_classes = [IsTenantAdminOrIngest]
-
-    @extend_schema(
-        operation_id="holds_commit",
-        summary="Commit a hold: charge the actual amount, release the rest",
-        description=(
-            "Admin or ingest token. Charges `amount` (on top of what the session's rated events already drew from "
-            "the hold; exact, not rounded to the minor unit) as one ledger entry traceable to the hold, and releases "
-            "what is left of the reservation. An amount above what the hold still reserves is refused with 409 "
-            "exceeds_hold (the hold's `amount` in the error, nothing charged) unless the body says "
-            '"allow_over_capture": true; then the excess is charged to the available balance, or refused with 402 '
-            "insufficient_funds when that does not cover it. A retry with the same amount answers 200 with the same "
-            "result and charges nothing. 409 hold_released / hold_expired / hold_committed (another amount) when the "
-            "hold is no longer active; a hold past its TTL is expired by this call."
-        ),
-        tags=["holds"],
-        request=wallet_serializers.HoldCommitInputSerializer,
-        responses={
-            200: wallet_serializers.HoldSerializer,
-            400: docs.BAD_INPUT,
-            401: docs.UNAUTHENTICATED,
-            402: docs.INSUFFICIENT_FUNDS,
-            404: docs.HOLD_NOT_FOUND,
-            409: docs.EXCEEDS_HOLD,
-        },
-        examples=[
-            OpenApiExample("Charge 3.25 of a 10 hold", value={"amount": "3.25"}, request_only=True),
-            OpenApiExample(
-                "Charge 12.5 on a 10 hold, the excess from the balance",
-                value={"amount": "12.5", "allow_over_capture": True},
-                request_only=True,
-            ),
-            OpenApiExample("Hold committed", value=docs.COMMITTED_EXAMPLE, response_only=True, status_codes=["200"]),
-            docs.EXCEEDS_HOLD_EXAMPLE,
-            docs.INSUFFICIENT_FUNDS_EXAMPLE,
-        ],
-    )
-    def post(self, request, hold_id: int):
-        body = wallet_serializers.HoldCommitInputSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
-        hold, _ = holds.hold_commit(
-            tenant_id=request.tenant.id, hold_id=hold_id, amount=data["amount"],
-            allow_over_capture=data["allow_over_capture"],
-        )
-        return _hold_response(hold)
-
-
-class HoldReleaseView(WalletApiMixin, APIView):
-    permission_classes = [IsTenantAdminOrIngest]
-
-    @extend_schema(
-        operation_id="holds_release",
-        summary="Release a hold, charging nothing",
-        description="Admin or ingest token. Gives the rest of the reservation back to the available balance. A retry "
-        "answers 200 with the same result. 409 hold_committed / hold_expired when the hold is no longer active.",
-        tags=["holds"],
-        request=None,
-        responses={
-            200: wallet_serializers.HoldSerializer,
-            401: docs.UNAUTHENTICATED,
-            404: docs.HOLD_NOT_FOUND,
-            409: OpenApiResponse(
-                wallet_serializers.ErrorBodySerializer, description="hold_committed / hold_expired, with `hold_status`"
-            ),
-        },
-    )
-    def post(self, request, hold_id: int):
-        hold, _ = holds.hold_release(tenant_id=request.tenant.id, hold_id=hold_id)
-        return _hold_response(hold)

@@ -1,0 +1,87 @@
+"""Subscriptions: Customer × Offering × Rate plan (+ billing mode, cadence, anchor, currency, and
+the settlement terms billing.settlement applies per period)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from .customers import Customer
+from .pricing import Offering, RatePlan, validate_currency_code
+from .tenants import TenantOwned
+
+
+class Subscription(TenantOwned):
+    """A customer's subscription to an offering on a rate plan. Events are rated against the
+    subscription active at the event's timestamp (started_at <= T < ended_at) whose rate plan
+    version in force at T prices the event's metric."""
+
+    class BillingMode(models.TextChoices):
+        POSTPAID = "postpaid", "Postpaid"
+        PREPAID = "prepaid", "Prepaid"
+        HYBRID = "hybrid", "Hybrid"
+
+    class Cadence(models.TextChoices):
+        MONTHLY = "monthly", "Monthly"
+        WEEKLY = "weekly", "Weekly"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        CANCELED = "canceled", "Canceled"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
+    offering = models.ForeignKey(Offering, on_delete=models.PROTECT, related_name="subscriptions")
+    rate_plan = models.ForeignKey(RatePlan, on_delete=models.PROTECT, related_name="subscriptions")
+    billing_mode = models.CharField(max_length=16, choices=BillingMode.choices, default=BillingMode.POSTPAID)
+    billing_cadence = models.CharField(max_length=16, choices=Cadence.choices, default=Cadence.MONTHLY)
+    billing_anchor = models.DateTimeField(
+        help_text="Start of the first billing period; later periods follow at the cadence.",
+    )
+    currency = models.CharField(max_length=3, default="USD", validators=[validate_currency_code])
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # Settlement terms (billing.settlement): per period, in the subscription's currency.
+    min_commitment = models.DecimalField(
+        max_digits=20, decimal_places=6, null=True, blank=True,
+        help_text="Minimum spend per period: a true-up line brings lower charges up to it.",
+    )
+    spend_cap = models.DecimalField(
+        max_digits=20, decimal_places=6, null=True, blank=True, help_text="Maximum spend per period."
+    )
+    spend_cap_action = models.CharField(
+        max_length=8, choices=[("cap", "Cap the charges"), ("alert", "Alert only")], default="cap",
+    )
+    invoice_threshold = models.DecimalField(
+        max_digits=20, decimal_places=6, null=True, blank=True,
+        help_text="Interim invoice as soon as the period's accrued charges (not yet invoiced) reach this amount.",
+    )
+    same_tenant_fields = ("customer", "offering", "rate_plan")
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.customer} · {self.rate_plan}"
+
+    def clean(self) -> None:
+        super().clean()
+        errors: dict[str, str] = {}
+        if self.rate_plan_id and self.offering_id and self.rate_plan.offering_id != self.offering_id:
+            errors["rate_plan"] = "The rate plan must belong to the subscription's offering."
+        if self.rate_plan_id and self.currency and self.rate_plan.currency != self.currency:
+            errors["currency"] = f"Must match the rate plan's currency ({self.rate_plan.currency})."
+        if self.ended_at and self.started_at and self.ended_at <= self.started_at:
+            errors["ended_at"] = "Must be after started_at."
+        if self.billing_anchor and self.started_at and self.billing_anchor > self.started_at:
+            errors["billing_anchor"] = "Must be at or before started_at."
+        if errors:
+            raise ValidationError(errors)
+
+    def save(self, *args, **kwargs) -> None:
+        # A canceled subscription stops rating events from its end; without one, from now.
+        if self.status == self.Status.CANCELED and self.ended_at is None:
+            self.ended_at = timezone.now()
+        super().save(*args, **kwargs)
