@@ -30,7 +30,6 @@ from wallets.plan import RatedCharge
 from .models import InvoiceLine, PricingSnapshot, RatedEvent, RunningTotal, SettlementRun
 from .periods import period_for
 from .rated_wire import RatedWire
-from aforo.money import decimal_text
 
 if TYPE_CHECKING:
     from metering.enrichment import Resolution
