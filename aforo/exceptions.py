@@ -68,6 +68,15 @@ def http_error_body(status: int, message: str = "") -> dict[str, Any]:
     return error_body(code, message)
 
 
+def outage_body(exc: Exception) -> dict[str, Any] | None:
+    """The 503 body for an exception that says a backing service is down (sent with
+    Retry-After: 5), or None: what the API answers instead of a 500 (also outside DRF)."""
+    outage = _service_outage(exc)
+    if outage is None:
+        return None
+    return error_body("service_unavailable", f"The {outage} is unavailable; nothing was written. Retry shortly.")
+
+
 def _service_outage(exc: Exception) -> str | None:
     """Which backing service an exception says is down, if any (a 503, not a 500)."""
     from confluent_kafka import KafkaException
@@ -89,16 +98,12 @@ def _service_outage(exc: Exception) -> str | None:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    outage = _service_outage(exc)
+    outage = outage_body(exc)
     if outage is not None:
         import logging
 
-        logging.getLogger(__name__).error("API request failed: %s unavailable", outage, exc_info=exc)
-        return Response(
-            error_body("service_unavailable", f"The {outage} is unavailable; nothing was written. Retry shortly."),
-            status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": "5"},
-        )
+        logging.getLogger(__name__).error("API request failed: %s", outage["error"]["message"], exc_info=exc)
+        return Response(outage, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"})
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -10,13 +10,15 @@ Setup (its own PostgreSQL database, --database, recreated and migrated unless --
 - --rated rated events (and their raw events) generated in SQL over the last 100 days (four
   monthly periods), ids in write order; 1% of them late (their event time two days before
   they were written, flagged); plus 0.5% more raw events left unmatched (unknown API key); the
-  running totals that match; one wallet debit per rated event of every 10th customer (prepaid);
+  running totals and hourly usage rollups that match; one wallet debit per rated event of every
+  10th customer (prepaid);
 - the ledgers' indexes (whatever the migrations in this tree define) dropped during the load and
   rebuilt after it, then VACUUM (ANALYZE) and CHECKPOINT: the ledger at rest.
 Then each admin page is fetched with Django's test Client (in-process, DEBUG off) logged in as a
 superuser, as the operator of the largest tenant and as the operator of the smallest: one
 warm-up, then --repeat timed requests (p50 and max). The usage API (GET
-/api/v1/customers/{id}/usage, a tenant admin token) is timed over --usage-requests requests.
+/api/v1/customers/{id}/usage, a tenant admin token) is timed over --usage-requests requests, and
+the usage series API (31 days by hour, 122 days by day) over as many, a different customer each.
 A page the code under test does not offer (a filter of another version) shows its status code;
 the date drill-down's URLs (date_hierarchy, before this change) are timed too: after it the page
 no longer links them, and a hand-typed one is a plain field lookup, filtered along the id walk.
@@ -46,7 +48,8 @@ SHARES = [("large", 600, 2000), ("medium", 300, 1000), ("small", 99, 300), ("tin
 METRICS = ["api_calls", "tokens", "searches"]
 ANCHOR = datetime(2025, 1, 1, tzinfo=timezone.utc)
 SPAN = timedelta(days=100)
-LEDGERS = ["metering_rawevent", "billing_ratedevent", "metering_unmatchedusage", "wallets_walletentry", "billing_runningtotal"]
+LEDGERS = ["metering_rawevent", "billing_ratedevent", "metering_unmatchedusage", "wallets_walletentry", "billing_runningtotal",
+           "billing_usagerollup"]
 
 
 # --- the catalog -----------------------------------------------------------------------------------
@@ -197,6 +200,12 @@ LOAD = [
        SELECT tenant_id, subscription_id, customer_id, metric_id, '', period_start, period_end, 'USD', SUM(quantity),
               SUM(amount), COUNT(*), 0, MAX(rated_at), MAX(id), MIN(pricing_snapshot_id)
        FROM billing_ratedevent GROUP BY tenant_id, subscription_id, customer_id, metric_id, period_start, period_end""",
+    # The hourly usage rollups the consumer keeps (billing.rollups), as the migration backfills them.
+    """INSERT INTO billing_usagerollup (subscription_id, metric_id, dimension_key, hour, tenant_id, customer_id, units,
+           amount, blocked_units, event_count, updated_at)
+       SELECT subscription_id, metric_id, dimension_key, date_trunc('hour', event_timestamp, 'UTC'), MIN(tenant_id),
+              MIN(customer_id), SUM(quantity), SUM(amount), SUM(blocked_units), COUNT(*), now()
+       FROM billing_ratedevent GROUP BY 1, 2, 3, 4""",
     """INSERT INTO wallets_wallet (tenant_id, customer_id, currency, balance, held, low_balance_thresholds, created_at,
            updated_at)
        SELECT c.tenant_id, c.id, 'USD', 0, 0, '[]'::jsonb, %(now)s, %(now)s FROM catalog_customer c WHERE mod(c.id, 10) = 0""",
@@ -286,6 +295,32 @@ def time_usage_api(tenant: dict, requests: int) -> tuple[float, float]:
     return statistics.median(samples), samples[max(0, int(round(0.95 * len(samples))) - 1)]
 
 
+def time_series_api(tenant: dict, requests: int, now: datetime) -> list[tuple[str, float, float, int]]:
+    """The usage series API for the large tenant's customers (a different one each request):
+    31 days of hours, and the whole history by day; (label, p50, p95, points)."""
+    from django.test import Client
+
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {tenant['token']}")
+    results = []
+    for label, params in (
+        ("31 days, hourly", {"granularity": "hour", "from": (now - timedelta(days=31)).isoformat()}),
+        ("122 days, daily", {"granularity": "day", "from": (now - timedelta(days=122)).isoformat()}),
+    ):
+        samples, points = [], 0
+        for n in range(requests + 1):
+            customer = tenant["subs"][(n * 7919) % len(tenant["subs"])][2]
+            began = time.perf_counter()
+            response = client.get(f"/api/v1/customers/{customer}/usage/series", {"metric": METRICS[0], **params})
+            elapsed = (time.perf_counter() - began) * 1000
+            assert response.status_code == 200, response.content
+            if n:  # the first one warms the connection
+                samples.append(elapsed)
+                points = len(response.json()["points"])
+        samples.sort()
+        results.append((label, statistics.median(samples), samples[max(0, int(round(0.95 * len(samples))) - 1)], points))
+    return results
+
+
 def run_pages(tenants: list[dict], repeat: int, now: datetime) -> list[tuple]:
     from django.contrib.auth.models import User
     from django.test import Client
@@ -369,6 +404,8 @@ def main() -> None:
         print(f"  {role:<15} {label:<40} {status:>6} {p50:>8.1f} {worst:>8.1f}")
     p50, p95 = time_usage_api(tenants[0], args.usage_requests)
     print(f"\n  usage API, a customer of the large tenant, {args.usage_requests} requests: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+    for label, p50, p95, points in time_series_api(tenants[0], args.usage_requests, now):
+        print(f"  usage series API ({label}, {points} points), customers of the large tenant: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
     answered = [r for r in rows if r[2] == 200]
     print(f"  admin pages at or over 300 ms: p50 {sum(r[3] >= 300 for r in answered)}, "
           f"max {sum(r[4] >= 300 for r in answered)}, of {len(answered)} answered 200")

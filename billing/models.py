@@ -63,6 +63,9 @@ class RatedEvent(models.Model):
     tiers = models.JSONField(null=True, blank=True)
     currency = models.CharField(max_length=3)
     rated_at = models.DateTimeField(default=timezone.now)
+    # Units of `quantity` past a "block" limit of the price: recorded (units_after counts them),
+    # never charged — `amount` is the charge of the rest (billing.rating.Model.rate_limited).
+    blocked_units = models.DecimalField(**UNITS, default=0, db_default=0)
 
     class Meta:
         # (subscription, metric, period_start): settlement and the invoice-line trace. The others
@@ -116,6 +119,33 @@ class RunningTotal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscription_id}/{self.metric_id} {self.period_start:%Y-%m-%d}: {self.units}"
+
+
+class UsageRollup(models.Model):
+    """One hour of a (subscription, metric, dimension key)'s rated usage, by the events' own
+    timestamps: added to in the rating transaction (billing.rollups), read by the usage series
+    API and the dashboard's charts. Catalog ids without constraints, as on the rated ledger."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False)
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False)
+    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False)
+    dimension_key = models.CharField(max_length=200, blank=True, default="")
+    hour = models.DateTimeField(help_text="The hour's start (UTC) the events' timestamps fall in.")
+    units = models.DecimalField(**UNITS, default=0)
+    amount = models.DecimalField(**AMOUNT, default=0)
+    blocked_units = models.DecimalField(**UNITS, default=0)
+    event_count = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "metric", "dimension_key", "hour"], name="usage_rollup_unique_hour")
+        ]
+        indexes = [models.Index(fields=["customer", "metric", "hour"], name="usage_rollup_customer_series")]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id}/{self.metric_id} {self.hour:%Y-%m-%d %H}:00: {self.units}"
 
 
 # --- settlement --------------------------------------------------------------------------------

@@ -65,6 +65,7 @@ class RatedWire:
             f'"currency":{string(r.currency)},"rate_plan_version_id":{r.rate_plan_version_id},'
             f'"period_start":{moment(r.period_start)},"period_end":{moment(r.period_end)},'
             f'"timestamp":{_moment(r.timestamp)},"rated_at":{moment(r.rated_at)},'
-            f'"tiers":{"null" if r.tiers is None else orjson.dumps(r.tiers).decode()}}}'
+            f'"tiers":{"null" if r.tiers is None else orjson.dumps(r.tiers).decode()},'
+            f'"blocked":"{decimal_text(r.blocked)}"}}'
         )
         return text.encode()  # a lone surrogate never gets here: orjson refused it above

@@ -53,6 +53,7 @@ def rated_records_for_raw_events(*, raw_event_ids: Sequence[int]):
             timestamp=r.event_timestamp,
             rated_at=r.rated_at,
             tiers=r.tiers,
+            blocked=r.blocked_units,
         )
         for r in rows
     ]
@@ -101,6 +102,8 @@ def _limit_state(model: Model | None, units: Decimal) -> dict[str, Any] | None:
         "reached": units >= limit,
         "exceeded": units > limit,
         "percent_used": _percent_used(units, limit),
+        # Units past a "block" limit: recorded, rated at zero as they came (nothing charged).
+        "blocked": decimal_text(max(units - limit, Decimal(0)) if model.blocks() else Decimal(0)),
     }
 
 

@@ -27,9 +27,11 @@ from billing.rating.plan import EventToRate, TotalState, ratings_plan
 from catalog.models import Subscription
 from wallets.plan import RatedCharge
 
+from .counters import CounterWrite, usage_counters_write
 from .models import InvoiceLine, PricingSnapshot, RatedEvent, RunningTotal, SettlementRun
 from .periods import period_for
 from .rated_wire import RatedWire
+from .rollups import usage_rollups_add
 
 if TYPE_CHECKING:
     from metering.enrichment import Resolution
@@ -72,6 +74,7 @@ class RatedRecord(NamedTuple):
     timestamp: datetime
     rated_at: datetime
     tiers: list[dict[str, Any]] | None = None
+    blocked: Decimal = Decimal(0)  # units past a "block" limit: recorded, rated at zero
 
     def to_wire(self) -> bytes:
         """The record's bytes on usage.rated.v1 (billing.rated_wire; the contract is orjson's JSON
@@ -166,11 +169,11 @@ def _snapshot_ids(configs: dict[str, dict]) -> dict[str, int]:
 _RATED_COLUMNS = (
     "id", "tenant_id", "raw_event_id", "subscription_id", "customer_id", "metric_id", "dimension_key",
     "rate_plan_version_id", "metric_config_id", "pricing_snapshot_id", "period_start", "period_end", "event_timestamp",
-    "quantity", "units_before", "units_after", "amount", "currency", "tiers", "rated_at",
+    "quantity", "units_before", "units_after", "amount", "currency", "tiers", "rated_at", "blocked_units",
 )
 _RATED_TYPES = (
     "int8", "int8", "int8", "int8", "int8", "int8", "text", "int8", "int8", "int8", "timestamptz", "timestamptz",
-    "timestamptz", "numeric", "numeric", "numeric", "numeric", "text", "jsonb", "timestamptz",
+    "timestamptz", "numeric", "numeric", "numeric", "numeric", "text", "jsonb", "timestamptz", "numeric",
 )
 
 
@@ -224,7 +227,7 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
                 rated_id, item.raw_event_id, item.tenant_id, item.event_id, (res := item.resolution).subscription.customer_id,
                 res.subscription.id, res.metric.code, res.dimension_key, item.quantity, plan.units_before,
                 plan.units_after, plan.amount, res.subscription.currency, res.version_id, start, end, item.timestamp,
-                rated_at, _tiers_wire(plan.tiers),
+                rated_at, _tiers_wire(plan.tiers), plan.blocked,
             )
             for rated_id, item, plan, (start, end) in zip(ids, inputs, planned, periods)
         ]
@@ -236,10 +239,18 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
                     item.resolution.metric.metric_id, r.dimension_key, r.rate_plan_version_id,
                     item.resolution.metric.metric_config_id, snapshot_ids[item.resolution.metric.config_hash],
                     r.period_start, r.period_end, r.timestamp, numeric(r.quantity), numeric(r.units_before), numeric(r.units_after), r.amount,
-                    r.currency, None if r.tiers is None else jsonb(r.tiers), rated_at,
+                    r.currency, None if r.tiers is None else jsonb(r.tiers), rated_at, numeric(r.blocked),
                 )
                 for r, item in zip(records, inputs)
             ),
+        )
+        usage_rollups_add(
+            rows=(
+                (r.tenant_id, r.subscription_id, r.customer_id, item.resolution.metric.metric_id, r.dimension_key,
+                 r.timestamp, r.quantity, r.amount, r.blocked)
+                for r, item in zip(records, inputs)
+            ),
+            now=rated_at,
         )
         # Each total's newest event (its highest id) and the snapshot that event was rated with.
         newest: dict[TotalKey, tuple[int, int]] = {}
@@ -261,6 +272,10 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
             ],
         )
 
+    writes = [  # (subscription, metric, dimension key, period start) + end, version, units, amount
+        CounterWrite(*total, total_rows[total][2], newest[total][0], state.units, state.amount) for total, state in moved
+    ]
+    transaction.on_commit(lambda: usage_counters_write(writes=writes))  # what a check reads is committed
     _interim_invoices_enqueue(
         current={(sub, start) for (sub, _, _, start), (_, _, end, _) in total_rows.items() if start <= rated_at < end}
     )

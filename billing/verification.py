@@ -22,7 +22,7 @@ from catalog.models import Customer, Metric, MetricConfig, RatePlanVersion, Subs
 from metering.models import RawEvent
 from wallets.services import wallets_check
 
-from .models import Invoice, InvoiceLine, PricingSnapshot, RatedEvent, RunningTotal, SettlementRun
+from .models import Invoice, InvoiceLine, PricingSnapshot, RatedEvent, RunningTotal, SettlementRun, UsageRollup
 
 SHOWN = 20  # offenders named per check; the rest are counted
 # Allowance lines (rolled-over units, negative) are neither usage coverage nor in the subtotal
@@ -30,8 +30,8 @@ SHOWN = 20  # offenders named per check; the rest are counted
 USAGE_KINDS = (InvoiceLine.Kind.USAGE, InvoiceLine.Kind.LATE_USAGE)
 CHARGE_KINDS = (*USAGE_KINDS, InvoiceLine.Kind.BASE, InvoiceLine.Kind.COMMITMENT, InvoiceLine.Kind.CAP)
 
-INVOICE, LINE, RATED, TOTAL, RUN = (
-    m._meta.db_table for m in (Invoice, InvoiceLine, RatedEvent, RunningTotal, SettlementRun)
+INVOICE, LINE, RATED, TOTAL, RUN, ROLLUP = (
+    m._meta.db_table for m in (Invoice, InvoiceLine, RatedEvent, RunningTotal, SettlementRun, UsageRollup)
 )
 # For the checks' transaction only (set_config(..., is_local)): no nested loops. The settlement
 # tables are often unanalyzed when verify_ledger runs (just settled, autovacuum not yet by), and
@@ -249,6 +249,33 @@ def _running_totals(problems: list[str]) -> None:
     )
 
 
+def _rollups(problems: list[str]) -> None:
+    """Each hourly usage rollup == the rated events of its (subscription, metric, key, hour)."""
+    _check(
+        problems,
+        f"""
+        SELECT COALESCE(u.subscription_id, r.subscription_id), COALESCE(u.metric_id, r.metric_id),
+               COALESCE(u.dimension_key, r.dimension_key), COALESCE(u.hour, r.hour),
+               u.units, u.amount, u.blocked_units, u.event_count, r.units, r.amount, r.blocked, r.event_count
+        FROM {ROLLUP} u
+        FULL OUTER JOIN (
+            SELECT subscription_id, metric_id, dimension_key, date_trunc('hour', event_timestamp) AS hour,
+                   SUM(quantity) AS units, SUM(amount) AS amount, SUM(blocked_units) AS blocked, COUNT(*) AS event_count
+            FROM {RATED} GROUP BY 1, 2, 3, 4
+        ) r USING (subscription_id, metric_id, dimension_key, hour)
+        WHERE u.units IS DISTINCT FROM r.units OR u.amount IS DISTINCT FROM r.amount
+           OR u.blocked_units IS DISTINCT FROM r.blocked OR u.event_count IS DISTINCT FROM r.event_count
+        ORDER BY 1, 2, 3, 4
+        """,
+        [],
+        lambda subscription_id, metric_id, key, hour, units, amount, blocked, count, r_units, r_amount, r_blocked, r_count: (
+            f"usage rollup (subscription {subscription_id}, metric {metric_id}, dimension {key!r}, {hour:%Y-%m-%d %H}:00): "
+            f"units {units}, amount {amount}, blocked {blocked}, {count} events; its rated events: units {r_units}, "
+            f"amount {r_amount}, blocked {r_blocked}, {r_count} events"
+        ),
+    )
+
+
 def _rated_references(problems: list[str]) -> None:
     """The rated ledger's foreign keys carry no database constraint (see RatedEvent)."""
     references = [
@@ -275,7 +302,7 @@ def _wallets(problems: list[str]) -> None:
 
 CHECKS: tuple[tuple[str, Callable[[list[str]], None]], ...] = (
     ("invoices", _invoices), ("usage_lines", _usage_lines), ("overlapping_lines", _overlapping_lines),
-    ("coverage", _coverage), ("runs", _runs), ("running_totals", _running_totals),
+    ("coverage", _coverage), ("runs", _runs), ("running_totals", _running_totals), ("rollups", _rollups),
     ("rated_references", _rated_references), ("wallets", _wallets),
 )
 
@@ -288,7 +315,8 @@ def ledger_verify(*, timings: dict[str, float] | None = None) -> list[str]:
     events in their range; no rated event on two usage lines of live (non-void) invoices; every
     rated event of a period with a final run, at or below its watermark, on some usage line;
     every settlement run has its invoice; running totals (units, amount, event_count, newest
-    event and its snapshot) == those of their rated events, and no rated events without one; the rated ledger's catalog
+    event and its snapshot) == those of their rated events, and no rated events without one; each
+    hourly usage rollup == its rated events, and none missing; the rated ledger's catalog
     references exist; wallets — wallets.services.wallets_check.
     `timings`, when given, receives each check's wall-clock seconds under its name (CHECKS)."""
     problems: list[str] = []

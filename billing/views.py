@@ -102,6 +102,8 @@ def _allowance_notes(row: dict) -> dict:
             state = "Over the limit" if limit["exceeded"] else "Limit reached"
             beyond = "blocked" if limit["overage"] == "block" else "billed as overage"
             notes["limit_state"] = f"{state}: {beyond} beyond {cap}"
+            if limit["overage"] == "block" and limit["exceeded"]:
+                notes["limit_state"] += f" ({_grouped(limit['blocked'])} blocked, not charged)"
     if included is not None:
         notes["included"] = f"included: {_grouped(included['units'])}, {_grouped(included['remaining'])} left"
     return notes

@@ -5,7 +5,10 @@ scopes every query the request makes: views read `request.tenant`, never a clien
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+
+from django.conf import settings
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
@@ -51,7 +54,7 @@ class TenantTokenAuthentication(BaseAuthentication):
             secret = header[1].decode()
         except UnicodeError:
             raise _AuthFailed("invalid_credentials", "The token contains invalid characters.") from None
-        token = TenantToken.objects.select_related("tenant").filter(key_hash=key_hash(secret)).first()
+        token = self.token_find(key_hash(secret))
         if token is None:
             raise _AuthFailed("invalid_credentials", "Unknown token.")
         if not token.is_active:
@@ -61,6 +64,31 @@ class TenantTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="aforo"'
+
+    def token_find(self, hashed: str) -> TenantToken | None:
+        return TenantToken.objects.select_related("tenant").filter(key_hash=hashed).first()
+
+
+class CachedTenantTokenAuthentication(TenantTokenAuthentication):
+    """The same credentials, remembered per process for TOKEN_CACHE_TTL_S (5 s): for the request
+    path's endpoints (the entitlement check), which must not query the database per call. A
+    revoked token keeps working there for at most that long; an unknown one is looked up again
+    every time (a client cannot fill the memory with guesses)."""
+
+    _seen: dict[str, tuple[TenantToken, float]] = {}
+    MAX_TOKENS = 10_000
+
+    def token_find(self, hashed: str) -> TenantToken | None:
+        now = time.monotonic()
+        seen = self._seen.get(hashed)
+        if seen is not None and now - seen[1] <= settings.TOKEN_CACHE_TTL_S:
+            return seen[0]
+        token = super().token_find(hashed)
+        if token is not None:
+            if len(self._seen) >= self.MAX_TOKENS:
+                self._seen.clear()
+            self._seen[hashed] = (token, now)
+        return token
 
 
 class _TokenKindPermission(BasePermission):

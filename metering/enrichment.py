@@ -183,9 +183,15 @@ class EnrichmentCache:
         self._local: dict[str, BillingContext | None] = {}
         self.stats = {"local": 0, "redis": 0, "postgres": 0}
 
-    def lookup_many(self, keys: Iterable[CacheKey]) -> dict[CacheKey, BillingContext | None]:
+    def lookup_many(
+        self, keys: Iterable[CacheKey], *, generations: Mapping[int, int] | None = None
+    ) -> dict[CacheKey, BillingContext | None]:
+        """The context of each (tenant, subject). `generations` (each tenant's catalog
+        generation) are read from PostgreSQL when not given: a caller that must not query the
+        database per call (the entitlement check) passes ones it keeps itself."""
         wanted = set(keys)
-        generations = catalog_generation_get_many(tenant_ids={tenant_id for tenant_id, _ in wanted})
+        if generations is None:
+            generations = catalog_generation_get_many(tenant_ids={tenant_id for tenant_id, _ in wanted})
         names = {key: _redis_key(key[0], generations[key[0]], key[1]) for key in wanted}
         found: dict[CacheKey, BillingContext | None] = {}
         local_misses = []

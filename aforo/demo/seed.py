@@ -94,8 +94,8 @@ PRICES = {
             "overrides": [
                 {
                     "match": {"tool_name": "generate"},
-                    # a hard limit: generate calls beyond 100 a month are blocked, and settlement
-                    # takes back any that got through (an `overage` line on the invoice)
+                    # a hard limit: generate calls beyond 100 a month are blocked; any that got
+                    # through are recorded and rated at zero as they come (never charged)
                     "price": {"model": "per_unit", "rate": "0.05", "limit": {"units": "100", "overage": "block"}},
                 },
                 {"match": {"tool_name": "summarize"}, "price": {"model": "per_unit", "rate": "0.02"}},

@@ -145,6 +145,11 @@ CONSUMER_COMMITS_LOST_AFTER_S = env.float("CONSUMER_COMMITS_LOST_AFTER_S", defau
 
 # --- Ingestion ---------------------------------------------------------------------------
 INGEST_MAX_BATCH = env.int("INGEST_MAX_BATCH", default=1000)
+# The entitlement check (billing.entitlements) answers with no database query: tenant tokens and
+# catalog generations are remembered per process for these many seconds (a revoked token or a
+# catalog change reaches the check within them).
+TOKEN_CACHE_TTL_S = env.float("TOKEN_CACHE_TTL_S", default=5.0)
+ENTITLEMENT_GENERATION_TTL_S = env.float("ENTITLEMENT_GENERATION_TTL_S", default=1.0)
 INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=2 * 1024 * 1024)
 # After the broker acknowledged an event, a resend within this many seconds is answered
 # `duplicate / in_flight` without producing it again; later, unless the raw ledger holds the

@@ -1,9 +1,10 @@
 from django.urls import path
 
-from . import allowance_grants, invoices, pricing, unmatched, views
+from . import allowance_grants, entitlements, invoices, pricing, series, unmatched, views
 
 urlpatterns = [
     path("customers/<int:customer_id>/usage", views.CustomerUsageView.as_view(), name="customer-usage"),
+    path("customers/<int:customer_id>/usage/series", series.CustomerUsageSeriesView.as_view(), name="customer-usage-series"),
     path(
         "subscriptions/<int:subscription_id>/allowance-grants",
         allowance_grants.AllowanceGrantListCreateView.as_view(),
@@ -16,6 +17,7 @@ urlpatterns = [
     ),
     path("unmatched-usage/replay", unmatched.UnmatchedUsageReplayView.as_view(), name="unmatched-usage-replay"),
     path("pricing/quote", pricing.PricingQuoteView.as_view(), name="pricing-quote"),
+    path("entitlements/check", entitlements.EntitlementCheckView.as_view(), name="entitlements-check"),
     path("invoices", invoices.InvoiceListView.as_view(), name="invoices"),
     path("invoices/<int:invoice_id>", invoices.InvoiceDetailView.as_view(), name="invoice-detail"),
     path("invoices/<int:invoice_id>/void", invoices.InvoiceVoidView.as_view(), name="invoice-void"),

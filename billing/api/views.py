@@ -34,8 +34,11 @@ class MetricLimitSerializer(serializers.Serializer):
     units = DecimalStringField(help_text="The hard limit: units allowed per period.")
     overage = serializers.ChoiceField(
         choices=["block", "bill"],
-        help_text="block: usage beyond the limit is not charged (settlement takes it back; the gateway should "
-        "refuse it); bill: it is charged as usual, as overage.",
+        help_text="block: usage beyond the limit is recorded and rated at zero as it comes (never charged; the "
+        "gateway should refuse it); bill: it is charged as usual, as overage.",
+    )
+    blocked = DecimalStringField(
+        help_text='Units past a "block" limit so far: recorded, not charged ("0" for "bill" or within the limit).'
     )
     remaining = DecimalStringField(help_text="max(limit − units, 0).")
     reached = serializers.BooleanField(help_text="units >= limit: a gateway blocks the next call.")

@@ -7,7 +7,8 @@
     compile_config(config) -> PriceBook      parsed once; .select(dimensions) -> (dimension_key, Model)
     Model.rate_event(usage, quantity) -> Rating   delta rating of one event against a running state
     Model.limit -> Limit | None              a price's usage limit {"units", "overage": block|bill}
-    Model.overage_units(units) / Model.overage_credit(units) -> Decimal   beyond the limit; what "block" takes back
+    Model.overage_units(units) / Model.overage_credit(units) -> Decimal   beyond the limit; what "block" does not charge
+    Model.rate_limited(usage, quantity) -> (Rating, blocked)   delta rating under a "block" limit (the planner's)
     config_hash(config) -> str               stable identity of a config snapshot
 
 Models: per_unit, flat, percentage, included_quota, graduated, volume, package (see each

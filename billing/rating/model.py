@@ -22,6 +22,9 @@ class Model:
 
     name: ClassVar[str]
     uses_events: ClassVar[bool] = False  # percentage: priced per transaction
+    # The charge never falls as units grow (every model but volume): a "block" limit then
+    # charges exactly quote(min(units, limit)), with no quote needed to know it.
+    monotone: ClassVar[bool] = True
     limit: Limit | None = field(default=None, kw_only=True)
 
     def quote(self, units: Decimal, events: Sequence[Decimal] | None = None) -> Decimal:
@@ -70,6 +73,36 @@ class Model:
         with localcontext() as ctx:
             ctx.prec = PRECISION
             return max(self._quote(units, None) - self._quote(self.limit.units, None), ZERO)
+
+    def blocks(self) -> bool:
+        """A "block" limit: units beyond it are recorded but never charged (rate_limited)."""
+        return self.limit is not None and self.limit.overage == BLOCK
+
+    def charged_units(self, units: Decimal) -> Decimal:
+        """The units whose charge a "block" limit lets through: the units priced so that
+        quote(charged_units(u)) == quote(u) − overage_credit(u) — min(u, limit), or u itself
+        where a price falls past the limit (volume) and blocking must not raise the charge.
+        `units` without a block limit. Call under the engine's precision."""
+        limit = self.limit
+        if limit is None or limit.overage != BLOCK or units <= limit.units:
+            return units
+        if self.monotone or self._quote(units, None) >= self._quote(limit.units, None):
+            return limit.units
+        return units
+
+    def rate_limited(self, usage: Usage, quantity: Decimal) -> tuple[Rating, Decimal]:
+        """Delta rating under a "block" limit, in real time: the event's charge is
+        charge(after) − charge(before) with charge(u) = quote(charged_units(u)) (so for every
+        key the events sum to quote(total) − overage_credit(total) − quote(0), the delta law of
+        the capped price), its tier breakdown that of the charged units, and the units it takes
+        past the limit — max(after − max(before, limit), 0) — returned as blocked. The state
+        after counts every unit (usage is recorded, blocked or not). Call under the engine's
+        precision (ratings_plan)."""
+        after = usage.units + quantity
+        before_charged = self.charged_units(usage.units)
+        rating = self._rate(Usage(before_charged, usage.events, usage.fees), self.charged_units(after) - before_charged)
+        blocked = max(after - max(usage.units, self.limit.units), ZERO)  # type: ignore[union-attr]
+        return Rating(rating.amount, Usage(after, usage.events + 1, usage.fees), rating.tiers), blocked
 
     def _quote(self, units: Decimal, events: Sequence[Decimal] | None) -> Decimal:
         raise NotImplementedError

@@ -19,10 +19,12 @@ Any price (the base config, an override's `price`) may carry a hard usage `limit
 
     "limit": {"units": "100000", "overage": "block"}     # or "bill"
 
-"block": usage beyond the limit is not to be charged (the plan blocks it; settlement credits
-whatever got through, Model.overage_credit); "bill": it is charged as usual and reported as
-overage (Model.overage_units). The engine never prices a limit: quote, rate_event and breakdown
-are the same with or without one. Not on per-transaction models (percentage): a limit counts
+"block": usage beyond the limit is never charged — the gateway refuses it, and what gets through
+is recorded and rated at zero as it comes (Model.rate_limited, called by the rating planner; the
+rated event carries it as blocked units); "bill": it is charged as usual and reported as overage
+(Model.overage_units). quote, rate_event and breakdown price a config the same with or without
+a limit; only the planner applies one. `"fail": "open" | "closed"` (default open) is what the
+entitlement check answers for this price when its counters cannot be read. Not on per-transaction models (percentage): a limit counts
 units. A config without `limit` normalises, and hashes, exactly as before limits existed.
 """
 
@@ -40,6 +42,8 @@ from .model import Model
 from .params import (
     DIMENSION_KEY_MAX,
     KEY_SEPARATORS,
+    FAIL_OPEN,
+    FAILS,
     LIMIT_FIELDS,
     MAX_OVERRIDES,
     MAX_UNITS,
@@ -69,7 +73,17 @@ def _normalise_limit(raw: Any) -> dict[str, str]:
             f"must be one of {list(OVERAGES)} (block: usage beyond the limit is not charged; bill: it is "
             f"charged as overage), got {overage!r}",
         )
-    return {"units": text(units), "overage": overage}
+    fail = raw.get("fail", FAIL_OPEN)
+    if not isinstance(fail, str) or fail not in FAILS:
+        raise ConfigError(
+            "limit.fail",
+            f"must be one of {list(FAILS)} (what the entitlement check answers when its counters are unavailable: "
+            f"open allows, closed denies), got {fail!r}",
+        )
+    normalised = {"units": text(units), "overage": overage}
+    if fail != FAIL_OPEN:  # the default stays out of the normalised form: existing configs hash as before
+        normalised["fail"] = fail
+    return normalised
 
 
 def _normalise_price(config: Any) -> dict[str, Any]:
@@ -219,7 +233,9 @@ Pricer = PriceBook
 def _compile_price(config: Mapping[str, Any]) -> Model:
     model = _registry()[config["model"]].compile(config)
     limit = config.get("limit")
-    return model if limit is None else replace(model, limit=Limit(Decimal(limit["units"]), limit["overage"]))
+    if limit is None:
+        return model
+    return replace(model, limit=Limit(Decimal(limit["units"]), limit["overage"], limit.get("fail", FAIL_OPEN)))
 
 
 @lru_cache(maxsize=4096)

@@ -19,7 +19,11 @@ DIMENSION_KEY_MAX = 200
 KEY_SEPARATORS = frozenset(",=|")  # of a dimension key: "region=eu|uk,tool_name=search"
 MAX_OVERRIDES = 100
 MAX_EVENTS = 10_000  # transactions in one quote (the pipeline rates one event at a time)
-LIMIT_FIELDS = ("units", "overage")
+LIMIT_FIELDS = ("units", "overage", "fail")
+# What the entitlement check answers when its counters cannot be read (Redis down): "open" allows
+# (the default: availability first), "closed" denies.
+FAIL_OPEN, FAIL_CLOSED = "open", "closed"
+FAILS = (FAIL_OPEN, FAIL_CLOSED)
 BLOCK, BILL = "block", "bill"
 OVERAGES = (BLOCK, BILL)
 

@@ -4,7 +4,9 @@ The caller locks and reads the running state of every (subscription, metric, dim
 period) the batch touches, hands it here with the events in arrival order, and writes what comes
 back: one `PlannedRating` per event and the totals after the batch. For every key,
 sum(amount) == quote(units after) − quote(units before) whatever the batch boundaries (the
-delta law, ARCHITECTURE.md §4.3) — hypothesis checks it in tests/rating/test_plan.py."""
+delta law, ARCHITECTURE.md §4.3) — hypothesis checks it in tests/rating/test_plan.py. Under a
+"block" limit the law holds for the capped price, quote(u) − overage_credit(u): units past the
+limit are counted and reported as blocked, never charged (Model.rate_limited)."""
 
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ class PlannedRating(NamedTuple):
     units_after: Decimal
     amount: Decimal
     tiers: tuple[TierDelta, ...] | None
+    blocked: Decimal = ZERO  # units past a "block" limit: recorded, never charged (Model.rate_limited)
 
 
 def ratings_plan(
@@ -54,8 +57,12 @@ def ratings_plan(
         context.prec = PRECISION
         for key, quantity, model in events:
             total = state[key]
-            rating = model._rate(Usage(total.units, total.events, total.fees), quantity)
+            if model.limit is None or not model.blocks():
+                rating = model._rate(Usage(total.units, total.events, total.fees), quantity)
+                blocked = ZERO
+            else:
+                rating, blocked = model.rate_limited(Usage(total.units, total.events, total.fees), quantity)
             after = rating.usage
             state[key] = TotalState(total.id, after.units, total.amount + rating.amount, after.events, after.fees)
-            append(PlannedRating(total.units, after.units, rating.amount, rating.tiers))
+            append(PlannedRating(total.units, after.units, rating.amount, rating.tiers, blocked))
     return planned, state

@@ -107,6 +107,7 @@ class Graduated(TieredModel):
 @dataclass(frozen=True)
 class Volume(TieredModel):
     name = "volume"
+    monotone = False  # all units at the tier the total falls in: a cheaper tier can lower the charge
     tiers: tuple[Tier, ...]
     boundaries = Graduated.boundaries
 

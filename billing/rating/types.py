@@ -65,6 +65,8 @@ class Limit:
 
     units: Decimal
     overage: str
+    fail: str = "open"  # the entitlement check's answer when its counters are unavailable: open | closed
 
     def as_dict(self) -> dict[str, Any]:
-        return {"units": text(self.units), "overage": self.overage}
+        out = {"units": text(self.units), "overage": self.overage}
+        return out if self.fail == "open" else {**out, "fail": self.fail}  # the config's normalised form

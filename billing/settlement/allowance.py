@@ -2,7 +2,7 @@
 units the Rollover stage drew, then the units granted for the period (AllowanceGrant) — priced
 with the events' config snapshot (the aggregate's), per dimension key in key order:
 credit = quote(used) − quote(max(used − allowance, 0)), with `used` the key's units of the whole
-period up to the watermark (at most a "block" limit: QuotaCheck took back what is beyond it).
+period up to the watermark (at most a "block" limit: what is beyond it was rated at zero).
 A negative `allowance` line per key, never below zero and never more than that key's usage line
 (when interim invoices billed most of the key's usage, the line says its credit was limited to
 this invoice's usage, and the log lists the key under "limited"). Granted units lapse with the
@@ -36,7 +36,7 @@ def _apply(context: SettlementContext, metric_id: int, rolled: Decimal, granted:
             continue
         used = context.period_units.get((metric_id, aggregate.dimension_key), aggregate.units)
         if model.limit is not None and model.limit.overage == "block":
-            used = min(used, model.limit.units)  # what is beyond a blocked limit is not charged (QuotaCheck took it back)
+            used = min(used, model.limit.units)  # what is beyond a blocked limit was rated at zero
         applied = min(used, remaining)
         worth = model.quote(used) - model.quote(max(used - remaining, ZERO))
         credit = max(min(worth, aggregate.amount), ZERO)

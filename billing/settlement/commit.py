@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from .context import ZERO, Line, SettlementContext
 
-# Net of what QuotaCheck and Allowance took back (blocked overage, free units): what is charged.
+# Net of what Allowance took back (free units): what is charged. ("overage" lines, a take-back of
+# units past a "block" limit, are those of invoices settled before such units were rated at zero.)
 CHARGES = ("usage", "late_usage", "base", "overage", "allowance")
 
 

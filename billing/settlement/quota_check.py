@@ -6,10 +6,10 @@ Usage is the period's units up to the watermark (`context.period_units`: what it
 invoices billed plus what this run settles), priced by the config its latest event was rated
 with (a key without events this run: the version in force). A hard limit (`"limit": {"units",
 "overage"}` in the price) whose overage is "bill" is reported (units over, charged as usual);
-one whose overage is "block" is not to be charged: on the final run an `overage` line takes back
-exactly what the units beyond the limit were charged, quote(used) − quote(limit)
-(Model.overage_credit) — interim invoices bill usage as it comes, and the period's final
-invoice settles the limit once."""
+one whose overage is "block" is reported too, and needs no line: the consumer rated the units
+past it at zero as they came (billing.rating.Model.rate_limited; the rated events carry them as
+`blocked_units`), so the period's usage lines already charge quote(used) − overage_credit(used)
+and every wallet, running total and interim invoice agreed with that at every moment."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from billing.rating import Model, compile_config, text
 
-from .context import Line, SettlementContext
+from .context import SettlementContext
 
 
 
@@ -54,16 +54,7 @@ def run(context: SettlementContext) -> None:
             "metric": code, "dimension_key": key, "limit": text(model.limit.units), "overage": model.limit.overage,
             "used": text(used), "over": text(over),
         }
-        credit = model.overage_credit(used) if context.final else Decimal(0)
-        if credit:
-            where = f" ({key})" if key else ""
-            context.add(
-                Line(
-                    kind="overage", amount_unrounded=-credit, metric_id=metric_id, dimension_key=key,
-                    period_start=context.period_start, units=over,
-                    description=f"{code}{where}: {text(over)} units over the limit of {text(model.limit.units)}, blocked (not charged)",
-                )
-            )
-            limit["credit"] = text(credit)
+        if model.blocks() and over:
+            limit["blocked"] = text(over)  # rated at zero in real time: nothing to take back
         limits.append(limit)
     context.log("quota_check", allowances=context.quota, limits=limits)

@@ -3,15 +3,14 @@ the operator's view of unmatched usage, and GET /api/v1/events/{id} (one raw eve
 
 from __future__ import annotations
 
-import orjson
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.exceptions import ApiError
+from aforo.params import json_body
 from aforo.pagination import BoundedLimitOffsetPagination
 from aforo.money import decimal_text
 from catalog.auth import IsTenantAdmin, IsTenantIngest
@@ -40,33 +39,6 @@ _result = inline_serializer(
 )
 
 
-def _read_json_body(request) -> object:
-    content_type = (request.content_type or "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise ApiError(
-            code="unsupported_media_type",
-            message=f"Send events as application/json (got {content_type or 'no content type'}).",
-            status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-        )
-    limit = settings.INGEST_MAX_BODY_BYTES
-    try:
-        # Bounded before it gets here: aforo.webserver.RequestBodyGuard (413 past
-        # DATA_UPLOAD_MAX_MEMORY_SIZE), and Django's own RequestDataTooBig without it.
-        body = request.body
-    except RequestDataTooBig:
-        body = None
-    if body is None or len(body) > limit:
-        raise ApiError(
-            code="payload_too_large",
-            message=f"The body is larger than {limit} bytes; send smaller batches.",
-            status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-        )
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as error:  # also: invalid UTF-8, lone surrogates, nesting past 1,024 levels
-        raise ApiError(code="malformed_json", message=f"The body is not valid JSON: {error}") from None
-
-
 class EventIngestView(APIView):
     permission_classes = [IsTenantIngest]
 
@@ -92,7 +64,7 @@ class EventIngestView(APIView):
         examples=[OpenApiExample("One event", value=EVENT_EXAMPLE, request_only=True)],
     )
     def post(self, request):
-        body = _read_json_body(request)
+        body = json_body(request, what="events")
         if isinstance(body, dict) and isinstance(body.get("events"), list):
             payloads = body["events"]
         elif isinstance(body, dict):

@@ -57,8 +57,12 @@
       if (row.limit.reached) {
         var state = row.limit.exceeded ? "Over the limit" : "Limit reached";
         var beyond = row.limit.overage === "block" ? "blocked" : "billed as overage";
+        var words = state + ": " + beyond + " beyond " + cap;
+        if (row.limit.overage === "block" && row.limit.exceeded) {
+          words += " (" + formatDecimal(row.limit.blocked, 0) + " blocked, not charged)";
+        }
         note.appendChild(document.createTextNode(" "));
-        note.appendChild(el("span", "badge bad", state + ": " + beyond + " beyond " + cap));
+        note.appendChild(el("span", "badge bad", words));
       }
       notes.push(note);
     }

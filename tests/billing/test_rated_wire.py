@@ -24,7 +24,7 @@ moments = st.datetimes(timezones=st.sampled_from([timezone.utc, ZoneInfo("Etc/UT
 def test_the_wire_form_is_the_contracts_json(event_id, dimension_key, quantity, before, amount, moment, tiers):
     record = RatedRecord(
         7, 8, 1, event_id, 3, 4, "api_calls", dimension_key, quantity, before, before + quantity, amount, "USD", 9,
-        moment, moment, moment, moment, tiers,
+        moment, moment, moment, moment, tiers, before,
     )
     try:
         wire = orjson.loads(record.to_wire())
@@ -45,7 +45,7 @@ def reference_wire(record: RatedRecord) -> bytes:
     """The contract's JSON as orjson writes the record's dict (what to_wire did before it was
     written by hand for speed): the hand-written encoder must give these very bytes."""
     fields = record._asdict()
-    for name in ("quantity", "units_before", "units_after", "amount"):
+    for name in ("quantity", "units_before", "units_after", "amount", "blocked"):
         fields[name] = decimal_text(fields[name])
     return orjson.dumps(fields)
 

@@ -1,18 +1,19 @@
-"""Hard limits through the whole settlement run (real rating, real PostgreSQL): usage beyond a
-"block" limit is rated as it comes and taken back by an `overage` line on the period's final
-invoice, exactly quote(used) − quote(limit); a "bill" limit is reported and charged."""
+"""Hard limits through rating and the whole settlement run (real rating, real PostgreSQL): usage
+beyond a "block" limit is recorded, flagged `blocked_units` on its rated events and rated at zero
+as it comes, so the period's usage line already charges quote(limit) and settlement adds no
+take-back line; a "bill" limit is reported and charged."""
 
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
-from billing.models import SettlementRun
+from billing.models import RatedEvent, RunningTotal, SettlementRun
 from billing.rating import quote
 from billing.verification import ledger_verify
 from catalog.models import Subscription
 from tests.billing.test_settlement import lines, rate, settle
-from tests.factories import priced_setup
+from tests.factories import funded_wallet, priced_setup
 
 GRADUATED = {
     "model": "graduated",
@@ -29,39 +30,52 @@ def quota_log(result) -> dict:
 
 
 @pytest.mark.django_db
-def test_a_blocked_overage_is_taken_back_on_the_final_invoice():
+def test_units_past_a_block_limit_are_rated_at_zero_as_they_come_and_need_no_take_back():
     setup = priced_setup(config=limited("block"))
-    rate(setup, "a", "90")
-    rate(setup, "b", "60")  # 150 used, 50 beyond the limit of 100
+    first = rate(setup, "a", "90")
+    crossing = rate(setup, "b", "60")  # 150 used: 10 charged, 50 beyond the limit of 100
+    past = rate(setup, "c", "7")  # wholly past it
+    assert [(r.amount, r.blocked) for r in (first, crossing, past)] == [
+        (Decimal(45), Decimal(0)), (Decimal(5), Decimal(50)), (Decimal(0), Decimal(7))
+    ]
+    assert [r.blocked_units for r in RatedEvent.objects.order_by("id")] == [Decimal(0), Decimal(50), Decimal(7)]
+    total = RunningTotal.objects.get(subscription=setup.subscription)
+    assert (total.units, total.amount) == (Decimal(157), Decimal(50))  # every unit counted, 100 charged
     result = settle(setup)
-    assert lines(result.invoice) == [("usage", Decimal(75)), ("overage", Decimal(-25))]
-    overage = result.invoice.lines.get(kind="overage")
-    assert overage.units == Decimal(50) and "blocked" in overage.description
+    assert lines(result.invoice) == [("usage", Decimal(50))]  # no overage line: nothing to take back
     assert result.invoice.total == Decimal(50) == quote(setup.metric_config.config, Decimal(100))
+    assert result.invoice.lines.get(kind="usage").units == Decimal(157)
     assert quota_log(result)["limits"] == [
-        {"metric": setup.metric.code, "dimension_key": "", "limit": "100", "overage": "block", "used": "150", "over": "50",
-         "credit": "25"}
+        {"metric": setup.metric.code, "dimension_key": "", "limit": "100", "overage": "block", "used": "157", "over": "57",
+         "blocked": "57"}
     ]
     assert ledger_verify() == []
 
 
 @pytest.mark.django_db
-def test_a_blocked_overage_on_a_tiered_price_is_priced_by_the_tiers_it_reached():
+def test_a_blocked_overage_on_a_tiered_price_is_charged_by_the_tiers_up_to_the_limit():
     setup = priced_setup(config=limited("block", "150", **GRADUATED))
-    rate(setup, "a", "250")
+    record = rate(setup, "a", "250")
+    # 250 units, limit 150: 100 x 0.5 + 50 x 0.25 = 62.5 charged, 100 blocked; tiers of the charged units
+    assert (record.amount, record.blocked) == (Decimal("62.5"), Decimal(100))
+    assert record.tiers == [{"tier": 1, "units": "100", "amount": "50"}, {"tier": 2, "units": "50", "amount": "12.5"}]
     result = settle(setup)
-    # 250 units: 100 x 0.5 + 150 x 0.25 = 87.5; the limit 150: 50 + 12.5 = 62.5; credit 25
-    assert lines(result.invoice) == [("usage", Decimal("87.50")), ("overage", Decimal("-25.00"))]
+    assert lines(result.invoice) == [("usage", Decimal("62.50"))]
     assert result.invoice.total == quote(setup.metric_config.config, Decimal(150))
 
 
 @pytest.mark.django_db
-def test_within_the_limit_nothing_is_taken_back():
-    setup = priced_setup(config=limited("block"))
-    rate(setup, "a", "100")
-    result = settle(setup)
-    assert lines(result.invoice) == [("usage", Decimal(50))]
-    assert quota_log(result)["limits"][0]["over"] == "0"
+def test_a_prepaid_wallet_never_pays_for_blocked_units():
+    setup = priced_setup(config=limited("block"), billing_mode="prepaid")
+    wallet = funded_wallet(setup.customer, "100")
+    rate(setup, "a", "90")
+    rate(setup, "b", "60")
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal(50)  # 45 + 5: the 50 blocked units cost nothing, now
+    settle(setup)
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal(50)  # and settlement gives nothing back: nothing was taken
+    assert ledger_verify() == []
 
 
 @pytest.mark.django_db
@@ -76,16 +90,15 @@ def test_a_billed_overage_is_charged_and_reported():
 
 
 @pytest.mark.django_db
-def test_interim_invoices_bill_as_usage_comes_and_the_final_one_settles_the_limit():
+def test_interim_and_final_invoices_together_charge_the_limit_exactly():
     setup = priced_setup(config=limited("block"))
-    Subscription.objects.filter(pk=setup.subscription.pk).update(invoice_threshold=Decimal(60))
-    rate(setup, "a", "140")  # 70.00 accrued: over the threshold
+    Subscription.objects.filter(pk=setup.subscription.pk).update(invoice_threshold=Decimal(40))
+    rate(setup, "a", "140")  # 50.00 accrued (100 charged, 40 blocked): over the threshold
     interim = settle(setup, kind="interim")
-    assert lines(interim.invoice) == [("usage", Decimal(70))]  # no credit on an interim invoice
-    rate(setup, "b", "20")
+    assert lines(interim.invoice) == [("usage", Decimal(50))]
+    rate(setup, "b", "20")  # all blocked
     final = settle(setup)
-    # the period used 160: 60 beyond the limit, of which 40 the interim invoice billed
-    assert lines(final.invoice) == [("usage", Decimal(10)), ("overage", Decimal(-30))]
+    assert lines(final.invoice) == [("usage", Decimal(0))]
     period_total = interim.invoice.total + final.invoice.total
     assert period_total == quote(setup.metric_config.config, Decimal(100))
     assert SettlementRun.objects.filter(subscription=setup.subscription).count() == 2
@@ -102,7 +115,8 @@ def test_a_limit_on_an_override_applies_to_its_dimension_only():
     rate(setup, "a", "8", region="eu")  # 3 beyond the eu limit of 5
     rate(setup, "b", "8")  # the base price has no limit
     result = settle(setup, at=timezone.now())
-    assert sorted(lines(result.invoice)) == sorted(
-        [("usage", Decimal(8)), ("usage", Decimal(16)), ("overage", Decimal(-6))]
-    )
-    assert result.invoice.lines.get(kind="overage").dimension_key == "region=eu"
+    # eu: 5 charged at 2 (10), 3 blocked; the base: 8 at 1
+    assert sorted(lines(result.invoice)) == sorted([("usage", Decimal(8)), ("usage", Decimal(10))])
+    eu = RatedEvent.objects.get(dimension_key="region=eu")
+    assert (eu.amount, eu.blocked_units) == (Decimal(10), Decimal(3))
+    assert RatedEvent.objects.get(dimension_key="").blocked_units == 0

@@ -210,25 +210,19 @@ LIMITED = {  # 50 units at 0.01 plus a flat 5, then 0.02
 
 
 @pytest.mark.parametrize(
-    ("kind", "overage", "used", "over", "amount"),
-    [("final", "block", "130.25", "30.25", Decimal("-0.61")), ("final", "bill", "130.25", "30.25", None),
-     ("interim", "block", "130.25", "30.25", None), ("final", "block", "100", "0", None)],
+    ("kind", "overage", "used", "over"),
+    [("final", "block", "130.25", "30.25"), ("final", "bill", "130.25", "30.25"),
+     ("interim", "block", "130.25", "30.25"), ("final", "block", "100", "0")],
 )
-def test_a_hard_limit_takes_back_blocked_overage_once_on_the_final_run(kind, overage, used, over, amount):
+def test_a_hard_limit_is_reported_and_takes_nothing_back(kind, overage, used, over):
+    """Units past a "block" limit were rated at zero as they came (billing.rating.Model.rate_limited):
+    QuotaCheck reports them as blocked and adds no line, on any run."""
     config = {**LIMITED, "limit": {"units": "100", "overage": overage}}
     built = quota_run(units={(1, ""): used}, configs={1: config}, kind=kind)
     limit = {"metric": "calls", "dimension_key": "", "limit": "100", "overage": overage, "used": used, "over": over}
-    if amount is None:
-        assert built.lines == []
-    else:
-        # quote(130.25) − quote(100) = (5 + 0.5 + 80.25 × 0.02) − (5 + 0.5 + 50 × 0.02) = 7.105 − 6.5 = 0.605
-        credit = quote(config, used) - quote(config, "100")
-        assert credit == Decimal("0.605")
-        [line] = built.lines
-        assert (line.kind, line.amount_unrounded, line.amount, line.units) == ("overage", -credit, amount, Decimal(over))
-        assert (line.metric_id, line.period_start) == (1, P1)
-        assert line.description == "calls: 30.25 units over the limit of 100, blocked (not charged)"
-        limit["credit"] = "0.605"
+    if overage == "block" and over != "0":
+        limit["blocked"] = over
+    assert built.lines == []
     assert built.stages[-1]["limits"] == [limit]
 
 
@@ -236,12 +230,11 @@ def test_a_limit_inside_an_override_price_applies_to_that_dimension_key_only():
     limited_eu = {"model": "per_unit", "rate": "2", "limit": {"units": "10", "overage": "block"}}
     config = {"model": "per_unit", "rate": "1", "overrides": [{"match": {"region": "eu"}, "price": limited_eu}]}
     built = quota_run(units={(1, ""): "50", (1, "region=eu"): "15"}, configs={1: config})
-    # eu: 5 units over 10, at 2 each: 10 taken back; the base price (50 units) has no limit
-    assert [(line.kind, line.dimension_key, line.amount, line.units) for line in built.lines] == [
-        ("overage", "region=eu", Decimal("-10.00"), Decimal(5))
+    # eu: 5 units over 10 (blocked as they came); the base price (50 units) has no limit
+    assert built.lines == []
+    assert [(limit["dimension_key"], limit["over"], limit.get("blocked")) for limit in built.stages[-1]["limits"]] == [
+        ("region=eu", "5", "5")
     ]
-    assert built.lines[0].description == "calls (region=eu): 5 units over the limit of 10, blocked (not charged)"
-    assert [limit["dimension_key"] for limit in built.stages[-1]["limits"]] == ["region=eu"]
 
 
 @pytest.mark.django_db
@@ -261,7 +254,8 @@ def test_quota_check_prices_a_key_by_its_latest_snapshot_over_the_version_config
     from_version = bare(totals=[Total(metric, "", Decimal(12), Decimal(12))], **inputs)
     from_version.period_units = {(metric, ""): Decimal(12)}
     quota_check.run(from_version)
-    assert [(line.kind, line.amount) for line in from_version.lines] == [("overage", Decimal("-2.00"))]  # 2 over, at 1
+    assert from_version.lines == []
+    assert [(limit["over"], limit["blocked"]) for limit in from_version.stages[-1]["limits"]] == [("2", "2")]
     only_total = bare(totals=[Total(metric, "", Decimal(12), Decimal(12))], kind="interim", **inputs)
     quota_check.run(only_total)  # nothing up to the watermark yet: used 0
     assert only_total.stages[-1]["limits"] == [
@@ -336,14 +330,17 @@ def test_granted_units_alone_never_credit_more_than_the_keys_usage_line_and_skip
 
 
 
-def test_free_units_never_credit_units_a_block_limit_already_took_back():
+def test_free_units_never_credit_units_a_block_limit_rated_at_zero():
     config = {"model": "per_unit", "rate": "1", "limit": {"units": "100", "overage": "block"}}
     built = bare(grants=[Grant(1, 1, Decimal(120), "")])
-    built.aggregates = [settled("", "130", "130", config)]
+    built.aggregates = [settled("", "130", "100", config)]  # 130 used, 30 blocked: rated 100
     built.period_units, built.key_configs = {(1, ""): Decimal(130)}, {(1, ""): config}
     for stage in (quota_check, allowance, rate):
         stage.run(built)
-    # 130 used, 30 blocked (−30), the 100 charged all free: nothing to pay.
+    # the 100 charged units all free (−100), the 30 blocked never charged: nothing to pay.
+    assert sorted((line.kind, line.amount_unrounded) for line in built.lines) == [
+        ("allowance", Decimal(-100)), ("usage", Decimal(100))
+    ]
     assert built.total() == 0
 
 

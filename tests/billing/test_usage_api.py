@@ -5,6 +5,7 @@ a 404, an ingest token a 403."""
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -68,9 +69,12 @@ def test_usage_reports_the_limit_and_the_included_allowance(api_client):
     [row] = body["subscriptions"][0]["metrics"]
     assert row["limit"] == {
         "units": "10000", "overage": "block", "remaining": "4999", "reached": False, "exceeded": False,
-        "percent_used": "50.01",
+        "percent_used": "50.01", "blocked": "0",
     }
     assert row["included"] == {"units": "1000", "remaining": "0", "percent_used": "500.1"}
+    RunningTotal.objects.filter(subscription=setup.subscription).update(units=Decimal("10250.5"), amount=Decimal("27.003"))
+    [row] = _get(api_client, setup.customer.pk, tenant_token(setup.tenant)).json()["subscriptions"][0]["metrics"]
+    assert (row["limit"]["exceeded"], row["limit"]["blocked"], row["limit"]["remaining"]) == (True, "250.5", "0")
 
 
 def test_another_tenants_customer_is_not_found(api_client):
@@ -110,7 +114,7 @@ def test_the_schema_documents_the_usage_response(client):
     assert metric["included"]["nullable"] and metric["included"]["allOf"] == [{"$ref": "#/components/schemas/MetricIncluded"}]
     assert {"limit", "included"} <= set(components["MetricUsage"]["required"])
     limit = components["MetricLimit"]
-    assert set(limit["required"]) == {"units", "overage", "remaining", "reached", "exceeded", "percent_used"}
+    assert set(limit["required"]) == {"units", "overage", "remaining", "reached", "exceeded", "percent_used", "blocked"}
     assert limit["properties"]["reached"]["type"] == "boolean" and limit["properties"]["percent_used"]["format"] == "decimal"
     assert set(components["MetricIncluded"]["required"]) == {"units", "remaining", "percent_used"}
     example = operation["responses"]["200"]["content"]["application/json"]["examples"]["CurrentUsage"]["value"]

@@ -253,9 +253,10 @@ def limited(units: str, overage: str) -> dict:
 )
 def test_the_limit_against_the_units_so_far(overage, units, remaining, reached, exceeded, percent):
     row = usage_row(limited("1000", overage), units)
+    blocked = {"1200.5": "200.5"}.get(units, "0") if overage == "block" else "0"  # past a block limit: not charged
     assert row["limit"] == {
         "units": "1000", "overage": overage, "remaining": remaining, "reached": reached, "exceeded": exceeded,
-        "percent_used": percent,
+        "percent_used": percent, "blocked": blocked,
     }
     assert row["included"] is None
 
@@ -284,8 +285,8 @@ def test_remaining_is_exact_at_the_largest_units():
 @pytest.mark.parametrize(
     ("units", "expected"),
     [
-        ("0", {"remaining": "0", "reached": True, "exceeded": False, "percent_used": "0"}),
-        ("0.5", {"remaining": "0", "reached": True, "exceeded": True, "percent_used": "100"}),
+        ("0", {"remaining": "0", "reached": True, "exceeded": False, "percent_used": "0", "blocked": "0"}),
+        ("0.5", {"remaining": "0", "reached": True, "exceeded": True, "percent_used": "100", "blocked": "0.5"}),
     ],
 )
 def test_a_limit_of_zero_is_reached_from_the_start(units, expected):
@@ -333,7 +334,7 @@ def test_a_limit_and_an_allowance_together():
     row = usage_row(config, "300")
     assert row["included"] == {"units": "100", "remaining": "0", "percent_used": "300"}
     assert row["limit"] == {
-        "units": "400", "overage": "bill", "remaining": "100", "reached": False, "exceeded": False, "percent_used": "75",
+        "units": "400", "overage": "bill", "remaining": "100", "reached": False, "exceeded": False, "percent_used": "75", "blocked": "0",
     }
 
 
@@ -357,7 +358,7 @@ def test_a_limit_on_an_override_key_only(django_assert_num_queries):
     assert (base["dimension_key"], base["limit"], base["included"]) == ("", None, None)
     assert eu["dimension_key"] == "region=eu"
     assert eu["limit"] == {
-        "units": "40", "overage": "block", "remaining": "0", "reached": True, "exceeded": False, "percent_used": "100",
+        "units": "40", "overage": "block", "remaining": "0", "reached": True, "exceeded": False, "percent_used": "100", "blocked": "0",
     }
     assert eu["included"] == {"units": "10", "remaining": "0", "percent_used": "400"}
 
@@ -376,7 +377,7 @@ def test_a_key_the_version_in_force_no_longer_prices_has_neither():
     assert subscription["rate_plan_version_id"] == v2.pk
     assert (eu["dimension_key"], eu["units"], eu["limit"], eu["included"]) == ("region=eu", "50", None, None)
     assert base["limit"] == {  # the base price is the new version's
-        "units": "20", "overage": "bill", "remaining": "10", "reached": False, "exceeded": False, "percent_used": "50",
+        "units": "20", "overage": "bill", "remaining": "10", "reached": False, "exceeded": False, "percent_used": "50", "blocked": "0",
     }
     before = customer_usage_current(customer=setup.customer, now=NOW - timedelta(days=4))["subscriptions"][0]
     assert before["rate_plan_version_id"] == setup.version.pk
@@ -389,5 +390,5 @@ def test_a_priced_metric_without_usage_shows_its_limit_untouched():
     [row] = subscription["metrics"]
     assert row["units"] == "0" and row["limit"] == {
         "units": "1000", "overage": "block", "remaining": "1000", "reached": False, "exceeded": False,
-        "percent_used": "0",
+        "percent_used": "0", "blocked": "0",
     }

@@ -60,3 +60,25 @@ def test_unknown_api_key_is_kept_as_unmatched_usage(api_client, usage_consumer):
     assert unmatched.reason == "unknown_api_key"
     assert RawEvent.objects.filter(tenant=setup.tenant, event_id="ghost").count() == 1
     assert not RatedEvent.objects.filter(tenant=setup.tenant).exists()
+
+
+def test_the_entitlement_check_follows_what_the_consumer_rated(api_client, usage_consumer):
+    """The consumer writes the usage counters as it rates: the check turns to deny once the
+    events past a block limit are rated, with no settlement and no poll of the database."""
+    setup = priced_setup(config={"model": "per_unit", "rate": "0.5", "limit": {"units": "10", "overage": "block"}})
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tenant_token(setup.tenant, TenantToken.Kind.INGEST)}")
+    usage_consumer()
+    question = {"api_key": setup.api_key, "metric": setup.metric.code}
+    assert api_client.post("/api/v1/entitlements/check", question, format="json").json()["reason"] == "within_limit"
+    response = api_client.post("/api/v1/events", [_event(setup, "a", "8"), _event(setup, "b", "4")], format="json")
+    assert response.status_code == 202, response.content
+
+    def denied():
+        body = api_client.post("/api/v1/entitlements/check", question, format="json").json()
+        return body if not body["allow"] else None
+
+    body = wait_for(denied, message="the check to deny past the limit")
+    assert (body["reason"], body["used"], body["remaining"]) == ("limit_reached", "12", "0")
+    rated = {r.raw_event.event_id: r for r in RatedEvent.objects.select_related("raw_event").filter(tenant=setup.tenant)}
+    assert sum(r.blocked_units for r in rated.values()) == Decimal(2)  # 12 units, 2 past the limit
+    assert sum(r.amount for r in rated.values()) == Decimal(5)  # only the 10 allowed are charged

@@ -67,6 +67,8 @@ INVALID = [
     pytest.param(
         {**PER_UNIT, "limit": {"units": "100", "overage": "bill", "soft": True}}, "limit.soft", id="unknown-key"
     ),
+    pytest.param({**PER_UNIT, "limit": {**BLOCK, "fail": "maybe"}}, "limit.fail", id="bad-fail"),
+    pytest.param({**PER_UNIT, "limit": {**BLOCK, "fail": True}}, "limit.fail", id="fail-a-bool"),
     pytest.param({**PER_UNIT, "limit": "100000"}, "limit", id="limit-not-an-object"),
     pytest.param({**PER_UNIT, "limit": ["100", "block"]}, "limit", id="limit-a-list"),
     pytest.param({**PERCENTAGE, "limit": BLOCK}, "limit", id="limit-on-percentage"),
@@ -127,6 +129,13 @@ def test_a_limit_normalises_to_decimal_text_and_round_trips():
     assert override["overrides"][0]["price"] == {**FLAT, "limit": {"units": "0", "overage": "block"}}
     assert "limit" not in override
     assert validate_config(override) == override
+    # The check's fail setting: "open" is the default and stays out of the normalised form (so a
+    # config hashes as before it existed); "closed" is kept.
+    assert validate_config(_limited(PER_UNIT, "5") | {"limit": {**BLOCK, "fail": "open"}})["limit"] == BLOCK
+    closed = validate_config({**PER_UNIT, "limit": {**BLOCK, "fail": "closed"}})
+    assert closed["limit"] == {**BLOCK, "fail": "closed"} and validate_config(closed) == closed
+    assert compile_config(closed).base.limit == Limit(D("100000"), "block", "closed")
+    assert compile_config({**PER_UNIT, "limit": BLOCK}).base.limit.fail == "open"
 
 
 # Pinned before limits existed: the normalised form and the hash of configs without a limit.
@@ -203,6 +212,7 @@ def test_the_compiled_limit_of_the_base_and_of_each_override():
     assert book.select({"tool_name": "other"})[1].limit.overage == "block"
     assert compile_config(PER_UNIT).base.limit is None
     assert Limit(D("1"), "bill").as_dict() == {"units": "1", "overage": "bill"}
+    assert Limit(D("1"), "block", "closed").as_dict() == {"units": "1", "overage": "block", "fail": "closed"}
 
 
 def test_a_limit_changes_no_price():
