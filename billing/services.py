@@ -244,14 +244,7 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
                 for r, item in zip(records, inputs)
             ),
         )
-        usage_rollups_add(
-            rows=(
-                (r.tenant_id, r.subscription_id, r.customer_id, item.resolution.metric.metric_id, r.dimension_key,
-                 r.timestamp, r.quantity, r.amount, r.blocked)
-                for r, item in zip(records, inputs)
-            ),
-            now=rated_at,
-        )
+        usage_rollups_add(records=records, metric_ids=[item.resolution.metric.metric_id for item in inputs], now=rated_at)
         # Each total's newest event (its highest id) and the snapshot that event was rated with.
         newest: dict[TotalKey, tuple[int, int]] = {}
         for key, rated_id, item in zip(keys, ids, inputs):

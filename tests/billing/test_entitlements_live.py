@@ -65,6 +65,13 @@ def cases(p: Platform) -> list[tuple[str, bytes, str | None, str | None]]:
         ("admin-token", orjson.dumps(good), p.admin, "application/json"),
         ("unknown-token", orjson.dumps(good), "not-a-token", "application/json"),
         ("no-token", orjson.dumps(good), None, "application/json"),
+        # hostile: nesting past orjson's 1,024 levels, a NUL, a 70-digit number, a Latin-1 token
+        ("deep", b"[" * 2000 + b"]" * 2000, p.ingest, "application/json"),
+        ("nul-metric", orjson.dumps({**good, "metric": "a\x00b"}), p.ingest, "application/json"),
+        ("huge-units", orjson.dumps({**good, "units": "9" * 70}), p.ingest, "application/json"),
+        ("nul-key", orjson.dumps({**good, "api_key": "k\x00"}), p.ingest, "application/json"),
+        ("latin1-token", orjson.dumps(good), "caf\xe9", "application/json"),
+        ("deep-dimensions", orjson.dumps({**good, "dimensions": {"a": {"b": {"c": 1}}}}), p.ingest, "application/json"),
     ]
 
 
@@ -75,6 +82,7 @@ def test_the_fast_path_answers_as_the_drf_view(platform, api_client):
         api_client.credentials(**({"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}))
         view = api_client.generic("POST", "/api/v1/entitlements/check", body, content_type=content_type or "")
         assert live.status == view.status_code, (name, live.body, view.content)
+        assert live.status < 500, name
         assert live.json() == view.json(), name
         assert live.headers.get("content-type") == "application/json", name
         if live.status == 401:
