@@ -1,0 +1,11 @@
+"""billing's models by area: the rated ledger, running totals and hourly rollups (ledger),
+settlement's records (settlement), free-unit grants (grants)."""
+
+from .grants import AllowanceGrant, RolloverGrant, RolloverPolicy
+from .ledger import PricingSnapshot, RatedEvent, RunningTotal, UsageRollup
+from .settlement import Discount, Invoice, InvoiceCounter, InvoiceLine, SettlementRun, TaxRate
+
+__all__ = [
+    "AllowanceGrant", "Discount", "Invoice", "InvoiceCounter", "InvoiceLine", "PricingSnapshot", "RatedEvent",
+    "RolloverGrant", "RolloverPolicy", "RunningTotal", "SettlementRun", "TaxRate", "UsageRollup",
+]

@@ -1,0 +1,149 @@
+"""Settlement's records: tax rates and discounts, invoices and their lines, settlement runs, invoice numbers."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from aforo.money import AMOUNT, UNITS
+from catalog.models import Customer, Metric, Subscription, Tenant
+
+
+class TaxRate(models.Model):
+    """A tax the customer pays on the discounted subtotal; several apply side by side (not compounding)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="tax_rates")
+    name = models.CharField(max_length=100)
+    percent = models.DecimalField(max_digits=7, decimal_places=4)
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.percent}%"
+
+
+class Discount(models.Model):
+    """A subscription's discount, applied in `position` order to the subtotal, never below zero."""
+
+    class Kind(models.TextChoices):
+        PERCENT = "percent"
+        FIXED = "fixed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="discounts")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    value = models.DecimalField(max_digits=20, decimal_places=6, help_text="Percent (10 = 10%), or an amount.")
+    position = models.PositiveIntegerField(default=0)
+    description = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.value}{'%' if self.kind == self.Kind.PERCENT else ''} off"
+
+
+class Invoice(models.Model):
+    class Status(models.TextChoices):
+        FINALIZED = "finalized"
+        VOID = "void"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="invoices")
+    number = models.CharField(max_length=40)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.FINALIZED)
+    currency = models.CharField(max_length=3)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    subtotal = models.DecimalField(max_digits=24, decimal_places=6)
+    discount_total = models.DecimalField(max_digits=24, decimal_places=6, default=0)
+    tax_total = models.DecimalField(max_digits=24, decimal_places=6, default=0)
+    total = models.DecimalField(max_digits=24, decimal_places=6)
+    wallet_applied = models.DecimalField(max_digits=24, decimal_places=6, default=0)
+    amount_due = models.DecimalField(max_digits=24, decimal_places=6)
+    replaces = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True, related_name="replaced_by")
+    issued_at = models.DateTimeField(default=timezone.now)
+    # Voiding (billing.invoicing.invoice_void_and_reissue) is the only change a finalized invoice
+    # ever takes: status, voided_at and void_reason; its lines and figures stay as issued.
+    voided_at = models.DateTimeField(null=True, blank=True)
+    void_reason = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "number"], name="invoice_number_unique_per_tenant")]
+        indexes = [models.Index(fields=["customer", "-issued_at"]), models.Index(fields=["subscription", "-issued_at"])]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class InvoiceLine(models.Model):
+    class Kind(models.TextChoices):
+        USAGE = "usage"  # rated events of one metric and dimension in (rated_from, rated_to]
+        LATE_USAGE = "late_usage"  # the same, for a period already settled (an adjustment line)
+        BASE = "base"  # quote(zero usage): flat fees, first-tier flat fee, period minimum
+        COMMITMENT = "commitment"  # minimum-spend true-up
+        CAP = "cap"  # maximum-spend cap (negative)
+        ALLOWANCE = "allowance"  # rolled-over and granted units applied to the period's usage (negative)
+        OVERAGE = "overage"  # usage beyond a hard limit whose overage is blocked, taken back (negative)
+        DISCOUNT = "discount"
+        TAX = "tax"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    description = models.CharField(max_length=300)
+    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    dimension_key = models.CharField(max_length=200, blank=True, default="")
+    period_start = models.DateTimeField(null=True, blank=True)  # of the rated events (late lines: their own period)
+    units = models.DecimalField(**UNITS, null=True, blank=True)
+    event_count = models.BigIntegerField(default=0)
+    amount_unrounded = models.DecimalField(**AMOUNT)
+    amount = models.DecimalField(max_digits=24, decimal_places=6)
+    # The rated events behind a usage line: this subscription, metric, dimension and period, id in (from, to].
+    rated_from_id = models.BigIntegerField(null=True, blank=True)
+    rated_to_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["position"]
+
+    def __str__(self) -> str:
+        return f"{self.description}: {self.amount}"
+
+
+class SettlementRun(models.Model):
+    """One settlement of one subscription's period: `kind` final (at period end, on demand) or
+    interim (a threshold invoice, numbered by `sequence`). The unique constraint is the
+    idempotency of settlement: running it again finds the same run and its invoice."""
+
+    class Kind(models.TextChoices):
+        FINAL = "final"
+        INTERIM = "interim"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="settlement_runs")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.FINAL)
+    sequence = models.PositiveIntegerField(default=0)
+    # Rated events with id <= watermark (and above the previous run's) are settled by this run.
+    watermark = models.BigIntegerField()
+    invoice = models.OneToOneField(Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="settlement_run")
+    stages = models.JSONField(default=list, help_text="What each stage did.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "period_start", "kind", "sequence"], name="settlement_run_once_per_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id} {self.period_start:%Y-%m-%d} {self.kind}"
+
+
+class InvoiceCounter(models.Model):
+    """The tenant's next invoice number, taken under a row lock (gapless per tenant)."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.PROTECT, related_name="+", primary_key=True)
+    next_number = models.PositiveIntegerField(default=1)
