@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/entitlement_check.py [--clients 32] [--rate 1000] [--seconds 10] [--customers 200]
 
-The real web server (the Procfile's gunicorn command: 2 workers x 8 threads) on its own
+The real web server (the Procfile's gunicorn command: 2 workers x 4 threads) on its own
 database (aforo_bench_entitlements, recreated) and Redis database 10 (flushed). Each of
 `--customers` customers has an API key and a subscription whose price has a block limit; their
 usage is rated through the real rating batch first, so the counters exist in Redis. Then
@@ -138,6 +138,19 @@ async def client(
     writer.close()
 
 
+async def warm(port: int, requests: list[bytes], clients: int) -> None:
+    """Every request once, spread over `clients` connections (so over every worker)."""
+
+    async def one(part: list[bytes]) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for request in part:
+            writer.write(request)
+            await read_response(reader)
+        writer.close()
+
+    await asyncio.gather(*(one(requests[n::clients]) for n in range(clients)))
+
+
 async def run(port: int, requests: list[bytes], clients: int, rate: float | None, seconds: float) -> list:
     results: list = []
     loop = asyncio.get_running_loop()
@@ -200,7 +213,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (the Procfile's: 2)")
-    parser.add_argument("--threads", type=int, default=8, help="threads per worker (the Procfile's: 8)")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker (the Procfile's: 4)")
     args = parser.parse_args()
 
     recreate_database(BENCH_DB)
@@ -235,7 +248,9 @@ def main() -> None:
                     raise SystemExit("gunicorn did not start") from None
                 time.sleep(0.1)
         requests = [request_bytes(port, token, key, metric) for key, metric in pairs]
-        asyncio.run(run(port, requests, args.clients, 200, 3))  # warm-up: every worker and thread, every cache
+        for _ in range(2):  # warm-up: every customer's counters and hierarchy once, every worker and thread
+            asyncio.run(warm(port, requests, args.clients))
+        asyncio.run(run(port, requests, args.clients, 200, 3))
         print("Aforo entitlement check benchmark")
         print(f"  machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
               "PostgreSQL + Redis on loopback")

@@ -83,8 +83,12 @@ class CachedTenantTokenAuthentication(TenantTokenAuthentication):
         seen = self._seen.get(hashed)
         if seen is not None and now - seen[1] <= settings.TOKEN_CACHE_TTL_S:
             return seen[0]
+        if seen is not None:  # one thread refreshes; the others keep the entry for that one query
+            self._seen[hashed] = (seen[0], now)
         token = super().token_find(hashed)
-        if token is not None:
+        if token is None:
+            self._seen.pop(hashed, None)
+        else:
             if len(self._seen) >= self.MAX_TOKENS:
                 self._seen.clear()
             self._seen[hashed] = (token, now)

@@ -232,3 +232,21 @@ def test_bodies_and_credentials(api_client):
     assert check(admin, {"api_key": setup.api_key, "metric": "m"}).json()["error"]["code"] == "wrong_credential_kind"
     api_client.credentials()
     assert check(api_client, {"api_key": setup.api_key, "metric": "m"}).status_code == 401
+
+
+def test_a_revoked_token_stops_working_once_the_cache_lets_go(settings, django_capture_on_commit_callbacks):
+    from catalog.models import TenantToken as Token
+    from catalog.services import tenant_token_revoke
+
+    setup = priced_setup(config=BLOCK)
+    token = tenant_token(setup.tenant, TenantToken.Kind.INGEST)
+    body = {"api_key": setup.api_key, "metric": setup.metric.code}
+    settings.TOKEN_CACHE_TTL_S = 60
+    assert fast_path(token, body)[0] == "200 OK"
+    tenant_token_revoke(token=Token.objects.filter(tenant=setup.tenant, kind=TenantToken.Kind.INGEST).latest("id"))
+    assert fast_path(token, body)[0] == "200 OK"  # remembered: revocation reaches the check within the TTL
+    settings.TOKEN_CACHE_TTL_S = 0
+    status, answer = fast_path(token, body)
+    assert status == "401 Unauthorized" and answer["error"]["code"] == "invalid_credentials"
+    status, answer = fast_path("nonsense", body)
+    assert status == "401 Unauthorized" and answer["error"]["code"] == "invalid_credentials"
