@@ -250,3 +250,16 @@ def test_a_revoked_token_stops_working_once_the_cache_lets_go(settings, django_c
     assert status == "401 Unauthorized" and answer["error"]["code"] == "invalid_credentials"
     status, answer = fast_path("nonsense", body)
     assert status == "401 Unauthorized" and answer["error"]["code"] == "invalid_credentials"
+
+
+def test_a_counter_write_redis_refuses_is_logged_not_raised(settings, caplog):
+    """The counters are a copy: the rating transaction has committed when they are written, and a
+    Redis outage must not fail the batch (the next write or a reader's load brings them back)."""
+    from django.utils import timezone
+
+    start = timezone.now()
+    write = CounterWrite(1, 2, "", start, start.replace(year=start.year + 1), 5, Decimal(1), Decimal(1))
+    default = settings.CACHES["default"]
+    settings.CACHES = {"default": {**default, "LOCATION": "redis://127.0.0.1:1/0"}}  # nothing listens there
+    assert usage_counters_write(writes=[write]) is False
+    assert "usage counters not written (1 totals)" in caplog.text
