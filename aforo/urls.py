@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("billing.api.urls")),
     path("", include("catalog.api.urls")),
     path("", include("wallets.api.urls")),
+    path("", include("notify.api.urls")),
 ]
 
 urlpatterns = [

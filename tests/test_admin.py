@@ -21,6 +21,7 @@ from billing.rating import config_hash
 from billing.settlement import settlement_run
 from catalog.models import CustomerUser, Tenant, TenantMember, TenantToken, key_hash
 from metering.models import RawEvent, UnmatchedUsage
+from notify.services import webhook_endpoint_create, webhook_event_emit
 from tests.factories import PricedSetup, priced_setup, tenant_token
 from wallets.services import wallet_create, wallet_top_up
 from wallets.holds import hold_place
@@ -114,6 +115,9 @@ def everything(db, django_user_model):
             tenant=setup.tenant, subscription=setup.subscription, metric=setup.metric, period_start=timezone.now(),
             units=Decimal(5),
         )
+        # A webhook endpoint and one delivery in its log (recorded; not sent: no commit here).
+        webhook_endpoint_create(tenant_id=setup.tenant.pk, url="https://hooks.example.com/a", event_types=["*"])
+        webhook_event_emit(tenant_id=setup.tenant.pk, event_type="invoice.finalized", event_id=f"e{index}", data={})
     operator(setups[0].tenant)
     Group.objects.create(name="operators")
     return setups

@@ -16,7 +16,7 @@ from aforo.db import bulk_cursor
 
 from .models import Hold, LowBalanceAlert, Wallet, WalletEntry
 from .plan import DebitPlan, HoldState, RatedCharge, WalletState, debits_plan
-from .services import ZERO, _apply, _locked_wallet
+from .services import ZERO, _apply, _locked_wallet, low_balance_notify
 
 
 def _wallets_lock(cursor, charges: Sequence[RatedCharge], now: datetime) -> dict[tuple[int, str], WalletState]:
@@ -102,13 +102,14 @@ def _debits_write(cursor, plan: DebitPlan, now: datetime) -> None:
             [list(plan.holds), [h.drawn for h in plan.holds.values()]],
         )
     if plan.alerts:
-        LowBalanceAlert.objects.bulk_create(
+        alerts = LowBalanceAlert.objects.bulk_create(
             LowBalanceAlert(
                 tenant_id=a.tenant_id, wallet_id=a.wallet_id, threshold=a.threshold, available_before=a.available_before,
                 available_after=a.available_after, entry_id=entry_ids[a.entry], created_at=now,
             )
             for a in plan.alerts
         )
+        low_balance_notify(alerts)
 
 
 def wallet_charges_record(*, charges: Sequence[RatedCharge], now: datetime) -> None:

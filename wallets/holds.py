@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from aforo.money import decimal_text
+from notify.services import webhook_event_emit
 
 from .models import Hold, Wallet, WalletEntry
 from .services import (
@@ -83,6 +84,15 @@ def _resolve(wallet: Wallet, hold: Hold, *, status: str, kind: str, charge: Deci
     if status == Hold.Status.COMMITTED:
         hold.committed_amount = charge
     hold.save(update_fields=["status", "resolved_at", "committed_amount"])
+    if status == Hold.Status.EXPIRED:
+        webhook_event_emit(
+            tenant_id=hold.tenant_id, event_type="hold.expired", event_id=f"hold.expired:{hold.pk}",
+            data={
+                "hold_id": hold.pk, "wallet_id": wallet.pk, "customer_id": wallet.customer_id, "currency": wallet.currency,
+                "amount": decimal_text(hold.amount), "drawn": decimal_text(hold.drawn), "released": decimal_text(remaining),
+                "reference": hold.reference, "expired_at": now.isoformat(),
+            },
+        )
 
 
 def _not_active(hold: Hold) -> WalletError:

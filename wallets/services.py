@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from aforo.money import LEGACY_MINOR_UNITS, currency_is_valid, decimal_text, is_multiple_of_minor_unit, minor_unit
 from catalog.models import Customer
+from notify.services import webhook_event_emit
 
 from .models import Hold, LowBalanceAlert, Wallet, WalletEntry
 from .plan import crossed
@@ -113,11 +114,33 @@ def _apply(
         idempotency_key=idempotency_key, created_at=now,
     )
     for threshold in _crossed(wallet.low_balance_thresholds, before, wallet.available):
-        LowBalanceAlert.objects.create(
+        alert = LowBalanceAlert.objects.create(
             tenant_id=wallet.tenant_id, wallet=wallet, threshold=threshold, available_before=before,
             available_after=wallet.available, entry=entry, created_at=now,
         )
+        low_balance_notify([alert])
     return entry
+
+
+def low_balance_notify(alerts: Sequence[LowBalanceAlert]) -> None:
+    """wallet.low_balance to the tenants' webhook endpoints (after the rating transaction commits).
+    Thresholds are crossed rarely: a query for the wallets' owners is no cost per event."""
+    owners = dict(
+        (wallet_id, (customer_id, currency))
+        for wallet_id, customer_id, currency in Wallet.objects.filter(pk__in={a.wallet_id for a in alerts}).values_list(
+            "id", "customer_id", "currency"
+        )
+    )
+    for alert in alerts:
+        customer_id, currency = owners[alert.wallet_id]
+        webhook_event_emit(
+            tenant_id=alert.tenant_id, event_type="wallet.low_balance", event_id=f"wallet.low_balance:{alert.pk}",
+            data={
+                "wallet_id": alert.wallet_id, "customer_id": customer_id, "currency": currency,
+                "threshold": decimal_text(alert.threshold), "available_before": decimal_text(alert.available_before),
+                "available_after": decimal_text(alert.available_after), "entry_id": alert.entry_id,
+            },
+        )
 
 
 def _locked_wallet(*, tenant_id: int, wallet_id: int) -> Wallet:

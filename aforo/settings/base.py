@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "metering",
     "billing",
     "wallets",
+    "notify",
     "consumers",
 ]
 
@@ -149,6 +150,10 @@ INGEST_MAX_BATCH = env.int("INGEST_MAX_BATCH", default=1000)
 # catalog generations are remembered per process for these many seconds (a revoked token or a
 # catalog change reaches the check within them).
 TOKEN_CACHE_TTL_S = env.float("TOKEN_CACHE_TTL_S", default=5.0)
+# Webhooks (notify): each attempt's timeout, and retries with backoff for up to a day.
+WEBHOOK_TIMEOUT_S = env.float("WEBHOOK_TIMEOUT_S", default=10.0)
+WEBHOOK_RETRY_WINDOW_S = env.int("WEBHOOK_RETRY_WINDOW_S", default=86_400)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=40)
 ENTITLEMENT_GENERATION_TTL_S = env.float("ENTITLEMENT_GENERATION_TTL_S", default=1.0)
 INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=2 * 1024 * 1024)
 # After the broker acknowledged an event, a resend within this many seconds is answered

@@ -9,6 +9,8 @@ from django.db import connection
 from django.db.models import Q, Sum
 
 from aforo.db import bulk_cursor, unnest_rows
+from aforo.money import decimal_text
+from notify.services import webhook_event_emit
 from wallets.models import WalletEntry
 from wallets.debits import wallet_settlement_charge
 
@@ -147,7 +149,22 @@ def run(context: SettlementContext) -> SettlementRun:
     settlement.stages = context.stages
     _persist(invoice, lines, settlement)
     _carry_forward_write(context, settlement)
+    _invoice_finalized(invoice, kind=settlement.kind)
     return settlement
+
+
+def _invoice_finalized(invoice: Invoice, *, kind: str) -> None:
+    """invoice.finalized to the tenant's webhook endpoints, after the settlement commits."""
+    webhook_event_emit(
+        tenant_id=invoice.tenant_id, event_type="invoice.finalized", event_id=f"invoice.finalized:{invoice.pk}",
+        data={
+            "invoice_id": invoice.pk, "number": invoice.number, "kind": kind, "customer_id": invoice.customer_id,
+            "subscription_id": invoice.subscription_id, "currency": invoice.currency,
+            "total": decimal_text(invoice.total), "amount_due": decimal_text(invoice.amount_due),
+            "period_start": invoice.period_start.isoformat(), "period_end": invoice.period_end.isoformat(),
+            "replaces": invoice.replaces_id,
+        },
+    )
 
 
 def _carry_forward_write(context: SettlementContext, settlement: SettlementRun) -> None:
@@ -174,4 +191,5 @@ def reissue(context: SettlementContext, *, settlement: SettlementRun, voided: In
     )
     _numbered(context, invoice)
     _persist(invoice, lines, None)
+    _invoice_finalized(invoice, kind=f"reissue of {voided.number}")
     return invoice
