@@ -11,4 +11,9 @@ urlpatterns = [
         views.invoice_line_events_page,
         name="dashboard-invoice-line-events",
     ),
+    path(
+        "invoices/<int:invoice_id>/lines/<int:line_id>/events.csv",
+        views.invoice_line_events_csv,
+        name="dashboard-invoice-line-events-csv",
+    ),
 ]

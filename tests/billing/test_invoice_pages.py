@@ -78,6 +78,34 @@ def test_invoice_page_and_line_events_page(client, world, monkeypatch):
     assert f"{timezone.localtime(raw.timestamp):%Y-%m-%d %H:%M:%S}" in first_page
 
 
+def test_the_line_events_download_as_csv_in_event_time_order(client, world):
+    import csv
+    import io
+    from decimal import Decimal
+
+    invoice = world["invoice"]
+    usage = invoice.lines.get(kind="usage")
+    client.force_login(world["login"])
+    page = client.get(reverse("dashboard-invoice-line-events", args=[invoice.pk, usage.pk])).content.decode()
+    csv_url = reverse("dashboard-invoice-line-events-csv", args=[invoice.pk, usage.pk])
+    assert f'href="{csv_url}"' in page
+    response = client.get(csv_url)
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert f'filename="{invoice.number}-line-{usage.position}-events.csv"' in response["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rated = {r.raw_event.event_id: r for r in RatedEvent.objects.filter(subscription=world["mine"].subscription).select_related("raw_event")}
+    assert [row["event_id"] for row in rows] == sorted(rated, key=lambda e: (rated[e].event_timestamp, rated[e].pk))
+    assert sum(Decimal(row["amount"]) for row in rows) == usage.amount_unrounded  # exact, before rounding
+    first = rows[0]
+    assert first["quantity"] == "1" and first["currency"] == "USD" and first["timestamp"].endswith("Z")
+    assert first["metric"] == world["mine"].metric.code and first["blocked_units"] == "0"
+    # Another customer's line is not there for this login.
+    other = world["neighbour_invoice"].lines.get(kind="usage")
+    assert client.get(reverse("dashboard-invoice-line-events-csv", args=[other.invoice_id, other.pk])).status_code == 404
+    client.logout()
+    assert client.get(csv_url).status_code == 302  # to the login page
+
+
 def test_a_customer_cannot_open_another_customers_invoice(client, world):
     client.force_login(world["login"])
     for other in (world["neighbour_invoice"], world["foreign_invoice"]):
