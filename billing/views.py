@@ -75,13 +75,27 @@ def dashboard_customer(request: HttpRequest) -> Customer | None:
     raise PermissionDenied("This login is not linked to a customer account, so there is no usage to show.")
 
 
+WALLET_LABELS = {
+    "prepaid": "Prepaid wallet",
+    "hybrid": "Hybrid wallet (pays first; the rest is invoiced)",
+}
+
+
 def _dashboard(customer: Customer) -> dict:
-    """What the page shows and usage.json returns: the usage, plus the wallets under "wallets"."""
+    """What the page shows and usage.json returns: the usage, plus the wallets under "wallets",
+    each labelled by the billing mode of the customer's active subscriptions in its currency
+    (prepaid, hybrid, or a plain "Wallet" when none uses it)."""
     now = timezone.now()
-    return {
-        **customer_usage_current(customer=customer, now=now),
-        "wallets": wallets_for_customer(customer=customer, now=now),
-    }
+    usage = customer_usage_current(customer=customer, now=now)
+    modes: dict[str, set[str]] = {}
+    for sub in usage["subscriptions"]:
+        modes.setdefault(sub["currency"], set()).add(sub["billing_mode"])
+    wallets = wallets_for_customer(customer=customer, now=now)
+    for wallet in wallets:
+        used_by = modes.get(wallet["currency"], set())
+        mode = "hybrid" if "hybrid" in used_by else "prepaid" if "prepaid" in used_by else ""
+        wallet["billing_mode"], wallet["label"] = mode, WALLET_LABELS.get(mode, "Wallet")
+    return {**usage, "wallets": wallets}
 
 
 def _grouped(text: str) -> str:

@@ -185,7 +185,7 @@
     card.dataset.walletId = wallet.wallet_id;
     var head = el("header", "sub-head");
     var left = el("div");
-    var title = el("h2", "", "Prepaid wallet ");
+    var title = el("h2", "", (wallet.label || "Wallet") + " ");
     title.appendChild(el("span", "muted", "· " + wallet.currency));
     left.appendChild(title);
     var note = el("p", "muted");

@@ -55,6 +55,7 @@ def test_usage_json_has_the_wallet_figures_holds_and_recent_entries(login, setup
     assert shown == {
         "wallet_id": wallet.pk, "currency": "USD", "balance": "95.75", "held": "30.5", "available": "65.25",
         "low_balance": True, "low_balance_thresholds": ["80"], "active_hold_count": 1,
+        "billing_mode": "prepaid", "label": "Prepaid wallet",
     }
     [hold] = holds
     expires_in = hold.pop("expires_in_seconds")
@@ -118,6 +119,7 @@ def test_the_page_renders_the_wallet_and_wires_live_updates(login, setup):
     html = response.content.decode()
     assert response.status_code == 200
     assert 'id="wallets"' in html and "Prepaid wallet" in html and "USD" in html
+    assert response.context["usage"]["wallets"][0]["billing_mode"] == "prepaid"
     assert "237.5 USD" in html and "mcp-session-9" in html and "Hold placed" in html
     assert response.context["usage"]["wallets"][0]["wallet_id"] == wallet.pk  # the embedded initial JSON
     assert 'id="usage-initial"' in html and "/static/js/usage.js" in html
@@ -150,3 +152,19 @@ def test_holds_past_their_ttl_show_as_expiring_until_swept(setup):
     place(wallet, "5", "stale", ttl_seconds=60, now=timezone.now() - timedelta(minutes=2))
     [shown] = wallets_for_customer(customer=setup.customer)
     assert shown["held"] == "5" and shown["holds"][0]["expires_in_seconds"] == 0
+
+
+@pytest.mark.parametrize(
+    ("mode", "label"),
+    [("hybrid", "Hybrid wallet (pays first; the rest is invoiced)"), ("postpaid", "Wallet"), ("prepaid", "Prepaid wallet")],
+)
+def test_the_wallet_is_labelled_by_the_billing_mode_that_uses_it(client, django_user_model, mode, label):
+    customer_setup = priced_setup(billing_mode=mode)
+    funded_wallet(customer_setup.customer, "10")
+    user = django_user_model.objects.create_user(f"user-{mode}", password="pw")
+    CustomerUser.objects.create(user=user, customer=customer_setup.customer)
+    client.force_login(user)
+    html = client.get(PAGE).content.decode()
+    assert f"<h2>{label} " in html
+    [wallet] = client.get(JSON).json()["wallets"]
+    assert (wallet["label"], wallet["billing_mode"]) == (label, "" if mode == "postpaid" else mode)
