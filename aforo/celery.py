@@ -29,6 +29,13 @@ app.conf.beat_schedule = {
         "task": "wallets.tasks.holds_expire",
         "schedule": 5.0,
     },
+    # The webhook outbox sweep: deliveries whose attempt is due but not queued — the broker was
+    # down when their event committed, or a worker died holding one — are queued again.
+    "webhook-deliveries-sweep": {
+        "task": "notify.tasks.webhook_deliveries_sweep",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     # The settlement sweep: settle every period that is over (a canceled subscription's last
     # partial period too) and has no final invoice, one settle_customer task per customer. Its
     # one query is cheap, so 60 s issues invoices within about a minute of a period being over

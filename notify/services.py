@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from aforo.exceptions import ApiError
@@ -108,7 +109,10 @@ def webhook_event_emit(*, tenant_id: int, event_type: str, event_id: str, data: 
             endpoint__in=[d.endpoint_id for d in created], event_id=event_id, attempts=0, status=WebhookDelivery.Status.PENDING
         ).values_list("id", flat=True)
     )
-    transaction.on_commit(lambda: _enqueue(ids))
+    # robust: the event's transaction has committed; a broker that refuses the task must not fail
+    # the caller (the usage consumer, a settlement) — the delivery is recorded, and the sweep
+    # (webhook_deliveries_due) queues it again.
+    transaction.on_commit(lambda: _enqueue(ids), robust=True)
     return len(ids)
 
 
@@ -117,6 +121,26 @@ def _enqueue(delivery_ids: Sequence[int], *, countdown: float = 0) -> None:
 
     for delivery_id in delivery_ids:
         webhook_deliver.apply_async(args=[delivery_id], countdown=countdown)
+
+
+SWEEP_GRACE = timedelta(minutes=2)
+
+
+def webhook_deliveries_due(*, now: datetime | None = None, limit: int = 1000) -> int:
+    """Queue the deliveries whose attempt is overdue by more than SWEEP_GRACE (never queued, or
+    their queued attempt was lost): pending ones created before that, retrying ones due before
+    that. An attempt is a no-op unless its delivery is still pending or retrying, so a delivery
+    queued twice is sent once. Returns how many were queued."""
+    now = now or timezone.now()
+    cutoff = now - SWEEP_GRACE
+    due = list(
+        WebhookDelivery.objects.filter(
+            Q(status=WebhookDelivery.Status.PENDING, created_at__lt=cutoff)
+            | Q(status=WebhookDelivery.Status.RETRYING, next_attempt_at__lt=cutoff)
+        ).order_by("id").values_list("id", flat=True)[:limit]
+    )
+    _enqueue(due)
+    return len(due)
 
 
 def retry_delay_s(attempts: int) -> int:

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from .services import _enqueue, webhook_delivery_attempt
+from .services import _enqueue, webhook_deliveries_due, webhook_delivery_attempt
 
 
 @shared_task(name="notify.tasks.webhook_deliver", ignore_result=True)
@@ -9,3 +9,9 @@ def webhook_deliver(delivery_id: int) -> None:
     delay = webhook_delivery_attempt(delivery_id=delivery_id)
     if delay is not None:
         _enqueue([delivery_id], countdown=delay)
+
+
+@shared_task(name="notify.tasks.webhook_deliveries_sweep", ignore_result=True)
+def webhook_deliveries_sweep() -> int:
+    """Beat, every minute: queue deliveries whose attempt was never queued or was lost."""
+    return webhook_deliveries_due()

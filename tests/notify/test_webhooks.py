@@ -302,3 +302,30 @@ def test_the_readme_snippet_verifies_a_real_delivery(receiver, django_capture_on
     headers, body = r.received[-1]
     assert namespace["aforo_signature_ok"](body, headers["aforo-signature"], endpoint.secret)
     assert not namespace["aforo_signature_ok"](body, headers["aforo-signature"], "whsec_wrong")
+
+
+def test_a_delivery_the_broker_never_queued_is_swept_and_sent(receiver, monkeypatch, django_capture_on_commit_callbacks):
+    """The event's transaction commits even when Celery's broker refuses the task (robust
+    on_commit); the sweep queues the overdue delivery later, and it is sent once."""
+    from notify import services
+    from notify.tasks import webhook_deliver
+
+    setup = priced_setup()
+    r = receiver()
+    webhook_endpoint_create(tenant_id=setup.tenant.pk, url=r.url, event_types=["*"])
+
+    def refused(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(webhook_deliver, "apply_async", refused)
+    with django_capture_on_commit_callbacks(execute=True):  # the refusal is logged, not raised
+        assert webhook_event_emit(tenant_id=setup.tenant.pk, event_type="hold.expired", event_id="h-1", data={}) == 1
+    monkeypatch.undo()
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == "pending" and r.received == []
+    assert services.webhook_deliveries_due() == 0  # not overdue yet: its own task may still come
+    later = timezone.now() + services.SWEEP_GRACE + timedelta(seconds=1)
+    assert services.webhook_deliveries_due(now=later) == 1
+    assert services.webhook_deliveries_due(now=later) == 0  # sent: nothing overdue any more
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded" and len(r.received) == 1
