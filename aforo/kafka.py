@@ -315,4 +315,4 @@ def topics_ensure(*, names: Iterable[str], partitions: int | None = None, wait_s
 
 
 def usage_topics() -> list[str]:
-    return [settings.KAFKA_TOPIC_USAGE, settings.KAFKA_TOPIC_USAGE_DLQ, settings.KAFKA_TOPIC_RATED]
+    return [settings.KAFKA_TOPIC_USAGE, settings.KAFKA_TOPIC_USAGE_DLQ, settings.KAFKA_TOPIC_RATED, settings.KAFKA_TOPIC_RATED_DLQ]

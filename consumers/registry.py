@@ -32,6 +32,12 @@ def _usage_topics() -> list[str]:
     return usage_topics()
 
 
+def _alerts_factory(*, health=None):
+    from .alerts.factory import AlertsStrategyFactory
+
+    return AlertsStrategyFactory(health=health)
+
+
 CONSUMERS: dict[str, ConsumerDefinition] = {
     "usage": ConsumerDefinition(
         name="usage",
@@ -41,6 +47,16 @@ CONSUMERS: dict[str, ConsumerDefinition] = {
         topics_to_ensure=_usage_topics,
         strategy_factory=_usage_factory,
         description="Rates usage events: batch → decode → enrich → rate+persist → publish rated → commit.",
+        chunked=True,
+    ),
+    "alerts": ConsumerDefinition(
+        name="alerts",
+        topic=lambda: settings.KAFKA_TOPIC_RATED,
+        group_id=lambda: settings.KAFKA_CONSUMER_GROUP_ALERTS,
+        dlq_topic=lambda: settings.KAFKA_TOPIC_RATED_DLQ,
+        topics_to_ensure=_usage_topics,
+        strategy_factory=_alerts_factory,
+        description="Evaluates alert rules on rated usage: batch → decode → evaluate (firings + webhooks) → commit.",
         chunked=True,
     ),
 }

@@ -10,7 +10,8 @@ from django.db import transaction
 
 from catalog.admin import ReadOnlyAdminMixin, TenantScopedModelAdmin
 
-from .models import WebhookDelivery, WebhookEndpoint
+from .alerts import alert_rule_fields
+from .models import AlertFiring, AlertRule, WebhookDelivery, WebhookEndpoint
 from .services import (
     webhook_delivery_resend,
     webhook_endpoint_create,
@@ -89,3 +90,54 @@ class WebhookDeliveryAdmin(ReadOnlyAdminMixin, TenantScopedModelAdmin):
                 webhook_delivery_resend(delivery=delivery)
             count += 1
         self.message_user(request, f"Resent {count} deliver{'y' if count == 1 else 'ies'}.", messages.SUCCESS)
+
+
+class AlertRuleForm(forms.ModelForm):
+    """The API's checks (notify.alerts), as form errors on the field they name."""
+
+    class Meta:
+        model = AlertRule
+        fields = "__all__"
+
+    def clean(self):
+        cleaned = super().clean()
+        tenant_id = self.instance.tenant_id or getattr(cleaned.get("tenant"), "pk", None)
+        if tenant_id is None:
+            return cleaned
+        related = {name: getattr(cleaned.get(name), "pk", None) for name in ("metric", "rate_plan", "subscription")}
+        data = {
+            "name": cleaned.get("name") or "", "kind": cleaned.get("kind"), "thresholds": cleaned.get("thresholds") or [],
+            "is_active": bool(cleaned.get("is_active")), **related,
+            **{f: cleaned.get(f) for f in ("factor", "window_minutes", "baseline_minutes", "min_units")},
+        }
+        try:
+            fields = alert_rule_fields(tenant_id=tenant_id, data=data)
+        except ApiError as error:
+            field = error.context.get("field")
+            self.add_error(field if field in self.fields else None, error.message)
+            return cleaned
+        cleaned["thresholds"] = fields["thresholds"]
+        for name in ("factor", "window_minutes", "baseline_minutes", "min_units"):
+            cleaned[name] = fields[name]
+            setattr(self.instance, name, fields[name])
+        self.instance.thresholds = fields["thresholds"]
+        return cleaned
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(TenantScopedModelAdmin):
+    form = AlertRuleForm
+    list_display = ("__str__", "kind", "metric", "thresholds", "rate_plan", "subscription", "is_active", "updated_at")
+    list_filter = ("kind", "is_active")
+    search_fields = ("name",)
+    list_select_related = ("metric", "rate_plan")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return obj is None or not obj.firings.exists()  # a rule that fired stays with its firings: deactivate it
+
+
+@admin.register(AlertFiring)
+class AlertFiringAdmin(ReadOnlyAdminMixin, TenantScopedModelAdmin):
+    list_display = ("triggered_at", "kind", "message", "customer_id", "subscription_id", "metric", "period_start")
+    list_filter = ("kind",)
+    search_fields = ("event_id", "message")

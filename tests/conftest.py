@@ -119,6 +119,8 @@ def kafka(kafka_bootstrap, settings) -> dict[str, str]:
     settings.KAFKA_TOPIC_USAGE_DLQ = f"usage.events.dlq.v1.{suffix}"
     settings.KAFKA_TOPIC_RATED = f"usage.rated.v1.{suffix}"
     settings.KAFKA_CONSUMER_GROUP_USAGE = f"aforo-usage-test-{suffix}"
+    settings.KAFKA_TOPIC_RATED_DLQ = f"usage.rated.dlq.v1.{suffix}"
+    settings.KAFKA_CONSUMER_GROUP_ALERTS = f"aforo-alerts-test-{suffix}"
     settings.KAFKA_TOPIC_PARTITIONS = 2
     topics_ensure(names=usage_topics(), partitions=2, wait_s=20)
     return {
@@ -126,20 +128,21 @@ def kafka(kafka_bootstrap, settings) -> dict[str, str]:
         "usage": settings.KAFKA_TOPIC_USAGE,
         "dlq": settings.KAFKA_TOPIC_USAGE_DLQ,
         "rated": settings.KAFKA_TOPIC_RATED,
+        "rated_dlq": settings.KAFKA_TOPIC_RATED_DLQ,
         "group": settings.KAFKA_CONSUMER_GROUP_USAGE,
     }
 
 
 class ConsumerThread:
-    """The real usage consumer (arroyo StreamProcessor on the real broker) in a thread."""
+    """A real consumer (arroyo StreamProcessor on the real broker) in a thread: `usage` unless named."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "usage") -> None:
         from consumers.registry import CONSUMERS
         from consumers.runner import build_processor
 
-        self.processor, self.dlq_producer = build_processor(CONSUMERS["usage"])
+        self.processor, self.dlq_producer = build_processor(CONSUMERS[name])
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="usage-consumer", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"{name}-consumer", daemon=True)
 
     def _run(self) -> None:
         from django.db import connection
@@ -167,11 +170,11 @@ class ConsumerThread:
 
 @pytest.fixture
 def usage_consumer(kafka, transactional_db) -> Iterator[Callable[[], ConsumerThread]]:
-    """Start the usage consumer on this test's topics; it is stopped at teardown."""
+    """Start the usage consumer (or the one named) on this test's topics; stopped at teardown."""
     started: list[ConsumerThread] = []
 
-    def start() -> ConsumerThread:
-        consumer = ConsumerThread().start()
+    def start(name: str = "usage") -> ConsumerThread:
+        consumer = ConsumerThread(name).start()
         started.append(consumer)
         return consumer
 

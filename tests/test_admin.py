@@ -15,14 +15,17 @@ from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 from django.utils import timezone
 
+from billing.alerts.evaluate import AlertEvaluator, rated_decode
 from billing.models import AllowanceGrant, PricingSnapshot, RatedEvent, RolloverPolicy, RunningTotal
 from billing.periods import period_for
+from billing.rated_wire import RatedWire
 from billing.rating import config_hash
 from billing.settlement import settlement_run
 from catalog.models import CustomerUser, Tenant, TenantMember, TenantToken, key_hash
 from metering.models import RawEvent, UnmatchedUsage
+from notify.alerts import alert_rule_save
 from notify.services import webhook_endpoint_create, webhook_event_emit
-from tests.factories import PricedSetup, priced_setup, tenant_token
+from tests.factories import PricedSetup, priced_setup, rated_event, tenant_token
 from wallets.services import wallet_create, wallet_top_up
 from wallets.holds import hold_place
 
@@ -96,6 +99,9 @@ def everything(db, django_user_model):
     setups = [priced_setup(), priced_setup()]
     for index, setup in enumerate(setups):
         ledger_rows(setup, event_id=f"evt-{index}")
+        # An alert rule and its firing (a spend threshold the next event's charge reaches).
+        alert_rule_save(tenant_id=setup.tenant.pk, data={"kind": "spend_amount", "thresholds": ["0.000001"]})
+        AlertEvaluator().evaluate([rated_decode(RatedWire().encode(rated_event(setup, f"alerting-{index}", "5")))])
         tenant_token(setup.tenant)
         login = django_user_model.objects.create_user(f"customer{index}", password="pw")
         CustomerUser.objects.create(user=login, customer=setup.customer)

@@ -111,6 +111,9 @@ KAFKA_TOPIC_USAGE_DLQ = env.str("KAFKA_TOPIC_USAGE_DLQ", default="usage.events.d
 KAFKA_TOPIC_RATED = env.str("KAFKA_TOPIC_RATED", default="usage.rated.v1")
 KAFKA_TOPIC_PARTITIONS = env.int("KAFKA_TOPIC_PARTITIONS", default=4)
 KAFKA_CONSUMER_GROUP_USAGE = env.str("KAFKA_CONSUMER_GROUP_USAGE", default="aforo-usage-rater")
+# The alerts consumer (`run_consumer alerts`) reads the rated topic; what it cannot read goes here.
+KAFKA_TOPIC_RATED_DLQ = env.str("KAFKA_TOPIC_RATED_DLQ", default="usage.rated.dlq.v1")
+KAFKA_CONSUMER_GROUP_ALERTS = env.str("KAFKA_CONSUMER_GROUP_ALERTS", default="aforo-alerts")
 # How long the ingest API waits for the broker to acknowledge a write before answering 503.
 KAFKA_PRODUCE_TIMEOUT_MS = env.int("KAFKA_PRODUCE_TIMEOUT_MS", default=5000)
 # Consumer group liveness: librdkafka defaults rejoin slowly on the embedded broker.

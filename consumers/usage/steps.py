@@ -84,11 +84,11 @@ def tenant_of(key: bytes | None, headers: Sequence[tuple[str, bytes]] | None) ->
     return None
 
 
-def dead_letter_record(source: Any, *, reason: str) -> Record:
+def dead_letter_record(source: Any, *, reason: str, topic: str | None = None) -> Record:
     """The DLQ copy of a record (a librdkafka message): its original key, value and headers,
-    plus why and where it came from."""
+    plus why and where it came from. To the usage DLQ unless `topic` says otherwise."""
     return Record(
-        topic=settings.KAFKA_TOPIC_USAGE_DLQ,
+        topic=topic or settings.KAFKA_TOPIC_USAGE_DLQ,
         key=source.key(),
         value=source.value() or b"",
         headers=(
