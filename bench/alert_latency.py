@@ -139,6 +139,7 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=100)
     parser.add_argument("--probe-rate", type=float, default=5, help="probes a second")
     parser.add_argument("--background", type=float, default=2000, help="background events a second (0: none)")
+    parser.add_argument("--log-dir", help="keep each process's output in this directory")
     args = parser.parse_args()
     import requests
 
@@ -174,8 +175,8 @@ def main() -> None:
     processes = []
     for name, command in commands.items():
         argv = [sys.executable, "-m", "gunicorn", *command[1:]] if name == "web" else [sys.executable, *command]
-        processes.append(subprocess.Popen(argv, cwd=ROOT, env=full_env, start_new_session=True,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        out = open(Path(args.log_dir) / f"{name}.log", "wb") if args.log_dir else subprocess.DEVNULL  # noqa: SIM115
+        processes.append(subprocess.Popen(argv, cwd=ROOT, env=full_env, start_new_session=True, stdout=out, stderr=out))
     url = f"http://127.0.0.1:{web_port}/api/v1/events"
     stop = threading.Event()
     try:

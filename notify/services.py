@@ -153,7 +153,7 @@ def webhook_delivery_attempt(*, delivery_id: int) -> float | None:
     until the next attempt, or None when there is none (delivered, given up, or not due)."""
     with transaction.atomic():
         delivery = (
-            WebhookDelivery.objects.select_for_update(skip_locked=True)
+            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("endpoint")
             .filter(pk=delivery_id, status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING])
             .first()

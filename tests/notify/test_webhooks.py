@@ -329,3 +329,57 @@ def test_a_delivery_the_broker_never_queued_is_swept_and_sent(receiver, monkeypa
     assert services.webhook_deliveries_due(now=later) == 0  # sent: nothing overdue any more
     delivery.refresh_from_db()
     assert delivery.status == "succeeded" and len(r.received) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_deliveries_to_one_endpoint_are_sent_at_once(monkeypatch):
+    """An attempt in flight locks its delivery only — not the endpoint — so another delivery to the
+    same endpoint, attempted meanwhile by a second worker, is sent, not skipped as locked."""
+    from notify.services import webhook_delivery_attempt
+
+    setup = priced_setup()
+    first_arrived, release = threading.Event(), threading.Event()
+    bodies: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            if len(bodies) == 1:
+                first_arrived.set()
+                release.wait(10)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        webhook_endpoint_create(tenant_id=setup.tenant.pk, url=f"http://127.0.0.1:{server.server_address[1]}/h",
+                                event_types=["*"])
+        monkeypatch.setattr("notify.services._enqueue", lambda ids, countdown=0: None)  # the attempts are made below
+        webhook_event_emit(tenant_id=setup.tenant.pk, event_type="invoice.finalized", event_id="one", data={})
+        webhook_event_emit(tenant_id=setup.tenant.pk, event_type="invoice.finalized", event_id="two", data={})
+        one, two = WebhookDelivery.objects.order_by("id").values_list("id", flat=True)
+
+        def attempt_one():
+            from django.db import connection
+
+            webhook_delivery_attempt(delivery_id=one)
+            connection.close()
+
+        worker = threading.Thread(target=attempt_one)
+        worker.start()
+        assert first_arrived.wait(10)
+        webhook_delivery_attempt(delivery_id=two)  # while the first is in flight
+        assert WebhookDelivery.objects.get(pk=one).status == WebhookDelivery.Status.PENDING  # really in flight
+        assert WebhookDelivery.objects.get(pk=two).status == WebhookDelivery.Status.SUCCEEDED
+        release.set()
+        worker.join(10)
+        assert WebhookDelivery.objects.get(pk=one).status == WebhookDelivery.Status.SUCCEEDED
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
