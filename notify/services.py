@@ -12,8 +12,10 @@ admin and the API can resend any delivery (same event id: receivers deduplicate 
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +25,7 @@ import requests
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -32,6 +34,7 @@ from aforo.exceptions import ApiError
 from .models import EVENT_TYPES, WebhookDelivery, WebhookEndpoint
 from .signing import HEADER, signature_header
 
+logger = logging.getLogger(__name__)
 ROTATION_OVERLAP = timedelta(hours=24)
 _URL = URLValidator(schemes=["http", "https"])
 
@@ -83,9 +86,12 @@ def webhook_secret_rotate(*, endpoint: WebhookEndpoint, now: datetime | None = N
     return endpoint
 
 
-def webhook_event_emit(*, tenant_id: int, event_type: str, event_id: str, data: dict[str, Any]) -> int:
+def webhook_event_emit(
+    *, tenant_id: int, event_type: str, event_id: str, data: dict[str, Any], sender: InlineSender | None = None
+) -> int:
     """Record the event's deliveries (inside the caller's transaction) and send them after it
-    commits. Idempotent per (endpoint, event id). Returns how many deliveries are new."""
+    commits — by a Celery worker, or by `sender`'s threads in this process (the first attempt;
+    retries go to Celery). Idempotent per (endpoint, event id). Returns how many deliveries are new."""
     assert event_type in EVENT_TYPES, event_type
     endpoints = [e for e in WebhookEndpoint.objects.filter(tenant_id=tenant_id, is_active=True) if e.wants(event_type)]
     if not endpoints:
@@ -112,8 +118,38 @@ def webhook_event_emit(*, tenant_id: int, event_type: str, event_id: str, data: 
     # robust: the event's transaction has committed; a broker that refuses the task must not fail
     # the caller (the usage consumer, a settlement) — the delivery is recorded, and the sweep
     # (webhook_deliveries_due) queues it again.
-    transaction.on_commit(lambda: _enqueue(ids), robust=True)
+    transaction.on_commit(lambda: (sender.submit if sender is not None else _enqueue)(ids), robust=True)
     return len(ids)
+
+
+class InlineSender:
+    """First attempts made by a few threads of the emitting process (the alerts consumer), not
+    by a Celery worker: an alert reaches its endpoint without a hop through the task broker and
+    a worker's queue, which under load was most of its latency (bench/alert_latency.py). The
+    attempt is the same (webhook_delivery_attempt: locked, idempotent); a failed one schedules
+    its retry on Celery; a process that dies with attempts queued leaves them to the sweep
+    (webhook_deliveries_due), as a lost Celery task would."""
+
+    def __init__(self, threads: int = 4) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="webhook")
+
+    def submit(self, delivery_ids: Sequence[int]) -> None:
+        for delivery_id in delivery_ids:
+            self._pool.submit(self._attempt, delivery_id)
+
+    @staticmethod
+    def _attempt(delivery_id: int) -> None:
+        try:
+            delay = webhook_delivery_attempt(delivery_id=delivery_id)
+            if delay is not None:
+                _enqueue([delivery_id], countdown=delay)
+        except Exception:  # noqa: BLE001 — the sweep queues it again
+            logger.exception("webhook delivery %s: the inline attempt failed", delivery_id)
+        finally:
+            connection.close()  # alerts are rare: a connection an attempt, none left open by an idle thread
+
+    def close(self, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait)
 
 
 def _enqueue(delivery_ids: Sequence[int], *, countdown: float = 0) -> None:

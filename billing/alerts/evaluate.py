@@ -29,7 +29,7 @@ from aforo.money import decimal_text
 from catalog.generation import catalog_generation_get_many
 from catalog.models import MetricConfig, Subscription
 from notify.models import AlertRule
-from notify.services import webhook_event_emit
+from notify.services import InlineSender, webhook_event_emit
 
 from ..models import RunningTotal
 from ..rating.params import UsageError
@@ -110,7 +110,8 @@ class AlertEvaluator:
 
     MAX_CACHED = 100_000
 
-    def __init__(self) -> None:
+    def __init__(self, *, sender: InlineSender | None = None) -> None:
+        self.sender = sender  # first attempts of the webhooks in this process (None: by Celery)
         self._rules: dict[int, tuple[int, list[tuple[Rule, int | None, int | None, bool]]]] = {}
         self._subs: dict[int, tuple[int, _Sub | None]] = {}
         self._models: OrderedDict[tuple[int, str, str], Any] = OrderedDict()
@@ -291,7 +292,7 @@ class AlertEvaluator:
                     found = cursor.fetchone()
                     if found is not None:
                         new.append(f)
-                        _tell(found[0], found[1], f)
+                        _tell(found[0], found[1], f, sender=self.sender)
         for f in fresh:
             self._fired[_key(f)] = None
         while len(self._fired) > self.MAX_CACHED:
@@ -330,10 +331,10 @@ def _row(f: Firing) -> dict[str, Any]:
     return row
 
 
-def _tell(firing_id: int, triggered_at: datetime, f: Firing) -> None:
+def _tell(firing_id: int, triggered_at: datetime, f: Firing, *, sender: InlineSender | None) -> None:
     webhook_event_emit(
         tenant_id=f.tenant_id, event_type="usage.anomaly" if f.kind == ANOMALY else "alert.triggered",
-        event_id=f"alert:{firing_id}", data=firing_payload(firing_id, triggered_at, f),
+        event_id=f"alert:{firing_id}", data=firing_payload(firing_id, triggered_at, f), sender=sender,
     )
 
 

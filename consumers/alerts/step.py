@@ -26,6 +26,7 @@ from django.db import close_old_connections
 
 from aforo.kafka import produce_and_wait
 from billing.alerts.evaluate import AlertEvaluator, Rated, rated_decode
+from notify.services import InlineSender
 
 from ..errors import OUTAGES
 from ..usage.steps import _reason, dead_letter_record
@@ -35,7 +36,8 @@ logger = logging.getLogger(__name__)
 
 class EvaluateStep:
     def __init__(self, evaluator: AlertEvaluator | None = None) -> None:
-        self.evaluator = evaluator or AlertEvaluator()
+        # Its webhooks' first attempts are made by threads of this process (notify.services.InlineSender).
+        self.evaluator = evaluator or AlertEvaluator(sender=InlineSender())
         self.totals = {"records": 0, "fired": 0, "dead_lettered": 0}
         self._last_log = time.monotonic()
 

@@ -383,3 +383,25 @@ def test_two_deliveries_to_one_endpoint_are_sent_at_once(monkeypatch):
         release.set()
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_inline_sender_makes_the_first_attempt_and_leaves_retries_to_celery(receiver):
+    """The alerts consumer's sender: the first attempt by its own thread; a failure's retry is
+    scheduled on Celery (eager here, so it runs at once)."""
+    from notify.services import InlineSender
+
+    from tests.conftest import wait_for
+
+    setup = priced_setup()
+    r = receiver(503)
+    webhook_endpoint_create(tenant_id=setup.tenant.pk, url=r.url, event_types=["alert.triggered"])
+    sender = InlineSender(threads=1)
+    try:
+        webhook_event_emit(tenant_id=setup.tenant.pk, event_type="alert.triggered", event_id="alert:1", data={}, sender=sender)
+        delivery = wait_for(
+            lambda: WebhookDelivery.objects.filter(status=WebhookDelivery.Status.SUCCEEDED).first(), message="delivered"
+        )
+    finally:
+        sender.close()
+    assert delivery.attempts == 2 and len(r.received) == 2
