@@ -31,8 +31,9 @@ from wallets.selectors import wallets_for_customer
 from .api.invoice_serializers import money_text
 from .trace import invoice_line_rated_events, invoice_with_lines, line_is_traceable
 from .models import Invoice, InvoiceLine
-from aforo.money import decimal_text
+from aforo.money import ISO_4217_MINOR_UNITS, decimal_text
 
+from .insights import dashboard_insights
 from .selectors import customer_usage_current
 
 POLL_INTERVAL_MS = 2000
@@ -153,6 +154,8 @@ def usage_page(request: HttpRequest):
             "query": request.GET.urlencode(),
             "invoices": [_invoice_figures(i) for i in list(invoices)[:RECENT_INVOICES]],
             "more_invoices": len(invoices) > RECENT_INVOICES,
+            "insights": dashboard_insights(customer=customer), "minor_units": dict(ISO_4217_MINOR_UNITS),
+            "alerts": usage.get("alerts") or [], "leases": usage.get("leases") or [],
         },
     )
 
