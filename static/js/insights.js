@@ -87,7 +87,8 @@
 
   function moneyAxis(currency) {
     return function (u, values) {
-      return values.map(function (v) { return v === null ? "" : aforoMoney.roundText(String(v), aforoMoney.minorUnits(currency)); });
+      // Tick values are uPlot's floats (the chart boundary): toFixed is display only.
+      return values.map(function (v) { return v === null ? "" : v.toFixed(aforoMoney.minorUnits(currency)); });
     };
   }
 
@@ -173,7 +174,11 @@
       keep[key] = true;
       var box = keyed(charts, key, function () {
         var node = el("figure", "chart-box");
-        node.appendChild(el("figcaption", "", series.metric_name + " — units and spend per " + sub.granularity));
+        var caption = el("figcaption", "", series.metric_name + " per " + sub.granularity + ": ");
+        caption.appendChild(el("span", "key units", "units (left)"));
+        caption.appendChild(document.createTextNode(" · "));
+        caption.appendChild(el("span", "key spend", "spend in " + sub.currency + " (right)"));
+        node.appendChild(caption);
         node.appendChild(el("div", "chart usage-chart"));
         return node;
       });
@@ -238,15 +243,22 @@
     var chart = card.querySelector(".balance-chart");
     if (wallet.history.length) {
       var exact = wallet.history.map(function (p) { return [p.at, p.balance]; });
+      // Entries of one transaction share a timestamp: each later one is drawn a millisecond on,
+      // so every balance is a point of its own (uPlot needs increasing x).
+      var times = [];
+      wallet.history.forEach(function (p, i) {
+        var at = seconds(p.at);
+        times.push(i && at <= times[i - 1] ? times[i - 1] + 0.001 : at);
+      });
       draw("balance|" + wallet.wallet_id, chart, {
         legend: { show: false },
         scales: { x: { time: true }, y: { auto: true } },
-        series: [{}, { label: "Balance (" + wallet.currency + ")", stroke: "#2457d6", width: 2, fill: "rgba(36,87,214,0.08)" }],
+        series: [{}, {
+          label: "Balance (" + wallet.currency + ")", stroke: "#2457d6", width: 2, fill: "rgba(36,87,214,0.08)",
+          paths: uPlot.paths && uPlot.paths.stepped ? uPlot.paths.stepped({ align: 1 }) : undefined,
+        }],
         axes: [{}, { size: 64, values: moneyAxis(wallet.currency) }],
-      }, [
-        wallet.history.map(function (p) { return seconds(p.at); }),
-        wallet.history.map(function (p) { return parseFloat(p.balance); }),
-      ], exact);
+      }, [times, wallet.history.map(function (p) { return parseFloat(p.balance); })], exact);
     } else {
       drop("balance|" + wallet.wallet_id);
       chart.replaceChildren(el("p", "muted", "No entries yet."));

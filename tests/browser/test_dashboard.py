@@ -119,6 +119,10 @@ def test_the_usage_chart_draws_the_series_of_the_rated_events(platform, customer
         "const c = document.querySelector('.balance-chart'); return c && c.dataset.points ? JSON.parse(c.dataset.points) : null"
     )
     assert [point[1] for point in balance] == ["100", "98", "95"]  # after the top-up, then each debit
+    page.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 2600, "deviceScaleFactor": 1, "mobile": False}
+    )
+    page.save_screenshot(str(_screenshot_path("dashboard-desktop.png")))  # for a person to look at (var/ is not committed)
 
 
 def test_the_burn_down_moves_as_more_events_are_rated(platform, customer, page):
@@ -172,12 +176,12 @@ def test_a_420px_phone_screen_never_scrolls_sideways(platform, customer, page):
     assert layout["overflowing"] == [], layout["overflowing"]
     assert layout["charts"] and all(canvas <= box + 0.5 and box < PHONE_WIDTH for canvas, box in layout["charts"]), layout
     assert any(layout["scrollers"]), "a wide table scrolls inside its card at this width"
-    page.save_screenshot(str(_screenshot_path()))
+    page.save_screenshot(str(_screenshot_path("dashboard-420px.png")))
 
 
-def _screenshot_path():
+def _screenshot_path(name: str):
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[2] / "var" / "browser"
     path.mkdir(parents=True, exist_ok=True)
-    return path / "dashboard-420px.png"
+    return path / name
