@@ -20,6 +20,8 @@
   var plots = {}; // key -> {plot, node}
   window.aforoCharts = {};
   var CHART_HEIGHT = 200;
+  var FORECAST_METHOD = "Run rate: charges so far × period length ÷ time elapsed. Usage charges only: " +
+    "flat fees and minimums are added when the period is settled.";
 
   function el(tag, className, text) {
     var node = document.createElement(tag);
@@ -152,10 +154,11 @@
         " at the current run rate (" + sub.forecast.elapsed_percent + "% of the period elapsed)",
       ]);
     text.className = "forecast-text";
-    text.title = "Charges so far × period length ÷ time elapsed: the pace so far, kept up to the period's end. " +
-      "Usage charges only (flat fees and minimums are added at settlement).";
     var old = card.querySelector(".forecast-text");
     if (old) card.replaceChild(text, old); else card.appendChild(text);
+    if (!card.querySelector(".forecast-method")) {
+      text.insertAdjacentElement("afterend", el("p", "forecast-method muted", FORECAST_METHOD));
+    }
   }
 
   function renderSubscription(sub) {

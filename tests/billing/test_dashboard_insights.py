@@ -173,3 +173,22 @@ def test_the_wallet_entries_page_pages_newest_first(client, login, setup, django
     client.force_login(operator(setup.tenant, username="staff"))
     staff_page = client.get(f"/dashboard/wallets/{theirs.pk}/entries/", {"customer": theirs.customer_id})
     assert staff_page.status_code == 200 and f"?customer={theirs.customer_id}" in staff_page.content.decode()
+
+
+def test_a_weekly_period_is_charted_per_hour_from_its_start_to_now(setup):
+    Subscription.objects.filter(pk=setup.subscription.pk).update(billing_cadence="weekly")
+    event = rated_event(setup, "a", "3")
+    now = timezone.now()
+
+    [sub] = dashboard_insights(customer=setup.customer, now=now)["subscriptions"]
+
+    start = parse_datetime(sub["period_start"])
+    assert sub["granularity"] == "hour" and parse_datetime(sub["period_end"]) - start == timedelta(weeks=1)
+    points = sub["series"][0]["points"]
+    first_hour = start.astimezone(dt_timezone.utc).replace(minute=0, second=0, microsecond=0)
+    assert parse_datetime(points[0]["start"]) == first_hour
+    assert parse_datetime(points[-1]["start"]) == now.astimezone(dt_timezone.utc).replace(minute=0, second=0, microsecond=0)
+    assert [p["start"] for p in points] == sorted({p["start"] for p in points})  # hourly, no gaps or repeats
+    assert len(points) == (parse_datetime(points[-1]["start"]) - first_hour) // timedelta(hours=1) + 1
+    hour = event.timestamp.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:00:00Z")
+    assert [(p["start"], p["units"], p["amount"]) for p in points if p["units"] != "0"] == [(hour, "3", "1.5")]

@@ -179,6 +179,26 @@ def test_a_420px_phone_screen_never_scrolls_sideways(platform, customer, page):
     page.save_screenshot(str(_screenshot_path("dashboard-420px.png")))
 
 
+MONEY_CASES = [
+    ("1234.5", "USD"), ("0.0075", "USD"), ("0.0049", "USD"), ("0.005", "USD"), ("9.995", "USD"), ("-2.345", "USD"),
+    ("-0.001", "USD"), ("999999.999", "USD"), ("1500.4", "JPY"), ("1500.5", "JPY"), ("0.0005", "KWD"),
+    ("12.34567", "CLF"), ("0", "JPY"), ("-0.5", "JPY"), ("123456789012345678901234567890.125", "USD"),
+]
+
+
+def test_the_pages_money_formatting_matches_the_servers(platform, customer, page):
+    """static/js/money.js, which re-renders every amount on each poll, rounds exactly as
+    aforo.money.money_display does on the server (strings only: no float on the way)."""
+    from aforo.money import money_display
+
+    log_in(page, platform.url, customer.username, PASSWORD)
+    shown = page.execute_script(
+        "return arguments[0].map(c => { const s = window.aforoMoney.span(c[0], c[1]); return [s.textContent, s.title]; })",
+        [list(case) for case in MONEY_CASES],
+    )
+    assert shown == [[f"{money_display(Decimal(amount), currency)} {currency}", f"{amount} {currency}"] for amount, currency in MONEY_CASES]
+
+
 def _screenshot_path(name: str):
     from pathlib import Path
 
