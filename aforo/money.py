@@ -17,7 +17,7 @@ Contracts:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from types import MappingProxyType
 
 # ISO 4217 Table A.1 ("list one": current currency & funds codes), maintained by SIX for ISO, as
@@ -268,3 +268,22 @@ def decimal_text(value: Decimal) -> str:
 # places and units 12: products fit 26 places (percentage: 26).
 AMOUNT = {"max_digits": 64, "decimal_places": 26}
 UNITS = {"max_digits": 38, "decimal_places": 12}
+
+
+# How people are shown an amount (the dashboard): rounded to the currency's minor unit with
+# this mode, the exact figure kept beside it (a title on hover). Display only: stored amounts and
+# invoice lines are never rounded through here.
+DISPLAY_ROUNDING = "ROUND_HALF_UP"
+
+
+def money_display(amount: Decimal, code: str) -> str:
+    """`amount` to the currency's minor unit, HALF_UP, with thousands separators and no currency:
+    ("1234.5", USD) -> "1,234.50"; ("0.0075", USD) -> "0.01"; ("1500.4", JPY) -> "1,500";
+    ("-0.001", USD) -> "0.00". Unknown (legacy) codes show LEGACY_MINOR_UNITS places."""
+    places = currency_minor_units(code, default=LEGACY_MINOR_UNITS)
+    with localcontext() as context:
+        context.prec = 80  # the ledgers' 64 digits quantize without InvalidOperation
+        rounded = quantize_to_minor_unit(amount, code, rounding=DISPLAY_ROUNDING, default=LEGACY_MINOR_UNITS)
+    if not rounded:
+        rounded = abs(rounded)  # no "-0.00"
+    return f"{rounded:,.{places}f}"

@@ -1,10 +1,12 @@
 from django.urls import path
 
-from . import views
+from . import dashboard_views, views
 
 urlpatterns = [
     path("", views.usage_page, name="dashboard-usage"),
     path("usage.json", views.usage_json, name="dashboard-usage-json"),
+    path("insights.json", dashboard_views.insights_json, name="dashboard-insights-json"),
+    path("wallets/<int:wallet_id>/entries/", dashboard_views.wallet_entries, name="dashboard-wallet-entries"),
     path("invoices/<int:invoice_id>/", views.invoice_page, name="dashboard-invoice"),
     path(
         "invoices/<int:invoice_id>/lines/<int:line_id>/events/",

@@ -28,11 +28,11 @@ from aforo.params import parse_id
 from catalog.models import Customer, CustomerUser, TenantMember
 from wallets.selectors import wallets_for_customer
 
-from .api.invoice_serializers import money_text
 from .trace import invoice_line_rated_events, invoice_with_lines, line_is_traceable
 from .models import Invoice, InvoiceLine
-from aforo.money import decimal_text
+from aforo.money import ISO_4217_MINOR_UNITS, decimal_text
 
+from .insights import dashboard_insights
 from .selectors import customer_usage_current
 
 POLL_INTERVAL_MS = 2000
@@ -151,18 +151,12 @@ def usage_page(request: HttpRequest):
             "customer": customer, "usage": usage, "subscriptions": _subscriptions_shown(usage),
             "poll_interval_ms": POLL_INTERVAL_MS,
             "query": request.GET.urlencode(),
-            "invoices": [_invoice_figures(i) for i in list(invoices)[:RECENT_INVOICES]],
+            "invoices": list(invoices)[:RECENT_INVOICES],
             "more_invoices": len(invoices) > RECENT_INVOICES,
+            "insights": dashboard_insights(customer=customer), "minor_units": dict(ISO_4217_MINOR_UNITS),
+            "alerts": usage.get("alerts") or [], "leases": usage.get("leases") or [],
         },
     )
-
-
-_FIGURES = ("subtotal", "discount_total", "tax_total", "total", "wallet_applied", "amount_due")
-
-
-def _invoice_figures(invoice: Invoice) -> dict:
-    """The invoice with its figures as exact text in its currency ("5.00", never a float)."""
-    return {"invoice": invoice, **{name: money_text(getattr(invoice, name), invoice.currency) for name in _FIGURES}}
 
 
 def dashboard_invoices(request: HttpRequest) -> QuerySet[Invoice]:
@@ -193,7 +187,7 @@ def invoice_page(request: HttpRequest, invoice_id: int):
         raise Http404("No such invoice.")
     lines = [
         {
-            "line": line, "traceable": line_is_traceable(line), "amount": money_text(line.amount, invoice.currency),
+            "line": line, "traceable": line_is_traceable(line),
             "amount_unrounded": decimal_text(line.amount_unrounded),
             "units": None if line.units is None else decimal_text(line.units),
         }
@@ -203,7 +197,7 @@ def invoice_page(request: HttpRequest, invoice_id: int):
         request,
         "dashboard/invoice.html",
         {
-            "invoice": invoice, "figures": _invoice_figures(invoice), "customer": invoice.customer, "lines": lines,
+            "invoice": invoice, "customer": invoice.customer, "lines": lines,
             "usage_query": _usage_link(request, invoice),
         },
     )

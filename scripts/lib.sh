@@ -18,3 +18,28 @@ ensure_venv() {
   # shellcheck disable=SC1091
   . .venv/bin/activate
 }
+
+# Debian packages a script needs, installed with apt-get when one of their commands is missing:
+#   ensure_apt_packages "chromium chromedriver" chromium chromium-driver
+# (the commands to look for, then the packages). Installs only as root (CI and the dev machines
+# run as root); otherwise, or when apt-get fails, it says so and returns 0: the caller's tests
+# decide what to do without them (the browser tests skip, naming the reason).
+ensure_apt_packages() {
+  local commands="$1"
+  shift
+  local command missing=""
+  for command in $commands; do
+    command -v "$command" >/dev/null 2>&1 || missing="$missing $command"
+  done
+  [ -z "$missing" ] && return 0
+  if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "missing:$missing — install the Debian packages: $*" >&2
+    return 0
+  fi
+  echo "installing Debian packages for$missing: $*" >&2
+  if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 &&
+         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2; }; then
+    echo "apt-get could not install $* — the tests that need them will be skipped" >&2
+  fi
+  return 0
+}

@@ -127,3 +127,39 @@ def wallets_for_customer(
             }
         )
     return result
+
+
+BALANCE_HISTORY_POINTS = 200  # per wallet: the newest entries, read on the (wallet, -id) index
+
+
+def wallet_balance_history(*, wallet_ids: list[int], limit: int = BALANCE_HISTORY_POINTS) -> dict[int, list[dict[str, str]]]:
+    """Each wallet's balance after each of its `limit` newest ledger entries, oldest first
+    ({"at", "balance"}): one LATERAL query on wallet_entry_recent, whatever the ledger's size."""
+    if not wallet_ids:
+        return {}
+    newest = _first_per_wallet(WalletEntry, wallet_ids, where="TRUE", order_by=("-id",), limit=limit)
+    return {
+        wallet_id: [
+            {"at": _iso(entry.created_at), "balance": decimal_text(entry.balance_after)}
+            for entry in reversed(newest[wallet_id])
+        ]
+        for wallet_id in wallet_ids
+    }
+
+
+ENTRIES_PER_PAGE = 50
+
+
+def wallet_entries_page(*, wallet: Wallet, before: int | None = None, per_page: int = ENTRIES_PER_PAGE) -> dict[str, Any]:
+    """One page of a wallet's ledger, newest first (keyset on the (wallet, -id) index: ?before=ID
+    costs the same at any depth). `next_before` is the id to pass for the next page, or None."""
+    entries = WalletEntry.objects.filter(wallet_id=wallet.pk).order_by("-id")
+    if before is not None:
+        entries = entries.filter(id__lt=before)
+    page = list(entries[: per_page + 1])
+    has_next = len(page) > per_page
+    page = page[:per_page]
+    return {
+        "entries": [_entry_row(entry) for entry in page],
+        "next_before": page[-1].pk if has_next else None,
+    }

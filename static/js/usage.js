@@ -85,7 +85,9 @@
     units.appendChild(el("span", "muted", row.unit));
     tr.appendChild(units);
     tr.appendChild(el("td", "num", groupThousands(String(row.event_count))));
-    tr.appendChild(el("td", "num", formatDecimal(row.amount, 2) + " " + sub.currency));
+    var amount = el("td", "num");
+    amount.appendChild(aforoMoney.span(row.amount, sub.currency));
+    tr.appendChild(amount);
     var signature = row.units + "/" + row.amount + "/" + row.event_count;
     if (previous[key] !== undefined && previous[key] !== signature) tr.className = "changed";
     previous[key] = signature;
@@ -103,7 +105,9 @@
     head.appendChild(left);
     var total = el("p", "total");
     total.appendChild(el("span", "muted", "So far "));
-    total.appendChild(el("strong", "", formatDecimal(sub.amount_total, 2) + " " + sub.currency));
+    var strongTotal = el("strong");
+    strongTotal.appendChild(aforoMoney.span(sub.amount_total, sub.currency));
+    total.appendChild(strongTotal);
     head.appendChild(total);
     card.appendChild(head);
 
@@ -118,14 +122,10 @@
     var body = el("tbody");
     sub.metrics.forEach(function (row) { body.appendChild(metricRow(sub, row)); });
     table.appendChild(body);
-    card.appendChild(table);
+    card.appendChild(scrolling(table));
     return card;
   }
 
-  // "-1.5" stays "-1.50"; "2" -> "+2.00": the sign of a change is always shown.
-  function formatChange(text) {
-    return (text.charAt(0) === "-" ? "" : "+") + formatDecimal(text, 2);
-  }
 
   // 272 -> "4m 32s"; 0 -> "expiring" (past its TTL, released by the next expiry sweep).
   function durationText(seconds) {
@@ -136,9 +136,17 @@
     return rest + "s";
   }
 
-  // A negative amount (a prepaid shortfall) is drawn in the alert colour.
+  // To the currency's minor unit, the exact figure on hover; a negative amount (a prepaid
+  // shortfall) in the alert colour (static/js/money.js).
   function money(text, currency) {
-    return el("span", text.charAt(0) === "-" ? "negative" : "", formatDecimal(text, 2) + " " + currency);
+    return aforoMoney.span(text, currency);
+  }
+
+  // A table in a box of its own that scrolls sideways on a narrow screen (the page never does).
+  function scrolling(tableNode) {
+    var box = el("div", "table-scroll");
+    box.appendChild(tableNode);
+    return box;
   }
 
   function table(className, columns, rows) {
@@ -174,8 +182,9 @@
     tr.appendChild(cell("", entry.created_at.slice(0, 10) + " " + entry.created_at.slice(11, 19)));
     tr.appendChild(cell("", entry.kind_label));
     tr.appendChild(cell("", el("code", "", entry.reference)));
-    tr.appendChild(cell("num", entry.amount === "0" ? "" : formatChange(entry.amount)));
-    tr.appendChild(cell("num", entry.held_change === "0" ? "" : formatChange(entry.held_change)));
+    // The sign of a change is always shown: "+2.00 USD", "-1.50 USD".
+    tr.appendChild(cell("num", entry.amount === "0" ? "" : aforoMoney.span(entry.amount, wallet.currency, true)));
+    tr.appendChild(cell("num", entry.held_change === "0" ? "" : aforoMoney.span(entry.held_change, wallet.currency, true)));
     tr.appendChild(cell("num", money(entry.available_after, wallet.currency)));
     return tr;
   }
@@ -220,8 +229,8 @@
     holdsTitle.appendChild(el("span", "muted", "(" + groupThousands(String(wallet.active_hold_count)) + ")"));
     card.appendChild(holdsTitle);
     if (wallet.holds.length) {
-      card.appendChild(table("holds", [["Reference", ""], ["Amount", "num"], ["Remaining", "num"], ["Expires in", "num"]],
-        wallet.holds.map(function (hold) { return holdRow(wallet, hold); })));
+      card.appendChild(scrolling(table("holds", [["Reference", ""], ["Amount", "num"], ["Remaining", "num"], ["Expires in", "num"]],
+        wallet.holds.map(function (hold) { return holdRow(wallet, hold); }))));
       if (wallet.active_hold_count > wallet.holds.length) {
         card.appendChild(el("p", "muted", "Showing the " + wallet.holds.length + " expiring soonest."));
       }
@@ -231,13 +240,13 @@
 
     card.appendChild(el("h3", "", "Recent activity"));
     if (wallet.recent_entries.length) {
-      card.appendChild(table("entries",
+      card.appendChild(scrolling(table("entries",
         [["When (UTC)", ""], ["What", ""], ["Reference", ""], ["Balance", "num"], ["Held", "num"], ["Available after", "num"]],
         wallet.recent_entries.map(function (entry) {
           var fresh = seenEntries !== null && !seenEntries[entry.entry_id];
           seen[entry.entry_id] = true;
           return entryRow(wallet, entry, fresh);
-        })));
+        }))));
     } else {
       card.appendChild(el("p", "muted", "No activity yet."));
     }
@@ -252,7 +261,63 @@
     seenEntries = seen;
   }
 
+  // Active alerts and budget leases: optional keys of usage.json (the alert engine and the
+  // leases fill them); absent or empty reads "No active alerts" / "No active leases".
+  function renderAlerts(alerts) {
+    var box = document.getElementById("alerts");
+    if (!box) return;
+    var fragment = document.createDocumentFragment();
+    fragment.appendChild(el("h2", "", "Active alerts"));
+    if (alerts && alerts.length) {
+      var list = el("ul", "alert-list");
+      alerts.forEach(function (alert) {
+        var item = el("li");
+        item.appendChild(el("strong", "", alert.rule));
+        item.appendChild(document.createTextNode(" · "));
+        item.appendChild(el("code", "", alert.metric));
+        item.appendChild(document.createTextNode(": " + alert.message + " "));
+        var at = String(alert.triggered_at || "");
+        item.appendChild(el("span", "muted", at.slice(0, 10) + " " + at.slice(11, 19) + " UTC"));
+        list.appendChild(item);
+      });
+      fragment.appendChild(list);
+    } else {
+      fragment.appendChild(el("p", "muted", "No active alerts"));
+    }
+    box.replaceChildren(fragment);
+  }
+
+  function leaseFigure(lease, value) {
+    return lease.amount !== undefined && lease.amount !== null && lease.currency
+      ? aforoMoney.span(value, lease.currency) : String(value);
+  }
+
+  function renderLeases(leases) {
+    var box = document.getElementById("leases");
+    if (!box) return;
+    var fragment = document.createDocumentFragment();
+    fragment.appendChild(el("h2", "", "Budget leases"));
+    if (leases && leases.length) {
+      fragment.appendChild(scrolling(table("leases",
+        [["Lease", ""], ["Metric", ""], ["Granted", "num"], ["Remaining", "num"], ["Expires (UTC)", "num"]],
+        leases.map(function (lease) {
+          var tr = el("tr");
+          tr.appendChild(cell("", el("code", "", String(lease.id))));
+          tr.appendChild(cell("", el("code", "", lease.metric)));
+          tr.appendChild(cell("num", leaseFigure(lease, lease.amount !== undefined && lease.amount !== null ? lease.amount : lease.units)));
+          tr.appendChild(cell("num", leaseFigure(lease, lease.remaining)));
+          tr.appendChild(cell("num", String(lease.expires_at || "").slice(11, 19)));
+          return tr;
+        }))));
+    } else {
+      fragment.appendChild(el("p", "muted", "No active leases"));
+    }
+    box.replaceChildren(fragment);
+  }
+
   function render(usage) {
+    renderAlerts(usage.alerts);
+    renderLeases(usage.leases);
     renderWallets(usage.wallets);
     var fragment = document.createDocumentFragment();
     if (!usage.subscriptions.length) fragment.appendChild(el("p", "empty", "No active subscription."));
@@ -281,7 +346,11 @@
         if (!response.ok) throw new Error("HTTP " + response.status);
         return response.json();
       })
-      .then(function (usage) { if (usage) render(usage); })
+      .then(function (usage) {
+        if (usage) render(usage);
+        // The charts and projections refresh on the same tick (static/js/insights.js).
+        if (usage && window.aforoInsights) return window.aforoInsights.refresh();
+      })
       .catch(function () {
         status.textContent = "connection lost — retrying…";
         status.classList.add("stale");

@@ -1,0 +1,58 @@
+"""The dashboard's charts and projections (insights.json, polled with usage.json) and a wallet's
+full ledger page. Who sees whom is billing.views.dashboard_customer's rule, unchanged: a
+customer login sees its own customer, staff pass ?customer=ID within their tenant."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+
+from aforo.exceptions import error_body
+from aforo.params import parse_id
+from wallets.models import Wallet
+from wallets.selectors import wallet_entries_page
+
+from .insights import dashboard_insights
+from .views import dashboard_customer
+
+
+@never_cache
+def insights_json(request: HttpRequest) -> JsonResponse:
+    if not request.user.is_authenticated:
+        return JsonResponse(error_body("missing_credentials", "Log in to see usage."), status=401)
+    try:
+        customer = dashboard_customer(request)
+    except PermissionDenied as denied:
+        return JsonResponse(error_body("forbidden", str(denied)), status=403)
+    except Http404 as missing:
+        return JsonResponse(error_body("not_found", str(missing)), status=404)
+    if customer is None:
+        return JsonResponse(error_body("customer_required", "Pass ?customer=ID."), status=400)
+    return JsonResponse(dashboard_insights(customer=customer))
+
+
+@never_cache
+@login_required
+def wallet_entries(request: HttpRequest, wallet_id: int):
+    """Every ledger entry of one of the customer's wallets, newest first, ENTRIES_PER_PAGE at a
+    time (?before=ID). A wallet not this login's to see is a 404, like one that does not exist."""
+    customer = dashboard_customer(request)
+    if customer is None:
+        raise Http404("Pick a customer first.")
+    wallet = Wallet.objects.filter(pk=wallet_id, customer_id=customer.pk).first()
+    if wallet is None:
+        raise Http404("No such wallet.")
+    page = wallet_entries_page(wallet=wallet, before=parse_id(request.GET.get("before")))
+    customer_query = request.GET.get("customer")
+    return render(
+        request,
+        "dashboard/wallet_entries.html",
+        {
+            "customer": customer, "wallet": wallet, "entries": page["entries"], "next_before": page["next_before"],
+            "is_first_page": not request.GET.get("before"),
+            "customer_query": f"customer={parse_id(customer_query)}" if parse_id(customer_query) else "",
+        },
+    )
