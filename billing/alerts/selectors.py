@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.utils import timezone
@@ -23,7 +24,7 @@ def alerts_active_for_customer(*, customer_id: int, now: datetime | None = None)
     return [
         {
             "id": f.pk, "rule": str(f.rule), "kind": f.kind, "metric": f.metric, "message": f.message,
-            "triggered_at": f.triggered_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "triggered_at": f.triggered_at.astimezone(dt_timezone.utc).isoformat().replace("+00:00", "Z"),
         }
         for f in rows
     ]

@@ -273,8 +273,10 @@
       alerts.forEach(function (alert) {
         var item = el("li");
         item.appendChild(el("strong", "", alert.rule));
-        item.appendChild(document.createTextNode(" · "));
-        item.appendChild(el("code", "", alert.metric));
+        if (alert.metric) {
+          item.appendChild(document.createTextNode(" · "));
+          item.appendChild(el("code", "", alert.metric));
+        }
         item.appendChild(document.createTextNode(": " + alert.message + " "));
         var at = String(alert.triggered_at || "");
         item.appendChild(el("span", "muted", at.slice(0, 10) + " " + at.slice(11, 19) + " UTC"));

@@ -82,6 +82,7 @@ def test_usage_json_values_are_exact(client, customer_login, world):
         "customer_id": world.customer.pk,
         "subscriptions": expected_usage(world, now=as_of),
         "wallets": [],  # no wallet in this world: tests/wallets/test_dashboard.py has them
+        "alerts": [],  # no rule fired: tests/billing/test_dashboard_insights.py has them
     }
 
 

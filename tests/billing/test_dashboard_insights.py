@@ -192,3 +192,17 @@ def test_a_weekly_period_is_charted_per_hour_from_its_start_to_now(setup):
     assert len(points) == (parse_datetime(points[-1]["start"]) - first_hour) // timedelta(hours=1) + 1
     hour = event.timestamp.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:00:00Z")
     assert [(p["start"], p["units"], p["amount"]) for p in points if p["units"] != "0"] == [(hour, "3", "1.5")]
+
+
+def test_a_fired_alert_is_on_the_page_and_in_usage_json(login, setup):
+    from billing.alerts.evaluate import AlertEvaluator, rated_decode
+    from billing.rated_wire import RatedWire
+    from notify.alerts import alert_rule_save
+    from tests.factories import rated_event
+
+    alert_rule_save(tenant_id=setup.tenant.pk, data={"kind": "spend_amount", "thresholds": ["0.000001"], "name": "Any spend"})
+    AlertEvaluator().evaluate([rated_decode(RatedWire().encode(rated_event(setup, "alerting", "3")))])
+    [alert] = login.get("/dashboard/usage.json").json()["alerts"]
+    assert alert["rule"] == "Any spend" and alert["message"].startswith("Spend this period reached ")
+    html = login.get(PAGE).content.decode()
+    assert "Any spend" in html and "No active alerts" not in html

@@ -149,6 +149,24 @@ def test_the_burn_down_moves_as_more_events_are_rated(platform, customer, page):
     assert "No active alerts" in panels[0] and "No active leases" in panels[1]
 
 
+def test_an_alert_appears_once_the_events_cross_its_threshold(platform, customer, page, usage_consumer):
+    """The whole path: a commitment rule, events through the API, the usage consumer, the alerts
+    consumer on the rated topic, the firing, and the page's poll showing it."""
+    from notify.alerts import alert_rule_save
+
+    usage_consumer("alerts")
+    alert_rule_save(tenant_id=customer.tenant.pk, data={"kind": "commitment_percent", "thresholds": ["60"],
+                                                        "name": "Commitment 60%"})
+    ingest(platform, customer, ["4", "6"], prefix="under")  # 5.00 USD of 10: under 60 %
+    log_in(page, platform.url, customer.username, PASSWORD)
+    alerts_text = "return document.querySelector('#alerts').textContent"
+    assert "No active alerts" in page.execute_script(alerts_text)
+    ingest(platform, customer, ["3"], prefix="over")  # 6.50 USD: 65 %
+    shown = wait_for(lambda: (text := page.execute_script(alerts_text)) and "Commitment 60%" in text and text,
+                     timeout=20, message="the alert on the page's poll")
+    assert "6.50 USD of the 10.00 USD minimum commitment used (65%)" in shown and "No active alerts" not in shown
+
+
 def test_a_420px_phone_screen_never_scrolls_sideways(platform, customer, page):
     ingest(platform, customer, ["4", "6"], prefix="first")
     page.execute_cdp_cmd(
