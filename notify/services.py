@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from aforo.exceptions import ApiError
 
+from .hosts import literal_host_refused, resolved_host_refused
 from .models import EVENT_TYPES, WebhookDelivery, WebhookEndpoint
 from .signing import HEADER, signature_header
 
@@ -52,6 +53,9 @@ def webhook_url_check(url: Any) -> str:
         _URL(url)
     except ValidationError:
         raise problem from None
+    refused = literal_host_refused(url)
+    if refused:
+        raise ApiError(code="validation_error", field="url", message=f"url: webhooks go to public hosts only; {refused}.")
     return url
 
 
@@ -211,14 +215,18 @@ def webhook_delivery_attempt(*, delivery_id: int) -> float | None:
         }
         began = time.perf_counter()
         status, error = None, ""
-        try:
-            response = requests.post(endpoint.url, data=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_S,
-                                     allow_redirects=False)
-            status = response.status_code
-            if not 200 <= status < 300:
-                error = f"HTTP {status}"
-        except requests.RequestException as exc:
-            error = f"{type(exc).__name__}: {exc}"[:300]
+        refused = resolved_host_refused(endpoint.url)
+        if refused:
+            error = f"refused: {refused}"[:300]
+        else:
+            try:
+                response = requests.post(endpoint.url, data=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_S,
+                                         allow_redirects=False)
+                status = response.status_code
+                if not 200 <= status < 300:
+                    error = f"HTTP {status}"
+            except requests.RequestException as exc:
+                error = f"{type(exc).__name__}: {exc}"[:300]
         delivery.attempts += 1
         delivery.latency_ms = int((time.perf_counter() - began) * 1000)
         delivery.response_status = status

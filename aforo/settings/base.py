@@ -157,6 +157,9 @@ TOKEN_CACHE_TTL_S = env.float("TOKEN_CACHE_TTL_S", default=5.0)
 WEBHOOK_TIMEOUT_S = env.float("WEBHOOK_TIMEOUT_S", default=10.0)
 WEBHOOK_RETRY_WINDOW_S = env.int("WEBHOOK_RETRY_WINDOW_S", default=86_400)
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=40)
+# Webhooks go to public addresses only (notify.hosts: no loopback, private, link-local or
+# metadata address); development and tests, whose receivers are on loopback, allow them.
+WEBHOOK_ALLOW_PRIVATE_HOSTS = env.bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", default=False)
 ENTITLEMENT_GENERATION_TTL_S = env.float("ENTITLEMENT_GENERATION_TTL_S", default=1.0)
 INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=2 * 1024 * 1024)
 # After the broker acknowledged an event, a resend within this many seconds is answered

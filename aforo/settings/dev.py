@@ -8,3 +8,6 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+# Local webhook receivers (notify.hosts): allowed in development.
+WEBHOOK_ALLOW_PRIVATE_HOSTS = env.bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", default=True)

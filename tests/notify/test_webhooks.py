@@ -405,3 +405,49 @@ def test_an_inline_sender_makes_the_first_attempt_and_leaves_retries_to_celery(r
     finally:
         sender.close()
     assert delivery.attempts == 2 and len(r.received) == 2
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8000/h", "http://localhost/h", "http://api.localhost/h", "https://10.0.0.5/h", "http://169.254.169.254/latest",
+     "http://[::1]/h", "http://[::ffff:127.0.0.1]/h", "http://192.168.1.1/h", "http://0.0.0.0/h"],
+)
+def test_webhooks_to_this_machine_or_a_private_network_are_refused(api_client, settings, url):
+    """Server-side request forgery: a tenant's endpoint may not point Aforo at its own network."""
+    settings.WEBHOOK_ALLOW_PRIVATE_HOSTS = False
+    setup = priced_setup()
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tenant_token(setup.tenant)}")
+    response = api_client.post("/api/v1/webhook-endpoints", {"url": url, "event_types": ["*"]}, format="json")
+    assert response.status_code == 400 and response.json()["error"]["field"] == "url"
+    assert "public hosts only" in response.json()["error"]["message"]
+
+
+def test_an_endpoint_whose_name_resolves_to_a_private_address_is_not_posted_to(
+    receiver, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    import socket
+
+    setup = priced_setup()
+    r = receiver()
+    endpoint = webhook_endpoint_create(tenant_id=setup.tenant.pk, url=r.url, event_types=["*"])
+    # A name saved while private hosts were allowed, that now points at this machine:
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=r.url.replace("127.0.0.1", "rebound.example"))
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: real("127.0.0.1" if host == "rebound.example" else host, *a, **k))
+    settings.WEBHOOK_ALLOW_PRIVATE_HOSTS, settings.WEBHOOK_MAX_ATTEMPTS = False, 1
+    emit(setup.tenant.pk, capture=django_capture_on_commit_callbacks)
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == WebhookDelivery.Status.FAILED and r.received == []
+    assert delivery.last_error == "refused: rebound.example resolves to a non-public address (127.0.0.1)"
+
+
+def test_the_resolved_addresses_decide(settings, monkeypatch):
+    import socket
+
+    from notify.hosts import resolved_host_refused
+
+    settings.WEBHOOK_ALLOW_PRIVATE_HOSTS = False
+    answers = {"public.example": ["93.184.215.14"], "sneaky.example": ["93.184.215.14", "10.1.2.3"]}
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, type=0: [(2, 1, 6, "", (a, port)) for a in answers[host]])
+    assert resolved_host_refused("https://public.example/h") is None
+    assert resolved_host_refused("https://sneaky.example/h") == "sneaky.example resolves to a non-public address (10.1.2.3)"
