@@ -199,6 +199,24 @@ def demo_seed(*, now: datetime | None = None, history: bool = False) -> dict[str
     return seeded
 
 
+# The tenant's default alert rules (the alerts consumer evaluates them; the dashboard shows what fired).
+DEMO_ALERT_RULES = [
+    {"kind": "quota_percent", "thresholds": ["80", "100"], "name": "Included quota"},
+    {"kind": "limit_percent", "thresholds": ["80", "100"], "name": "Hard limit"},
+    {"kind": "commitment_percent", "thresholds": ["50", "100"], "name": "Minimum commitment"},
+    {"kind": "anomaly", "factor": "3", "window_minutes": 5, "baseline_minutes": 60, "min_units": "100", "name": "Usage spike"},
+]
+
+
+def _alert_rules(tenant: Tenant) -> None:
+    from notify.alerts import alert_rule_save
+    from notify.models import AlertRule
+
+    for rule in DEMO_ALERT_RULES:
+        if not AlertRule.objects.filter(tenant=tenant, kind=rule["kind"], metric=None, rate_plan=None, subscription=None).exists():
+            alert_rule_save(tenant_id=tenant.pk, data=rule)
+
+
 @transaction.atomic
 def _demo_catalog(*, now: datetime | None = None) -> tuple[dict[str, Any], list[tuple[Customer, str]]]:
     now = now or datetime.now(timezone.utc)
@@ -207,6 +225,7 @@ def _demo_catalog(*, now: datetime | None = None) -> tuple[dict[str, Any], list[
     admin = _user(*ADMIN_LOGIN, is_staff=True, is_superuser=True)
     TenantMember.objects.get_or_create(user=admin, defaults={"tenant": tenant})
     plans = _catalog(tenant, start)
+    _alert_rules(tenant)
 
     customers = []
     owners = []
