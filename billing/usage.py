@@ -32,6 +32,7 @@ from metering.models import UnmatchedUsage
 from metering.validation import UsageEvent
 from wallets.debits import wallet_charges_record
 
+from .leases.attribution import lease_consumption_record
 from .selectors import rated_records_for_raw_events
 from .services import RatedRecord, RatingInput, rated_charges, rated_events_record_batch
 
@@ -97,12 +98,15 @@ def usage_batch_enrich(*, events: Sequence[IncomingEvent], cache: EnrichmentCach
         )
 
 
-def _rate(inputs: Sequence[RatingInput], *, now: datetime) -> list[RatedRecord]:
-    """Rated events, running totals and real-time wallet debits of resolved events (inside the
-    caller's transaction)."""
+def _rate(inputs: Sequence[RatingInput], *, now: datetime, leased: Sequence[int] = ()) -> list[RatedRecord]:
+    """Rated events, running totals, real-time wallet debits and lease consumption of resolved
+    events (inside the caller's transaction). `leased`: positions in `inputs` of the events
+    that name a lease (metadata.lease_id)."""
     records = rated_events_record_batch(inputs=inputs, rated_at=now)
     with stage("wallet"):
         wallet_charges_record(charges=rated_charges(inputs=inputs, records=records), now=now)
+    if leased:
+        lease_consumption_record(attributed=[(inputs[i], records[i]) for i in leased], now=now)
     return records
 
 
@@ -118,6 +122,7 @@ def _record_once(batch: EnrichedBatch) -> BatchOutcome:
         with stage("ledger.raw"):
             stored = raw_events_store(events=batch.events, now=now)
         inputs: list[RatingInput] = []
+        leased: list[int] = []  # positions of the events that name a lease
         unmatched: list[tuple[int, int, str, str]] = []
         for incoming, resolution in zip(batch.events, batch.resolutions):  # arrival order = rating order
             raw_id = stored.new.get((incoming.tenant_id, incoming.event.event_id))
@@ -125,15 +130,18 @@ def _record_once(batch: EnrichedBatch) -> BatchOutcome:
                 continue
             if isinstance(resolution, Resolution):
                 event = incoming.event
+                lease_id = event.metadata.get("lease_id") if event.metadata else None
+                if lease_id is not None:
+                    leased.append(len(inputs))
                 inputs.append(  # positional: a NamedTuple built from keywords costs twice as much, per event
                     RatingInput(
                         raw_id, incoming.tenant_id, event.event_id, event.quantity, event.timestamp, resolution,
-                        _session(event.dimensions),
+                        _session(event.dimensions), lease_id,
                     )
                 )
             else:
                 unmatched.append((incoming.tenant_id, raw_id, resolution.reason, resolution.detail))
-        outcome.rated = _rate(inputs, now=now)
+        outcome.rated = _rate(inputs, now=now, leased=leased)
         unmatched_usage_record(rows=unmatched, now=now)
     outcome.new = len(stored.new)
     outcome.duplicates += stored.duplicates
@@ -196,10 +204,10 @@ def unmatched_usage_replay(
                     RatingInput(
                         raw_event_id=raw.id, tenant_id=row.tenant_id, event_id=raw.event_id,
                         quantity=raw.quantity, timestamp=raw.timestamp, resolution=resolution,
-                        session=_session(raw.dimensions),
+                        session=_session(raw.dimensions), lease_id=(raw.metadata or {}).get("lease_id"),
                     )
                 )
                 matched_ids.append(row.id)
-        rated = _rate(inputs, now=now)
+        rated = _rate(inputs, now=now, leased=[i for i, item in enumerate(inputs) if item.lease_id is not None])
         UnmatchedUsage.objects.filter(id__in=matched_ids).update(resolved_at=now)
     return {"rated": len(matched_ids), "still_unmatched": len(rows) - len(matched_ids)}, rated

@@ -1,0 +1,271 @@
+"""Budget lease writes: grant, renew, return, expire (the accounting is billing.leases.plan).
+
+Lock order, everywhere: the subscription row (SELECT … FOR UPDATE), then its leases by id. The
+grant check — limit − rated units − Σ reserved — reads the running total and the leases in ONE
+statement under the subscription's lock, so two grants never share the same units, and a
+rating batch committing meanwhile is seen whole or not at all (its running total and its
+leases' `consumed` move in one transaction). The rating batch locks running totals and then
+lease rows; lease writes never lock running totals, so the two cannot deadlock.
+
+After each commit the key's reserved total goes to the Redis usage counters
+(billing.leases.counters), where the entitlement check reads it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from aforo.exceptions import ApiError
+from aforo.money import decimal_text
+from catalog.models import Subscription
+from metering.enrichment import Resolution, resolve
+from metering.selectors import billing_contexts_build
+
+from ..models import Lease, RunningTotal
+from ..periods import period_for
+from . import plan
+from .counters import BudgetKey, lease_reservations_publish
+from .inputs import LeaseRequest, RenewRequest
+
+_UNKNOWN_STATUS = {"unknown_api_key": 404, "unknown_customer": 404, "unknown_subscription": 404}
+
+
+def lease_state(lease: Lease) -> plan.LeaseState:
+    """The lease's accounting figures (billing.leases.plan)."""
+    return plan.LeaseState(
+        lease.status, lease.leased, lease.consumed, lease.reported, lease.used, lease.returned, lease.expired,
+        lease.overrun,
+    )
+
+
+def _store(lease: Lease, state: plan.LeaseState, *, now: datetime) -> None:
+    for name in plan.LeaseState._fields:
+        setattr(lease, name, getattr(state, name))
+    lease.updated_at = now
+    if state.status != plan.ACTIVE and lease.closed_at is None:
+        lease.closed_at = now
+    lease.save()
+
+
+def _key(lease: Lease) -> BudgetKey:
+    return BudgetKey(lease.subscription_id, lease.metric_id, lease.dimension_key, lease.period_start, lease.period_end)
+
+
+def _publish_after_commit(keys: list[BudgetKey]) -> None:
+    transaction.on_commit(lambda: lease_reservations_publish(keys=keys))
+
+
+def _lock_subscription(subscription_id: int) -> None:
+    list(Subscription.objects.select_for_update().filter(pk=subscription_id).values_list("id"))
+
+
+def _rated_and_reserved(key: BudgetKey) -> tuple[Decimal, Decimal]:
+    """The key's rated units and the units its leases reserve, read in one statement (one snapshot)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT
+              COALESCE((SELECT units FROM {RunningTotal._meta.db_table} WHERE subscription_id = %(s)s
+                        AND metric_id = %(m)s AND dimension_key = %(d)s AND period_start = %(p)s), 0),
+              COALESCE((SELECT SUM(CASE WHEN status = 'active' THEN GREATEST(leased - consumed, 0)
+                                        ELSE GREATEST(used - consumed, 0) END)
+                        FROM {Lease._meta.db_table} WHERE subscription_id = %(s)s AND metric_id = %(m)s
+                        AND dimension_key = %(d)s AND period_start = %(p)s
+                        AND (status = 'active' OR used > consumed)), 0)
+            """,
+            {"s": key.subscription_id, "m": key.metric_id, "d": key.dimension_key, "p": key.period_start},
+        )
+        rated, reserved = cursor.fetchone()
+    return rated, reserved
+
+
+def _resolve(*, tenant_id: int, request: LeaseRequest, now: datetime) -> Resolution:
+    context = billing_contexts_build(tenant_id=tenant_id, subjects=[request.subject]).get(request.subject)
+    resolution = resolve(context, metric=request.metric, at=now, subject=request.subject, dimensions=request.dimensions)
+    if not isinstance(resolution, Resolution):
+        raise ApiError(
+            code=resolution.reason, message=f"Nothing would rate this usage: {resolution.reason.replace('_', ' ')} "
+            f"({resolution.detail}).", status_code=_UNKNOWN_STATUS.get(resolution.reason, 409),
+        )
+    if resolution.model.limit is None:
+        raise ApiError(
+            code="no_limit", message=f"The price of {request.metric!r} has no limit: there is no budget to lease "
+            "(every call is allowed).", status_code=409, field="metric",
+        )
+    return resolution
+
+
+def _same_request(lease: Lease, request: LeaseRequest, resolution: Resolution) -> bool:
+    return (
+        lease.subscription_id, lease.metric_id, lease.dimension_key, lease.requested_units, lease.min_units,
+        lease.ttl_seconds, lease.holder,
+    ) == (
+        resolution.subscription.id, resolution.metric.metric_id, resolution.dimension_key, request.units,
+        request.min_units, request.ttl_seconds, request.holder,
+    )
+
+
+def _expires_at(now: datetime, ttl_seconds: int, period_end: datetime) -> datetime:
+    return min(now + timedelta(seconds=ttl_seconds), period_end)
+
+
+def lease_create(*, tenant_id: int, request: LeaseRequest, now: datetime | None = None) -> tuple[Lease, bool]:
+    """Grant min(units, available) of the limit of the price that would rate `request.metric`
+    for its subject now, until now + ttl (the period's end at the latest). Returns (lease,
+    created): a retry with the same idempotency key and the same request returns the first
+    lease as it is now; another request with that key is a 409 idempotency_key_reused. 409
+    insufficient_units (with `available`) when less than max(min_units, >0) is available."""
+    now = now or timezone.now()
+    resolution = _resolve(tenant_id=tenant_id, request=request, now=now)
+    sub = resolution.subscription
+    start, end = period_for(cadence=sub.cadence, anchor=sub.anchor, at=now)
+    key = BudgetKey(sub.id, resolution.metric.metric_id, resolution.dimension_key, start, end)
+    try:
+        with transaction.atomic(durable=True):
+            _lock_subscription(sub.id)
+            existing = (
+                Lease.objects.select_for_update()
+                .filter(tenant_id=tenant_id, idempotency_key=request.idempotency_key).first()
+            )
+            if existing is not None:
+                if not _same_request(existing, request, resolution):
+                    raise ApiError(
+                        code="idempotency_key_reused", status_code=409, field="idempotency_key",
+                        message=f"idempotency_key {request.idempotency_key!r} was used for another lease request "
+                        f"(lease {existing.pk}); use a new key for a new lease.", lease_id=existing.pk,
+                    )
+                return lease_expire_if_due(existing, now=now), False
+            rated, reserved = _rated_and_reserved(key)
+            free = plan.available(limit=resolution.model.limit.units, rated=rated, reserved=reserved)
+            granted = plan.grant(requested=request.units, minimum=request.min_units, available=free)
+            if granted is None:
+                raise ApiError(
+                    code="insufficient_units", status_code=409, field="units", available=decimal_text(free),
+                    message=f"{decimal_text(free)} units of {request.metric!r} are available this period (limit "
+                    f"{decimal_text(resolution.model.limit.units)}, {decimal_text(rated)} rated, {decimal_text(reserved)} "
+                    f"leased out); asked for {decimal_text(request.units)}, at least {decimal_text(request.min_units)}.",
+                )
+            lease = Lease.objects.create(
+                tenant_id=tenant_id, subscription_id=sub.id, customer_id=sub.customer_id,
+                metric_id=resolution.metric.metric_id, dimension_key=resolution.dimension_key, period_start=start,
+                period_end=end, holder=request.holder, idempotency_key=request.idempotency_key,
+                requested_units=request.units, min_units=request.min_units, ttl_seconds=request.ttl_seconds,
+                leased=granted, expires_at=_expires_at(now, request.ttl_seconds, end), created_at=now, updated_at=now,
+            )
+            _publish_after_commit([key])
+            return lease, True
+    except IntegrityError:  # the same key committed by another tenant-scoped request first: it is a retry
+        existing = Lease.objects.filter(tenant_id=tenant_id, idempotency_key=request.idempotency_key).first()
+        if existing is None:
+            raise
+        return lease_create(tenant_id=tenant_id, request=request, now=now)
+
+
+def _locked_lease(*, tenant_id: int, lease_id: int) -> Lease:
+    """The lease's subscription locked, then the lease re-read under that lock (inside a transaction)."""
+    subscription_id = Lease.objects.filter(pk=lease_id, tenant_id=tenant_id).values_list("subscription_id", flat=True).first()
+    if subscription_id is None:
+        raise ApiError(code="not_found", message=f"No lease {lease_id} in this tenant.", status_code=404)
+    _lock_subscription(subscription_id)
+    return Lease.objects.select_for_update().get(pk=lease_id)
+
+
+def lease_expire_if_due(lease: Lease, *, now: datetime) -> Lease:
+    """Expire an active lease past its expiry, whoever finds it first (the lease is locked, or
+    it is a read that only reports)."""
+    if lease.status == Lease.Status.ACTIVE and lease.expires_at <= now:
+        _store(lease, plan.close(lease_state(lease), status=plan.EXPIRED), now=now)
+        _publish_after_commit([_key(lease)])
+    return lease
+
+
+def _not_active(lease: Lease) -> ApiError:
+    return ApiError(
+        code=f"lease_{lease.status}", status_code=409, lease_status=lease.status,
+        message=f"Lease {lease.pk} is {lease.status}, not active.",
+    )
+
+
+def lease_get(*, tenant_id: int, lease_id: int, now: datetime | None = None) -> Lease:
+    """A lease as it is now: one past its expiry is expired by this read."""
+    now = now or timezone.now()
+    with transaction.atomic(durable=True):
+        lease = Lease.objects.filter(pk=lease_id, tenant_id=tenant_id).first()
+        if lease is None:
+            raise ApiError(code="not_found", message=f"No lease {lease_id} in this tenant.", status_code=404)
+        if lease.status == Lease.Status.ACTIVE and lease.expires_at <= now:
+            lease = lease_expire_if_due(_locked_lease(tenant_id=tenant_id, lease_id=lease_id), now=now)
+        return lease
+
+
+def lease_renew(*, tenant_id: int, lease_id: int, request: RenewRequest, now: datetime | None = None) -> Lease:
+    """Record the units used so far, extend the lease to now + ttl (the period's end at the
+    latest) and, with `units`, top it up so that `units` remain unused (as far as the limit
+    allows; never takes any back). A retry changes nothing more. 409 lease_expired /
+    lease_returned when it is no longer active (one past its expiry is expired by this call)."""
+    now = now or timezone.now()
+    with transaction.atomic(durable=True):
+        lease = lease_expire_if_due(_locked_lease(tenant_id=tenant_id, lease_id=lease_id), now=now)
+        if lease.status == Lease.Status.ACTIVE:
+            state = plan.report(lease_state(lease), request.used)
+            if request.units is not None:
+                limit = _limit_now(lease, now)
+                rated, reserved = _rated_and_reserved(_key(lease))
+                free = plan.available(limit=limit, rated=rated, reserved=reserved)
+                state = plan.top_up(state, remaining=request.units, available_units=free)
+            lease.expires_at = _expires_at(now, request.ttl_seconds, lease.period_end)
+            _store(lease, state, now=now)
+            _publish_after_commit([_key(lease)])
+            return lease
+    raise _not_active(lease)  # outside the atomic block: an expiry found here stays committed
+
+
+def _limit_now(lease: Lease, now: datetime) -> Decimal:
+    """The limit of the lease's price as in force now (zero when nothing prices it any more)."""
+    subject = f"subscription:{lease.subscription_id}"
+    context = billing_contexts_build(tenant_id=lease.tenant_id, subjects=[subject]).get(subject)
+    resolution = resolve(context, metric=lease.metric.code, at=now, subject=subject)
+    if not isinstance(resolution, Resolution) or resolution.model.limit is None:
+        return Decimal(0)
+    return resolution.model.limit.units
+
+
+def lease_return(*, tenant_id: int, lease_id: int, used: Decimal, now: datetime | None = None) -> tuple[Lease, bool]:
+    """Close the lease: used = min(max(used, consumed), leased), the rest returned. Units the
+    holder reports used but not rated yet stay reserved until their events are rated. A retry
+    with the same `used` answers the returned lease unchanged. Returns (lease, changed)."""
+    now = now or timezone.now()
+    with transaction.atomic(durable=True):
+        lease = lease_expire_if_due(_locked_lease(tenant_id=tenant_id, lease_id=lease_id), now=now)
+        if lease.status == Lease.Status.RETURNED and lease.reported == max(lease.reported, used):
+            return lease, False
+        if lease.status == Lease.Status.ACTIVE:
+            _store(lease, plan.close(plan.report(lease_state(lease), used), status=plan.RETURNED), now=now)
+            _publish_after_commit([_key(lease)])
+            return lease, True
+    raise _not_active(lease)
+
+
+def leases_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:
+    """The expiry sweep: expire active leases past their expiry, at most `batch_size`, one short
+    transaction per subscription (its lock, then the leases re-checked). Idempotent and safe
+    next to renewals, returns and other sweeps. Returns the leases expired."""
+    now = now or timezone.now()
+    due = list(
+        Lease.objects.filter(status=Lease.Status.ACTIVE, expires_at__lte=now)
+        .order_by("expires_at", "id").values_list("subscription_id", "id")[:batch_size]
+    )
+    by_subscription: dict[int, list[int]] = {}
+    for subscription_id, lease_id in due:
+        by_subscription.setdefault(subscription_id, []).append(lease_id)
+    expired = 0
+    for subscription_id, lease_ids in sorted(by_subscription.items()):
+        with transaction.atomic(durable=True):
+            _lock_subscription(subscription_id)
+            for lease in Lease.objects.select_for_update().filter(pk__in=lease_ids).order_by("id"):
+                before = lease.status
+                expired += lease_expire_if_due(lease, now=now).status != before
+    return expired
