@@ -15,7 +15,7 @@ from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.models import AllowanceGrant, PricingSnapshot, RatedEvent, RolloverPolicy, RunningTotal
+from billing.models import AllowanceGrant, Lease, PricingSnapshot, RatedEvent, RolloverPolicy, RunningTotal
 from billing.periods import period_for
 from billing.rating import config_hash
 from billing.settlement import settlement_run
@@ -26,7 +26,7 @@ from tests.factories import PricedSetup, priced_setup, tenant_token
 from wallets.services import wallet_create, wallet_top_up
 from wallets.holds import hold_place
 
-LEDGER_MODELS = [RawEvent, UnmatchedUsage, RatedEvent, RunningTotal, PricingSnapshot]
+LEDGER_MODELS = [RawEvent, UnmatchedUsage, RatedEvent, RunningTotal, PricingSnapshot, Lease]
 
 
 @dataclass
@@ -114,6 +114,12 @@ def everything(db, django_user_model):
         AllowanceGrant.objects.create(
             tenant=setup.tenant, subscription=setup.subscription, metric=setup.metric, period_start=timezone.now(),
             units=Decimal(5),
+        )
+        start, end = period_for(cadence=setup.subscription.billing_cadence, anchor=setup.subscription.billing_anchor, at=timezone.now())
+        Lease.objects.create(  # a budget lease (its price has no limit: made directly, as the grant would)
+            tenant=setup.tenant, subscription=setup.subscription, customer=setup.customer, metric=setup.metric,
+            period_start=start, period_end=end, holder="gw-1", idempotency_key="lease", requested_units=Decimal(5),
+            ttl_seconds=60, leased=Decimal(5), expires_at=timezone.now() + timedelta(seconds=60),
         )
         # A webhook endpoint and one delivery in its log (recorded; not sent: no commit here).
         webhook_endpoint_create(tenant_id=setup.tenant.pk, url="https://hooks.example.com/a", event_types=["*"])

@@ -302,3 +302,16 @@ def test_bad_renewals_and_returns_change_nothing(client, setup, django_capture_o
     assert response.status_code == 400 and response.json()["error"]["code"] == code
     row = Lease.objects.get(pk=granted["id"])
     assert (row.status, row.leased, row.reported) == ("active", 10, 0)
+
+
+def test_the_admin_lists_leases_and_returns_selected_ones(admin_client, setup, client, django_capture_on_commit_callbacks):
+    from django.urls import reverse
+
+    granted = lease(client, setup, django_capture_on_commit_callbacks, units="25").json()
+    url = reverse("admin:billing_lease_changelist")
+    listing = admin_client.get(url)
+    assert listing.status_code == 200 and '<td class="field-leased_exact">25</td>' in listing.content.decode()
+    response = admin_client.post(url, {"action": "return_selected", "_selected_action": [granted["id"]]}, follow=True)
+    assert response.status_code == 200
+    row = Lease.objects.get(pk=granted["id"])
+    assert (row.status, row.returned, row.used) == ("returned", 25, 0)
