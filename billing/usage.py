@@ -7,6 +7,7 @@
     │ raw events      metering.ledger.raw_events_store       (new ones, by (tenant, event_id)) │
     │ rated events    billing.services.rated_events_record_batch  (lock → plan → write)       │
     │ wallet debits   wallets.debits.wallet_charges_record  (prepaid / hybrid, in real time) │
+    │ lease usage     billing.leases.attribution  (events naming metadata.lease_id only)     │
     │ unmatched       metering.ledger.unmatched_usage_record  (no billing context)            │
     └───────────────────────────────────────────────────────────────────────────────────────┘
     after commit: interim invoices enqueued (billing.services); the caller publishes the

@@ -315,3 +315,13 @@ def test_the_admin_lists_leases_and_returns_selected_ones(admin_client, setup, c
     assert response.status_code == 200
     row = Lease.objects.get(pk=granted["id"])
     assert (row.status, row.returned, row.used) == ("returned", 25, 0)
+
+
+def test_the_database_refuses_a_closed_lease_that_loses_units(client, setup, django_capture_on_commit_callbacks):
+    from django.db import IntegrityError, transaction
+
+    granted = lease(client, setup, django_capture_on_commit_callbacks, units="10").json()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Lease.objects.filter(pk=granted["id"]).update(status="returned", used=Decimal(4), returned=Decimal(5))
+    Lease.objects.filter(pk=granted["id"]).update(status="returned", used=Decimal(4), returned=Decimal(6))
+    assert balanced(Lease.objects.get(pk=granted["id"]))
