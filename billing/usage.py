@@ -116,6 +116,12 @@ def _session(dimensions: dict[str, Any] | None) -> str:
     return str((dimensions or {}).get("session_id", ""))
 
 
+def _lease_session(lease_id: Any) -> str:
+    """A money lease's wallet hold (reference `lease:<id>`) pays for the events that name the
+    lease and no session of their own (billing.leases.money)."""
+    return f"lease:{lease_id}"
+
+
 def _record_once(batch: EnrichedBatch) -> BatchOutcome:
     outcome = BatchOutcome(duplicates=batch.duplicates_in_batch)
     now = timezone.now()
@@ -132,12 +138,14 @@ def _record_once(batch: EnrichedBatch) -> BatchOutcome:
             if isinstance(resolution, Resolution):
                 event = incoming.event
                 lease_id = event.metadata.get("lease_id") if event.metadata else None
+                session = _session(event.dimensions)
                 if lease_id is not None:
                     leased.append(len(inputs))
+                    session = session or _lease_session(lease_id)
                 inputs.append(  # positional: a NamedTuple built from keywords costs twice as much, per event
                     RatingInput(
                         raw_id, incoming.tenant_id, event.event_id, event.quantity, event.timestamp, resolution,
-                        _session(event.dimensions), lease_id,
+                        session, lease_id,
                     )
                 )
             else:
@@ -201,11 +209,13 @@ def unmatched_usage_replay(
                 dimensions=raw.dimensions,
             )
             if isinstance(resolution, Resolution):
+                lease_id = (raw.metadata or {}).get("lease_id")
                 inputs.append(
                     RatingInput(
                         raw_event_id=raw.id, tenant_id=row.tenant_id, event_id=raw.event_id,
                         quantity=raw.quantity, timestamp=raw.timestamp, resolution=resolution,
-                        session=_session(raw.dimensions), lease_id=(raw.metadata or {}).get("lease_id"),
+                        session=_session(raw.dimensions) or (_lease_session(lease_id) if lease_id is not None else ""),
+                        lease_id=lease_id,
                     )
                 )
                 matched_ids.append(row.id)

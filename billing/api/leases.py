@@ -20,6 +20,7 @@ from aforo.params import json_body, query_int
 from aforo.money import decimal_text
 from billing.api.views import ExactDecimalField
 from billing.leases import services
+from billing.leases.money import money_consumed_now
 from billing.leases.services import lease_state as _state
 from billing.leases.inputs import lease_create_parse, lease_renew_parse, lease_return_parse
 from billing.models import Lease
@@ -27,7 +28,7 @@ from wallets.api.base import IsTenantAdminOrIngest
 
 
 class LeaseSerializer(serializers.ModelSerializer):
-    metric = serializers.CharField(source="metric.code")
+    metric = serializers.CharField(source="metric.code", allow_null=True, help_text="Unit leases: the metric; null for money.")
     leased = ExactDecimalField(help_text="Units granted (first grant and renewals' top-ups).")
     consumed = ExactDecimalField(help_text="Units of rated events sent under the lease (metadata.lease_id).")
     reported = ExactDecimalField(help_text="The most the holder reported using.")
@@ -40,8 +41,8 @@ class LeaseSerializer(serializers.ModelSerializer):
     class Meta:
         model = Lease
         fields = [
-            "id", "status", "holder", "subscription_id", "customer_id", "metric", "dimension_key", "period_start",
-            "period_end", "leased", "consumed", "reported", "used", "returned", "expired", "overrun", "reserved",
+            "id", "kind", "status", "holder", "subscription_id", "customer_id", "metric", "dimension_key", "period_start",
+            "period_end", "currency", "hold_id", "leased", "consumed", "reported", "used", "returned", "expired", "overrun", "reserved",
             "expires_at", "created_at", "closed_at", "idempotency_key",
         ]
 
@@ -55,10 +56,14 @@ CREATE_EXAMPLE = {
     "api_key": "sk_live_…", "metric": "api_calls", "units": "500", "min_units": "50", "ttl_seconds": 60,
     "holder": "gw-eu-1", "idempotency_key": "gw-eu-1:2026-12-03T12:00:00Z",
 }
+MONEY_EXAMPLE = {
+    "customer_id": 42, "amount": "25", "min_amount": "5", "ttl_seconds": 300, "holder": "gw-eu-1",
+    "idempotency_key": "gw-eu-1:money:0001",
+}
 
 
 def _render(lease: Lease, code: int = status.HTTP_200_OK) -> Response:
-    lease = Lease.objects.select_related("metric").get(pk=lease.pk)
+    lease = money_consumed_now(Lease.objects.select_related("metric").get(pk=lease.pk))
     return Response(LeaseSerializer(lease).data, status=code)
 
 
@@ -115,12 +120,18 @@ class LeaseListCreateView(ListAPIView):
             "idempotency_key and body answers 200 with the lease as it is now, another body is 409 "
             "idempotency_key_reused. 409 insufficient_units (with `available`) below max(min_units, any); 409 "
             "no_limit when the price has no limit; 404 unknown_api_key / unknown_customer / unknown_subscription; "
-            "409 revoked_api_key / no_active_subscription / metric_not_priced."
+            "409 revoked_api_key / no_active_subscription / metric_not_priced. Money: send `amount` (and "
+            "`min_amount`) instead of metric and units: min(amount, the prepaid wallet's available balance) is held "
+            "(a wallet hold, reference lease:<id>, reserving against other holds); events naming the lease draw from "
+            "it; 402 insufficient_funds, 409 no_wallet_billing / no_wallet."
         ),
         tags=["leases"],
         request={"application/json": {"type": "object"}},
         responses={201: LeaseSerializer, 200: LeaseSerializer, 400: ERROR, 401: ERROR, 404: ERROR, 409: ERROR},
-        examples=[OpenApiExample("Lease 500 calls for a minute", value=CREATE_EXAMPLE, request_only=True)],
+        examples=[
+            OpenApiExample("Lease 500 calls for a minute", value=CREATE_EXAMPLE, request_only=True),
+            OpenApiExample("Lease 25 of the wallet for 5 minutes", value=MONEY_EXAMPLE, request_only=True),
+        ],
     )
     def post(self, request):
         parsed = lease_create_parse(json_body(request, what="the lease request"))
@@ -149,7 +160,8 @@ class LeaseRenewView(APIView):
             "Admin or ingest token. `used`: units used under the lease so far (a lower figure than before changes "
             "nothing); `ttl_seconds`: the lease now expires that long from now (the period's end at the latest); "
             "`units` (optional): top the lease up so that this many units remain unused, as far as the limit "
-            "allows (never takes units back). A retry changes nothing more. 409 lease_expired / lease_returned."
+            "allows (never takes units back; money leases: 400 top_up_not_supported). A retry changes nothing more. "
+            "409 lease_expired / lease_returned."
         ),
         request={"application/json": {"type": "object"}},
         responses={200: LeaseSerializer, 400: ERROR, 401: ERROR, 404: ERROR, 409: ERROR},

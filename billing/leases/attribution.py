@@ -59,7 +59,7 @@ def lease_consumption_record(*, attributed: Sequence[tuple[Any, Any]], now: date
                 overrun = CASE WHEN l.status = 'active' THEN 0 ELSE GREATEST(l.consumed + x.units - l.used, 0) END
             FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::timestamptz[],
                         %s::numeric[]) AS x(id, tenant_id, subscription_id, metric_id, dimension_key, period_start, units)
-            WHERE l.id = x.id AND l.tenant_id = x.tenant_id AND l.subscription_id = x.subscription_id
+            WHERE l.id = x.id AND l.kind = 'units' AND l.tenant_id = x.tenant_id AND l.subscription_id = x.subscription_id
               AND l.metric_id = x.metric_id AND l.dimension_key = x.dimension_key AND l.period_start = x.period_start
             RETURNING l.subscription_id, l.metric_id, l.dimension_key, l.period_start, l.period_end
             """,

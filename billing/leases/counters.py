@@ -103,7 +103,8 @@ def reservation_argv_for_period(*, subscription_id: int, period_start: datetime,
                    SUM(CASE WHEN status = 'active' THEN GREATEST(leased - consumed, 0)
                             ELSE GREATEST(used - consumed, 0) END)
             FROM billing_lease
-            WHERE subscription_id = %s AND period_start = %s AND (status = 'active' OR used > consumed)
+            WHERE subscription_id = %s AND period_start = %s AND kind = 'units'
+              AND (status = 'active' OR used > consumed)
             GROUP BY 1, 2
             """,
             [subscription_id, period_start],

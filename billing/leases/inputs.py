@@ -16,19 +16,22 @@ MAX_UNITS = Decimal("1e15")
 MAX_TEXT = 150  # holder and idempotency keys (stored in 200-character columns)
 CREATE_FIELDS = {"api_key", "customer_id", "subscription_id", "metric", "dimensions", "units", "min_units", "ttl_seconds", "holder",
                  "idempotency_key"}
+MONEY_FIELDS = {"api_key", "customer_id", "subscription_id", "amount", "min_amount", "ttl_seconds", "holder",
+                "idempotency_key"}
 RENEW_FIELDS = {"used", "ttl_seconds", "units"}
 RETURN_FIELDS = {"used"}
 
 
 class LeaseRequest(NamedTuple):
     subject: str  # key:<sha256>, customer:<id> or subscription:<id>
-    metric: str
+    metric: str  # "" for a money lease
     dimensions: dict[str, str]
-    units: Decimal
+    units: Decimal  # units of the metric, or the amount of money
     min_units: Decimal
     ttl_seconds: int
     holder: str
     idempotency_key: str
+    kind: str = "units"  # "units" | "money"
 
 
 class RenewRequest(NamedTuple):
@@ -86,7 +89,10 @@ def _subject(subject: dict[str, Any]) -> str:
 
 
 def lease_create_parse(raw: Any) -> LeaseRequest:
-    """The body of POST /api/v1/leases. Raises ApiError (400) naming the field."""
+    """The body of POST /api/v1/leases: a unit lease (`metric`, `units`) or a money lease
+    (`amount`). Raises ApiError (400) naming the field."""
+    if isinstance(raw, dict) and "amount" in raw:
+        return _money_parse(raw)
     raw = _object(raw, CREATE_FIELDS)
     try:
         subject = parse_subject(raw)
@@ -106,6 +112,24 @@ def lease_create_parse(raw: Any) -> LeaseRequest:
         _subject(subject),
         metric, dimensions, units, min_units, ttl_parse(raw["ttl_seconds"]), _text(raw, "holder"),
         _text(raw, "idempotency_key"),
+    )
+
+
+def _money_parse(raw: dict[str, Any]) -> LeaseRequest:
+    raw = _object(raw, MONEY_FIELDS)
+    try:
+        subject = parse_subject(raw)
+    except EventRejected as error:
+        raise _invalid(error.code, error.field or "api_key", error.message) from None
+    amount = units_parse(raw.get("amount"), "amount")
+    minimum = units_parse(raw["min_amount"], "min_amount", allow_zero=True) if raw.get("min_amount") is not None else Decimal(0)
+    if minimum > amount:
+        raise _invalid("invalid_min_amount", "min_amount", "min_amount must not exceed amount")
+    if "ttl_seconds" not in raw:
+        raise _invalid("missing_field", "ttl_seconds", "ttl_seconds is required")
+    return LeaseRequest(
+        _subject(subject), "", {}, amount, minimum, ttl_parse(raw["ttl_seconds"]), _text(raw, "holder"),
+        _text(raw, "idempotency_key"), "money",
     )
 
 

@@ -20,7 +20,6 @@ from django.utils import timezone
 
 from aforo.exceptions import ApiError
 from aforo.money import decimal_text
-from catalog.models import Subscription
 from metering.enrichment import Resolution, resolve
 from metering.selectors import billing_contexts_build
 
@@ -29,37 +28,23 @@ from ..periods import period_for
 from . import plan
 from .counters import BudgetKey, lease_reservations_publish
 from .inputs import LeaseRequest, RenewRequest
+from .money import lease_money_create, money_close, money_consumed_now, money_extend
+from .rows import lease_state, lease_store, subscription_lock
+
+__all__ = ["LeaseRequest", "lease_create", "lease_get", "lease_renew", "lease_return", "lease_state", "leases_expire"]
 
 _UNKNOWN_STATUS = {"unknown_api_key": 404, "unknown_customer": 404, "unknown_subscription": 404}
-
-
-def lease_state(lease: Lease) -> plan.LeaseState:
-    """The lease's accounting figures (billing.leases.plan)."""
-    return plan.LeaseState(
-        lease.status, lease.leased, lease.consumed, lease.reported, lease.used, lease.returned, lease.expired,
-        lease.overrun,
-    )
-
-
-def _store(lease: Lease, state: plan.LeaseState, *, now: datetime) -> None:
-    for name in plan.LeaseState._fields:
-        setattr(lease, name, getattr(state, name))
-    lease.updated_at = now
-    if state.status != plan.ACTIVE and lease.closed_at is None:
-        lease.closed_at = now
-    lease.save()
 
 
 def _key(lease: Lease) -> BudgetKey:
     return BudgetKey(lease.subscription_id, lease.metric_id, lease.dimension_key, lease.period_start, lease.period_end)
 
 
-def _publish_after_commit(keys: list[BudgetKey]) -> None:
-    transaction.on_commit(lambda: lease_reservations_publish(keys=keys))
-
-
-def _lock_subscription(subscription_id: int) -> None:
-    list(Subscription.objects.select_for_update().filter(pk=subscription_id).values_list("id"))
+def _publish_after_commit(lease: Lease) -> None:
+    """A unit lease's key: its reserved total to Redis after commit (money leases reserve in the wallet)."""
+    if lease.kind == Lease.Kind.UNITS:
+        keys = [_key(lease)]
+        transaction.on_commit(lambda: lease_reservations_publish(keys=keys))
 
 
 def _rated_and_reserved(key: BudgetKey) -> tuple[Decimal, Decimal]:
@@ -98,70 +83,92 @@ def _resolve(*, tenant_id: int, request: LeaseRequest, now: datetime) -> Resolut
     return resolution
 
 
-def _same_request(lease: Lease, request: LeaseRequest, resolution: Resolution) -> bool:
-    return (
-        lease.subscription_id, lease.metric_id, lease.dimension_key, lease.requested_units, lease.min_units,
+def _same_request(
+    lease: Lease, request: LeaseRequest, *, subscription_id: int, metric_id: int | None, dimension_key: str
+) -> None:
+    """A retry must send what the first request sent (409 idempotency_key_reused otherwise)."""
+    if (
+        lease.kind, lease.subscription_id, lease.metric_id, lease.dimension_key, lease.requested_units, lease.min_units,
         lease.ttl_seconds, lease.holder,
-    ) == (
-        resolution.subscription.id, resolution.metric.metric_id, resolution.dimension_key, request.units,
-        request.min_units, request.ttl_seconds, request.holder,
-    )
+    ) != (
+        request.kind, subscription_id, metric_id, dimension_key, request.units, request.min_units, request.ttl_seconds,
+        request.holder,
+    ):
+        raise ApiError(
+            code="idempotency_key_reused", status_code=409, field="idempotency_key", lease_id=lease.pk,
+            message=f"idempotency_key {request.idempotency_key!r} was used for another lease request (lease "
+            f"{lease.pk}); use a new key for a new lease.",
+        )
 
 
 def _expires_at(now: datetime, ttl_seconds: int, period_end: datetime) -> datetime:
     return min(now + timedelta(seconds=ttl_seconds), period_end)
 
 
+def _retried(create, *, tenant_id: int, request: LeaseRequest, now: datetime) -> tuple[Lease, bool]:
+    """The same key committed first by a request the subscription's lock did not serialize with
+    (another subscription): answered as a retry of that one."""
+    try:
+        return create()
+    except IntegrityError:
+        if not Lease.objects.filter(tenant_id=tenant_id, idempotency_key=request.idempotency_key).exists():
+            raise
+        return create()
+
+
 def lease_create(*, tenant_id: int, request: LeaseRequest, now: datetime | None = None) -> tuple[Lease, bool]:
-    """Grant min(units, available) of the limit of the price that would rate `request.metric`
-    for its subject now, until now + ttl (the period's end at the latest). Returns (lease,
-    created): a retry with the same idempotency key and the same request returns the first
-    lease as it is now; another request with that key is a 409 idempotency_key_reused. 409
-    insufficient_units (with `available`) when less than max(min_units, >0) is available."""
+    """Grant a lease until now + ttl. Units: min(units, available) of the limit of the price that
+    would rate `request.metric` for its subject now (the period's end at the latest), or 409
+    insufficient_units (with `available`) below max(min_units, any). Money: min(amount, the
+    wallet's available balance) as a wallet hold (billing.leases.money), or 402
+    insufficient_funds. Returns (lease, created): a retry with the same idempotency key and the
+    same request returns the first lease as it is now; another request with that key is a 409
+    idempotency_key_reused."""
     now = now or timezone.now()
-    resolution = _resolve(tenant_id=tenant_id, request=request, now=now)
+    if request.kind == Lease.Kind.MONEY:
+        def create():
+            return lease_money_create(tenant_id=tenant_id, request=request, now=now, same_request=_same_request)
+    else:
+        resolution = _resolve(tenant_id=tenant_id, request=request, now=now)
+
+        def create():
+            return _units_create(tenant_id=tenant_id, request=request, resolution=resolution, now=now)
+    return _retried(create, tenant_id=tenant_id, request=request, now=now)
+
+
+def _units_create(*, tenant_id: int, request: LeaseRequest, resolution: Resolution, now: datetime) -> tuple[Lease, bool]:
     sub = resolution.subscription
     start, end = period_for(cadence=sub.cadence, anchor=sub.anchor, at=now)
     key = BudgetKey(sub.id, resolution.metric.metric_id, resolution.dimension_key, start, end)
-    try:
-        with transaction.atomic(durable=True):
-            _lock_subscription(sub.id)
-            existing = (
-                Lease.objects.select_for_update()
-                .filter(tenant_id=tenant_id, idempotency_key=request.idempotency_key).first()
+    with transaction.atomic(durable=True):
+        subscription_lock(sub.id)
+        existing = Lease.objects.select_for_update().filter(tenant_id=tenant_id, idempotency_key=request.idempotency_key).first()
+        if existing is not None:
+            _same_request(
+                existing, request, subscription_id=sub.id, metric_id=resolution.metric.metric_id,
+                dimension_key=resolution.dimension_key,
             )
-            if existing is not None:
-                if not _same_request(existing, request, resolution):
-                    raise ApiError(
-                        code="idempotency_key_reused", status_code=409, field="idempotency_key",
-                        message=f"idempotency_key {request.idempotency_key!r} was used for another lease request "
-                        f"(lease {existing.pk}); use a new key for a new lease.", lease_id=existing.pk,
-                    )
-                return lease_expire_if_due(existing, now=now), False
-            rated, reserved = _rated_and_reserved(key)
-            free = plan.available(limit=resolution.model.limit.units, rated=rated, reserved=reserved)
-            granted = plan.grant(requested=request.units, minimum=request.min_units, available=free)
-            if granted is None:
-                raise ApiError(
-                    code="insufficient_units", status_code=409, field="units", available=decimal_text(free),
-                    message=f"{decimal_text(free)} units of {request.metric!r} are available this period (limit "
-                    f"{decimal_text(resolution.model.limit.units)}, {decimal_text(rated)} rated, {decimal_text(reserved)} "
-                    f"leased out); asked for {decimal_text(request.units)}, at least {decimal_text(request.min_units)}.",
-                )
-            lease = Lease.objects.create(
-                tenant_id=tenant_id, subscription_id=sub.id, customer_id=sub.customer_id,
-                metric_id=resolution.metric.metric_id, dimension_key=resolution.dimension_key, period_start=start,
-                period_end=end, holder=request.holder, idempotency_key=request.idempotency_key,
-                requested_units=request.units, min_units=request.min_units, ttl_seconds=request.ttl_seconds,
-                leased=granted, expires_at=_expires_at(now, request.ttl_seconds, end), created_at=now, updated_at=now,
+            return lease_expire_if_due(existing, now=now), False
+        rated, reserved = _rated_and_reserved(key)
+        limit = resolution.model.limit.units
+        free = plan.available(limit=limit, rated=rated, reserved=reserved)
+        granted = plan.grant(requested=request.units, minimum=request.min_units, available=free)
+        if granted is None:
+            raise ApiError(
+                code="insufficient_units", status_code=409, field="units", available=decimal_text(free),
+                message=f"{decimal_text(free)} units of {request.metric!r} are available this period (limit "
+                f"{decimal_text(limit)}, {decimal_text(rated)} rated, {decimal_text(reserved)} leased out); asked for "
+                f"{decimal_text(request.units)}, at least {decimal_text(request.min_units)}.",
             )
-            _publish_after_commit([key])
-            return lease, True
-    except IntegrityError:  # the same key committed by another tenant-scoped request first: it is a retry
-        existing = Lease.objects.filter(tenant_id=tenant_id, idempotency_key=request.idempotency_key).first()
-        if existing is None:
-            raise
-        return lease_create(tenant_id=tenant_id, request=request, now=now)
+        lease = Lease.objects.create(
+            tenant_id=tenant_id, subscription_id=sub.id, customer_id=sub.customer_id,
+            metric_id=resolution.metric.metric_id, dimension_key=resolution.dimension_key, period_start=start,
+            period_end=end, holder=request.holder, idempotency_key=request.idempotency_key,
+            requested_units=request.units, min_units=request.min_units, ttl_seconds=request.ttl_seconds,
+            leased=granted, expires_at=_expires_at(now, request.ttl_seconds, end), created_at=now, updated_at=now,
+        )
+        _publish_after_commit(lease)
+        return lease, True
 
 
 def _locked_lease(*, tenant_id: int, lease_id: int) -> Lease:
@@ -169,16 +176,18 @@ def _locked_lease(*, tenant_id: int, lease_id: int) -> Lease:
     subscription_id = Lease.objects.filter(pk=lease_id, tenant_id=tenant_id).values_list("subscription_id", flat=True).first()
     if subscription_id is None:
         raise ApiError(code="not_found", message=f"No lease {lease_id} in this tenant.", status_code=404)
-    _lock_subscription(subscription_id)
+    subscription_lock(subscription_id)
     return Lease.objects.select_for_update().get(pk=lease_id)
 
 
 def lease_expire_if_due(lease: Lease, *, now: datetime) -> Lease:
-    """Expire an active lease past its expiry, whoever finds it first (the lease is locked, or
-    it is a read that only reports)."""
+    """Expire a LOCKED active lease past its expiry, whoever finds it first."""
     if lease.status == Lease.Status.ACTIVE and lease.expires_at <= now:
-        _store(lease, plan.close(lease_state(lease), status=plan.EXPIRED), now=now)
-        _publish_after_commit([_key(lease)])
+        if lease.kind == Lease.Kind.MONEY:
+            money_close(lease, status=plan.EXPIRED, now=now)
+        else:
+            lease_store(lease, plan.close(lease_state(lease), status=plan.EXPIRED), now=now)
+        _publish_after_commit(lease)
     return lease
 
 
@@ -198,7 +207,7 @@ def lease_get(*, tenant_id: int, lease_id: int, now: datetime | None = None) -> 
             raise ApiError(code="not_found", message=f"No lease {lease_id} in this tenant.", status_code=404)
         if lease.status == Lease.Status.ACTIVE and lease.expires_at <= now:
             lease = lease_expire_if_due(_locked_lease(tenant_id=tenant_id, lease_id=lease_id), now=now)
-        return lease
+        return money_consumed_now(lease)
 
 
 def lease_renew(*, tenant_id: int, lease_id: int, request: RenewRequest, now: datetime | None = None) -> Lease:
@@ -210,15 +219,24 @@ def lease_renew(*, tenant_id: int, lease_id: int, request: RenewRequest, now: da
     with transaction.atomic(durable=True):
         lease = lease_expire_if_due(_locked_lease(tenant_id=tenant_id, lease_id=lease_id), now=now)
         if lease.status == Lease.Status.ACTIVE:
+            expires_at = _expires_at(now, request.ttl_seconds, lease.period_end)
+            if lease.kind == Lease.Kind.MONEY:
+                if request.units is not None:
+                    raise ApiError(
+                        code="top_up_not_supported", field="units", status_code=400,
+                        message="A money lease is renewed without a top-up: lease more money with a new lease.",
+                    )
+                expires_at = now + timedelta(seconds=request.ttl_seconds)
+                money_extend(lease, expires_at=expires_at, now=now)
             state = plan.report(lease_state(lease), request.used)
             if request.units is not None:
                 limit = _limit_now(lease, now)
                 rated, reserved = _rated_and_reserved(_key(lease))
                 free = plan.available(limit=limit, rated=rated, reserved=reserved)
                 state = plan.top_up(state, remaining=request.units, available_units=free)
-            lease.expires_at = _expires_at(now, request.ttl_seconds, lease.period_end)
-            _store(lease, state, now=now)
-            _publish_after_commit([_key(lease)])
+            lease.expires_at = expires_at
+            lease_store(lease, state, now=now)
+            _publish_after_commit(lease)
             return lease
     raise _not_active(lease)  # outside the atomic block: an expiry found here stays committed
 
@@ -243,8 +261,12 @@ def lease_return(*, tenant_id: int, lease_id: int, used: Decimal, now: datetime 
         if lease.status == Lease.Status.RETURNED and lease.reported == max(lease.reported, used):
             return lease, False
         if lease.status == Lease.Status.ACTIVE:
-            _store(lease, plan.close(plan.report(lease_state(lease), used), status=plan.RETURNED), now=now)
-            _publish_after_commit([_key(lease)])
+            if lease.kind == Lease.Kind.MONEY:
+                lease.reported = max(lease.reported, used)
+                money_close(lease, status=plan.RETURNED, now=now)
+            else:
+                lease_store(lease, plan.close(plan.report(lease_state(lease), used), status=plan.RETURNED), now=now)
+            _publish_after_commit(lease)
             return lease, True
     raise _not_active(lease)
 
@@ -264,7 +286,7 @@ def leases_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:
     expired = 0
     for subscription_id, lease_ids in sorted(by_subscription.items()):
         with transaction.atomic(durable=True):
-            _lock_subscription(subscription_id)
+            subscription_lock(subscription_id)
             for lease in Lease.objects.select_for_update().filter(pk__in=lease_ids).order_by("id"):
                 before = lease.status
                 expired += lease_expire_if_due(lease, now=now).status != before
