@@ -15,7 +15,7 @@ from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.models import AllowanceGrant, Lease, PricingSnapshot, RatedEvent, RolloverPolicy, RunningTotal
+from billing.models import AllowanceGrant, PricingSnapshot, RatedEvent, RolloverPolicy, RunningTotal
 from billing.periods import period_for
 from billing.rating import config_hash
 from billing.settlement import settlement_run
@@ -25,6 +25,8 @@ from notify.services import webhook_endpoint_create, webhook_event_emit
 from tests.factories import PricedSetup, priced_setup, tenant_token
 from wallets.services import wallet_create, wallet_top_up
 from wallets.holds import hold_place
+
+from billing.models import Lease  # noqa: E402  (its own line: merges beside other imports)
 
 LEDGER_MODELS = [RawEvent, UnmatchedUsage, RatedEvent, RunningTotal, PricingSnapshot, Lease]
 
