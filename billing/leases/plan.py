@@ -2,7 +2,8 @@
 Django). billing.leases.services locks and reads, calls these, and writes what comes back;
 tests/billing/test_lease_plan.py states their laws with hypothesis.
 
-A lease grants `leased` units of a metric's hard limit to a gateway. Rated events that carry
+A lease grants `leased` units of a metric's hard limit to a gateway (a money lease: an amount of
+a prepaid wallet, held by a wallet hold whose `drawn` is its `consumed`; the same arithmetic). Rated events that carry
 the lease's id add their units to `consumed` (the rating batch); the gateway reports `reported`
 (the most it has said it used: it never shrinks). Closing it — return, or expiry at its TTL —
 fixes how the grant ends, once:
