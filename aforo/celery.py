@@ -29,6 +29,12 @@ app.conf.beat_schedule = {
         "task": "wallets.tasks.holds_expire",
         "schedule": 5.0,
     },
+    # Budget leases expire like holds: every 5 s (a lease reserves units others cannot use until
+    # it expires; reads and writes of a lease also expire it when due), expiring after 4 s.
+    "billing-leases-expire": {
+        "task": "billing.tasks.leases_expire",
+        "schedule": 5.0,
+    },
     # The webhook outbox sweep: deliveries whose attempt is due but not queued — the broker was
     # down when their event committed, or a worker died holding one — are queued again.
     "webhook-deliveries-sweep": {

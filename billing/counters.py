@@ -5,7 +5,8 @@ transaction commits: what a check sees is always committed); the entitlement che
 (`usage_counters_read`) with no database query. One Redis hash per subscription and period,
 `<prefix>:usage:<subscription>:<period start, epoch s>`, one field per running total,
 `<metric id>|<dimension key>` → `<version>:<units>:<amount>`, and it expires a week after the
-period ends.
+period ends. Budget leases keep their reserved units beside them (`lease|<metric id>|<dimension
+key>`, billing.leases.counters).
 
 Ordering: two consumers can rate one subscription (its API keys hash to different partitions),
 and their writes can reach Redis out of commit order. A field is therefore replaced only by a
@@ -119,7 +120,10 @@ def usage_counters_write(*, writes: Sequence[CounterWrite]) -> bool:
 
 def usage_counters_load(*, subscription_id: int, period_start: datetime, period_end: datetime) -> None:
     """Copy one subscription-period's running totals from PostgreSQL into its hash and mark it
-    complete (a reader's first miss; the version guard keeps any newer value a consumer wrote)."""
+    complete (a reader's first miss; the version guard keeps any newer value a consumer wrote),
+    with the leases' reservations (billing.leases.counters)."""
+    from .leases.counters import reservation_argv_for_period  # that module builds on this one
+
     rows = RunningTotal.objects.filter(subscription_id=subscription_id, period_start=period_start).values_list(
         "metric_id", "dimension_key", "last_rated_id", "units", "amount"
     )
@@ -129,7 +133,10 @@ def usage_counters_load(*, subscription_id: int, period_start: datetime, period_
     ]
     name = counter_hash(subscription_id, period_start)
     expire_at = int((period_end + KEEP_AFTER_PERIOD).timestamp())
-    argv = _argv(writes) + [name, COMPLETE, 0, "1:0", expire_at]
+    reservations = reservation_argv_for_period(
+        subscription_id=subscription_id, period_start=period_start, period_end=period_end
+    )
+    argv = _argv(writes) + reservations + [name, COMPLETE, 0, "1:0", expire_at]
     _script()(args=argv)
 
 

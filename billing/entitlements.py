@@ -9,7 +9,7 @@ running totals only the first time a subscription-period is asked about after Re
 The decision, per the price that would rate the event now (its dimension override included):
 
     no limit                         allow   no_limit
-    used + units <= limit            allow   within_limit
+    used + reserved + units <= limit allow   within_limit
     past a "bill" limit              allow   over_limit_billed   (charged as overage)
     past a "block" limit             deny    limit_reached       (would be recorded, rated at zero)
     counters unreadable (Redis down) the limit's `fail` setting: open → allow, closed → deny,
@@ -17,8 +17,10 @@ The decision, per the price that would rate the event now (its dimension overrid
     nothing would rate it            deny    unknown_api_key, revoked_api_key, unknown_customer,
                                              no_active_subscription, metric_not_priced
 
-The check reserves nothing: two gateways asking at once may both be allowed the last units
-(budget leases are the exact tool for that)."""
+Budget leases (billing.leases) hold units back: `reserved` is what active leases of the same
+(subscription, metric, dimension, period) have not used yet, read from the same counter hash,
+and a limit's room is limit − used − reserved. The check itself reserves nothing: two gateways
+asking at once may both be allowed the last units (leases are the exact tool for that)."""
 
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ from metering.validation import (
 )
 
 from .counters import counter_field, usage_counters_load, usage_counters_read
+from .leases.counters import reservation_field
 from .periods import period_for
 from .rating.params import BILL, FAIL_CLOSED
 
@@ -71,6 +74,7 @@ class Decision:
     metric: str
     limit: Decimal | None = None
     used: Decimal | None = None
+    reserved: Decimal | None = None  # units held by budget leases, not rated yet
     remaining: Decimal | None = None
     resets_at: datetime | None = None
     overage: str | None = None
@@ -84,7 +88,7 @@ class Decision:
 
         return {
             "allow": self.allow, "reason": self.reason, "metric": self.metric, "limit": number(self.limit),
-            "used": number(self.used), "remaining": number(self.remaining),
+            "used": number(self.used), "reserved": number(self.reserved), "remaining": number(self.remaining),
             "resets_at": None if self.resets_at is None else self.resets_at.isoformat().replace("+00:00", "Z"),
             "overage": self.overage, "subscription_id": self.subscription_id, "dimension_key": self.dimension_key,
             "degraded": self.degraded,
@@ -165,7 +169,9 @@ def _counters(subscription_id: int, start: datetime, end: datetime, fields: list
         return None
 
 
-def _decide(request: CheckRequest, resolution: Resolution, used: Decimal | None, end: datetime) -> Decision:
+def _decide(
+    request: CheckRequest, resolution: Resolution, used: Decimal | None, end: datetime, reserved: Decimal = ZERO
+) -> Decision:
     limit = resolution.model.limit
     common = {
         "metric": request.metric, "resets_at": end, "subscription_id": resolution.subscription.id,
@@ -179,15 +185,18 @@ def _decide(request: CheckRequest, resolution: Resolution, used: Decimal | None,
         )
     if limit is None:
         return Decision(True, "no_limit", used=used, **common)
-    remaining = max(limit.units - used, ZERO)
-    within = used + request.units <= limit.units
+    remaining = max(limit.units - used - reserved, ZERO)
+    within = used + reserved + request.units <= limit.units
     if within:
         reason, allow = "within_limit", True
     elif limit.overage == BILL:
         reason, allow = "over_limit_billed", True
     else:
         reason, allow = "limit_reached", False
-    return Decision(allow, reason, limit=limit.units, used=used, remaining=remaining, overage=limit.overage, **common)
+    return Decision(
+        allow, reason, limit=limit.units, used=used, reserved=reserved, remaining=remaining, overage=limit.overage,
+        **common,
+    )
 
 
 _periods: dict[tuple[int, str, datetime], tuple[datetime, datetime]] = {}
@@ -218,20 +227,22 @@ def entitlements_check(*, tenant_id: int, requests: Sequence[CheckRequest], now:
             start, end = _period(resolution.subscription, now)
             groups.setdefault((resolution.subscription.id, start, end), []).append(index)
     used: dict[int, Decimal | None] = {}
+    reserved: dict[int, Decimal] = {}
     for (subscription_id, start, end), indexes in groups.items():
-        fields = [
-            counter_field(resolved[i].metric.metric_id, resolved[i].dimension_key)  # type: ignore[union-attr]
-            for i in indexes
-        ]
+        keys = [(resolved[i].metric.metric_id, resolved[i].dimension_key) for i in indexes]  # type: ignore[union-attr]
+        fields = [counter_field(*key) for key in keys] + [reservation_field(*key) for key in keys]
         counters = _counters(subscription_id, start, end, fields)
         for position, index in enumerate(indexes):
             used[index] = None if counters is None else counters[position].units  # type: ignore[index, union-attr]
+            reserved[index] = ZERO if counters is None else counters[len(indexes) + position].units  # type: ignore[index, union-attr]
     decisions = []
     for index, (request, resolution) in enumerate(zip(requests, resolved)):
         if isinstance(resolution, Unmatched):
             decisions.append(Decision(False, resolution.reason, metric=request.metric))
             continue
-        decisions.append(_decide(request, resolution, used[index], _period(resolution.subscription, now)[1]))
+        decisions.append(
+            _decide(request, resolution, used[index], _period(resolution.subscription, now)[1], reserved[index])
+        )
     return decisions
 
 

@@ -49,6 +49,7 @@ class RatingInput(NamedTuple):
     timestamp: datetime
     resolution: Resolution
     session: str = ""  # the event's session_id dimension (a wallet hold with that reference pays first)
+    lease_id: Any = None  # the event's metadata.lease_id, as sent (billing.leases.attribution parses it)
 
 
 class RatedRecord(NamedTuple):

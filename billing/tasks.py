@@ -36,3 +36,20 @@ def settle_interim(subscription_id: int) -> int | None:
     the subscription's lock and does nothing when it no longer holds. Returns the invoice id."""
     result = settlement_run(subscription_id=subscription_id, at=timezone.now(), kind=SettlementRun.Kind.INTERIM)
     return None if result.invoice is None else result.invoice.pk
+
+
+@shared_task(name="billing.tasks.leases_expire", ignore_result=True, expires=4)
+def leases_expire() -> int:
+    """The lease expiry sweep (beat, every 5 s): expire active budget leases past their expiry,
+    in batches of 500 until one comes back short, at most 20 per run (a bigger backlog is the
+    next run's). Idempotent and safe next to renewals and returns: the service re-checks each
+    lease under its subscription's lock. Returns the leases expired."""
+    from .leases.services import leases_expire as expire  # the services import the catalog resolver
+
+    expired = 0
+    for _ in range(20):
+        in_batch = expire(batch_size=500)
+        expired += in_batch
+        if in_batch < 500:
+            break
+    return expired

@@ -7,6 +7,7 @@
     │ raw events      metering.ledger.raw_events_store       (new ones, by (tenant, event_id)) │
     │ rated events    billing.services.rated_events_record_batch  (lock → plan → write)       │
     │ wallet debits   wallets.debits.wallet_charges_record  (prepaid / hybrid, in real time) │
+    │ lease usage     billing.leases.attribution  (events naming metadata.lease_id only)     │
     │ unmatched       metering.ledger.unmatched_usage_record  (no billing context)            │
     └───────────────────────────────────────────────────────────────────────────────────────┘
     after commit: interim invoices enqueued (billing.services); the caller publishes the
@@ -32,6 +33,7 @@ from metering.models import UnmatchedUsage
 from metering.validation import UsageEvent
 from wallets.debits import wallet_charges_record
 
+from .leases.attribution import lease_consumption_record
 from .selectors import rated_records_for_raw_events
 from .services import RatedRecord, RatingInput, rated_charges, rated_events_record_batch
 
@@ -97,18 +99,27 @@ def usage_batch_enrich(*, events: Sequence[IncomingEvent], cache: EnrichmentCach
         )
 
 
-def _rate(inputs: Sequence[RatingInput], *, now: datetime) -> list[RatedRecord]:
-    """Rated events, running totals and real-time wallet debits of resolved events (inside the
-    caller's transaction)."""
+def _rate(inputs: Sequence[RatingInput], *, now: datetime, leased: Sequence[int] = ()) -> list[RatedRecord]:
+    """Rated events, running totals, real-time wallet debits and lease consumption of resolved
+    events (inside the caller's transaction). `leased`: positions in `inputs` of the events
+    that name a lease (metadata.lease_id)."""
     records = rated_events_record_batch(inputs=inputs, rated_at=now)
     with stage("wallet"):
         wallet_charges_record(charges=rated_charges(inputs=inputs, records=records), now=now)
+    if leased:
+        lease_consumption_record(attributed=[(inputs[i], records[i]) for i in leased], now=now)
     return records
 
 
 def _session(dimensions: dict[str, Any] | None) -> str:
     """The event's session_id dimension: a wallet hold with that reference pays first."""
     return str((dimensions or {}).get("session_id", ""))
+
+
+def _lease_session(lease_id: Any) -> str:
+    """A money lease's wallet hold (reference `lease:<id>`) pays for the events that name the
+    lease and no session of their own (billing.leases.money)."""
+    return f"lease:{lease_id}"
 
 
 def _record_once(batch: EnrichedBatch) -> BatchOutcome:
@@ -118,6 +129,7 @@ def _record_once(batch: EnrichedBatch) -> BatchOutcome:
         with stage("ledger.raw"):
             stored = raw_events_store(events=batch.events, now=now)
         inputs: list[RatingInput] = []
+        leased: list[int] = []  # positions of the events that name a lease
         unmatched: list[tuple[int, int, str, str]] = []
         for incoming, resolution in zip(batch.events, batch.resolutions):  # arrival order = rating order
             raw_id = stored.new.get((incoming.tenant_id, incoming.event.event_id))
@@ -125,15 +137,20 @@ def _record_once(batch: EnrichedBatch) -> BatchOutcome:
                 continue
             if isinstance(resolution, Resolution):
                 event = incoming.event
+                lease_id = event.metadata.get("lease_id") if event.metadata else None
+                session = _session(event.dimensions)
+                if lease_id is not None:
+                    leased.append(len(inputs))
+                    session = session or _lease_session(lease_id)
                 inputs.append(  # positional: a NamedTuple built from keywords costs twice as much, per event
                     RatingInput(
                         raw_id, incoming.tenant_id, event.event_id, event.quantity, event.timestamp, resolution,
-                        _session(event.dimensions),
+                        session, lease_id,
                     )
                 )
             else:
                 unmatched.append((incoming.tenant_id, raw_id, resolution.reason, resolution.detail))
-        outcome.rated = _rate(inputs, now=now)
+        outcome.rated = _rate(inputs, now=now, leased=leased)
         unmatched_usage_record(rows=unmatched, now=now)
     outcome.new = len(stored.new)
     outcome.duplicates += stored.duplicates
@@ -192,14 +209,16 @@ def unmatched_usage_replay(
                 dimensions=raw.dimensions,
             )
             if isinstance(resolution, Resolution):
+                lease_id = (raw.metadata or {}).get("lease_id")
                 inputs.append(
                     RatingInput(
                         raw_event_id=raw.id, tenant_id=row.tenant_id, event_id=raw.event_id,
                         quantity=raw.quantity, timestamp=raw.timestamp, resolution=resolution,
-                        session=_session(raw.dimensions),
+                        session=_session(raw.dimensions) or (_lease_session(lease_id) if lease_id is not None else ""),
+                        lease_id=lease_id,
                     )
                 )
                 matched_ids.append(row.id)
-        rated = _rate(inputs, now=now)
+        rated = _rate(inputs, now=now, leased=[i for i, item in enumerate(inputs) if item.lease_id is not None])
         UnmatchedUsage.objects.filter(id__in=matched_ids).update(resolved_at=now)
     return {"rated": len(matched_ids), "still_unmatched": len(rows) - len(matched_ids)}, rated

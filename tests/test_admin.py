@@ -29,7 +29,9 @@ from tests.factories import PricedSetup, priced_setup, rated_event, tenant_token
 from wallets.services import wallet_create, wallet_top_up
 from wallets.holds import hold_place
 
-LEDGER_MODELS = [RawEvent, UnmatchedUsage, RatedEvent, RunningTotal, PricingSnapshot]
+from billing.models import Lease  # noqa: E402  (its own line: merges beside other imports)
+
+LEDGER_MODELS = [RawEvent, UnmatchedUsage, RatedEvent, RunningTotal, PricingSnapshot, Lease]
 
 
 @dataclass
@@ -120,6 +122,12 @@ def everything(db, django_user_model):
         AllowanceGrant.objects.create(
             tenant=setup.tenant, subscription=setup.subscription, metric=setup.metric, period_start=timezone.now(),
             units=Decimal(5),
+        )
+        start, end = period_for(cadence=setup.subscription.billing_cadence, anchor=setup.subscription.billing_anchor, at=timezone.now())
+        Lease.objects.create(  # a budget lease (its price has no limit: made directly, as the grant would)
+            tenant=setup.tenant, subscription=setup.subscription, customer=setup.customer, metric=setup.metric,
+            period_start=start, period_end=end, holder="gw-1", idempotency_key="lease", requested_units=Decimal(5),
+            ttl_seconds=60, leased=Decimal(5), expires_at=timezone.now() + timedelta(seconds=60),
         )
         # A webhook endpoint and one delivery in its log (recorded; not sent: no commit here).
         webhook_endpoint_create(tenant_id=setup.tenant.pk, url="https://hooks.example.com/a", event_types=["*"])

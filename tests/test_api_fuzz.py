@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 
 from aforo.kafka import topics_ensure, usage_topics
 from tests.live import LiveWeb, flush_committed_data, fresh_kafka_settings, live_web_env
@@ -22,13 +24,17 @@ from tests.live import LiveWeb, flush_committed_data, fresh_kafka_settings, live
 pytestmark = [pytest.mark.kafka, pytest.mark.django_db]
 ST = Path(sys.executable).parent / "st"
 # What the ingest token may call (gateways); everything else needs the admin token.
-INGEST_OPERATIONS = ["events_ingest", "holds_place", "holds_retrieve", "holds_commit", "holds_release"]
+INGEST_OPERATIONS = [
+    "events_ingest", "holds_place", "holds_retrieve", "holds_commit", "holds_release", "leases_create", "leases_list",
+    "leases_retrieve", "leases_renew", "leases_return",
+]
 
 
 @pytest.fixture(scope="module")
 def fuzz_target(kafka_bootstrap, django_db_setup, django_db_blocker, tmp_path_factory):
-    from billing.models import Invoice
+    from billing.models import Invoice, Lease
     from aforo.demo.seed import demo_seed
+    from catalog.models import Metric, Subscription
     from metering.models import RawEvent
     from wallets.holds import hold_place
 
@@ -42,11 +48,18 @@ def fuzz_target(kafka_bootstrap, django_db_setup, django_db_blocker, tmp_path_fa
             tenant_id=seeded["tenant"]["id"], wallet_id=customer["wallet_id"], amount=Decimal("1"), ttl_seconds=3600,
             reference="fuzz", idempotency_key="fuzz-hold",
         )
+        subscription = Subscription.objects.get(pk=customer["subscription_id"])
+        lease = Lease.objects.create(  # a lease row for the path ids (the demo's prices have no limit to lease)
+            tenant_id=seeded["tenant"]["id"], subscription=subscription, customer_id=customer["id"],
+            metric=Metric.objects.filter(tenant_id=seeded["tenant"]["id"]).first(), period_start=subscription.started_at,
+            period_end=subscription.started_at + timedelta(days=3650), holder="fuzz", idempotency_key="fuzz-lease",
+            requested_units=Decimal(5), ttl_seconds=3600, leased=Decimal(5), expires_at=timezone.now() + timedelta(hours=1),
+        )
         ids = {
             "id": customer["id"], "customer_id": customer["id"], "subscription_id": customer["subscription_id"],
             "wallet_id": customer["wallet_id"], "hold_id": hold.id, "invoice_id": invoice.id,
             "line_id": invoice.lines.filter(kind="usage").first().id,
-            "raw_event_id": RawEvent.objects.filter(tenant_id=seeded["tenant"]["id"]).first().id,
+            "lease_id": lease.id, "raw_event_id": RawEvent.objects.filter(tenant_id=seeded["tenant"]["id"]).first().id,
         }
         # Not eager in the server: the fuzzer creates webhook endpoints with made-up URLs, and a
         # delivery run inside the request would hold it for its timeout (tasks queue in Redis).

@@ -35,6 +35,20 @@ def hold_place(
     """Reserve `amount` of the available balance until now + ttl_seconds. Returns (hold,
     created); a retry with the same key returns the first hold as it is now. InsufficientFunds
     when the available balance (seen under the wallet lock) is less than the amount."""
+    return hold_place_within(
+        tenant_id=tenant_id, wallet_id=wallet_id, amount=amount, ttl_seconds=ttl_seconds, reference=reference,
+        idempotency_key=idempotency_key, now=now,
+    )
+
+
+def hold_place_within(
+    *, tenant_id: int, wallet_id: int, amount: Decimal, ttl_seconds: int, reference: str, idempotency_key: str,
+    now: datetime | None = None,
+) -> tuple[Hold, bool]:
+    """hold_place inside the caller's transaction (an orchestrator that owns it: a money budget
+    lease, billing.leases). The caller must take no wallet lock after a lock of its own that the
+    rating batch takes after wallets (see wallets.services' lock order)."""
+    assert transaction.get_connection().in_atomic_block, "hold_place_within must run inside a transaction"
     amount = _amount(amount)
     if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or not 1 <= ttl_seconds <= MAX_HOLD_TTL_S:
         raise WalletError("invalid_ttl", f"ttl_seconds must be 1 to {MAX_HOLD_TTL_S}", field="ttl_seconds", status=400)
@@ -172,6 +186,30 @@ def hold_release(*, tenant_id: int, hold_id: int, now: datetime | None = None) -
             _resolve(wallet, hold, status=Hold.Status.RELEASED, kind=WalletEntry.Kind.HOLD_RELEASE, charge=ZERO, now=now)
             return hold, True
     raise _not_active(hold)
+
+
+def hold_wallet_available(*, tenant_id: int, wallet_id: int) -> Decimal:
+    """The wallet's available balance, read under its row lock (inside the caller's transaction):
+    what a hold placed next in the same transaction may take."""
+    return _locked_wallet(tenant_id=tenant_id, wallet_id=wallet_id).available
+
+
+def hold_close_within(*, tenant_id: int, hold_id: int, expires_at: datetime | None = None,
+                      now: datetime | None = None) -> Hold:
+    """Inside the caller's transaction, under the wallet's lock: with `expires_at`, move an active
+    hold's expiry there; without, release what an active hold still reserves, charging nothing
+    (its session's rated events paid as they were rated). A hold past its TTL is expired instead,
+    and a hold no longer active is returned as it is. Returns the hold as it is now."""
+    now = now or timezone.now()
+    wallet, hold = _locked_hold(tenant_id=tenant_id, hold_id=hold_id)
+    if _expire_if_due(wallet, hold, now) or hold.status != Hold.Status.ACTIVE:
+        return hold
+    if expires_at is not None:
+        hold.expires_at = expires_at
+        hold.save(update_fields=["expires_at"])
+    else:
+        _resolve(wallet, hold, status=Hold.Status.RELEASED, kind=WalletEntry.Kind.HOLD_RELEASE, charge=ZERO, now=now)
+    return hold
 
 
 def holds_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:

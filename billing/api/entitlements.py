@@ -20,7 +20,7 @@ from catalog.auth import IsTenantIngest
 
 CHECK_EXAMPLE = {"api_key": "sk_live_…", "metric": "tool_calls", "units": "1", "dimensions": {"tool_name": "generate"}}
 DECISION_EXAMPLE = {
-    "allow": True, "reason": "within_limit", "metric": "tool_calls", "limit": "100", "used": "42", "remaining": "58",
+    "allow": True, "reason": "within_limit", "metric": "tool_calls", "limit": "100", "used": "42", "reserved": "0", "remaining": "58",
     "resets_at": "2027-01-01T00:00:00Z", "overage": "block", "subscription_id": 12, "dimension_key": "tool_name=generate",
     "degraded": False,
 }
@@ -41,7 +41,12 @@ _decision = inline_serializer(
         "metric": serializers.CharField(),
         "limit": serializers.CharField(allow_null=True, help_text="The price's limit in units per period, or null."),
         "used": serializers.CharField(allow_null=True, help_text="Units rated so far this period (exact decimal)."),
-        "remaining": serializers.CharField(allow_null=True, help_text="max(limit − used, 0), or null without a limit."),
+        "reserved": serializers.CharField(
+            allow_null=True, help_text="Units budget leases hold and have not used yet, or null without a limit."
+        ),
+        "remaining": serializers.CharField(
+            allow_null=True, help_text="max(limit − used − reserved, 0), or null without a limit."
+        ),
         "resets_at": serializers.DateTimeField(allow_null=True, help_text="When the period ends and the count restarts."),
         "overage": serializers.CharField(allow_null=True, help_text="block | bill | null"),
         "subscription_id": serializers.IntegerField(allow_null=True),

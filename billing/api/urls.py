@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import allowance_grants, entitlements, invoices, pricing, series, unmatched, views
+from . import allowance_grants, entitlements, invoices, leases, pricing, series, unmatched, views
 
 urlpatterns = [
     path("customers/<int:customer_id>/usage", views.CustomerUsageView.as_view(), name="customer-usage"),
@@ -18,6 +18,10 @@ urlpatterns = [
     path("unmatched-usage/replay", unmatched.UnmatchedUsageReplayView.as_view(), name="unmatched-usage-replay"),
     path("pricing/quote", pricing.PricingQuoteView.as_view(), name="pricing-quote"),
     path("entitlements/check", entitlements.EntitlementCheckView.as_view(), name="entitlements-check"),
+    path("leases", leases.LeaseListCreateView.as_view(), name="leases"),
+    path("leases/<int:lease_id>", leases.LeaseDetailView.as_view(), name="lease-detail"),
+    path("leases/<int:lease_id>/renew", leases.LeaseRenewView.as_view(), name="lease-renew"),
+    path("leases/<int:lease_id>/return", leases.LeaseReturnView.as_view(), name="lease-return"),
     path("invoices", invoices.InvoiceListView.as_view(), name="invoices"),
     path("invoices/<int:invoice_id>", invoices.InvoiceDetailView.as_view(), name="invoice-detail"),
     path("invoices/<int:invoice_id>/void", invoices.InvoiceVoidView.as_view(), name="invoice-void"),

@@ -2,10 +2,11 @@
 settlement's records (settlement), free-unit grants (grants)."""
 
 from .grants import AllowanceGrant, RolloverGrant, RolloverPolicy
+from .leases import Lease
 from .ledger import PricingSnapshot, RatedEvent, RunningTotal, UsageRollup
 from .settlement import Discount, Invoice, InvoiceCounter, InvoiceLine, SettlementRun, TaxRate
 
 __all__ = [
-    "AllowanceGrant", "Discount", "Invoice", "InvoiceCounter", "InvoiceLine", "PricingSnapshot", "RatedEvent",
+    "AllowanceGrant", "Discount", "Invoice", "InvoiceCounter", "InvoiceLine", "Lease", "PricingSnapshot", "RatedEvent",
     "RolloverGrant", "RolloverPolicy", "RunningTotal", "SettlementRun", "TaxRate", "UsageRollup",
 ]
