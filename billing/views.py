@@ -34,6 +34,7 @@ from aforo.money import ISO_4217_MINOR_UNITS, decimal_text
 
 from .insights import dashboard_insights
 from .alerts.selectors import alerts_active_for_customer
+from .leases.selectors import leases_active_for_customer
 from .selectors import customer_usage_current
 
 POLL_INTERVAL_MS = 2000
@@ -85,8 +86,8 @@ WALLET_LABELS = {
 def _dashboard(customer: Customer) -> dict:
     """What the page shows and usage.json returns: the usage, plus the wallets under "wallets",
     each labelled by the billing mode of the customer's active subscriptions in its currency
-    (prepaid, hybrid, or a plain "Wallet" when none uses it), and the alerts of its current
-    periods under "alerts" (billing.alerts.selectors)."""
+    (prepaid, hybrid, or a plain "Wallet" when none uses it), the alerts of its current
+    periods under "alerts" and its active budget leases under "leases"."""
     now = timezone.now()
     usage = customer_usage_current(customer=customer, now=now)
     modes: dict[str, set[str]] = {}
@@ -97,7 +98,10 @@ def _dashboard(customer: Customer) -> dict:
         used_by = modes.get(wallet["currency"], set())
         mode = "hybrid" if "hybrid" in used_by else "prepaid" if "prepaid" in used_by else ""
         wallet["billing_mode"], wallet["label"] = mode, WALLET_LABELS.get(mode, "Wallet")
-    return {**usage, "wallets": wallets, "alerts": alerts_active_for_customer(customer_id=customer.pk, now=now)}
+    return {
+        **usage, "wallets": wallets, "alerts": alerts_active_for_customer(customer_id=customer.pk, now=now),
+        "leases": leases_active_for_customer(customer_id=customer.pk, now=now),
+    }
 
 
 def _grouped(text: str) -> str:

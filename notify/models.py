@@ -10,7 +10,9 @@ from django.utils import timezone
 from catalog.models import Tenant, TenantOwned
 
 # What Aforo tells endpoints about. "*" subscribes an endpoint to all of them.
-EVENT_TYPES = ("invoice.finalized", "wallet.low_balance", "hold.expired", "alert.triggered", "usage.anomaly")
+EVENT_TYPES = (
+    "invoice.finalized", "wallet.low_balance", "hold.expired", "lease.expired", "alert.triggered", "usage.anomaly",
+)
 
 
 class WebhookEndpoint(models.Model):

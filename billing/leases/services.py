@@ -22,6 +22,7 @@ from aforo.exceptions import ApiError
 from aforo.money import decimal_text
 from metering.enrichment import Resolution, resolve
 from metering.selectors import billing_contexts_build
+from notify.services import webhook_event_emit
 
 from ..models import Lease, RunningTotal
 from ..periods import period_for
@@ -188,7 +189,23 @@ def lease_expire_if_due(lease: Lease, *, now: datetime) -> Lease:
         else:
             lease_store(lease, plan.close(lease_state(lease), status=plan.EXPIRED), now=now)
         _publish_after_commit(lease)
+        _announce_expiry(lease)
     return lease
+
+
+def _announce_expiry(lease: Lease) -> None:
+    """lease.expired to the tenant's endpoints, in the expiry's transaction: the holder did not
+    renew or return it in time (a gateway node that died, or lost its way to Aforo)."""
+    webhook_event_emit(
+        tenant_id=lease.tenant_id, event_type="lease.expired", event_id=f"lease.expired:{lease.pk}",
+        data={
+            "lease_id": lease.pk, "kind": lease.kind, "customer_id": lease.customer_id,
+            "subscription_id": lease.subscription_id, "holder": lease.holder,
+            "metric": lease.metric.code if lease.metric_id else None, "currency": lease.currency or None,
+            "leased": decimal_text(lease.leased), "used": decimal_text(lease.used), "expired": decimal_text(lease.expired),
+            "expires_at": lease.expires_at.isoformat(),
+        },
+    )
 
 
 def _not_active(lease: Lease) -> ApiError:

@@ -83,6 +83,7 @@ def test_usage_json_values_are_exact(client, customer_login, world):
         "subscriptions": expected_usage(world, now=as_of),
         "wallets": [],  # no wallet in this world: tests/wallets/test_dashboard.py has them
         "alerts": [],  # no rule fired: tests/billing/test_dashboard_insights.py has them
+        "leases": [],  # none taken: tests/billing/test_dashboard_insights.py has them
     }
 
 

@@ -325,3 +325,25 @@ def test_the_database_refuses_a_closed_lease_that_loses_units(client, setup, dja
         Lease.objects.filter(pk=granted["id"]).update(status="returned", used=Decimal(4), returned=Decimal(5))
     Lease.objects.filter(pk=granted["id"]).update(status="returned", used=Decimal(4), returned=Decimal(6))
     assert balanced(Lease.objects.get(pk=granted["id"]))
+
+
+def test_an_expired_lease_is_announced_and_an_active_one_is_on_the_customers_page(
+    client, setup, django_capture_on_commit_callbacks, django_user_model
+):
+    from billing.leases.selectors import leases_active_for_customer
+    from notify.models import WebhookDelivery
+    from notify.services import webhook_endpoint_create
+
+    webhook_endpoint_create(tenant_id=setup.tenant.pk, url="https://hooks.example.com/aforo", event_types=["lease.expired"])
+    granted = lease(client, setup, django_capture_on_commit_callbacks).json()
+    rate(setup, django_capture_on_commit_callbacks, "under-lease", "15", lease_id=granted["id"])
+    [shown] = leases_active_for_customer(customer_id=setup.customer.pk)
+    assert (shown["id"], shown["metric"], shown["units"], shown["remaining"]) == (granted["id"], setup.metric.code, "40", "25")
+    assert "amount" not in shown
+    with django_capture_on_commit_callbacks(execute=False):
+        assert services.leases_expire(now=timezone.now() + timedelta(minutes=5)) == 1
+    [delivery] = WebhookDelivery.objects.filter(event_type="lease.expired")
+    assert delivery.event_id == f"lease.expired:{granted['id']}"
+    data = delivery.payload["data"]
+    assert (data["leased"], data["used"], data["expired"], data["holder"]) == ("40", "15", "25", "gw-1")
+    assert leases_active_for_customer(customer_id=setup.customer.pk) == []
