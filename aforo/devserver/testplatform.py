@@ -9,6 +9,9 @@ Prints ONE line of JSON on stdout once everything answers — {"url", "ingest_to
 "billing_mode", "wallet_id", "metrics"}], "kafka": {"bootstrap", "usage_topic"}} — then runs
 until its stdin closes or it gets SIGTERM/SIGINT, and stops everything and drops its database.
 A test suite in any language starts it, reads the line, and closes the pipe when done.
+
+An outage on demand: the line `web stop` on stdin stops the web server (clients get connection
+refused), `web start` starts it again on the same port; each is answered `ok` on stdout once done.
 Celery tasks run eagerly in the web server (no worker needed); webhooks to loopback are allowed.
 """
 
@@ -113,12 +116,15 @@ def main() -> None:
             [python, "-c", "import django; django.setup(); from aforo.kafka import topics_ensure, usage_topics; "
              "topics_ensure(names=usage_topics(), wait_s=30)"], cwd=ROOT, env=env, check=True, **quiet,
         )
-        processes.append(subprocess.Popen(
-            [python, "-m", "gunicorn", "aforo.wsgi", "--worker-class", "aforo.webserver.JsonErrorWorker",
-             "--bind", f"127.0.0.1:{web_port}", "--workers", str(args.workers), "--threads", "4", "--timeout", "30",
-             "--graceful-timeout", "5", "--log-level", "warning"],
-            cwd=ROOT, env=env, start_new_session=True, **quiet,
-        ))
+        def web() -> subprocess.Popen:
+            return subprocess.Popen(
+                [python, "-m", "gunicorn", "aforo.wsgi", "--worker-class", "aforo.webserver.JsonErrorWorker",
+                 "--bind", f"127.0.0.1:{web_port}", "--workers", str(args.workers), "--threads", "4", "--timeout", "30",
+                 "--graceful-timeout", "5", "--log-level", "warning"],
+                cwd=ROOT, env=env, start_new_session=True, **quiet,
+            )
+
+        processes.append(web())
         for consumer in ("usage", "alerts"):
             processes.append(subprocess.Popen([python, "manage.py", "run_consumer", consumer], cwd=ROOT, env=env,
                                               start_new_session=True, **quiet))
@@ -131,11 +137,29 @@ def main() -> None:
                           for c in seeded["customers"]],
             "kafka": {"bootstrap": bootstrap, "usage_topic": env["KAFKA_TOPIC_USAGE"]},
         }), flush=True)
+        pending = b""
+        web_up = True
         while not stopping:  # until the test suite closes our stdin (or signals us)
             ready, _, _ = select.select([sys.stdin], [], [], 0.5)
-            if ready and not sys.stdin.buffer.read1(4096):
-                break
-            if any(p.poll() is not None for p in processes):
+            if ready:
+                chunk = sys.stdin.buffer.read1(4096)
+                if not chunk:
+                    break
+                pending += chunk
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    command = line.decode(errors="replace").strip()
+                    if command == "web stop" and web_up:
+                        os.killpg(processes[1].pid, signal.SIGTERM)
+                        processes[1].wait(timeout=20)
+                        web_up = False
+                    elif command == "web start" and not web_up:
+                        processes[1] = web()
+                        _wait(lambda: _answers(url), timeout=60, what="the web server")
+                        web_up = True
+                    if command in ("web stop", "web start"):
+                        print("ok", flush=True)
+            if any(p.poll() is not None for n, p in enumerate(processes) if n != 1 or web_up):
                 print("testplatform: a process of the platform exited", file=sys.stderr)
                 break
     finally:
