@@ -35,15 +35,15 @@ def query_int(request, name: str, *, maximum: int = MAX_ID) -> int | None:
     return value
 
 
-def json_body(request, *, what: str) -> object:
+def json_body(request, *, what: str, content_types: tuple[str, ...] = ("application/json",)) -> object:
     """The request's JSON body, bounded and parsed: 415 unless application/json, 413 past
     INGEST_MAX_BODY_BYTES, 400 `malformed_json` (invalid UTF-8, lone surrogates, nesting past
     1,024 levels included). `what` names the body in the 415's message ("events", "checks")."""
     content_type = (request.content_type or "").split(";")[0].strip().lower()
-    if content_type != "application/json":
+    if content_type not in content_types:
         raise ApiError(
             code="unsupported_media_type",
-            message=f"Send {what} as application/json (got {content_type or 'no content type'}).",
+            message=f"Send {what} as {' or '.join(content_types)} (got {content_type or 'no content type'}).",
             status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
         )
     limit = settings.INGEST_MAX_BODY_BYTES

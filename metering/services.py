@@ -41,7 +41,8 @@ def _marker_key(tenant_id: int, event_id: str) -> str:
 
 def usage_events_ingest(*, tenant: Tenant, payloads: Sequence[Any], now: datetime | None = None) -> IngestResult:
     """Validate a batch of raw event payloads and produce the valid, new ones to the usage
-    topic; returns per index accepted / duplicate / rejected.
+    topic; returns per index accepted / duplicate / rejected (a payload may be an EventRejected
+    already: it is reported at its index).
 
     Returns only after the broker acknowledged every accepted event (raises BrokerUnavailable
     otherwise: the caller answers 503 and the client retries the whole batch; events that did
@@ -61,6 +62,8 @@ def usage_events_ingest(*, tenant: Tenant, payloads: Sequence[Any], now: datetim
     outcome = IngestResult(results=results)
     for index, payload in enumerate(payloads):
         try:
+            if isinstance(payload, EventRejected):  # refused before (a CloudEvent that does not map)
+                raise payload
             event = validate_event(payload, now=now)
         except EventRejected as rejection:
             results[index] = {"index": index, "status": "rejected", **rejection.as_dict()}

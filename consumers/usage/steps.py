@@ -84,6 +84,18 @@ def tenant_of(key: bytes | None, headers: Sequence[tuple[str, bytes]] | None) ->
     return None
 
 
+SCHEMA_VERSIONS = (b"1",)
+
+
+def schema_version_problem(headers: Sequence[tuple[str, bytes]]) -> str | None:
+    """A direct producer may say which contract its record follows (header `schema_version`,
+    docs/KAFKA.md); one this consumer does not know is poison. No header: v1."""
+    for name, value in headers:
+        if name == "schema_version" and value not in SCHEMA_VERSIONS:
+            return f"unsupported_schema_version: {value[:20]!r}; this consumer reads usage event v1 (schema_version: 1)"
+    return None
+
+
 def dead_letter_record(source: Any, *, reason: str, topic: str | None = None) -> Record:
     """The DLQ copy of a record (a librdkafka message): its original key, value and headers,
     plus why and where it came from. To the usage DLQ unless `topic` says otherwise."""
@@ -156,6 +168,9 @@ class RecordStep:
                         by_key[key] = tenant_id
                 if tenant_id is None:
                     poison.append((record, "missing_tenant: the record has no tenant_id header and its key has no '<tenant>:' prefix"))
+                    continue
+                if headers is not None and (version := schema_version_problem(headers)):
+                    poison.append((record, version))
                     continue
                 if not self.tenants.exists(tenant_id):
                     poison.append((record, f"unknown_tenant: no tenant {tenant_id}"))

@@ -3,9 +3,14 @@ the operator's view of unmatched usage, and GET /api/v1/events/{id} (one raw eve
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
+from django.http import HttpResponse
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,7 +21,10 @@ from aforo.money import decimal_text
 from catalog.auth import IsTenantAdmin, IsTenantIngest
 from aforo.kafka import BrokerUnavailable
 from metering.models import RawEvent, UnmatchedUsage
+from catalog.models import Customer
+from metering.cloudevents import CLOUDEVENT, CLOUDEVENTS_BATCH, cloudevent_to_event, subjects_to_look_up
 from metering.services import usage_events_ingest
+from metering.validation import EventRejected
 
 EVENT_EXAMPLE = {
     "event_id": "req-7f3a-0001",
@@ -50,9 +58,11 @@ class EventIngestView(APIView):
             "after the event log acknowledged every accepted event. Each index is accepted, duplicate (same "
             "event_id already received) or rejected with a stable code and the field at fault. Each event names "
             "who it bills with exactly one of api_key, customer_id or subscription_id (Aforo ids). Quantities are "
-            "decimal strings or integers; JSON floats are rejected as inexact."
+            "decimal strings or integers; JSON floats are rejected as inexact. CloudEvents (structured mode) are "
+            "taken as application/cloudevents+json (one) and application/cloudevents-batch+json (an array), mapped "
+            "as OpenMeter maps them (README: CloudEvents ingest)."
         ),
-        request={"application/json": {"type": "object"}},
+        request={"application/json": {"type": "object"}, CLOUDEVENT: {"type": "object"}, CLOUDEVENTS_BATCH: {"type": "array"}},
         responses={
             202: _result,
             400: OpenApiResponse(description="malformed_json, empty_batch, invalid_body, or every event rejected (invalid_events)"),
@@ -64,8 +74,11 @@ class EventIngestView(APIView):
         examples=[OpenApiExample("One event", value=EVENT_EXAMPLE, request_only=True)],
     )
     def post(self, request):
-        body = json_body(request, what="events")
-        if isinstance(body, dict) and isinstance(body.get("events"), list):
+        content_type = (request.content_type or "").split(";")[0].strip().lower()
+        body = json_body(request, what="events", content_types=("application/json", CLOUDEVENT, CLOUDEVENTS_BATCH))
+        if content_type in (CLOUDEVENT, CLOUDEVENTS_BATCH):
+            payloads = _cloudevents(request, body, batch=content_type == CLOUDEVENTS_BATCH)
+        elif isinstance(body, dict) and isinstance(body.get("events"), list):
             payloads = body["events"]
         elif isinstance(body, dict):
             payloads = [body]
@@ -106,6 +119,30 @@ class EventIngestView(APIView):
                 status=status.HTTP_400_BAD_REQUEST,
             )
         return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+def _cloudevents(request, body: object, *, batch: bool) -> list:
+    """The CloudEvents of the body as usage event payloads (metering.cloudevents), or the
+    EventRejected of those that do not map; subjects that may be external ids in one query."""
+    if batch and not isinstance(body, list):
+        raise ApiError(code="invalid_body", message="Send a JSON array of CloudEvents (application/cloudevents-batch+json).")
+    if not batch and not isinstance(body, dict):
+        raise ApiError(code="invalid_body", message="Send one CloudEvent object (application/cloudevents+json).")
+    items = body if batch else [body]
+    if len(items) > settings.INGEST_MAX_BATCH:
+        return items  # the batch size check below answers it
+    wanted = subjects_to_look_up(items)
+    known = dict(
+        Customer.objects.filter(tenant=request.tenant, external_id__in=wanted).values_list("external_id", "id")
+    ) if wanted else {}
+    received_at = timezone.now()
+    payloads: list = []
+    for ce in items:
+        try:
+            payloads.append(cloudevent_to_event(ce, received_at=received_at, customer_by_external_id=known.get))
+        except EventRejected as rejection:
+            payloads.append(rejection)
+    return payloads
 
 
 class UnmatchedUsageSerializer(serializers.ModelSerializer):
@@ -191,3 +228,20 @@ class RawEventDetailView(APIView):
         if raw_event is None:
             raise ApiError(code="not_found", message=f"No event {raw_event_id} in this tenant.", status_code=404)
         return Response(RawEventSerializer(raw_event).data)
+
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "schemas" / "usage-event-v1.json"
+
+
+class UsageEventSchemaView(APIView):
+    """The usage event v1 as a JSON Schema (docs/schemas/usage-event-v1.json): public, cached."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="usage_event_schema", tags=["events"], auth=[],
+                   responses={(200, "application/schema+json"): {"type": "object"}})
+    def get(self, request):
+        response = HttpResponse(SCHEMA_PATH.read_bytes(), content_type="application/schema+json")
+        response["Cache-Control"] = "public, max-age=3600"
+        return response

@@ -72,16 +72,17 @@ def test_poison_messages_go_to_the_dlq_with_a_reason_and_the_next_message_is_rat
         Record(topic=kafka["usage"], key=good_key, value=orjson.dumps({"event_id": "neg", "api_key": "k", "metric": "m", "quantity": "-1", "timestamp": timezone.now().isoformat()})),
         Record(topic=kafka["usage"], key=b"no-tenant-here", value=b'{"n": 1}'),
         Record(topic=kafka["usage"], key=b"999999999:k", value=b'{"n": 2}'),
+        Record(topic=kafka["usage"], key=good_key, value=b'{"n": 3}', headers=(("schema_version", b"2"),)),
     ]
     produce_and_wait(poison)
     produce_and_wait([produce(kafka, setup, "after-poison")])
     wait_for(lambda: rated_count(setup.tenant) == 1, message="the good message after the poison is rated")
 
-    dlq = read_topic(kafka["bootstrap"], kafka["dlq"], expect=4)
+    dlq = read_topic(kafka["bootstrap"], kafka["dlq"], expect=5)
     by_value = {m.value(): dict(m.headers()) for m in dlq}
     assert set(by_value) == {r.value for r in poison}  # original bytes, untouched
     reasons = sorted(h["reason"].decode().split(":")[0] for h in by_value.values())
-    assert reasons == ["missing_tenant", "negative_quantity", "undecodable", "unknown_tenant"]
+    assert reasons == ["missing_tenant", "negative_quantity", "undecodable", "unknown_tenant", "unsupported_schema_version"]
     assert all(h["original_topic"] == kafka["usage"].encode() for h in by_value.values())
     assert not RawEvent.objects.filter(event_id="neg").exists()
 
