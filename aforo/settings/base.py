@@ -216,6 +216,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `kind` (alert rules, leases, invoice lines, wallet entries…): each
+    # choice set its own component name.
+    "ENUM_NAME_OVERRIDES": {
+        "AlertRuleKindEnum": "notify.models.AlertRule.Kind",
+        "LeaseKindEnum": "billing.models.leases.Lease.Kind",
+    },
 }
 
 LOGGING = {
