@@ -469,6 +469,7 @@ func (c *Client) settle(batch []pendingEvent, results []Result) {
 	c.sent.Add(sent)
 	c.duplicates.Add(duplicates)
 	c.rejected.Add(rejected)
+	c.report(results) // before doneSeq moves: when Flush returns, every callback has run
 	c.mu.Lock()
 	c.buffer = c.buffer[len(batch):]
 	if len(c.buffer) == 0 {
@@ -487,7 +488,6 @@ func (c *Client) settle(batch []pendingEvent, results []Result) {
 	close(c.progress)
 	c.progress = make(chan struct{})
 	c.mu.Unlock()
-	c.report(results)
 }
 
 // deliver posts one batch until the API answers it (2xx, or a 4xx that is final) and returns a
