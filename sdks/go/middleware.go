@@ -1,6 +1,9 @@
 package aforo
 
 import (
+	"bufio"
+	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -123,6 +126,15 @@ func (s *statusRecorder) Flush() {
 	if flusher, ok := s.ResponseWriter.(http.Flusher); ok {
 		flusher.Flush()
 	}
+}
+
+// Hijack passes through (WebSocket upgrades behind the middleware); a hijacked request whose
+// handler wrote no status is metered as 200 (101 for an upgrade it wrote itself).
+func (s *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if hijacker, ok := s.ResponseWriter.(http.Hijacker); ok {
+		return hijacker.Hijack()
+	}
+	return nil, nil, errors.New("aforo: the underlying ResponseWriter cannot be hijacked")
 }
 
 // Unwrap lets http.ResponseController (Go 1.20+) reach the underlying writer.
