@@ -478,10 +478,12 @@ func (c *Client) settle(batch []pendingEvent, results []Result) {
 	c.doneSeq = batch[len(batch)-1].seq
 	if c.spool != nil {
 		ids := make([]string, len(batch))
+		var ackedBytes int64
 		for i, e := range batch {
 			ids[i] = e.id
+			ackedBytes += int64(len(e.raw) + 1)
 		}
-		if err := c.spool.acknowledge(ids, len(c.buffer) == 0); err != nil {
+		if err := c.spool.acknowledge(ids, ackedBytes, c.buffer); err != nil {
 			c.cfg.Logger.Printf("aforo: spool acknowledgement failed: %v", err)
 		}
 	}

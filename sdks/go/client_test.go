@@ -330,3 +330,37 @@ func TestBackoffBounds(t *testing.T) {
 }
 
 var _ atomic.Int64
+
+// A spool under constant load (never empty) is compacted instead of growing for ever.
+func TestSpoolCompaction(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "spool")
+	sp, _, err := openSpool(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	var pending []pendingEvent
+	for i := 0; i < 40000; i++ { // append one, acknowledge the previous: one always pending
+		id := NewEventID()
+		e := pendingEvent{id: id, raw: []byte(`{"event_id":"` + id + `","metric":"m","padding":"0123456789"}`)}
+		if err := sp.appendEvent(e.raw); err != nil {
+			t.Fatal(err)
+		}
+		pending = append(pending, e)
+		if len(pending) == 2 {
+			if err := sp.acknowledge([]string{pending[0].id}, int64(len(pending[0].raw)+1), pending[1:]); err != nil {
+				t.Fatal(err)
+			}
+			pending = pending[1:]
+		}
+	}
+	info, _ := os.Stat(path)
+	if info.Size() > 2*spoolCompactAfter {
+		t.Fatalf("spool grew to %d bytes with one event pending", info.Size())
+	}
+	sp.close()
+	_, replayed, err := openSpool(path)
+	if err != nil || len(replayed) != 1 || replayed[0].id != pending[0].id {
+		t.Fatalf("replayed %d events (%v), want the one pending", len(replayed), err)
+	}
+}

@@ -15,13 +15,19 @@ import (
 //	{"ack":["<event_id>", …]}     those events were answered (sent or rejected): never resend
 //
 // Replaying it (New) yields, in order, the events without an ack. The file is then rewritten to
-// hold just those, and it is truncated whenever nothing is left to send. A torn last line (the
+// hold just those, and it is truncated whenever nothing is left to send, or compacted (rewritten
+// with just the pending events) once it is past 1 MiB and 4 times their size, so a client that
+// is never idle does not grow it for ever. A torn last line (the
 // process died mid-write) is skipped. Lines reach the OS at once (a process crash loses nothing);
 // they are fsynced at Close, so a machine crash may lose what was recorded since.
 type spool struct {
-	path string
-	file *os.File
+	path         string
+	file         *os.File
+	size         int64 // bytes in the file
+	pendingBytes int64 // of which: event lines not acknowledged
 }
+
+const spoolCompactAfter = 1 << 20
 
 type spooledEvent struct {
 	id  string
@@ -51,11 +57,20 @@ func openSpool(path string) (*spool, []spooledEvent, error) {
 	if err := os.Rename(temporary, path); err != nil {
 		return nil, nil, fmt.Errorf("aforo: spool rewrite: %w", err)
 	}
-	file, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, nil, fmt.Errorf("aforo: spool open: %w", err)
+	sp := &spool{path: path, size: int64(content.Len()), pendingBytes: int64(content.Len())}
+	if err := sp.reopen(); err != nil {
+		return nil, nil, err
 	}
-	return &spool{path: path, file: file}, pending, nil
+	return sp, pending, nil
+}
+
+func (s *spool) reopen() error {
+	file, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("aforo: spool open: %w", err)
+	}
+	s.file = file
+	return nil
 }
 
 func replaySpool(path string) ([]spooledEvent, error) {
@@ -129,14 +144,22 @@ func writeSynced(path string, content []byte) error {
 func (s *spool) appendEvent(raw []byte) error {
 	line := make([]byte, 0, len(raw)+1)
 	line = append(append(line, raw...), '\n')
-	_, err := s.file.Write(line)
+	written, err := s.file.Write(line)
+	s.size += int64(written)
+	s.pendingBytes += int64(written)
 	return err
 }
 
-// acknowledge records answered events; when nothing is pending any more the file is emptied.
-func (s *spool) acknowledge(ids []string, empty bool) error {
-	if empty {
+// acknowledge records answered events (ackedBytes: their lines' size); pending are the events
+// still unanswered, all of them, in order. Nothing pending: the file is emptied.
+func (s *spool) acknowledge(ids []string, ackedBytes int64, pending []pendingEvent) error {
+	if len(pending) == 0 {
+		s.size, s.pendingBytes = 0, 0
 		return s.file.Truncate(0)
+	}
+	s.pendingBytes -= ackedBytes
+	if s.size > spoolCompactAfter && s.size > 4*s.pendingBytes {
+		return s.compact(pending)
 	}
 	line, err := json.Marshal(struct {
 		Ack []string `json:"ack"`
@@ -144,8 +167,27 @@ func (s *spool) acknowledge(ids []string, empty bool) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.file.Write(append(line, '\n'))
+	written, err := s.file.Write(append(line, '\n'))
+	s.size += int64(written)
 	return err
+}
+
+// compact rewrites the file with just the pending events (temporary file + rename).
+func (s *spool) compact(pending []pendingEvent) error {
+	var content bytes.Buffer
+	for _, e := range pending {
+		content.Write(e.raw)
+		content.WriteByte('\n')
+	}
+	if err := writeSynced(s.path+".tmp", content.Bytes()); err != nil {
+		return err
+	}
+	if err := os.Rename(s.path+".tmp", s.path); err != nil {
+		return err
+	}
+	_ = s.file.Close()
+	s.size, s.pendingBytes = int64(content.Len()), int64(content.Len())
+	return s.reopen()
 }
 
 func (s *spool) close() error {
