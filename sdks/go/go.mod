@@ -1,0 +1,3 @@
+module github.com/aforo/aforo-go
+
+go 1.19
