@@ -122,7 +122,7 @@ http {{
     require("aforo.nginx").configure{{
       endpoint = os.getenv("AFORO_URL"), token = os.getenv("AFORO_INGEST_TOKEN"),
       api_key_header = "x-api-key", dimension_headers = {{ tool_name = "x-tool-name" }},
-      batch_size = 20, flush_interval = 0.2, backoff_base = 0.2, backoff_max = 1,
+      batch_size = 20, flush_interval = {flush_interval}, backoff_base = 0.2, backoff_max = 1,
     }}
   }}
   server {{ listen 127.0.0.1:{upstream}; location / {{ return 200 "upstream ok\\n"; }} }}
@@ -149,7 +149,7 @@ http {{
 
 
 class Nginx:
-    def __init__(self, platform: Platform, directory: Path) -> None:
+    def __init__(self, platform: Platform, directory: Path, *, flush_interval: float = 0.2) -> None:
         assert MODULES, "libnginx-mod-http-lua is not installed"
         self.dir = directory
         (directory / "tmp").mkdir()
@@ -158,7 +158,8 @@ class Nginx:
                          if Path(modules, m).exists())
         self.port, upstream = free_port(), free_port()
         conf = directory / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(load_modules=load, dir=directory, gateways=GATEWAYS, upstream=upstream, proxy=self.port))
+        conf.write_text(NGINX_CONF.format(load_modules=load, dir=directory, gateways=GATEWAYS, upstream=upstream, proxy=self.port,
+                                    flush_interval=flush_interval))
         env = dict(os.environ, AFORO_URL=platform.url, AFORO_INGEST_TOKEN=platform.info["ingest_token"])
         self.proc = subprocess.Popen(["nginx", "-p", str(directory), "-c", str(conf), "-g", "daemon off;"], env=env)
         poll(self._answers, timeout=10, what="nginx to listen")
@@ -230,10 +231,15 @@ def test_an_aforo_outage_loses_nothing_and_doubles_nothing(platform, nginx):
     for i in range(15):
         assert nginx.get(f"/v1/search?before={i}", acme)[0] == 200
     poll(lambda: platform.usage("Acme Corp", "api_calls")[0] == units0 + 15, what="the first 15 rated")
+    tools0 = platform.events_total("Globex", "tool_calls")
     platform.web("stop")
     try:
         for i in range(30):
             assert nginx.get(f"/v1/search?during={i}", acme)[0] == 200  # the gateway keeps serving
+        # enforcement cannot ask Aforo: fail_open (the default) lets the calls through, metered
+        tool = {"x-api-key": platform.customers["Globex"]["api_key"], "x-tool-name": "search"}
+        for i in range(5):
+            assert nginx.get(f"/tools/search?during={i}", tool)[0] == 200
         # the queue hits the outage and holds the events, retrying with backoff
         poll(lambda: nginx.metrics()["retried"] > before["retried"], what="a failed batch to be retried")
         assert nginx.metrics()["buffered"] > 0
@@ -242,6 +248,7 @@ def test_an_aforo_outage_loses_nothing_and_doubles_nothing(platform, nginx):
     poll(lambda: platform.usage("Acme Corp", "api_calls")[0] >= units0 + 45, timeout=60, what="all 45 rated")
     after = poll(lambda: drained(nginx), what="the nginx queue to drain")
     assert platform.usage("Acme Corp", "api_calls") == (units0 + 45, events0 + 45)
+    assert platform.events_total("Globex", "tool_calls") == tools0 + 5
     assert after["dropped"] == before["dropped"] and after["rejected"] == before["rejected"]
 
 
@@ -284,3 +291,20 @@ def test_rejected_events_are_reported_not_silently_dropped(platform, nginx):
     after = poll(lambda: (m := nginx.metrics())["rejected"] == before["rejected"] + 1 and m, what="the rejection to be counted")
     assert "rejected: invalid_metric" in nginx.error_log()
     assert after["retried"] == before["retried"] and after["buffered"] == 0
+
+
+def test_a_graceful_shutdown_sends_what_the_queue_holds(platform, tmp_path):
+    """nginx -s quit (SIGQUIT): the worker's pending timers run early and the queue is flushed.
+    This nginx waits 60 s to fill a batch, so only the shutdown can send the events."""
+    acme = {"x-api-key": platform.customers["Acme Corp"]["api_key"]}
+    units0, events0 = platform.usage("Acme Corp", "api_calls")
+    held = Nginx(platform, tmp_path, flush_interval=60)
+    try:
+        for i in range(7):
+            assert held.get(f"/v1/search?held={i}", acme)[0] == 200
+        assert held.metrics()["buffered"] == 7
+    finally:
+        held.close()
+    assert held.proc.returncode == 0
+    poll(lambda: platform.usage("Acme Corp", "api_calls")[0] >= units0 + 7, what="the 7 held events rated")
+    assert platform.usage("Acme Corp", "api_calls") == (units0 + 7, events0 + 7)
