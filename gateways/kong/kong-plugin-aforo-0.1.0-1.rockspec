@@ -1,7 +1,7 @@
 -- luarocks make gateways/kong/kong-plugin-aforo-0.1.0-1.rockspec   (from the repository root)
 package = "kong-plugin-aforo"
 version = "0.1.0-1"
-source = { url = "git+https://github.com/aforo/aforo.git" }
+source = { url = "git+file:///path/to/aforo" } -- a placeholder: `luarocks make` builds from the checkout
 description = {
   summary = "Meter every request into Aforo (usage-based billing) and enforce its limits at the edge.",
   license = "Apache-2.0",
