@@ -10,8 +10,9 @@ local function ngx_double()
   return {
     now = function() return clock end,
     update_time = function() end,
-    log = function() end, ERR = 4, WARN = 5, INFO = 7,
-    worker = { pid = function() return 4242 end },
+    log = function() end, ERR = 4, WARN = 5, NOTICE = 6, INFO = 7,
+    md5 = function(s) return (s:gsub("[^%w]", "")):sub(1, 32) end,
+    worker = { pid = function() return 4242 end, id = function() return 0 end },
     timer = { at = function(delay, fn, ...) timers[#timers + 1] = { at = clock + delay, fn = fn, args = { ... } }; return true end },
   }
 end
@@ -187,6 +188,31 @@ describe("kong plugin aforo", function()
     request(conf({ batch_size = 1 }), { consumer = { custom_id = "sk_live_nope" } })
     run_timers()
     assert.matches("invalid_api_key", kong.logged[1])
+  end)
+
+  it("with spool_dir, keeps unsent events on disk and sends them after a restart", function()
+    local dir = os.tmpname(); os.remove(dir); os.execute("mkdir -p " .. dir)
+    script = { { err = "connection refused" } }
+    local c = conf({ spool_dir = dir, batch_size = 2, __plugin_id = "p1" })
+    request(c, { consumer = { custom_id = "sk_live_acme" } })
+    request(c, { consumer = { custom_id = "sk_live_acme" } })
+    run_timers()
+    assert.equals(1, #sent) -- refused: the batch waits, and is on disk
+    -- Kong restarts: a new worker, new module state, the same spool
+    timers, sent = {}, {}
+    package.loaded["aforo.ngx_runner"] = nil
+    package.loaded["kong.plugins.aforo.handler"] = nil
+    runner = require("aforo.ngx_runner")
+    runner.http_send = function(r)
+      sent[#sent + 1] = r
+      return { status = 202, headers = {}, body = '{"results":[{"status":"accepted"},{"status":"accepted"}]}' }
+    end
+    handler = require("kong.plugins.aforo.handler")
+    request(c, { consumer = { custom_id = "sk_live_acme" }, status = 500 }) -- not metered; opens the queue
+    run_timers()
+    assert.equals(1, #sent)
+    assert.equals(2, #json.decode(sent[1].body).events)
+    os.execute("rm -rf " .. dir)
   end)
 
   describe("enforcement", function()

@@ -139,6 +139,73 @@ function M.backoff(attempt, base, max, random)
 end
 
 ------------------------------------------------------------------------------------------------
+-- The spool: an append-only file of JSON lines, {"e": event} when an event is queued and
+-- {"a": [event ids]} when a batch is settled (delivered, duplicate or rejected). Replaying it
+-- gives the events queued and never settled; it is rewritten with just those (compacted) when
+-- the queue empties or after compact_every acknowledgements. A torn last line is skipped.
+
+local Spool = {}
+Spool.__index = Spool
+
+function M.spool(path, opts)
+  opts = opts or {}
+  return setmetatable({ path = path, json = opts.json or M.json, compact_every = opts.compact_every or 10000,
+    acked = 0, lines = 0 }, Spool)
+end
+
+function Spool:replay()
+  local f = io.open(self.path, "r")
+  if not f then return {} end
+  local events, pos, settled = {}, {}, {}
+  for line in f:lines() do
+    local rec = self.json.decode(line)
+    if type(rec) == "table" and type(rec.e) == "table" and rec.e.event_id then
+      if not pos[rec.e.event_id] then events[#events + 1] = rec.e; pos[rec.e.event_id] = #events end
+    elseif type(rec) == "table" and type(rec.a) == "table" then
+      for _, id in ipairs(rec.a) do settled[id] = true end
+    end
+  end
+  f:close()
+  local pending = {}
+  for _, ev in ipairs(events) do if not settled[ev.event_id] then pending[#pending + 1] = ev end end
+  return pending
+end
+
+function Spool:_write(line)
+  if not self.f then
+    local f, err = io.open(self.path, "a")
+    if not f then return nil, err end
+    self.f = f
+  end
+  self.f:write(line, "\n")
+  self.f:flush()
+  self.lines = self.lines + 1
+  return true
+end
+
+function Spool:append(event) return self:_write(self.json.encode({ e = event })) end
+
+function Spool:ack(ids)
+  self.acked = self.acked + #ids
+  return self:_write(self.json.encode({ a = ids }))
+end
+
+-- Rewrite the file with only the given (pending) events: write a temporary file, rename it over.
+function Spool:compact(pending)
+  if self.f then self.f:close(); self.f = nil end
+  local tmp = self.path .. ".tmp"
+  local f, err = io.open(tmp, "w")
+  if not f then return nil, err end
+  for _, ev in ipairs(pending) do f:write(self.json.encode({ e = ev }), "\n") end
+  f:close()
+  local ok, rerr = os.rename(tmp, self.path)
+  self.acked, self.lines = 0, #pending
+  return ok, rerr
+end
+
+M.Spool = Spool
+
+------------------------------------------------------------------------------------------------
 -- The batching queue.
 
 local Queue = {}
@@ -172,8 +239,21 @@ function M.queue(opts)
   }, Queue)
   for k, v in pairs(DEFAULTS) do q[k] = opts[k] or v end
   q.batch_size = math.min(q.batch_size, 1000)
+  if opts.spool then
+    -- events a previous process queued and never settled: queued again (past max_buffer too)
+    q.spool = opts.spool
+    local pending = q.spool:replay()
+    for _, ev in ipairs(pending) do
+      q.tail = q.tail + 1
+      q.buffer[q.tail] = ev
+    end
+    if #pending > 0 then q.first_at = opts.now or 0; q.metrics.replayed = #pending end
+    local ok, err = q.spool:compact(pending)
+    if not ok then q.log("error", "spool " .. q.spool.path .. " not writable: " .. tostring(err)) end
+  end
   return q
 end
+
 
 function Queue:size()
   return (self.tail - self.head + 1) + (self.batch and #self.batch or 0)
@@ -186,6 +266,10 @@ function Queue:add(event, now)
     self.metrics.dropped = self.metrics.dropped + 1
     self.log("warn", "buffer full (" .. self.max_buffer .. "): event " .. tostring(event.event_id) .. " dropped")
     return false, "buffer_full"
+  end
+  if self.spool then
+    local ok, err = self.spool:append(event)
+    if not ok then self.log("error", "spool write failed: " .. tostring(err)) end
   end
   self.tail = self.tail + 1
   self.buffer[self.tail] = event
@@ -277,6 +361,21 @@ function Queue:_send(now)
   return false
 end
 
+function Queue:_settled()
+  local spool = self.spool
+  if not spool then return end
+  local ids = {}
+  for i, ev in ipairs(self.batch) do ids[i] = ev.event_id end
+  spool:ack(ids)
+  if self.head > self.tail then
+    spool:compact({})
+  elseif spool.acked >= spool.compact_every then
+    local rest = {}
+    for i = self.head, self.tail do rest[#rest + 1] = self.buffer[i] end
+    spool:compact(rest)
+  end
+end
+
 -- Send what is due. now() is called again after each send (sending takes time).
 -- force: send a partial batch now and ignore the backoff (shutdown).
 -- Returns seconds until the next call is useful (nil: idle).
@@ -291,6 +390,7 @@ function Queue:pump(now_fn, force)
       if due == nil or (due > 0 and not force) then break end
       if not self.batch then self.batch, self.attempt = self:_take(), 0 end
       if self:_send(now) then
+        self:_settled()
         self.batch, self.attempt, self.next_attempt = nil, 0, 0
       elseif force then
         break

@@ -122,12 +122,20 @@ M.schedule = schedule
 
 -- The queue for one configuration (created on first use in this worker).
 -- opts: endpoint, token, batch_size, flush_interval, max_buffer, backoff_base, backoff_max,
--- max_attempts, timeout_ms, on_rejected.
+-- max_attempts, timeout_ms, on_rejected; spool_dir: keep an on-disk spool there (one file per
+-- worker and queue, replayed when the worker starts again).
+local function spool_for(key, dir)
+  if not dir or dir == "" then return nil end
+  local name = ngx.md5(key) -- the key may hold a token: never in a file name
+  return core.spool(dir:gsub("/+$", "") .. "/aforo-" .. name .. "-w" .. ngx.worker.id() .. ".spool")
+end
+
 function M.queue(key, opts)
   local q = queues[key]
   if not q then
     local timeout = opts.timeout_ms
     q = core.queue({
+      spool = spool_for(key, opts.spool_dir), now = now(),
       endpoint = opts.endpoint, token = opts.token,
       sender = function(req) return M.http_send(req, timeout) end,
       batch_size = opts.batch_size, flush_interval = opts.flush_interval, max_buffer = opts.max_buffer,
@@ -135,6 +143,10 @@ function M.queue(key, opts)
       on_rejected = opts.on_rejected, log = log(),
     })
     queues[key] = q
+    if q:size() > 0 then
+      ngx.log(ngx.NOTICE, "[aforo] ", q:size(), " events replayed from the spool")
+      schedule(q, 0)
+    end
   end
   return q
 end

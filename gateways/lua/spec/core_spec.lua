@@ -188,6 +188,55 @@ describe("retry policy", function()
   end)
 end)
 
+describe("spool", function()
+  local path
+  before_each(function() path = os.tmpname(); os.remove(path) end)
+  after_each(function() os.remove(path); os.remove(path .. ".tmp") end)
+
+  local function lines()
+    local f = io.open(path); if not f then return 0 end
+    local n = 0
+    for _ in f:lines() do n = n + 1 end
+    f:close(); return n
+  end
+
+  it("keeps unsettled events across a restart and delivers them exactly once", function()
+    local down = fake({ { err = "refused" }, { err = "refused" } })
+    local q1 = queue(down, { batch_size = 2, spool = core.spool(path) })
+    local e1, e2, e3 = ev(1), ev(2), ev(3)
+    q1:add(e1, 0); q1:add(e2, 0); q1:add(e3, 0)
+    q1:pump(0) -- the first batch fails: nothing settled
+    assert.equals(3, lines())
+    -- the process dies; a new one opens the same spool
+    local up = fake({})
+    local q2 = queue(up, { batch_size = 10, spool = core.spool(path) })
+    assert.equals(3, q2:size()); assert.equals(3, q2.metrics.replayed)
+    q2:pump(0, true)
+    local sent = json.decode(up.requests[1].body).events
+    assert.equals(3, #sent)
+    assert.same({ e1.event_id, e2.event_id, e3.event_id }, { sent[1].event_id, sent[2].event_id, sent[3].event_id })
+    assert.equals(0, lines()) -- compacted once empty
+    assert.equals(0, queue(fake({}), { spool = core.spool(path) }):size())
+  end)
+
+  it("replays only what was never settled, and skips a torn last line", function()
+    local q = queue(fake({}), { batch_size = 2, spool = core.spool(path) })
+    local e3 = ev(3)
+    q:add(ev(1), 0); q:add(ev(2), 0); q:add(e3, 0)
+    q:pump(0) -- batch of 2 delivered and acknowledged; ev 3 waits
+    local f = io.open(path, "a"); f:write('{"e": {"event_id": "torn'); f:close()
+    local replayed = core.spool(path):replay()
+    assert.equals(1, #replayed); assert.equals(e3.event_id, replayed[1].event_id)
+  end)
+
+  it("counts rejected events as settled (never replayed)", function()
+    local q = queue(fake({ { status = 400, body = '{"error":{"code":"invalid_events"},"results":[{"status":"rejected","code":"invalid_metric"}]}' } }),
+      { spool = core.spool(path) })
+    q:add(ev(1), 0); q:pump(0, true)
+    assert.equals(0, #core.spool(path):replay())
+  end)
+end)
+
 describe("entitlement check", function()
   local function checker(script, opts)
     local f = fake(script)

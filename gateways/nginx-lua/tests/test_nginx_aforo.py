@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -122,7 +123,7 @@ http {{
     require("aforo.nginx").configure{{
       endpoint = os.getenv("AFORO_URL"), token = os.getenv("AFORO_INGEST_TOKEN"),
       api_key_header = "x-api-key", dimension_headers = {{ tool_name = "x-tool-name" }},
-      batch_size = 20, flush_interval = {flush_interval}, backoff_base = 0.2, backoff_max = 1,
+      batch_size = 20, flush_interval = {flush_interval}, spool_dir = {spool_dir}, backoff_base = 0.2, backoff_max = 1,
     }}
   }}
   server {{ listen 127.0.0.1:{upstream}; location / {{ return 200 "upstream ok\\n"; }} }}
@@ -149,7 +150,8 @@ http {{
 
 
 class Nginx:
-    def __init__(self, platform: Platform, directory: Path, *, flush_interval: float = 0.2) -> None:
+    def __init__(self, platform: Platform, directory: Path, *, flush_interval: float = 0.2,
+                 spool_dir: Path | None = None) -> None:
         assert MODULES, "libnginx-mod-http-lua is not installed"
         self.dir = directory
         (directory / "tmp").mkdir()
@@ -159,7 +161,8 @@ class Nginx:
         self.port, upstream = free_port(), free_port()
         conf = directory / "nginx.conf"
         conf.write_text(NGINX_CONF.format(load_modules=load, dir=directory, gateways=GATEWAYS, upstream=upstream, proxy=self.port,
-                                    flush_interval=flush_interval))
+                                    flush_interval=flush_interval,
+                                    spool_dir=json.dumps(str(spool_dir)) if spool_dir else "nil"))
         env = dict(os.environ, AFORO_URL=platform.url, AFORO_INGEST_TOKEN=platform.info["ingest_token"])
         self.proc = subprocess.Popen(["nginx", "-p", str(directory), "-c", str(conf), "-g", "daemon off;"], env=env)
         poll(self._answers, timeout=10, what="nginx to listen")
@@ -308,3 +311,38 @@ def test_a_graceful_shutdown_sends_what_the_queue_holds(platform, tmp_path):
     assert held.proc.returncode == 0
     poll(lambda: platform.usage("Acme Corp", "api_calls")[0] >= units0 + 7, what="the 7 held events rated")
     assert platform.usage("Acme Corp", "api_calls") == (units0 + 7, events0 + 7)
+
+
+def test_a_killed_nginx_loses_nothing_with_the_spool(platform, tmp_path):
+    """Aforo down, requests queued, nginx killed (SIGKILL: no flush), a new nginx on the same
+    spool directory, Aforo back: every event rated exactly once."""
+    acme = {"x-api-key": platform.customers["Acme Corp"]["api_key"]}
+    # nginx started as root runs its workers as nobody: the spool must be reachable by them
+    # (pytest's tmp_path is not: its parents are 0700)
+    spool = Path(tempfile.mkdtemp(prefix="aforo-spool-"))
+    spool.chmod(0o777)
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    units0, events0 = platform.usage("Acme Corp", "api_calls")
+    first = Nginx(platform, tmp_path / "first", spool_dir=spool)
+    second = None
+    platform.web("stop")
+    try:
+        for i in range(12):
+            assert first.get(f"/v1/search?spooled={i}", acme)[0] == 200
+        poll(lambda: first.metrics()["retried"] > 0, what="the batch to hit the outage")
+        worker = first.metrics()["worker_pid"]
+        first.proc.kill()
+        first.proc.wait()
+        os.kill(worker, signal.SIGKILL)
+        second = Nginx(platform, tmp_path / "second", spool_dir=spool)
+        assert second.metrics().get("replayed") == 12
+    finally:
+        platform.web("start")
+    try:
+        poll(lambda: platform.usage("Acme Corp", "api_calls")[0] >= units0 + 12, timeout=60, what="the 12 spooled events rated")
+        poll(lambda: drained(second), what="the second nginx's queue to drain")
+        assert platform.usage("Acme Corp", "api_calls") == (units0 + 12, events0 + 12)
+    finally:
+        second.close()
+        shutil.rmtree(spool, ignore_errors=True)

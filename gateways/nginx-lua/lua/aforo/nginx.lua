@@ -29,6 +29,7 @@ local DEFAULTS = {
   timeout_ms = 5000,              -- per POST of a batch
   batch_size = 100, flush_interval = 1, max_buffer = 10000,
   backoff_base = 0.5, backoff_max = 30, max_attempts = 0,
+  spool_dir = nil,                -- a directory the workers may write: events survive a restart
 }
 
 local conf = nil

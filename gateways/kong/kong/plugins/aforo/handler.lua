@@ -38,7 +38,9 @@ local function dimensions(conf)
 end
 
 -- One queue/checker per worker and plugin configuration (__key__ changes when it is edited).
+-- With a spool the key must outlive a restart: the plugin instance's id (stable), not __key__.
 local function key_of(conf)
+  if conf.spool_dir then return conf.__plugin_id or (conf.endpoint .. "|" .. conf.ingest_token) end
   return conf.__key__ or (conf.endpoint .. "|" .. conf.ingest_token .. "|" .. conf.batch_size)
 end
 
@@ -47,7 +49,7 @@ local function options(conf)
     endpoint = conf.endpoint, token = conf.ingest_token, batch_size = conf.batch_size,
     flush_interval = conf.flush_interval, max_buffer = conf.max_buffer, timeout_ms = conf.timeout_ms,
     backoff_base = conf.backoff_base, backoff_max = conf.backoff_max, max_attempts = conf.max_attempts,
-    fail_open = conf.fail_open, cache_ttl = conf.cache_ttl, check_timeout_ms = conf.check_timeout_ms,
+    spool_dir = conf.spool_dir, fail_open = conf.fail_open, cache_ttl = conf.cache_ttl, check_timeout_ms = conf.check_timeout_ms,
     on_rejected = function(ev, r)
       kong.log.err("aforo rejected event ", ev.event_id, ": ", r and r.code, " ", r and r.message)
     end,
@@ -58,7 +60,14 @@ function AforoHandler:init_worker()
   runner.seed()
 end
 
+-- This worker's queue for the configuration; opening it replays its spool, if any.
+local function queue(conf)
+  local key = key_of(conf)
+  return runner.queues[key] or runner.queue(key, options(conf))
+end
+
 function AforoHandler:access(conf)
+  queue(conf)
   local ctx = kong.ctx.plugin
   ctx.event_id = gen(kong.request.get_start_time())
   ctx.api_key = api_key(conf)
@@ -100,7 +109,7 @@ function AforoHandler:log(conf)
       latency_ms = lat.request, upstream_latency_ms = lat.proxy, kong_latency_ms = lat.kong,
     },
   })
-  runner.enqueue(runner.queue(key_of(conf), options(conf)), ev)
+  runner.enqueue(queue(conf), ev)
 end
 
 return AforoHandler

@@ -35,6 +35,7 @@ return {
         { timeout_ms = { type = "integer", required = true, default = 5000, gt = 0 } },
         { backoff_base = { type = "number", required = true, default = 0.5, gt = 0 } },
         { backoff_max = { type = "number", required = true, default = 30, gt = 0 } },
+        { spool_dir = { type = "string", required = false } }, -- on-disk spool (per worker), replayed at start
         { max_attempts = { type = "integer", required = true, default = 0, between = { 0, 1000 } } }, -- 0: until delivered
       },
     } },
