@@ -13,6 +13,7 @@ build = {
     ["kong.plugins.aforo.handler"] = "gateways/kong/kong/plugins/aforo/handler.lua",
     ["kong.plugins.aforo.schema"] = "gateways/kong/kong/plugins/aforo/schema.lua",
     ["aforo.core"] = "gateways/lua/aforo/core.lua",
+    ["aforo.spool"] = "gateways/lua/aforo/spool.lua",
     ["aforo.entitlement"] = "gateways/lua/aforo/entitlement.lua",
     ["aforo.ngx_runner"] = "gateways/lua/aforo/ngx_runner.lua",
   },
