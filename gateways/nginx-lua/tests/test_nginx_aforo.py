@@ -326,23 +326,26 @@ def test_a_killed_nginx_loses_nothing_with_the_spool(platform, tmp_path):
     units0, events0 = platform.usage("Acme Corp", "api_calls")
     first = Nginx(platform, tmp_path / "first", spool_dir=spool)
     second = None
-    platform.web("stop")
     try:
-        for i in range(12):
-            assert first.get(f"/v1/search?spooled={i}", acme)[0] == 200
-        poll(lambda: first.metrics()["retried"] > 0, what="the batch to hit the outage")
-        worker = first.metrics()["worker_pid"]
-        first.proc.kill()
-        first.proc.wait()
-        os.kill(worker, signal.SIGKILL)
-        second = Nginx(platform, tmp_path / "second", spool_dir=spool)
-        assert second.metrics().get("replayed") == 12
-    finally:
-        platform.web("start")
-    try:
+        platform.web("stop")
+        try:
+            for i in range(12):
+                assert first.get(f"/v1/search?spooled={i}", acme)[0] == 200
+            poll(lambda: first.metrics()["retried"] > 0, what="the batch to hit the outage")
+            worker = first.metrics()["worker_pid"]
+            first.proc.kill()
+            first.proc.wait()
+            os.kill(worker, signal.SIGKILL)
+            second = Nginx(platform, tmp_path / "second", spool_dir=spool)
+            assert second.metrics().get("replayed") == 12
+        finally:
+            platform.web("start")
         poll(lambda: platform.usage("Acme Corp", "api_calls")[0] >= units0 + 12, timeout=60, what="the 12 spooled events rated")
         poll(lambda: drained(second), what="the second nginx's queue to drain")
         assert platform.usage("Acme Corp", "api_calls") == (units0 + 12, events0 + 12)
     finally:
-        second.close()
+        if first.proc.poll() is None:
+            first.close()
+        if second is not None:
+            second.close()
         shutil.rmtree(spool, ignore_errors=True)
