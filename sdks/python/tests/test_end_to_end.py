@@ -20,6 +20,7 @@ FAST_RETRY = RetryPolicy(base_delay=0.05, max_delay=0.5)
 
 def new_client(platform: Platform, results: list[EventResult] | None = None, **options) -> Client:
     options.setdefault("retry", FAST_RETRY)
+    options.setdefault("report_delivered", True)
     return Client(url=platform.url, token=platform.ingest_token, flush_interval=0.1, register_atexit=False,
                   on_result=(results.append if results is not None else None), **options)
 

@@ -11,6 +11,7 @@ import pytest
 from fake_aforo import FakeAforo
 
 from aforo_sdk import Client, EventResult, RetryPolicy, SpoolLocked, event_build, uuid7
+from aforo_sdk.events import event_bytes
 from aforo_sdk.spool import Spool
 from aforo_sdk.transport import retry_after_seconds
 
@@ -24,6 +25,7 @@ def results() -> list[EventResult]:
 
 def client_for(url: str, results: list[EventResult], **options) -> Client:
     options.setdefault("retry", FAST)
+    options.setdefault("report_delivered", True)
     return Client(url=url, token="t", flush_interval=0.05, on_result=results.append, register_atexit=False, **options)
 
 
@@ -99,6 +101,20 @@ def test_per_event_rejections_surface_and_the_rest_is_sent(results):
     fake.close()
 
 
+def test_by_default_only_rejected_and_dropped_events_are_reported(results):
+    fake = FakeAforo([(202, {}, {"results": [{"index": 0, "status": "accepted"},
+                                             {"index": 1, "status": "rejected", "code": "invalid_metric"}]})])
+    client = client_for(fake.url, results, report_delivered=False)
+    client.record(metric="api_calls", api_key="k")
+    rejected = client.record(metric="bad metric", api_key="k")
+    assert client.flush(5)
+    assert [(r.event_id, r.status, r.code, r.event["metric"]) for r in results] == [
+        (rejected, "rejected", "invalid_metric", "bad metric")]
+    assert (client.metrics.sent, client.metrics.rejected) == (1, 1)
+    client.close()
+    fake.close()
+
+
 def test_overflow_drops_the_newest_and_counts_it(results):
     fake = FakeAforo([(503, {"Retry-After": "5"}, {})])  # the first batch hangs in backoff
     client = client_for(fake.url, results, max_buffer=3, batch_size=1)
@@ -164,7 +180,7 @@ def test_spool_replays_unacknowledged_events_and_skips_a_torn_line(tmp_path):
     assert spool.replay() == []
     events = [event_build(metric="m", api_key="k") for _ in range(3)]
     for event in events:
-        spool.append(event)
+        spool.append(event["event_id"], event_bytes(event))
     spool.ack([events[1]["event_id"]])
     with pytest.raises(SpoolLocked):
         Spool(path)
@@ -172,7 +188,7 @@ def test_spool_replays_unacknowledged_events_and_skips_a_torn_line(tmp_path):
     with open(path, "ab") as spool_file:
         spool_file.write(b'{"event": {"event_id": "torn')
     again = Spool(path)
-    assert [e["event_id"] for e in again.replay()] == [events[0]["event_id"], events[2]["event_id"]]
+    assert [event_id for event_id, _ in again.replay()] == [events[0]["event_id"], events[2]["event_id"]]
     assert [json.loads(line)["event"]["event_id"] for line in path.read_text().splitlines()] == [
         events[0]["event_id"], events[2]["event_id"]]
     again.close()
