@@ -20,9 +20,9 @@ import weakref
 from datetime import datetime
 from typing import Any, Callable, Literal
 
-from .delivery import EVENTS_PATH, MAX_BATCH_EVENTS, MAX_BODY_BYTES, Outcome, batch_body, event_bytes, outcome_of
+from .delivery import EVENTS_PATH, MAX_BATCH_EVENTS, MAX_BODY_BYTES, Outcome, Pending, batch_body, outcome_of, result_for
 from .entitlements import Entitlement, EntitlementCache
-from .events import Event, EventResult, Quantity, event_build
+from .events import Event, EventResult, Quantity, event_build, event_bytes
 from .metrics import Metrics
 from .sessions import MeteredSession
 from .spool import Spool
@@ -30,6 +30,10 @@ from .transport import HttpTransport, RetryPolicy, TransportError
 
 logger = logging.getLogger("aforo_sdk")
 ResultCallback = Callable[[EventResult], None]
+
+
+def _data(pending: Pending) -> bytes:
+    return pending[1]
 
 
 def log_result(result: EventResult) -> None:
@@ -40,6 +44,12 @@ def log_result(result: EventResult) -> None:
 
 
 class Client:
+    """Meter usage into Aforo. `on_result(EventResult)` is called from the flusher thread for
+    every event Aforo rejected and every event the SDK dropped (default: logged at WARNING on the
+    "aforo_sdk" logger); with `report_delivered=True` also for every accepted and duplicate one.
+    `metrics` counts them all. See the module docstring for the overflow policy, RetryPolicy for
+    retries and aforo_sdk.spool for the spool."""
+
     def __init__(
         self,
         *,
@@ -55,6 +65,7 @@ class Client:
         spool_path: str | None = None,
         spool_fsync: bool = False,
         on_result: ResultCallback | None = None,
+        report_delivered: bool = False,
         close_timeout: float = 10.0,
         entitlement_ttl: float = 1.0,
         entitlement_fallback: Literal["allow", "deny", "raise"] = "allow",
@@ -71,8 +82,9 @@ class Client:
         self._block_timeout = block_timeout
         self._retry = retry or RetryPolicy()
         self._on_result = on_result or log_result
+        self._report_delivered = report_delivered
         self._close_timeout = close_timeout
-        self._buffer: collections.deque[Event] = collections.deque()
+        self._buffer: collections.deque[Pending] = collections.deque()
         self._cond = threading.Condition(threading.Lock())
         self._in_flight = 0
         self._flush_now = False
@@ -120,6 +132,7 @@ class Client:
 
     def enqueue(self, event: Event) -> bool:
         """Buffer an event already built (event_build); False when the overflow policy dropped it."""
+        pending = (event["event_id"], event_bytes(event))  # serialised here: the flusher only joins bytes
         with self._cond:
             if self._closed:
                 raise RuntimeError("the Aforo client is closed")
@@ -128,8 +141,8 @@ class Client:
                 dropped = True
             else:
                 if self._spool is not None:
-                    self._spool.append(event)
-                self._buffer.append(event)
+                    self._spool.append(*pending)
+                self._buffer.append(pending)
                 self._count(recorded=1)
                 dropped = False
                 if len(self._buffer) >= self._batch_size:
@@ -180,8 +193,8 @@ class Client:
             self._buffer.clear()
         if leftover and self._spool is None:
             self._count(dropped=len(leftover))
-            self._report([EventResult(e["event_id"], "dropped", e, code="undelivered_at_shutdown",
-                                      message="the client closed before Aforo acknowledged it (no spool)") for e in leftover])
+            self._report([result_for(p, "dropped", code="undelivered_at_shutdown",
+                                     message="the client closed before Aforo acknowledged it (no spool)") for p in leftover])
         if self._spool is not None:
             self._spool.close()
         self._transport.close()
@@ -204,11 +217,15 @@ class Client:
                     self._cond.wait(max(0.001, due) if self._buffer else self._flush_interval)
                 if not self._buffer or self._past_deadline():
                     return  # closing: nothing left, or out of time (close() deals with the rest)
-                batch = [self._buffer.popleft() for _ in range(min(self._batch_size, len(self._buffer)))]
+                if len(self._buffer) <= self._batch_size:  # the usual case, at C speed: the flusher holds the GIL briefly
+                    batch = list(self._buffer)
+                    self._buffer.clear()
+                else:
+                    batch = [self._buffer.popleft() for _ in range(self._batch_size)]
                 self._in_flight = len(batch)
-            batch, parts = self._fit_body(batch)
+            batch = self._fit_body(batch)
             last_send = time.monotonic()
-            delivered = self._deliver(batch, parts)
+            delivered = self._deliver(batch)
             with self._cond:
                 self._in_flight = 0
                 if not delivered:  # out of time while closing: back to the buffer for close()
@@ -227,43 +244,42 @@ class Client:
     def _past_deadline(self) -> bool:
         return self._closing and time.monotonic() >= self._close_deadline
 
-    def _fit_body(self, batch: list[Event]) -> tuple[list[Event], list[bytes]]:
+    def _fit_body(self, batch: list[Pending]) -> list[Pending]:
         """Keep the request under the API's 2 MiB body limit: what does not fit goes back first
         in line for the next batch."""
-        parts: list[bytes] = []
+        if sum(map(len, map(_data, batch))) + len(batch) + 16 <= MAX_BODY_BYTES - 4096:
+            return batch
         size = 16
-        for index, event in enumerate(batch):
-            part = event_bytes(event)
-            if parts and size + len(part) + 1 > MAX_BODY_BYTES - 4096:
+        for index, (_, data) in enumerate(batch):
+            size += len(data) + 1
+            if index and size > MAX_BODY_BYTES - 4096:
                 with self._cond:
                     self._buffer.extendleft(reversed(batch[index:]))
                     self._in_flight = index
-                return batch[:index], parts
-            parts.append(part)
-            size += len(part) + 1
-        return batch, parts
+                return batch[:index]
+        return batch
 
-    def _deliver(self, batch: list[Event], parts: list[bytes]) -> bool:
+    def _deliver(self, batch: list[Pending]) -> bool:
         """Send until Aforo gives every event a final answer. False only when the client is
         closing and its deadline passed (or retries ran out: those are reported dropped and
         stay in the spool, if any)."""
-        body = batch_body(parts)
+        body = batch_body(batch)
         attempt = 0
         while True:
             self._count(requests=1)
             try:
-                outcome = outcome_of(batch, self._transport.request("POST", EVENTS_PATH, body))
+                answer = self._transport.request("POST", EVENTS_PATH, body)
+                outcome = outcome_of(batch, answer, every_result=self._report_delivered)
             except TransportError as error:
-                outcome = Outcome(None, None, str(error))
-            if outcome.results is not None:
-                self._settle(outcome.results)
+                outcome = Outcome(False, None, str(error))
+            if outcome.final:
+                self._settle(batch, outcome)
                 return True
             self._count(request_failures=1)
             attempt += 1
             if self._retry.max_attempts is not None and attempt >= self._retry.max_attempts:
                 self._count(dropped=len(batch))
-                self._report([EventResult(e["event_id"], "dropped", e, code="retries_exhausted", message=outcome.reason)
-                              for e in batch])
+                self._report([result_for(p, "dropped", code="retries_exhausted", message=outcome.reason) for p in batch])
                 return True
             delay = self._retry.delay(attempt - 1, outcome.retry_after)
             logger.info("aforo: %d events not delivered (%s); retry %d in %.2f s", len(batch), outcome.reason, attempt, delay)
@@ -283,12 +299,11 @@ class Client:
             self._wake.wait(min(end, self._close_deadline) - now)
             self._wake.clear()
 
-    def _settle(self, results: list[EventResult]) -> None:
-        counts = collections.Counter(result.status for result in results)
-        self._count(sent=counts["accepted"], duplicate=counts["duplicate"], rejected=counts["rejected"])
+    def _settle(self, batch: list[Pending], outcome: Outcome) -> None:
+        self._count(sent=outcome.accepted, duplicate=outcome.duplicate, rejected=outcome.rejected)
         if self._spool is not None:
-            self._spool.ack([result.event_id for result in results])
-        self._report(results)
+            self._spool.ack([event_id for event_id, _ in batch])
+        self._report(outcome.results)
 
     def _report(self, results: list[EventResult]) -> None:
         for result in results:

@@ -20,6 +20,8 @@ import os
 import threading
 from typing import Any
 
+from .events import event_bytes
+
 Event = dict[str, Any]
 
 
@@ -42,7 +44,7 @@ class Spool:
         self._pending: set[str] = set()
         self._fd = -1
 
-    def replay(self) -> list[Event]:
+    def replay(self) -> list[tuple[str, bytes]]:
         """The events written and never acknowledged, in the order written; the file is
         rewritten to hold just them."""
         events: dict[str, Event] = {}
@@ -59,11 +61,11 @@ class Spool:
                         events[record["event"]["event_id"]] = record["event"]
                     for event_id in record.get("ack") or ():
                         events.pop(event_id, None)
-        pending = list(events.values())
+        pending = [(event_id, event_bytes(event)) for event_id, event in events.items()]
         temporary = self.path + ".tmp"
         with open(temporary, "wb") as spool_file:
-            for event in pending:
-                spool_file.write(_line({"event": event}))
+            for _, data in pending:
+                spool_file.write(b'{"event":' + data + b"}\n")
             spool_file.flush()
             os.fsync(spool_file.fileno())
         os.replace(temporary, self.path)
@@ -72,13 +74,14 @@ class Spool:
             self._pending = set(events)
         return pending
 
-    def append(self, event: Event) -> None:
-        line = _line({"event": event})
+    def append(self, event_id: str, data: bytes) -> None:
+        """Spool one event (its JSON, as event_bytes made it)."""
+        line = b'{"event":' + data + b"}\n"
         with self._lock:
             os.write(self._fd, line)
             if self._fsync:
                 os.fsync(self._fd)
-            self._pending.add(event["event_id"])
+            self._pending.add(event_id)
 
     def ack(self, event_ids: list[str]) -> None:
         with self._lock:
