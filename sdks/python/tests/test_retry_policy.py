@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from decimal import Decimal
@@ -192,3 +193,23 @@ def test_spool_replays_unacknowledged_events_and_skips_a_torn_line(tmp_path):
     assert [json.loads(line)["event"]["event_id"] for line in path.read_text().splitlines()] == [
         events[0]["event_id"], events[2]["event_id"]]
     again.close()
+
+
+def test_a_forked_child_gets_its_own_flusher(results):
+    fake = FakeAforo([])
+    client = client_for(fake.url, results)
+    client.record(metric="api_calls", api_key="parent")
+    assert client.flush(5)
+    child = os.fork()
+    if child == 0:  # the child: record, flush through its own (new) flusher thread, report by exit code
+        ok = False
+        try:
+            client.record(metric="api_calls", api_key="child")
+            ok = client.flush(5) and client.metrics.sent == 1
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert [event["api_key"] for _, body in fake.requests for event in body["events"]] == ["parent", "child"]
+    client.close()
+    fake.close()

@@ -37,8 +37,8 @@ class EntitlementCache:
     def __init__(self, transport: HttpTransport, *, ttl: float = 1.0,
                  fallback: Literal["allow", "deny", "raise"] = "allow", timeout: float = 2.0) -> None:
         self._transport = transport
-        self._ttl = ttl
-        self._fallback = fallback
+        self.ttl = ttl
+        self.fallback = fallback
         self._timeout = timeout
         self._lock = threading.Lock()
         self._cache: dict[tuple[Any, ...], tuple[float, Entitlement]] = {}
@@ -74,7 +74,7 @@ class EntitlementCache:
         with self._lock:
             if len(self._cache) >= MAX_CACHED:
                 self._cache.clear()
-            self._cache[key] = (now + self._ttl, result)
+            self._cache[key] = (now + self.ttl, result)
         return result
 
     def invalidate(self) -> None:
@@ -82,6 +82,6 @@ class EntitlementCache:
             self._cache.clear()
 
     def _fall_back(self, why: str) -> Entitlement:
-        if self._fallback == "raise":
+        if self.fallback == "raise":
             raise EntitlementUnavailable(why)
-        return Entitlement(allow=self._fallback == "allow", reason="aforo_unavailable", degraded=True, raw={"error": why})
+        return Entitlement(allow=self.fallback == "allow", reason="aforo_unavailable", degraded=True, raw={"error": why})

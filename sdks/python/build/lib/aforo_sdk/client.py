@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import collections
 import logging
+import os
 import threading
 import time
 import weakref
@@ -100,11 +101,35 @@ class Client:
             self._spool = Spool(spool_path, fsync=spool_fsync)
             self._buffer.extend(self._spool.replay())
         self.entitlements = EntitlementCache(self._transport, ttl=entitlement_ttl, fallback=entitlement_fallback)
+        self._start_flusher()
+        self_ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (client := self_ref()) is not None and client._after_fork())
+        if register_atexit:
+            atexit.register(lambda: (client := self_ref()) is not None and client.close())
+
+    def _start_flusher(self) -> None:
         self._thread = threading.Thread(target=self._run, name="aforo-flusher", daemon=True)
         self._thread.start()
-        if register_atexit:
-            self_ref = weakref.ref(self)
-            atexit.register(lambda: (client := self_ref()) is not None and client.close())
+
+    def _after_fork(self) -> None:
+        """A forked child (gunicorn --preload, multiprocessing) has the client but not its thread:
+        start afresh — an empty buffer (the parent sends what it holds), a new flusher, new
+        connections. The spool stays the parent's: a child records without one (create the
+        client after the fork, e.g. in gunicorn's post_fork, to give each worker its own)."""
+        self._cond = threading.Condition(threading.Lock())
+        self._counts_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._buffer = collections.deque()
+        self._in_flight = 0
+        self._counts = dict.fromkeys(self._counts, 0)
+        self._transport = self._transport.fresh()
+        self.entitlements = EntitlementCache(self._transport, ttl=self.entitlements.ttl, fallback=self.entitlements.fallback)
+        if self._spool is not None:
+            self._spool.forget()
+            self._spool = None
+            logger.warning("aforo: client inherited across fork(); the child records without the spool")
+        if not self._closed:
+            self._start_flusher()
 
     # --- recording -------------------------------------------------------------------------------
 

@@ -96,6 +96,14 @@ class Spool:
     def pending(self) -> int:
         return len(self._pending)
 
+    def forget(self) -> None:
+        """In a forked child: close our copies of the descriptors without unlocking (the lock
+        belongs to the parent's open file description, which the parent keeps)."""
+        for fd in (self._fd, self._lock_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._fd = self._lock_fd = -1
+
     def close(self) -> None:
         with self._lock:
             if self._fd >= 0:

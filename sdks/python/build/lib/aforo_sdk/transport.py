@@ -85,6 +85,7 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
 
 class HttpTransport:
     def __init__(self, *, url: str, token: str, timeout: float = 10.0) -> None:
+        self._url, self._token = url, token
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"url must be http(s)://host[:port]: {url!r}")
@@ -100,6 +101,10 @@ class HttpTransport:
             "User-Agent": USER_AGENT,
         }
         self._local = threading.local()
+
+    def fresh(self) -> HttpTransport:
+        """The same endpoint with no connections (after a fork: the parent's sockets are its own)."""
+        return HttpTransport(url=self._url, token=self._token, timeout=self._timeout)
 
     def _connection(self) -> http.client.HTTPConnection:
         connection = getattr(self._local, "connection", None)
