@@ -102,10 +102,21 @@ class Client:
             self._buffer.extend(self._spool.replay())
         self.entitlements = EntitlementCache(self._transport, ttl=entitlement_ttl, fallback=entitlement_fallback)
         self._start_flusher()
-        self_ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (client := self_ref()) is not None and client._after_fork())
+        self_ref = weakref.ref(self)  # neither hook keeps a dropped client alive
+
+        def after_fork_in_child() -> None:
+            client = self_ref()
+            if client is not None:
+                client._after_fork()
+
+        def at_exit() -> None:
+            client = self_ref()
+            if client is not None:
+                client.close()
+
+        os.register_at_fork(after_in_child=after_fork_in_child)
         if register_atexit:
-            atexit.register(lambda: (client := self_ref()) is not None and client.close())
+            atexit.register(at_exit)
 
     def _start_flusher(self) -> None:
         self._thread = threading.Thread(target=self._run, name="aforo-flusher", daemon=True)
@@ -153,7 +164,7 @@ class Client:
                             subscription_id=subscription_id, dimensions=dimensions, metadata=metadata,
                             timestamp=timestamp, event_id=event_id)
         self.enqueue(event)
-        return event["event_id"]
+        return str(event["event_id"])
 
     def enqueue(self, event: Event) -> bool:
         """Buffer an event already built (event_build); False when the overflow policy dropped it."""

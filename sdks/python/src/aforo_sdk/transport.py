@@ -56,7 +56,7 @@ class RetryPolicy:
     max_retry_after: float = 300.0
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        ceiling = min(self.max_delay, self.base_delay * (2 ** min(attempt, 32)))
+        ceiling = min(self.max_delay, self.base_delay * float(1 << min(attempt, 32)))
         jittered = ceiling / 2 + random.uniform(0, ceiling / 2)
         if retry_after is not None:
             return max(jittered, min(retry_after, self.max_retry_after))
