@@ -12,7 +12,9 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/aforo-sdk-py.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 
 cd "$HERE"
-if "$PY" -m pip wheel --quiet --no-deps --wheel-dir "$WORK/dist" "$HERE" >"$WORK/build.log" 2>&1; then
+# Built from a copy: setuptools leaves build/ and *.egg-info beside the sources it builds.
+mkdir -p "$WORK/src" && cp -r "$HERE/pyproject.toml" "$HERE/README.md" "$HERE/src" "$WORK/src/"
+if "$PY" -m pip wheel --quiet --no-deps --wheel-dir "$WORK/dist" "$WORK/src" >"$WORK/build.log" 2>&1; then
   "$PY" -m venv --without-pip "$WORK/venv"
   "$PY" -m pip --quiet --python "$WORK/venv/bin/python" install --no-deps --no-index "$WORK"/dist/aforo_sdk-*.whl
   # pytest and Django from the repository's .venv, after the throwaway venv's own packages.
@@ -29,4 +31,4 @@ else
   export PYTHONPATH="$HERE/src"
   TEST_PY="$PY"
 fi
-AFORO_PYTHON="$PY" "$TEST_PY" -m pytest -p no:cacheprovider -q "$@" tests
+AFORO_PYTHON="$PY" "$TEST_PY" -m pytest -p no:cacheprovider -q "${@:-tests}"  # arguments: a subset, e.g. tests/test_retry_policy.py
