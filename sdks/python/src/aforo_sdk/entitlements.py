@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from .events import Quantity, quantity_text
@@ -54,12 +54,13 @@ class EntitlementCache:
         with self._lock:
             hit = self._cache.get(key)
         if hit is not None and hit[0] > now:
-            return Entitlement(**{**hit[1].__dict__, "cached": True})
+            return replace(hit[1], cached=True)
         payload: dict[str, Any] = {"metric": metric, "units": units_text}
         payload.update({"api_key": api_key} if api_key is not None else {"customer_id": customer_id})
         if dimensions:
             payload["dimensions"] = dimensions
-        self.requests += 1
+        with self._lock:
+            self.requests += 1
         try:
             answer = self._transport.request_json("POST", CHECK_PATH, payload, attempts=2, timeout=self._timeout)
         except TransportError as error:
