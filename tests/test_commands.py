@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import uuid
 from io import StringIO
 from pathlib import Path
 
@@ -78,6 +79,7 @@ def test_simulate_traffic_posts_through_the_ingest_api(live_server, kafka):
     records = read_topic(kafka["bootstrap"], kafka["usage"], expect=20)
     events = [orjson.loads(r.value()) for r in records]
     assert {e["metadata"]["gateway"] for e in events} == {"simulate_traffic"}
+    assert {uuid.UUID(e["event_id"]).version for e in events} == {7}  # sent by the Python SDK (UUIDv7 ids)
     demo_keys = set(ApiKey.objects.filter(tenant__slug="demo").values_list("prefix", flat=True))
     assert {e["api_key"][:16] for e in events} <= demo_keys
 
