@@ -228,13 +228,7 @@ public final class AforoClient implements AutoCloseable {
                     if (closing) break;
                     continue;
                 }
-                int chars = 0;
-                while (!queue.isEmpty() && batch.size() < config.batchSize) {
-                    int size = queue.peekFirst().toJson().length() + 1;
-                    if (!batch.isEmpty() && chars + size > config.maxBatchChars) break;
-                    chars += size;
-                    batch.add(queue.pollFirst());
-                }
+                while (!queue.isEmpty() && batch.size() < config.batchSize) batch.add(queue.pollFirst());
                 inFlight = batch.size();
                 inFlightBatch = batch;
             } catch (InterruptedException e) {
@@ -242,6 +236,7 @@ public final class AforoClient implements AutoCloseable {
             } finally {
                 lock.unlock();
             }
+            batch = boundBySize(batch); // encodes the events outside the lock: record() never waits on it
             boolean done = deliver(batch);
             lock.lock();
             try {
@@ -269,6 +264,27 @@ public final class AforoClient implements AutoCloseable {
                 lock.unlock();
             }
         }
+    }
+
+    /** Keeps the batch under the body limit (2 MiB): the tail that does not fit goes back to the queue's head. */
+    private List<UsageEvent> boundBySize(List<UsageEvent> batch) {
+        int chars = 0;
+        for (int i = 0; i < batch.size(); i++) {
+            chars += batch.get(i).toJson().length() + 1;
+            if (i > 0 && chars > config.maxBatchChars) {
+                List<UsageEvent> kept = new ArrayList<>(batch.subList(0, i));
+                lock.lock();
+                try {
+                    for (int j = batch.size() - 1; j >= i; j--) queue.addFirst(batch.get(j));
+                    inFlight = kept.size();
+                    inFlightBatch = kept;
+                } finally {
+                    lock.unlock();
+                }
+                return kept;
+            }
+        }
+        return batch;
     }
 
     /** Sends one batch until the server answered for every event; false if closing ran out of time. */

@@ -59,4 +59,16 @@ class FilterEndToEndTest {
             assertEquals(0, new BigDecimal(n).compareTo(platform.ratedSince("Acme Corp", "llm_tokens", before)));
         }
     }
+
+    @Test
+    void enforcementDeniesWith429WhenTheCheckSaysNo() throws Exception {
+        Collector results = new Collector();
+        try (AforoClient aforo = platform.client().listener(results).build();
+             TestApp app = new TestApp(new AforoMeteringFilter(aforo).metric("api_calls").enforce(true))) {
+            assertEquals(429, app.get("/v1/search", "sk_live_unknown_to_aforo"));
+            assertEquals(200, app.get("/v1/search", platform.apiKey("Acme Corp")));
+            assertTrue(aforo.flush(Duration.ofSeconds(20)));
+            assertEquals(1, results.results.size(), "the denied request is not metered");
+        }
+    }
 }

@@ -123,14 +123,19 @@ final class Platform {
                 .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(json)), token);
     }
 
+    /** GETs and the barrier POST (its event id makes it idempotent) are retried once on a network error or timeout. */
     private Map<String, Object> request(HttpRequest.Builder b, String token) {
-        try {
-            HttpResponse<String> r = http.send(b.header("Authorization", "Bearer " + token)
-                    .timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.ofString());
-            if (r.statusCode() >= 300) throw new IllegalStateException(r.statusCode() + " " + r.body());
-            return Json.decodeObject(r.body());
-        } catch (IOException | InterruptedException e) {
-            throw new IllegalStateException(e);
+        HttpRequest request = b.header("Authorization", "Bearer " + token).timeout(Duration.ofSeconds(30)).build();
+        for (int attempt = 1; ; attempt++) {
+            try {
+                HttpResponse<String> r = http.send(request, HttpResponse.BodyHandlers.ofString());
+                if (r.statusCode() >= 300) throw new IllegalStateException(r.statusCode() + " " + r.body());
+                return Json.decodeObject(r.body());
+            } catch (IOException e) {
+                if (attempt == 2) throw new IllegalStateException(request.uri() + ": " + e, e);
+            } catch (InterruptedException e) {
+                throw new IllegalStateException(e);
+            }
         }
     }
 

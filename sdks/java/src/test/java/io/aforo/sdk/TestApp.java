@@ -55,7 +55,7 @@ final class TestApp implements AutoCloseable {
     /** GET path with the API key; returns the status. */
     int get(String path, String apiKey) throws IOException, InterruptedException {
         HttpRequest.Builder b = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
-                .timeout(Duration.ofSeconds(10));
+                .timeout(Duration.ofSeconds(30));
         if (apiKey != null) b.header("X-Api-Key", apiKey);
         return http.send(b.build(), HttpResponse.BodyHandlers.discarding()).statusCode();
     }
