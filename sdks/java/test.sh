@@ -33,6 +33,7 @@ cd "$HERE"
 SELECT=(--scan-class-path "$BUILD/test" --include-classname '.*Test')
 [ $# -gt 0 ] && SELECT=("$@")
 java -Daforo.root="$ROOT" -Daforo.python="$PY" -Djava.util.logging.config.file="$HERE/src/test/resources/logging.properties" \
+  -Daforo.classpath="$BUILD/main:$BUILD/test" \
   -jar "$JARS/junit-platform-console-standalone.jar" \
   --class-path "$BUILD/main:$BUILD/test:$JARS/tomcat10-embed-core.jar:$JARS/jakarta-annotation-api.jar" \
   "${SELECT[@]}" --disable-banner --details=tree --fail-if-no-tests

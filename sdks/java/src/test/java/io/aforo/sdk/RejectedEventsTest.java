@@ -50,4 +50,19 @@ class RejectedEventsTest {
             assertEquals(1, aforo.metrics().batches());
         }
     }
+
+    @Test
+    void aBatchWhoseEveryEventIsRejectedReportsEachEventsCode() {
+        Collector results = new Collector();
+        try (AforoClient aforo = platform.client().listener(results).build()) {
+            aforo.record(platform.apiKey("Acme Corp"), "agent_sessions", "-3");
+            aforo.record(UsageEvent.builder().apiKey(platform.apiKey("Acme Corp")).metric("agent_sessions").quantity(1)
+                    .timestamp("2020-01-01T00:00:00Z").build());
+            assertTrue(aforo.flush(Duration.ofSeconds(20)));
+            assertEquals(java.util.List.of("negative_quantity", "timestamp_too_old"),
+                    results.results.stream().map(EventResult::code).toList(), "per event, not the batch's invalid_events");
+            assertEquals(2, aforo.metrics().rejected());
+            assertEquals(0, aforo.metrics().retries());
+        }
+    }
 }

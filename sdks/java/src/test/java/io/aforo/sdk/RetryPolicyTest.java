@@ -186,4 +186,32 @@ class RetryPolicyTest {
         assertEquals(1, aforo.metrics().dropped());
         assertEquals("closed_undelivered", results.of(EventResult.Status.DROPPED).get(0).code());
     }
+
+    @Test
+    void manyRecordingThreadsEachEventSentOnce() throws Exception {
+        String url = start();
+        int threads = 8, each = 5_000;
+        try (AforoClient aforo = client(url).maxBufferedEvents(threads * each).build()) {
+            Thread[] workers = new Thread[threads];
+            for (int t = 0; t < threads; t++) {
+                workers[t] = new Thread(() -> {
+                    for (int i = 0; i < each; i++) aforo.record("sk_1", "api_calls", "1");
+                });
+                workers[t].start();
+            }
+            for (Thread w : workers) w.join();
+            assertTrue(aforo.flush(Duration.ofSeconds(30)));
+            java.util.Set<Object> ids = new java.util.HashSet<>();
+            int sent = 0;
+            for (String body : bodies) {
+                for (Object e : (List<?>) Json.decodeObject(body).get("events")) {
+                    ids.add(((Map<?, ?>) e).get("event_id"));
+                    sent++;
+                }
+            }
+            assertEquals(threads * each, sent, "every event sent once");
+            assertEquals(threads * each, ids.size(), "unique ids");
+            assertEquals(threads * each, aforo.metrics().sent());
+        }
+    }
 }
