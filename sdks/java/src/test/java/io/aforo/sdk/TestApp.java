@@ -39,7 +39,7 @@ final class TestApp implements AutoCloseable {
                 resp.getWriter().write("ok");
             }
         });
-        ctx.addServletMappingDecoded("/*", "app");
+        ctx.addServletMappingDecoded("/*", "app", false);
         FilterDef def = new FilterDef();
         def.setFilterName("aforo");
         def.setFilter(filter);
