@@ -237,13 +237,13 @@ public final class AforoClient implements AutoCloseable {
                 lock.unlock();
             }
             batch = boundBySize(batch); // encodes the events outside the lock: record() never waits on it
-            boolean done = deliver(batch);
+            List<UsageEvent> undelivered = deliver(batch);
             lock.lock();
             try {
                 inFlight = 0;
                 inFlightBatch = List.of();
-                if (!done) { // closing and out of time: what is left stays in the spool, or is lost
-                    abandon(batch);
+                if (!undelivered.isEmpty()) { // closing and out of time: it stays in the spool, or is lost
+                    abandon(undelivered);
                     emptiedGeneration = flushGeneration;
                     idle.signalAll();
                     break;
@@ -287,8 +287,8 @@ public final class AforoClient implements AutoCloseable {
         return batch;
     }
 
-    /** Sends one batch until the server answered for every event; false if closing ran out of time. */
-    private boolean deliver(List<UsageEvent> batch) {
+    /** Sends one batch until the server answered for every event; returns what closing left undelivered. */
+    private List<UsageEvent> deliver(List<UsageEvent> batch) {
         int attempt = 0;
         while (true) {
             Transport.Answer answer;
@@ -299,12 +299,14 @@ public final class AforoClient implements AutoCloseable {
                 metrics.batches.incrementAndGet();
                 if (answer.status() == 413 && batch.size() > 1) {
                     int half = batch.size() / 2;
-                    return deliver(new ArrayList<>(batch.subList(0, half)))
-                            && deliver(new ArrayList<>(batch.subList(half, batch.size())));
+                    List<UsageEvent> left = new ArrayList<>(deliver(new ArrayList<>(batch.subList(0, half))));
+                    List<UsageEvent> second = new ArrayList<>(batch.subList(half, batch.size()));
+                    left.addAll(left.isEmpty() ? deliver(second) : second);
+                    return left;
                 }
                 if (!Transport.retryable(answer.status())) {
                     settle(batch, answer);
-                    return true;
+                    return List.of();
                 }
                 retryAfterMs = answer.retryAfterMs();
                 why = "HTTP " + answer.status();
@@ -312,19 +314,19 @@ public final class AforoClient implements AutoCloseable {
                 why = e.getClass().getSimpleName() + (e.getMessage() != null ? ": " + e.getMessage() : "");
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
-                return false;
+                return batch;
             }
             long delayMs = Backoff.delayMs(attempt++, config.backoffBase, config.backoffMax, retryAfterMs);
             long now = System.nanoTime();
             if (closingVolatile && now + TimeUnit.MILLISECONDS.toNanos(delayMs) - closeDeadline > 0) {
                 // closing: one last try at the deadline if there is time left, else give up
                 delayMs = Math.max(0, TimeUnit.NANOSECONDS.toMillis(closeDeadline - now));
-                if (delayMs == 0) return false;
+                if (delayMs == 0) return batch;
             }
             metrics.retries.incrementAndGet();
             LOG.log(Level.FINE, "aforo: batch of {0} not delivered ({1}); retry {2} in {3} ms",
                     new Object[] {batch.size(), why, attempt, delayMs});
-            if (!sleep(delayMs)) return false;
+            if (!sleep(delayMs)) return batch;
         }
     }
 
