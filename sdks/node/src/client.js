@@ -29,7 +29,8 @@ const DEFAULTS = {
 export class AforoClient {
   #queue = []; // entries { event, json, bytes, attempts }, oldest first from #head
   #head = 0;
-  #inFlight = new Set(); // batches being sent
+  #inFlight = new Map(); // batch being sent → its promise
+  #shutdown = new AbortController(); // aborts requests still in flight when close() gives up
   #retryAt = 0;
   #failures = 0; // consecutive retryable failures: the backoff exponent
   #batchCap = MAX_BATCH_EVENTS;
@@ -38,6 +39,7 @@ export class AforoClient {
   #pumpScheduled = false;
   #idleWaiters = [];
   #closing = null;
+  #stopped = false;
   #spool = null;
   #entitlements;
   #metrics = {
@@ -79,7 +81,7 @@ export class AforoClient {
   /** Events recorded and not yet settled (buffered or in flight). */
   get pending() {
     let inFlight = 0;
-    for (const batch of this.#inFlight) inFlight += batch.length;
+    for (const batch of this.#inFlight.keys()) inFlight += batch.length;
     return this.#queue.length - this.#head + inFlight;
   }
 
@@ -148,6 +150,9 @@ export class AforoClient {
         const delivered = await this.flush({ timeoutMs });
         clearInterval(this.#timer);
         clearTimeout(this.#retryTimer);
+        this.#stopped = true;
+        this.#shutdown.abort(); // an abandoned request must not hold the process open for its timeout
+        await Promise.allSettled(this.#inFlight.values()); // each puts its batch back in the queue
         const left = this.#pendingEntries();
         this.#queue = [];
         this.#head = 0;
@@ -201,8 +206,8 @@ export class AforoClient {
   // --- internals ---------------------------------------------------------------------------
 
   /** @internal one API call with the client's credentials and timeouts */
-  _request(pathname, { method = 'POST', body, timeoutMs = this.options.requestTimeoutMs } = {}) {
-    return requestJson({ url: this.baseUrl + pathname, token: this.options.token, method, body, timeoutMs, userAgent: this.userAgent });
+  _request(pathname, { method = 'POST', body, timeoutMs = this.options.requestTimeoutMs, signal } = {}) {
+    return requestJson({ url: this.baseUrl + pathname, token: this.options.token, method, body, timeoutMs, signal, userAgent: this.userAgent });
   }
 
   /** @internal */
@@ -229,7 +234,7 @@ export class AforoClient {
 
   #pendingEntries() {
     const entries = [];
-    for (const batch of this.#inFlight) entries.push(...batch);
+    for (const batch of this.#inFlight.keys()) entries.push(...batch);
     entries.push(...this.#queue.slice(this.#head));
     return entries;
   }
@@ -249,17 +254,17 @@ export class AforoClient {
   }
 
   #pump() {
-    while (this.#inFlight.size < this.options.maxInFlight && this.#queue.length > this.#head) {
+    while (!this.#stopped && this.#inFlight.size < this.options.maxInFlight && this.#queue.length > this.#head) {
       if (Date.now() < this.#retryAt) {
         this.#armRetryTimer();
         return;
       }
       const batch = this.#takeBatch();
-      this.#inFlight.add(batch);
-      this.#send(batch).finally(() => {
+      const sending = this.#send(batch).finally(() => {
         this.#inFlight.delete(batch);
         this.#afterSend();
       });
+      this.#inFlight.set(batch, sending);
     }
   }
 
@@ -303,7 +308,7 @@ export class AforoClient {
     for (const entry of batch) entry.attempts += 1;
     const body = `{"events":[${batch.map((entry) => entry.json).join(',')}]}`;
     try {
-      const answer = await this._request('/api/v1/events', { body });
+      const answer = await this._request('/api/v1/events', { body, signal: this.#shutdown.signal });
       this.#failures = 0;
       this.#settle(batch, answer.body?.results);
     } catch (error) {
@@ -347,6 +352,7 @@ export class AforoClient {
   }
 
   #afterSend() {
+    if (this.#stopped) return;
     if (this.#spool?.wantsCompaction) this.#spool.compact(this.#pendingEntries().map((entry) => entry.event));
     if (this.pending === 0) {
       const waiters = this.#idleWaiters;

@@ -38,14 +38,14 @@ export function backoffMs(attempt, { baseMs, maxMs }, serverAskedMs = 0, random 
  * POST (or GET) JSON; resolves to { status, body, headers } for a 2xx, throws AforoHttpError
  * for any other status (with `retryAfterMs`) and the fetch error for a network failure.
  */
-export async function requestJson({ url, token, method = 'POST', body, timeoutMs, userAgent }) {
+export async function requestJson({ url, token, method = 'POST', body, timeoutMs, signal, userAgent }) {
   const headers = { authorization: `Bearer ${token}`, accept: 'application/json', 'user-agent': userAgent };
   if (body !== undefined) headers['content-type'] = 'application/json';
   const response = await fetch(url, {
     method,
     headers,
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    signal: AbortSignal.timeout(timeoutMs),
+    signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
   });
   const text = await response.text();
   let parsed = null;
