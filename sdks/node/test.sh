@@ -19,4 +19,4 @@ cd "$HERE"
 if [ ! -d node_modules/express ] || [ ! -d node_modules/fastify ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
-exec node --test --test-reporter=spec test/
+exec node --test --test-reporter=spec test/unit.test.mjs test/all.test.mjs
