@@ -5,32 +5,20 @@ customer login sees its own customer, staff pass ?customer=ID within their tenan
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
-from aforo.exceptions import error_body
 from aforo.params import parse_id
 from wallets.models import Wallet
 from wallets.selectors import wallet_entries_page
 
 from .insights import dashboard_insights
-from .views import dashboard_customer
+from .views import dashboard_customer, dashboard_json
 
 
-@never_cache
-def insights_json(request: HttpRequest) -> JsonResponse:
-    if not request.user.is_authenticated:
-        return JsonResponse(error_body("missing_credentials", "Log in to see usage."), status=401)
-    try:
-        customer = dashboard_customer(request)
-    except PermissionDenied as denied:
-        return JsonResponse(error_body("forbidden", str(denied)), status=403)
-    except Http404 as missing:
-        return JsonResponse(error_body("not_found", str(missing)), status=404)
-    if customer is None:
-        return JsonResponse(error_body("customer_required", "Pass ?customer=ID."), status=400)
+@dashboard_json
+def insights_json(request: HttpRequest, customer) -> JsonResponse:
     return JsonResponse(dashboard_insights(customer=customer))
 
 

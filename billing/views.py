@@ -13,6 +13,7 @@ invoice not theirs to see is a 404, like one that does not exist."""
 from __future__ import annotations
 
 import csv
+from functools import wraps
 from datetime import timezone as dt_timezone
 
 from django.contrib.auth.decorators import login_required
@@ -298,16 +299,28 @@ def invoice_line_events_page(request: HttpRequest, invoice_id: int, line_id: int
     )
 
 
-@never_cache
-def usage_json(request: HttpRequest) -> JsonResponse:
-    if not request.user.is_authenticated:
-        return JsonResponse(error_body("missing_credentials", "Log in to see usage."), status=401)
-    try:
-        customer = dashboard_customer(request)
-    except PermissionDenied as denied:
-        return JsonResponse(error_body("forbidden", str(denied)), status=403)
-    except Http404 as missing:
-        return JsonResponse(error_body("not_found", str(missing)), status=404)
-    if customer is None:
-        return JsonResponse(error_body("customer_required", "Pass ?customer=ID."), status=400)
+def dashboard_json(view):
+    """A JSON view of the dashboard: called with the customer the request may see; the ways it
+    may not (not logged in, not theirs, no such customer, a staff user who has not picked one)
+    are JSON errors with stable codes, never a login redirect."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest) -> JsonResponse:
+        if not request.user.is_authenticated:
+            return JsonResponse(error_body("missing_credentials", "Log in to see usage."), status=401)
+        try:
+            customer = dashboard_customer(request)
+        except PermissionDenied as denied:
+            return JsonResponse(error_body("forbidden", str(denied)), status=403)
+        except Http404 as missing:
+            return JsonResponse(error_body("not_found", str(missing)), status=404)
+        if customer is None:
+            return JsonResponse(error_body("customer_required", "Pass ?customer=ID."), status=400)
+        return view(request, customer)
+
+    return never_cache(wrapped)
+
+
+@dashboard_json
+def usage_json(request: HttpRequest, customer: Customer) -> JsonResponse:
     return JsonResponse({"customer_name": customer.name, **_dashboard(customer)})
