@@ -20,6 +20,7 @@ from aforo.params import query_int
 
 from ..alerts import alert_rule_save
 from ..models import AlertFiring, AlertRule
+from .views import _body
 
 
 class AlertRuleSerializer(serializers.ModelSerializer):
@@ -55,12 +56,6 @@ class AlertFiringSerializer(serializers.ModelSerializer):
             "period_end", "threshold", "observed", "reference", "currency", "rated_event_id", "event_id", "message",
             "triggered_at",
         ]
-
-
-def _body(request) -> dict:
-    if not isinstance(request.data, dict):
-        raise ApiError(code="invalid_body", message="Send a JSON object.")
-    return request.data
 
 
 def _rule(request, rule_id: int) -> AlertRule:
