@@ -5,6 +5,7 @@
 # starts aforo.devserver.testplatform once). pytest and Django come from the repository's .venv.
 # Offline, the build fails and the tests run from the source tree instead (PYTHONPATH=src).
 set -euo pipefail
+unset DJANGO_SETTINGS_MODULE  # its Django tests configure their own settings (scripts/test exports Aforo's)
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 PY="$ROOT/.venv/bin/python"
