@@ -110,12 +110,12 @@ def test_dev_prepare_seeds_and_starts_the_embedded_broker_only_when_no_kafka_ans
     settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"  # nothing answers: the runner must start the broker
     out = StringIO()
     call_command("dev_prepare", stdout=out, stderr=StringIO())
-    assert out.getvalue().split() == ["broker", "web", "consumer", "worker", "beat", "banner"]
+    assert out.getvalue().split() == ["broker", "web", "consumer", "alerts", "worker", "beat", "banner"]
     assert Tenant.objects.filter(slug="demo").exists()
     settings.KAFKA_BOOTSTRAP_SERVERS = kafka_bootstrap  # a broker already answers there: reuse it
     out = StringIO()
     call_command("dev_prepare", stdout=out, stderr=StringIO())
-    assert out.getvalue().split() == ["web", "consumer", "worker", "beat", "banner"]
+    assert out.getvalue().split() == ["web", "consumer", "alerts", "worker", "beat", "banner"]
     settings.KAFKA_EMBEDDED = False  # a configured cluster: never start the embedded broker
     settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"
     out = StringIO()

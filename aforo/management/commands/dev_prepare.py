@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand
 from aforo.services_check import ServiceProblem, kafka_answers, services_check
 from aforo.demo.seed import demo_seed
 
-PROCESSES = ["web", "consumer", "worker", "beat", "banner"]
+PROCESSES = ["web", "consumer", "alerts", "worker", "beat", "banner"]
 
 
 class Command(BaseCommand):
