@@ -228,3 +228,17 @@ describe('helpers', () => {
     reopened.close([]);
   });
 });
+
+describe('packaging', () => {
+  it('loads from CommonJS through the package name (require of an ES module, Node >= 20.19)', async () => {
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    const child = spawn(process.execPath, ['-e', "const sdk = require('@aforo/sdk'); console.log(JSON.stringify([typeof sdk.AforoClient, typeof sdk.aforoExpress, typeof sdk.aforoFastify]))"], { cwd: path.join(here, '..') });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk) => { out += chunk; });
+    child.stderr.on('data', (chunk) => { err += chunk; });
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    assert.equal(code, 0, err);
+    assert.deepEqual(JSON.parse(out), ['function', 'function', 'function']);
+  });
+});
