@@ -38,3 +38,30 @@ def period_for(*, cadence: str, anchor: datetime, at: datetime) -> tuple[datetim
         months -= 1
         start = _add_months(anchor, months)
     return start, _add_months(anchor, months + 1)
+
+
+def periods_between(*, cadence: str, first: datetime, later: datetime) -> int:
+    """How many periods after the period starting at `first` the one starting at `later` is
+    (0: the same period); both must be period starts of the same subscription."""
+    first, later = first.astimezone(timezone.utc), later.astimezone(timezone.utc)
+    if cadence == WEEKLY:
+        return (later - first) // timedelta(weeks=1)
+    if cadence != MONTHLY:
+        raise ValueError(f"unknown billing cadence {cadence!r}")
+    return (later.year - first.year) * 12 + (later.month - first.month)
+
+
+def term_applies(
+    *, cadence: str, anchor: datetime, period_start: datetime, starts_at: datetime, ends_at: datetime | None,
+    periods: int | None = None,
+) -> bool:
+    """Whether an effective-dated term (billing.models.terms) applies to the period starting at
+    `period_start`: from the period containing `starts_at` (a term without one: the
+    subscription's start), to the periods starting before `ends_at` (None: open-ended), at most
+    `periods` of them (None: no limit)."""
+    if ends_at is not None and period_start >= ends_at:
+        return False
+    first = period_for(cadence=cadence, anchor=anchor, at=max(starts_at, anchor))[0]
+    if period_start < first:
+        return False
+    return periods is None or periods_between(cadence=cadence, first=first, later=period_start) < periods

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.alerts.evaluate import AlertEvaluator, rated_decode
-from billing.models import AllowanceGrant, PricingSnapshot, RatedEvent, RolloverPolicy, RunningTotal
+from billing.models import AllowanceGrant, Discount, PricingSnapshot, RatedEvent, RolloverPolicy, RunningTotal, TaxRate
 from billing.periods import period_for
 from billing.rated_wire import RatedWire
 from billing.rating import config_hash
@@ -118,6 +118,8 @@ def everything(db, django_user_model):
             tenant=setup.tenant, subscription=setup.subscription, metric=setup.metric, included_units=Decimal(10),
             expires_after_periods=1,
         )
+        Discount.objects.create(tenant=setup.tenant, subscription=setup.subscription, kind="percent", value=Decimal(5))
+        TaxRate.objects.create(tenant=setup.tenant, customer=setup.customer, name="VAT", percent=Decimal(20))
         settlement_run(subscription_id=setup.subscription.pk, at=timezone.now())  # an invoice, its run, a grant
         AllowanceGrant.objects.create(
             tenant=setup.tenant, subscription=setup.subscription, metric=setup.metric, period_start=timezone.now(),

@@ -1,5 +1,7 @@
 from django.urls import path
+from rest_framework.routers import SimpleRouter
 
+from . import terms
 from . import allowance_grants, entitlements, invoices, leases, pricing, series, unmatched, views
 
 urlpatterns = [
@@ -31,3 +33,8 @@ urlpatterns = [
         name="invoice-line-events",
     ),
 ]
+
+router = SimpleRouter(trailing_slash=False)
+router.register("discounts", terms.DiscountViewSet, basename="discount")
+router.register("tax-rates", terms.TaxRateViewSet, basename="tax-rate")
+urlpatterns += router.urls

@@ -1,10 +1,12 @@
 """billing's models by area: the rated ledger, running totals and hourly rollups (ledger),
-settlement's records (settlement), free-unit grants (grants)."""
+settlement's records (settlement), the commercial terms settlement applies (terms), free-unit
+grants (grants)."""
 
 from .grants import AllowanceGrant, RolloverGrant, RolloverPolicy
 from .leases import Lease
 from .ledger import PricingSnapshot, RatedEvent, RunningTotal, UsageRollup
-from .settlement import Discount, Invoice, InvoiceCounter, InvoiceLine, SettlementRun, TaxRate
+from .settlement import Invoice, InvoiceCounter, InvoiceLine, SettlementRun
+from .terms import Discount, TaxRate
 
 __all__ = [
     "AllowanceGrant", "Discount", "Invoice", "InvoiceCounter", "InvoiceLine", "Lease", "PricingSnapshot", "RatedEvent",

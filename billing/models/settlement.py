@@ -1,4 +1,4 @@
-"""Settlement's records: tax rates and discounts, invoices and their lines, settlement runs, invoice numbers."""
+"""Settlement's records: invoices and their lines, settlement runs, invoice numbers."""
 
 from __future__ import annotations
 
@@ -7,39 +7,6 @@ from django.utils import timezone
 
 from aforo.money import AMOUNT, UNITS
 from catalog.models import Customer, Metric, Subscription, Tenant
-
-
-class TaxRate(models.Model):
-    """A tax the customer pays on the discounted subtotal; several apply side by side (not compounding)."""
-
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="tax_rates")
-    name = models.CharField(max_length=100)
-    percent = models.DecimalField(max_digits=7, decimal_places=4)
-
-    def __str__(self) -> str:
-        return f"{self.name} {self.percent}%"
-
-
-class Discount(models.Model):
-    """A subscription's discount, applied in `position` order to the subtotal, never below zero."""
-
-    class Kind(models.TextChoices):
-        PERCENT = "percent"
-        FIXED = "fixed"
-
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
-    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="discounts")
-    kind = models.CharField(max_length=8, choices=Kind.choices)
-    value = models.DecimalField(max_digits=20, decimal_places=6, help_text="Percent (10 = 10%), or an amount.")
-    position = models.PositiveIntegerField(default=0)
-    description = models.CharField(max_length=200, blank=True)
-
-    class Meta:
-        ordering = ["position", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.value}{'%' if self.kind == self.Kind.PERCENT else ''} off"
 
 
 class Invoice(models.Model):

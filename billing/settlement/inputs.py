@@ -191,9 +191,10 @@ SELECT
      WHERE subscription_id = %(subscription)s AND period_start < %(period)s AND period_start IN (
        SELECT period_start FROM {_table(SettlementRun)} WHERE subscription_id = %(subscription)s AND kind = 'final')
      GROUP BY period_start) AS earlier),
-  (SELECT json_agg(json_build_array(kind, value::text, description) ORDER BY position, id)
+  (SELECT json_agg(json_build_array(kind, value::text, description, metric_id, periods, starts_at, ends_at)
+                   ORDER BY position, id)
      FROM {_table(Discount)} WHERE subscription_id = %(subscription)s),
-  (SELECT json_agg(json_build_array(name, percent::text) ORDER BY id)
+  (SELECT json_agg(json_build_array(name, percent::text, metric_id, starts_at, ends_at) ORDER BY id)
      FROM {_table(TaxRate)} WHERE customer_id = %(customer)s),
   (SELECT json_agg(json_build_array(id, metric_id, units::text, description) ORDER BY id)
      FROM {_table(AllowanceGrant)} WHERE subscription_id = %(subscription)s AND period_start = %(period)s),
@@ -217,6 +218,10 @@ SELECT
   (SELECT json_object_agg(id, code) FROM {_table(Metric)} WHERE tenant_id = %(tenant)s),
   (SELECT slug FROM {_table(Tenant)} WHERE id = %(tenant)s)
 """
+
+
+def _instant(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
 
 
 def _summed(lines: list | None) -> dict[tuple[int, str], Decimal]:
@@ -268,8 +273,17 @@ def inputs_load(subscription: SubscriptionTerms, period_start: datetime, *, befo
         ],
         totals_complete=True,
         period_newest={datetime.fromisoformat(start): None if unknown else top for start, top, unknown in newest or ()},
-        discounts=[Discount(kind=kind, value=Decimal(value), description=text) for kind, value, text in discounts or ()],
-        tax_rates=[TaxRate(name=name, percent=Decimal(percent)) for name, percent in taxes or ()],
+        discounts=[
+            Discount(
+                kind=kind, value=Decimal(value), description=text, metric_id=metric, periods=periods,
+                starts_at=_instant(starts), ends_at=_instant(ends),
+            )
+            for kind, value, text, metric, periods, starts, ends in discounts or ()
+        ],
+        tax_rates=[
+            TaxRate(name=name, percent=Decimal(percent), metric_id=metric, starts_at=_instant(starts), ends_at=_instant(ends))
+            for name, percent, metric, starts, ends in taxes or ()
+        ],
         grants=[Grant(i, metric, Decimal(units), text) for i, metric, units, text in grants or ()],
         has_rollover=bool(policies),
         rollover_policies=[

@@ -12,6 +12,7 @@ Contracts every serializer here keeps:
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db.models import Model
@@ -21,7 +22,7 @@ from rest_framework.fields import empty
 from rest_framework.request import Request
 
 from aforo.exceptions import ApiError
-from aforo.money import currency_is_valid
+from aforo.money import currency_is_valid, decimal_text
 from catalog.auth import TenantPrincipal
 from catalog.models import (
     ApiKey,
@@ -298,16 +299,58 @@ class EffectiveFromSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_field({"type": "string", "format": "decimal", "nullable": True, "example": "500.00"})
+class TermAmountField(serializers.Field):
+    """An optional amount in the subscription's currency: an exact decimal string or an integer
+    (never a JSON float), more than zero, at most 6 decimal places; null clears it."""
+
+    default_error_messages = {
+        "invalid": 'Must be a decimal string such as "500.00" or an integer (not a JSON float), got {value!r}.',
+        "positive": "Must be more than zero (null removes it).",
+        "places": "At most 6 decimal places.",
+        "large": "Must be less than 10^14.",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=False, allow_null=True, **kwargs)
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        if isinstance(data, (bool, float)) or not isinstance(data, (str, int)) or (isinstance(data, str) and len(data) > 40):
+            self.fail("invalid", value=data if not isinstance(data, str) else data[:40])
+        try:
+            value = Decimal(data.strip() if isinstance(data, str) else data)
+        except InvalidOperation:
+            self.fail("invalid", value=data)
+        if not value.is_finite():
+            self.fail("invalid", value=data)
+        if value <= 0:
+            self.fail("positive")
+        if value.as_tuple().exponent < -6:  # type: ignore[operator]
+            self.fail("places")
+        if value >= Decimal(10) ** 14:
+            self.fail("large")
+        return value
+
+    def to_representation(self, value: Decimal) -> str:
+        return decimal_text(value)
+
+
 class SubscriptionSerializer(CatalogModelSerializer):
     # A plan change is a new subscription (end this one): settled periods stay tied to one plan.
     create_only_fields = ("customer", "offering", "rate_plan", "currency")
     currency = CurrencyCodeField(required=False, help_text="ISO 4217; defaults to (and must equal) the rate plan's.")
+    min_commitment = TermAmountField(help_text="Minimum spend per period (a true-up line brings lower charges up to it).")
+    spend_cap = TermAmountField(help_text="Maximum spend per period; spend_cap_action says whether it caps or only alerts.")
+    invoice_threshold = TermAmountField(
+        help_text="An interim invoice as soon as the period's accrued, not yet invoiced charges reach this amount."
+    )
 
     class Meta:
         model = Subscription
         fields = [
             "id", "customer", "offering", "rate_plan", "billing_mode", "billing_cadence", "billing_anchor",
-            "currency", "status", "started_at", "ended_at", *TIMESTAMPS,
+            "currency", "status", "started_at", "ended_at", "min_commitment", "spend_cap", "spend_cap_action",
+            "invoice_threshold", *TIMESTAMPS,
         ]
         extra_kwargs = {
             "billing_anchor": {
