@@ -22,6 +22,8 @@ from billing.verification import ledger_verify
 from catalog.models import Subscription
 from tests.billing.test_settlement import rate, settle
 from tests.factories import priced_setup, tenant_token
+from wallets.models import Wallet
+from wallets.services import wallet_create, wallet_top_up, wallets_check
 
 DAY = timedelta(days=1)
 
@@ -254,3 +256,22 @@ def test_the_invoice_api_shows_the_adjustment_with_the_period_it_belongs_to(peri
         ("commitment", "93.50", setup.november), ("commitment", "-5.00", setup.october),
     ]
     assert body["lines"][-1]["description"].startswith(f"{setup.october:%B} commitment adjustment (period from ")
+
+
+@pytest.mark.django_db
+def test_a_prepaid_wallet_pays_each_period_its_minimum_once(periods):
+    """Prepaid: the late 5 is debited in real time like any usage; November's settlement then
+    takes only what its invoice nets to beyond the real-time debits — 100 per period in all."""
+    setup = periods
+    Subscription.objects.filter(pk=setup.subscription.pk).update(
+        min_commitment=Decimal(100), billing_mode=Subscription.BillingMode.PREPAID
+    )
+    wallet = wallet_create(customer=setup.customer, currency="USD")
+    wallet_top_up(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(500), idempotency_key="t")
+    october, november = october_then_late(setup, october_usage="40")
+    assert (october.total, october.amount_due) == (Decimal(100), Decimal(0))
+    assert (november.invoice.total, november.invoice.wallet_applied, november.invoice.amount_due) == (
+        Decimal(100), Decimal(100), Decimal(0)
+    )
+    assert Wallet.objects.get(pk=wallet.pk).balance == Decimal(300)
+    assert wallets_check() == [] and ledger_verify() == []
