@@ -48,12 +48,11 @@ def late_periods_read(context: SettlementContext) -> None:
             [context.subscription.pk, before, before, list(KINDS), periods],
         )
         sums = cursor.fetchall()
-        cursor.execute(
-            f"""SELECT period_start, stages FROM {run_table}
-                WHERE subscription_id = %s AND kind = 'final' AND period_start = ANY(%s::timestamptz[])""",
-            [context.subscription.pk, periods],
-        )
-        logs = dict(cursor.fetchall())
+    logs = dict(
+        SettlementRun.objects.filter(
+            subscription_id=context.subscription.pk, kind=SettlementRun.Kind.FINAL, period_start__in=periods
+        ).values_list("period_start", "stages")
+    )
     context.late_periods = {
         period: _late_period(period, [(kind, total) for at, kind, total in sums if at == period], logs.get(period),
                              context.subscription)

@@ -275,3 +275,23 @@ def test_a_prepaid_wallet_pays_each_period_its_minimum_once(periods):
     )
     assert Wallet.objects.get(pk=wallet.pk).balance == Decimal(300)
     assert wallets_check() == [] and ledger_verify() == []
+
+
+@pytest.mark.django_db
+def test_a_late_period_keeps_the_commitment_it_was_settled_with(periods):
+    """October settled under a minimum of 100; the minimum is 200 by the time its late usage is
+    settled: October's adjustment is still against 100 (its final run logged it), November's
+    true-up against 200."""
+    setup = periods
+    terms(setup, min_commitment=Decimal(100))
+    rate(setup, "oct", "40", at=setup.october + 20 * DAY)
+    settle(setup, at=setup.october + 20 * DAY)
+    terms(setup, min_commitment=Decimal(200))
+    rate(setup, "late", "5", at=setup.october + 25 * DAY)
+    november = settle(setup, at=setup.november + 3 * DAY)
+    assert lines_of(november.invoice) == [
+        ("late_usage", Decimal("5.00"), setup.october),
+        ("commitment", Decimal("200.00"), setup.november),
+        ("commitment", Decimal("-5.00"), setup.october),
+    ]
+    assert "100.00 USD minimum commitment" in november.invoice.lines.get(period_start=setup.october, kind="commitment").description

@@ -167,3 +167,13 @@ def test_the_adjustment_lines_say_which_period_and_why():
     )
     [log] = capped.stages
     assert log["late_periods"][0]["cap_adjustment"] == "-400" and log["spend_cap"] == "1000"
+
+
+def test_the_terms_a_period_was_settled_with_are_its_latest_reissues():
+    from billing.settlement.late_periods import settled_terms
+
+    first = {"stage": "commit", "charges": "40", "min_commitment": "100", "spend_cap": None, "spend_cap_action": "cap"}
+    reissued = {**first, "min_commitment": "80"}
+    assert settled_terms([{"stage": "rate"}, first]) == first
+    assert settled_terms([first, {"stage": "reissue", "stages": [{"stage": "rate"}, reissued]}]) == reissued
+    assert settled_terms([{"stage": "commit", "charges": "40"}]) is None  # logged before the terms were: None
