@@ -207,6 +207,32 @@ def _coverage(problems: list[str]) -> None:
     )
 
 
+def _commitments(problems: list[str]) -> None:
+    """Per subscription and period, over live invoices: its commitment lines (a true-up, and the
+    adjustments later invoices made for its late usage) never sum below zero, and its cap lines
+    never above: an adjustment takes back at most what the period's true-up billed, or gives
+    back at most what its cap took. A line belongs to its own period_start, else its invoice's."""
+    _check(
+        problems,
+        f"""
+        SELECT i.subscription_id, COALESCE(l.period_start, i.period_start) AS period,
+               COALESCE(SUM(l.amount) FILTER (WHERE l.kind = 'commitment'), 0),
+               COALESCE(SUM(l.amount) FILTER (WHERE l.kind = 'cap'), 0)
+        FROM {LINE} l JOIN {INVOICE} i ON i.id = l.invoice_id
+        WHERE l.kind IN ('commitment', 'cap') AND i.status <> 'void'
+        GROUP BY 1, 2
+        HAVING COALESCE(SUM(l.amount) FILTER (WHERE l.kind = 'commitment'), 0) < 0
+            OR COALESCE(SUM(l.amount) FILTER (WHERE l.kind = 'cap'), 0) > 0
+        ORDER BY 1, 2
+        """,
+        [],
+        lambda subscription_id, period_start, committed, capped: (
+            f"subscription {subscription_id}, period {period_start:%Y-%m-%d}: its commitment lines sum to "
+            f"{committed} and its cap lines to {capped} (a true-up below zero, or a cap that adds)"
+        ),
+    )
+
+
 def _runs(problems: list[str]) -> None:
     _check(
         problems,
@@ -302,7 +328,7 @@ def _wallets(problems: list[str]) -> None:
 
 CHECKS: tuple[tuple[str, Callable[[list[str]], None]], ...] = (
     ("invoices", _invoices), ("usage_lines", _usage_lines), ("overlapping_lines", _overlapping_lines),
-    ("coverage", _coverage), ("runs", _runs), ("running_totals", _running_totals), ("rollups", _rollups),
+    ("coverage", _coverage), ("commitments", _commitments), ("runs", _runs), ("running_totals", _running_totals), ("rollups", _rollups),
     ("rated_references", _rated_references), ("wallets", _wallets),
 )
 
@@ -314,7 +340,8 @@ def ledger_verify(*, timings: dict[str, float] | None = None) -> list[str]:
     usage and late-usage lines — amount_unrounded, units and event count == those of the rated
     events in their range; no rated event on two usage lines of live (non-void) invoices; every
     rated event of a period with a final run, at or below its watermark, on some usage line;
-    every settlement run has its invoice; running totals (units, amount, event_count, newest
+    each period's commitment lines (true-up and late adjustments) sum to zero or more, its cap
+    lines to zero or less; every settlement run has its invoice; running totals (units, amount, event_count, newest
     event and its snapshot) == those of their rated events, and no rated events without one; each
     hourly usage rollup == its rated events, and none missing; the rated ledger's catalog
     references exist; wallets — wallets.services.wallets_check.

@@ -28,7 +28,7 @@ INVOICE_DETAIL_EXAMPLE = {
             {"stage": "quota_check", "allowances": []},
             {"stage": "aggregate", "watermark": 884120, "groups": 1, "events": 3, "late_groups": 0},
             {"stage": "rate", "usage_lines": 1, "base_lines": 1, "charges": "17.16"},
-            {"stage": "commit", "charges": "17.16"},
+            {"stage": "commit", "charges": "17.16", "min_commitment": None, "spend_cap": None, "spend_cap_action": "cap"},
             {"stage": "discount", "applied": [], "subtotal": "17.16"},
             {"stage": "tax", "base": "17.16", "rates": ["VAT 20.0000%"], "tax": "3.43"},
             {"stage": "route", "billing_mode": "postpaid", "total": "20.59", "wallet_realtime": "0",

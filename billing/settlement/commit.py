@@ -1,30 +1,148 @@
 """Commit: the minimum-spend commitment (a true-up line on the final run when the period's
 charges fall below it) and the maximum-spend cap (a negative line capping them, or an alert
-only, per the subscription's spend_cap_action). The period's charges include its interim
-invoices'."""
+only, per the subscription's spend_cap_action), each period against its own charges.
+
+The run's own period: its charges are its own lines (usage, base, overage, allowance) plus its
+interim invoices' — never the late_usage lines of an earlier period this invoice also carries,
+so late usage neither shrinks this period's true-up nor uses up its cap room.
+
+Each earlier period with late usage on this invoice: the late usage is billed in full as its
+own late_usage line (Rate), and this stage adds that period's adjustments so that, over all its
+invoices, the period is charged max(minimum, usage) — min(cap, …) when it is capped — under the
+terms it was settled with: a commitment line "<October> commitment adjustment" (the late usage
+fills the shortfall its true-up billed) and a cap line "<October> spend cap adjustment" (what
+takes the period past its cap), each carrying that period's period_start. An adjustment never
+moves the period's charge by more than its late usage does, the other way (a guard for histories
+settled under other terms). The Discount stage comes after (Commit before Discount): discounts
+are shares of what this stage leaves, late lines and adjustments included."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from aforo.money import money_display
+
 from .context import ZERO, Line, SettlementContext
+from .inputs import LatePeriod
 
 # Net of what Allowance took back (free units): what is charged. ("overage" lines, a take-back of
 # units past a "block" limit, are those of invoices settled before such units were rated at zero.)
 CHARGES = ("usage", "late_usage", "base", "overage", "allowance")
+# The run's own period's charges on this invoice: every charge but late usage (of other periods).
+OWN_CHARGES = tuple(kind for kind in CHARGES if kind != "late_usage")
+
+
+@dataclass(frozen=True)
+class LateAdjustment:
+    """An earlier period's adjustments for `late` more usage (0: no line)."""
+
+    commitment: Decimal
+    cap: Decimal
+    over_cap: bool  # charged past its cap after the late usage (what an "alert" cap reports)
+
+
+def _bounded(amount: Decimal, late: Decimal) -> Decimal:
+    """`amount` within [0, −late] (or [−late, 0]): an adjustment takes back at most the late usage,
+    and gives back at most what late usage took away."""
+    low, high = sorted((ZERO, -late))
+    return min(max(amount, low), high)
+
+
+def late_adjustment(period: LatePeriod, late: Decimal) -> LateAdjustment:
+    """The commitment and cap adjustments of `period` for `late` more usage: its shortfall under
+    its minimum, and its excess over its cap, after the late usage, less what its lines already
+    say (the true-up billed, the cap taken). Pure."""
+    after = period.charged + late
+    commitment = cap = ZERO
+    if period.min_commitment is not None:
+        commitment = _bounded(max(period.min_commitment - after, ZERO) - period.committed, late)
+    over = period.spend_cap is not None and after > period.spend_cap
+    if period.spend_cap is not None and period.spend_cap_action == "cap":
+        cap = _bounded(-max(after - period.spend_cap, ZERO) - period.capped, late)
+    return LateAdjustment(commitment=commitment, cap=cap, over_cap=over)
+
+
+def _label(start: datetime, cadence: str) -> str:
+    return f"{start:%B}" if cadence == "monthly" else f"Week of {start:%Y-%m-%d}"
+
+
+def _money(amount: Decimal, currency: str) -> str:
+    return f"{money_display(amount, currency)} {currency}"
+
+
+def _late_lines(context: SettlementContext, period: LatePeriod, late: Decimal) -> dict[str, Any]:
+    """`period`'s adjustment lines for its `late` usage on this invoice; what the log says of it."""
+    adjustment = late_adjustment(period, late)
+    currency, start = context.currency, period.period_start
+
+    def heading(term: str) -> str:
+        label = _label(start, context.subscription.billing_cadence)
+        return f"{label} {term} adjustment (period from {start:%Y-%m-%d}): "
+
+    of_late = f"of its {_money(late, currency)} late usage"
+    if adjustment.commitment:
+        minimum = _money(period.min_commitment, currency)
+        if adjustment.commitment < ZERO:
+            text = f"{_money(-adjustment.commitment, currency)} {of_late} within its {minimum} minimum commitment"
+        else:
+            text = f"its late usage takes it {_money(adjustment.commitment, currency)} below its {minimum} minimum commitment"
+        context.add(Line(kind="commitment", description=heading("commitment") + text,
+                         amount_unrounded=adjustment.commitment, period_start=start))
+    if adjustment.cap:
+        cap = _money(period.spend_cap, currency)
+        if adjustment.cap < ZERO:
+            text = f"{_money(-adjustment.cap, currency)} {of_late} above its {cap} spend cap"
+        else:
+            text = f"its late usage gives back {_money(adjustment.cap, currency)} of its {cap} spend cap reduction"
+        context.add(Line(kind="cap", description=heading("spend cap") + text, amount_unrounded=adjustment.cap,
+                         period_start=start))
+    done: dict[str, Any] = {
+        "period_start": start.isoformat(), "late": str(late), "charged_before": str(period.charged),
+        "commitment_adjustment": str(adjustment.commitment), "cap_adjustment": str(adjustment.cap),
+    }
+    if adjustment.over_cap and period.spend_cap_action != "cap":
+        done["cap_alert"] = f"charges {period.charged + late} exceed the spend cap {period.spend_cap}"
+    return done
+
+
+def _own_period(context: SettlementContext) -> dict[str, Any]:
+    subscription = context.subscription
+    charges = context.total(*OWN_CHARGES) + context.previously_invoiced
+    done: dict[str, Any] = {"charges": charges}
+    if context.final and subscription.min_commitment is not None and charges < subscription.min_commitment:
+        true_up = subscription.min_commitment - charges
+        context.add(Line(kind="commitment", description=f"Minimum commitment {subscription.min_commitment}: true-up",
+                         amount_unrounded=true_up, period_start=context.period_start))
+        done["true_up"] = true_up
+    if subscription.spend_cap is not None and charges > subscription.spend_cap:
+        over = min(charges - subscription.spend_cap, context.total(*OWN_CHARGES))
+        if subscription.spend_cap_action == "cap" and over > ZERO:
+            context.add(Line(kind="cap", description=f"Spend cap {subscription.spend_cap}", amount_unrounded=-over,
+                             period_start=context.period_start))
+            done["capped"] = over
+        else:
+            done["cap_alert"] = f"charges {charges} exceed the spend cap {subscription.spend_cap}"
+    return done
 
 
 def run(context: SettlementContext) -> None:
     subscription = context.subscription
-    charges = context.total(*CHARGES) + context.previously_invoiced
-    done: dict = {"charges": charges}
-    if context.final and subscription.min_commitment is not None and charges < subscription.min_commitment:
-        true_up = subscription.min_commitment - charges
-        context.add(Line(kind="commitment", description=f"Minimum commitment {subscription.min_commitment}: true-up", amount_unrounded=true_up))
-        done["true_up"] = true_up
-    if subscription.spend_cap is not None and charges > subscription.spend_cap:
-        over = min(charges - subscription.spend_cap, context.total(*CHARGES))
-        if subscription.spend_cap_action == "cap" and over > ZERO:
-            context.add(Line(kind="cap", description=f"Spend cap {subscription.spend_cap}", amount_unrounded=-over))
-            done["capped"] = over
-        else:
-            done["cap_alert"] = f"charges {charges} exceed the spend cap {subscription.spend_cap}"
-    context.log("commit", **done)
+    done = _own_period(context)
+    late: dict[datetime, Decimal] = {}
+    for line in context.lines:
+        if line.kind == "late_usage" and line.period_start is not None:
+            late[line.period_start] = late.get(line.period_start, ZERO) + line.amount
+    adjusted = [
+        _late_lines(context, context.late_periods[start], amount)
+        for start, amount in sorted(late.items()) if start in context.late_periods
+    ]
+    if adjusted:
+        done["late_periods"] = adjusted
+    # The terms the period was settled with: a later run adjusting its late usage reads them here.
+    context.log(
+        "commit", **done, min_commitment=subscription.min_commitment, spend_cap=subscription.spend_cap,
+        spend_cap_action=subscription.spend_cap_action,
+    )

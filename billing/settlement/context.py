@@ -10,7 +10,7 @@ from typing import Any
 
 from aforo.money import LEGACY_MINOR_UNITS, quantize_to_minor_unit
 
-from .inputs import ZERO, SettlementInputs, SubscriptionTerms
+from .inputs import ZERO, LatePeriod, SettlementInputs, SubscriptionTerms
 
 __all__ = ["ZERO", "Aggregate", "CarriedLot", "Line", "SettlementContext", "round_money"]
 # Lines are rounded ONCE, to the currency's minor unit (aforo.money's ISO 4217 table), half away
@@ -94,6 +94,9 @@ class SettlementContext:
     period_units: dict[tuple[int, str], Decimal] = field(default_factory=dict)
     allowances: dict[int, Decimal] = field(default_factory=dict)
     carry_forward: list[CarriedLot] = field(default_factory=list)
+    # The earlier periods whose late usage this run bills: what was charged for each before, and
+    # its terms (late_periods.late_periods_read; the Commit stage adjusts them).
+    late_periods: dict[datetime, LatePeriod] = field(default_factory=dict)
 
     @property
     def currency(self) -> str:

@@ -119,6 +119,21 @@ class Grant:
     description: str
 
 
+@dataclass(frozen=True)
+class LatePeriod:
+    """An earlier, settled period with late usage on this run's invoice: what the invoices issued
+    before this run charged for it (discounts and taxes aside), and the terms it was settled with
+    (late_periods.late_periods_read). The Commit stage adjusts it from these alone."""
+
+    period_start: datetime
+    charged: Decimal = ZERO  # its usage, late usage, base, overage and allowance lines
+    committed: Decimal = ZERO  # its commitment lines: the true-up, and adjustments since (>= 0)
+    capped: Decimal = ZERO  # its cap lines (<= 0)
+    min_commitment: Decimal | None = None
+    spend_cap: Decimal | None = None
+    spend_cap_action: str = "cap"
+
+
 @dataclass
 class SettlementInputs:
     runs: list[PriorRun] = field(default_factory=list)  # the subscription's runs, oldest first
@@ -141,6 +156,7 @@ class SettlementInputs:
     interim_units: dict[tuple[int, str], Decimal] = field(default_factory=dict)  # … and their units per (metric, key)
     metric_codes: dict[int, str] = field(default_factory=dict)  # the tenant's metrics
     tenant_slug: str = "tenant"  # invoice numbers' prefix
+    before_run: int | None = None  # a recomputation: only what the runs before this one had done
 
     def final_run(self, period_start: datetime) -> PriorRun | None:
         return next((r for r in self.runs if r.period_start == period_start and r.kind == SettlementRun.Kind.FINAL), None)
@@ -296,5 +312,5 @@ def inputs_load(subscription: SubscriptionTerms, period_start: datetime, *, befo
             balance=Decimal(wallet[1]), held=Decimal(wallet[2]),
         ),
         interim_subtotal=interim_subtotal, interim_usage=interim_usage, interim_units=_summed(interim_lines),
-        metric_codes={int(k): v for k, v in (codes or {}).items()}, tenant_slug=slug,
+        metric_codes={int(k): v for k, v in (codes or {}).items()}, tenant_slug=slug, before_run=before_run,
     )
