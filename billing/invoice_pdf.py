@@ -115,8 +115,11 @@ def unit_price(*, line: InvoiceLine, config: dict[str, Any] | None) -> Decimal |
     price = price_for_dimension(config, line.dimension_key)
     if not price or price.get("model") != "per_unit":
         return None
-    rate = Decimal(str(price["rate"]))
-    return rate if line.units * rate == line.amount_unrounded else None
+    try:
+        rate = Decimal(str(price["rate"]))
+    except (KeyError, ArithmeticError, ValueError):  # a snapshot this reader does not understand: no unit price
+        return None
+    return rate if rate.is_finite() and line.units * rate == line.amount_unrounded else None
 
 
 def _line_configs(lines: list[InvoiceLine]) -> dict[int, dict[str, Any]]:

@@ -6,6 +6,7 @@ invoices only (the dashboard, and the admin's link)."""
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 from decimal import Decimal
 
@@ -21,7 +22,7 @@ from billing.models import Discount, Invoice, InvoiceLine, TaxRate
 from catalog.models import CustomerUser
 from tests.billing.test_invoices_api import rate, settle
 from tests.factories import MetricFactory, priced_setup, tenant_token
-from tests.test_admin import change_url
+from tests.test_admin import change_url, operator
 
 pytestmark = pytest.mark.django_db
 
@@ -190,6 +191,16 @@ def test_the_admin_invoice_page_links_to_its_pdf(admin_client, invoiced):
     assert response.status_code == 200 and response.content.startswith(b"%PDF-")
 
 
+def test_a_tenant_operator_downloads_its_tenants_invoices_only(client, invoiced):
+    other = priced_setup(rate="1")
+    rate(other, "other-0", "2")
+    foreign = settle(other)
+    client.force_login(operator(invoiced.tenant))
+    assert "Download PDF" in client.get(change_url(invoiced.invoice)).content.decode()
+    assert client.get(reverse("dashboard-invoice-pdf", args=[invoiced.invoice.pk])).status_code == 200
+    assert client.get(reverse("dashboard-invoice-pdf", args=[foreign.pk])).status_code == 404
+
+
 def test_a_due_date_is_shown_when_the_invoice_has_one(invoiced):
     invoice = Invoice.objects.get(pk=invoiced.invoice.pk)
     html = render_to_string("invoices/invoice_pdf.html", invoice_document_context(invoice=invoice))
@@ -224,3 +235,26 @@ def test_the_unit_price_is_shown_only_when_one_per_unit_price_made_the_whole_lin
     assert unit_price(line=_line("10", "0.1", key="region=eu"), config=overridden) == Decimal("0.01")
     assert unit_price(line=_line("10", "0.03"), config=overridden) == Decimal("0.003")
     assert unit_price(line=_line("10", "0.1", key="region=us"), config=overridden) is None
+    assert unit_price(line=_line("10", "0.1"), config={"model": "per_unit"}) is None  # an unreadable snapshot
+
+
+def test_without_weasyprint_the_pdf_route_is_a_503_not_a_500(api_client, invoiced, monkeypatch):
+    monkeypatch.setitem(sys.modules, "weasyprint", None)  # what `import weasyprint` meets without it (or Pango)
+    response = _api_pdf(api_client, invoiced, invoiced.invoice.pk)
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "pdf_unavailable" and "libpango-1.0-0" in error["message"]
+
+
+def test_a_long_invoice_costs_the_same_few_queries(api_client, invoiced, django_assert_max_num_queries):
+    invoice = invoiced.invoice
+    InvoiceLine.objects.bulk_create([
+        InvoiceLine(invoice=invoice, position=100 + n, kind=InvoiceLine.Kind.USAGE, description=f"line {n}",
+                    metric=invoiced.metric, dimension_key=f"region=r{n}", units=Decimal(1), rated_from_id=0,
+                    rated_to_id=invoice.lines.get(kind="usage").rated_to_id, period_start=invoice.period_start,
+                    amount_unrounded=Decimal("0.5"), amount=Decimal("0.5"))
+        for n in range(50)
+    ])
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tenant_token(invoiced.tenant)}")
+    with django_assert_max_num_queries(12):
+        assert api_client.get(f"/api/v1/invoices/{invoice.pk}.pdf").status_code == 200

@@ -102,3 +102,12 @@ def test_the_superuser_sets_a_tenants_seller_details_in_the_admin(admin_client):
     assert response.status_code == 302, response.content.decode()[:2000]
     tenant = Tenant.objects.get(pk=tenant.pk)
     assert (tenant.legal_name, tenant.country, tenant.tax_id) == ("Aforo Demo GmbH", "DE", "DE123456789")
+
+
+def test_the_demos_seller_and_buyer_details_are_valid():
+    from aforo.demo.seed import BILLING_DETAILS, SELLER_DETAILS
+
+    tenant = TenantFactory(**SELLER_DETAILS)
+    tenant.full_clean()
+    for external_id, details in BILLING_DETAILS.items():
+        Customer(tenant=tenant, name=external_id, external_id=external_id, **details).full_clean()
