@@ -8,6 +8,7 @@ urlpatterns = [
     path("insights.json", dashboard_views.insights_json, name="dashboard-insights-json"),
     path("wallets/<int:wallet_id>/entries/", dashboard_views.wallet_entries, name="dashboard-wallet-entries"),
     path("invoices/<int:invoice_id>/", views.invoice_page, name="dashboard-invoice"),
+    path("invoices/<int:invoice_id>.pdf", dashboard_views.invoice_pdf, name="dashboard-invoice-pdf"),
     path(
         "invoices/<int:invoice_id>/lines/<int:line_id>/events/",
         views.invoice_line_events_page,

@@ -5,7 +5,7 @@ customer login sees its own customer, staff pass ?customer=ID within their tenan
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
@@ -14,7 +14,9 @@ from wallets.models import Wallet
 from wallets.selectors import wallet_entries_page
 
 from .insights import dashboard_insights
-from .views import dashboard_customer, dashboard_json
+from .invoice_pdf import PdfUnavailable, invoice_pdf_filename, invoice_pdf_render
+from .trace import invoice_with_lines
+from .views import dashboard_customer, dashboard_invoices, dashboard_json
 
 
 @dashboard_json
@@ -44,3 +46,20 @@ def wallet_entries(request: HttpRequest, wallet_id: int):
             "customer_query": f"customer={parse_id(customer_query)}" if parse_id(customer_query) else "",
         },
     )
+
+
+@never_cache
+@login_required
+def invoice_pdf(request: HttpRequest, invoice_id: int):
+    """The invoice as a PDF, for whoever may open its page: the customer's own login, staff of
+    its tenant (the operator admin links here). Anyone else gets the 404 of a missing invoice."""
+    invoice = invoice_with_lines(invoices=dashboard_invoices(request), invoice_id=invoice_id)
+    if invoice is None:
+        raise Http404("No such invoice.")
+    try:
+        pdf = invoice_pdf_render(invoice=invoice)
+    except PdfUnavailable as unavailable:
+        return HttpResponse(str(unavailable), status=503, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{invoice_pdf_filename(invoice)}"'
+    return response

@@ -37,9 +37,40 @@ ensure_apt_packages() {
     return 0
   fi
   echo "installing Debian packages for$missing: $*" >&2
+  _apt_install "$@"
+}
+
+# Debian packages that bring no command to look for (libraries, fonts), installed with apt-get
+# when dpkg does not list one of them as installed (same rules as ensure_apt_packages):
+#   ensure_debian_packages $PDF_DEBIAN_PACKAGES
+ensure_debian_packages() {
+  local package missing=""
+  if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "not a Debian system: install the equivalents of $* yourself" >&2
+    return 0
+  fi
+  for package in "$@"; do
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null)" = "installed" ] || missing="$missing $package"
+  done
+  [ -z "$missing" ] && return 0
+  if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "missing Debian packages:$missing — install them with apt-get" >&2
+    return 0
+  fi
+  echo "installing Debian packages:$missing" >&2
+  # shellcheck disable=SC2086
+  _apt_install $missing
+}
+
+# What WeasyPrint (the invoice PDF, billing.invoice_pdf) loads at run time: Pango and its
+# FreeType backend, HarfBuzz's font subsetter, and a font with Latin, Greek and Cyrillic (the
+# template's DejaVu Sans). Without them the PDF routes answer 503 pdf_unavailable.
+PDF_DEBIAN_PACKAGES="libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core"
+
+_apt_install() {
   if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 &&
          DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2; }; then
-    echo "apt-get could not install $* — the tests that need them will be skipped" >&2
+    echo "apt-get could not install $* — what needs them will be skipped or unavailable" >&2
   fi
   return 0
 }

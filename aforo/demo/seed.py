@@ -109,6 +109,20 @@ CUSTOMERS = [
     ("Globex", "globex", Subscription.BillingMode.PREPAID, "mcp-pro-usd", ("globex", "globex")),
     ("Initech", "initech", Subscription.BillingMode.HYBRID, "growth-usd", ("initech", "initech")),
 ]
+# What their invoices print (catalog Customer billing details; the PDF's buyer block).
+BILLING_DETAILS = {
+    "acme": {"billing_name": "Acme Corporation", "billing_address": "100 Main Street\nSpringfield, IL 62701",
+             "country": "US", "tax_id": "12-3456789", "billing_email": "ap@acme.example"},
+    "globex": {"billing_name": "Globex GmbH", "billing_address": "Friedrichstraße 68\n10117 Berlin", "country": "DE",
+               "tax_id": "DE811907980", "billing_email": "rechnungen@globex.example"},
+    "initech": {"billing_name": "Initech SAS", "billing_address": "8 rue de Rivoli\n75004 Paris", "country": "FR",
+                "tax_id": "FR40303265045", "billing_email": "factures@initech.example"},
+}
+# The demo tenant as the seller on every invoice.
+SELLER_DETAILS = {
+    "legal_name": "Demo SaaS Co, Inc.", "address": "1 Market Street, Suite 300\nSan Francisco, CA 94105",
+    "country": "US", "tax_id": "98-7654321", "billing_email": "billing@demo-saas.example",
+}
 # Prepaid and hybrid customers pay from a wallet in their subscription's currency:
 # external id -> (starting top-up, low-balance thresholds).
 WALLETS = {
@@ -221,7 +235,7 @@ def _alert_rules(tenant: Tenant) -> None:
 def _demo_catalog(*, now: datetime | None = None) -> tuple[dict[str, Any], list[tuple[Customer, str]]]:
     now = now or datetime.now(timezone.utc)
     start = history_start(now)
-    tenant, _ = Tenant.objects.get_or_create(slug=DEMO_TENANT_SLUG, defaults={"name": "Demo SaaS Co"})
+    tenant, _ = Tenant.objects.get_or_create(slug=DEMO_TENANT_SLUG, defaults={"name": "Demo SaaS Co", **SELLER_DETAILS})
     admin = _user(*ADMIN_LOGIN, is_staff=True, is_superuser=True)
     TenantMember.objects.get_or_create(user=admin, defaults={"tenant": tenant})
     plans = _catalog(tenant, start)
@@ -230,7 +244,9 @@ def _demo_catalog(*, now: datetime | None = None) -> tuple[dict[str, Any], list[
     customers = []
     owners = []
     for name, external_id, mode, plan_code, (username, password) in CUSTOMERS:
-        customer, _ = Customer.objects.get_or_create(tenant=tenant, external_id=external_id, defaults={"name": name})
+        customer, _ = Customer.objects.get_or_create(
+            tenant=tenant, external_id=external_id, defaults={"name": name, **BILLING_DETAILS.get(external_id, {})}
+        )
         owners.append((customer, external_id))
         CustomerUser.objects.get_or_create(user=_user(username, password), defaults={"customer": customer})
         team, _ = Team.objects.get_or_create(tenant=tenant, customer=customer, name="Platform")

@@ -1,8 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import terms
-from . import allowance_grants, entitlements, invoices, leases, pricing, series, unmatched, views
+from . import allowance_grants, entitlements, invoice_documents, invoices, leases, pricing, series, terms, unmatched, views
 
 urlpatterns = [
     path("customers/<int:customer_id>/usage", views.CustomerUsageView.as_view(), name="customer-usage"),
@@ -26,6 +25,8 @@ urlpatterns = [
     path("leases/<int:lease_id>/return", leases.LeaseReturnView.as_view(), name="lease-return"),
     path("invoices", invoices.InvoiceListView.as_view(), name="invoices"),
     path("invoices/<int:invoice_id>", invoices.InvoiceDetailView.as_view(), name="invoice-detail"),
+    path("invoices/<int:invoice_id>.pdf", invoice_documents.InvoicePdfView.as_view(), name="invoice-pdf"),
+    path("invoices/<int:invoice_id>/pdf", invoice_documents.InvoicePdfAliasView.as_view(), name="invoice-pdf-alias"),
     path("invoices/<int:invoice_id>/void", invoices.InvoiceVoidView.as_view(), name="invoice-void"),
     path(
         "invoices/<int:invoice_id>/lines/<int:line_id>/events",

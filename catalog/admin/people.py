@@ -43,6 +43,11 @@ class TenantAdmin(TenantScopedModelAdmin):
     list_display = ("name", "slug", "created_at")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
+    fieldsets = [
+        (None, {"fields": ["name", "slug"]}),
+        ("Seller details (printed on every invoice)", {"fields": ["legal_name", "address", "country", "tax_id",
+                                                                  "billing_email"]}),
+    ]
 
     def has_add_permission(self, request) -> bool:
         return is_unscoped(request)
@@ -118,9 +123,19 @@ class TenantTokenAdmin(TenantScopedModelAdmin):
 
 @admin.register(Customer)
 class CustomerAdmin(TenantScopedModelAdmin):
-    list_display = ("name", "external_id", "email", "created_at")
-    search_fields = ("name", "external_id", "email")
+    list_display = ("name", "external_id", "email", "country", "created_at")
+    search_fields = ("name", "external_id", "email", "billing_name", "tax_id")
     date_hierarchy = "created_at"
+    fieldsets = [
+        (None, {"fields": ["tenant", "name", "external_id", "email"]}),
+        ("Billing details (the buyer on its invoices)", {"fields": ["billing_name", "billing_address", "country",
+                                                                    "tax_id", "billing_email"]}),
+    ]
+
+    def get_fieldsets(self, request, obj=None):
+        excluded = set(self.get_exclude(request, obj))  # the tenant, for a scoped operator
+        return [(title, {**options, "fields": [name for name in options["fields"] if name not in excluded]})
+                for title, options in self.fieldsets]
 
 
 @admin.register(CustomerUser)

@@ -21,6 +21,7 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 from rest_framework.request import Request
 
+from aforo.billing_details import country_normalise, validate_country
 from aforo.exceptions import ApiError
 from aforo.money import currency_is_valid, decimal_text
 from catalog.auth import TenantPrincipal
@@ -77,6 +78,16 @@ class CurrencyCodeField(serializers.CharField):
         if not currency_is_valid(code):
             raise invalid_currency_error(data, self.field_name)
         return code  # type: ignore[return-value]
+
+
+@extend_schema_field({"type": "string", "maxLength": 2, "example": "DE"})
+class CountryCodeField(serializers.CharField):
+    """An ISO 3166-1 alpha-2 country code, or "" for none: read case-insensitively (" de " is
+    "DE"); pass aforo.billing_details.validate_country as a validator, whose message the
+    error carries under the field's name."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        return country_normalise(super().to_internal_value(data))
 
 
 def request_tenant(request: Request | None) -> Tenant | None:
@@ -137,11 +148,17 @@ TIMESTAMPS = ["created_at", "updated_at"]
 
 
 class CustomerSerializer(CatalogModelSerializer):
+    """A customer and its billing details (the buyer block of its invoices; all optional)."""
+
     tenant_unique_fields = ("external_id",)
+    country = CountryCodeField(required=False, allow_blank=True, validators=[validate_country])
 
     class Meta:
         model = Customer
-        fields = ["id", "external_id", "name", "email", *TIMESTAMPS]
+        fields = [
+            "id", "external_id", "name", "email", "billing_name", "billing_address", "country", "tax_id",
+            "billing_email", *TIMESTAMPS,
+        ]
         validators: list = []
 
 

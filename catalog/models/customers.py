@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from aforo.billing_details import CountryField, validate_address, validate_tax_id
+
 from .tenants import TenantOwned
 
 
@@ -13,6 +15,19 @@ class Customer(TenantOwned):
     external_id = models.CharField(max_length=128, blank=True, help_text="Your own id for this customer.")
     name = models.CharField(max_length=200)
     email = models.EmailField(blank=True)
+    # Buyer details, printed on its invoices (aforo.billing_details validates them); all optional.
+    billing_name = models.CharField(
+        max_length=200, blank=True, default="", help_text="The buyer's legal name on invoices (else the name)."
+    )
+    billing_address = models.TextField(
+        max_length=700, blank=True, default="", validators=[validate_address],
+        help_text="One line per line of the address (at most 6 lines of 100 characters).",
+    )
+    country = CountryField(help_text="ISO 3166-1 alpha-2 code, e.g. FR.")
+    tax_id = models.CharField(
+        max_length=32, blank=True, default="", validators=[validate_tax_id], help_text="VAT number, EIN, GSTIN, …"
+    )
+    billing_email = models.EmailField(blank=True, default="", help_text="Where invoices go (else the email).")
 
     class Meta:
         constraints = [

@@ -15,6 +15,8 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
+from aforo.billing_details import CountryField, validate_address, validate_tax_id
+
 from ..generation import catalog_generation_bump, generation_seed
 
 
@@ -30,6 +32,19 @@ class Tenant(models.Model):
     catalog_generation = models.BigIntegerField(
         default=generation_seed, editable=False, help_text="Advanced by every catalog change (see catalog.generation)."
     )
+    # Seller details, printed on every invoice (aforo.billing_details validates them); all optional.
+    legal_name = models.CharField(
+        max_length=200, blank=True, default="", help_text="The seller's registered name on invoices (else the name)."
+    )
+    address = models.TextField(
+        max_length=700, blank=True, default="", validators=[validate_address],
+        help_text="The seller's address, one line per line (at most 6 lines of 100 characters).",
+    )
+    country = CountryField(help_text="ISO 3166-1 alpha-2 code, e.g. DE.")
+    tax_id = models.CharField(
+        max_length=32, blank=True, default="", validators=[validate_tax_id], help_text="VAT number, EIN, GSTIN, …"
+    )
+    billing_email = models.EmailField(blank=True, default="", help_text="Where customers write about invoices.")
 
     def __str__(self) -> str:
         return self.name
