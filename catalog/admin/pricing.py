@@ -34,6 +34,7 @@ SHOWN_ONCE = "copy it now: only its hash is stored, it will not be shown again."
 
 
 from .pricing_preview import CONFIG_HELP_SHORT, config_reference, price_preview_html
+from .subscription_form import SubscriptionAdminForm
 from .scoping import (
     TenantInlineFormSet,
     TenantScopedModelAdmin,
@@ -331,6 +332,7 @@ class MetricConfigAdmin(TenantScopedModelAdmin):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(TenantScopedModelAdmin):
+    form = SubscriptionAdminForm  # asks to confirm a backdated start
     list_display = (
         "customer",
         "rate_plan",

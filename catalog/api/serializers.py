@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db.models import Model
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import empty
@@ -24,6 +25,7 @@ from rest_framework.request import Request
 from aforo.billing_details import country_normalise, validate_country
 from aforo.exceptions import ApiError
 from aforo.money import currency_is_valid, decimal_text
+from aforo.periods import periods_ended
 from catalog.auth import TenantPrincipal
 from catalog.models import (
     ApiKey,
@@ -361,13 +363,18 @@ class SubscriptionSerializer(CatalogModelSerializer):
     invoice_threshold = TermAmountField(
         help_text="An interim invoice as soon as the period's accrued, not yet invoiced charges reach this amount."
     )
+    confirm_backdated = serializers.BooleanField(
+        write_only=True, required=False, default=False,
+        help_text="true: go ahead although started_at lies before periods already over, which are invoiced at once "
+        "(without it such a request is a 409 backdated_confirmation_required listing them).",
+    )
 
     class Meta:
         model = Subscription
         fields = [
             "id", "customer", "offering", "rate_plan", "billing_mode", "billing_cadence", "billing_anchor",
             "currency", "status", "started_at", "ended_at", "min_commitment", "spend_cap", "spend_cap_action",
-            "invoice_threshold", *TIMESTAMPS,
+            "invoice_threshold", "confirm_backdated", *TIMESTAMPS,
         ]
         extra_kwargs = {
             "billing_anchor": {
@@ -378,11 +385,45 @@ class SubscriptionSerializer(CatalogModelSerializer):
         validators: list = []
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        confirmed = attrs.pop("confirm_backdated", False)
         attrs = super().validate(attrs)
         if self.instance is None:
             if "currency" not in attrs and attrs.get("rate_plan") is not None:
                 attrs["currency"] = attrs["rate_plan"].currency
             if "billing_anchor" not in attrs and attrs.get("started_at") is not None:
                 attrs["billing_anchor"] = attrs["started_at"]
+        self._check_backdated(attrs, confirmed)
         return attrs
+
+    def _check_backdated(self, attrs: dict[str, Any], confirmed: bool) -> None:
+        """A start in the past whose periods are already over invoices them at once (the
+        settlement sweep): a 409 `backdated_confirmation_required` listing them unless the
+        request says `confirm_backdated: true`. Checked on create, and when an update moves the
+        start, anchor or cadence so that more past periods would be invoiced."""
+        def value(name: str) -> Any:
+            return attrs.get(name, getattr(self.instance, name, None))
+
+        started_at, anchor, cadence = value("started_at"), value("billing_anchor"), value("billing_cadence")
+        cadence = cadence or Subscription.Cadence.MONTHLY
+        if started_at is None or anchor is None or anchor > started_at:
+            return  # the model's clean() names what is wrong
+        now = timezone.now()
+        periods = periods_ended(cadence=cadence, anchor=anchor, started_at=started_at, now=now, ended_at=value("ended_at"), limit=61)
+        if self.instance is not None and self.instance.started_at and self.instance.billing_anchor:
+            before = periods_ended(
+                cadence=self.instance.billing_cadence, anchor=self.instance.billing_anchor,
+                started_at=self.instance.started_at, now=now, ended_at=self.instance.ended_at, limit=61,
+            )
+            if len(periods) <= len(before):
+                return
+        if not periods or confirmed:
+            return
+        listed = [{"start": start.isoformat(), "end": end.isoformat()} for start, end in periods[:60]]
+        more = " and more" if len(periods) > 60 else ""
+        raise ApiError(
+            code="backdated_confirmation_required", status_code=409,
+            message=f"started_at is in the past: {len(listed)}{more} billing period(s) already over will be invoiced at "
+            f"once ({listed[0]['start'][:10]} to {listed[-1]['end'][:10]}). Send confirm_backdated: true to go ahead.",
+            field="started_at", periods=listed,
+        )
 

@@ -31,8 +31,34 @@ def _body(world, **overrides):
         "offering": world["offering"].id,
         "rate_plan": world["plan"].id,
         "started_at": START.isoformat(),
+        "confirm_backdated": True,  # START is months ago: its periods are invoiced at once
         **overrides,
     }
+
+
+def test_a_backdated_start_asks_for_confirmation_and_lists_the_periods_it_will_invoice(admin, world):
+    body = _body(world)
+    del body["confirm_backdated"]
+    refused = admin.post("/api/v1/subscriptions", body, format="json")
+    assert refused.status_code == 409, refused.content
+    error = refused.json()["error"]
+    assert error["code"] == "backdated_confirmation_required" and error["field"] == "started_at"
+    now = datetime.now(dt_timezone.utc)
+    months = (now.year - START.year) * 12 + now.month - START.month  # whole months from March to this one
+    assert len(error["periods"]) == months and error["periods"][0] == {
+        "start": START.isoformat(), "end": datetime(2026, 4, 1, tzinfo=dt_timezone.utc).isoformat()}
+    assert not Subscription.objects.exists()
+    future = admin.post("/api/v1/subscriptions", {**body, "started_at": (now + timedelta(days=1)).isoformat()}, format="json")
+    assert future.status_code == 201, future.content  # nothing over yet: nothing to confirm
+    this_period = admin.post("/api/v1/subscriptions", {**body, "started_at": now.replace(day=1, hour=0, minute=0, second=0,
+                                                                                           microsecond=0).isoformat()},
+                             format="json")
+    assert this_period.status_code == 201, this_period.content  # its first period is not over
+    moved = admin.patch(f"/api/v1/subscriptions/{future.json()['id']}", {"started_at": START.isoformat(),
+                                                                          "billing_anchor": START.isoformat()}, format="json")
+    assert moved.status_code == 409 and moved.json()["error"]["code"] == "backdated_confirmation_required"
+    confirmed = admin.post("/api/v1/subscriptions", {**body, "confirm_backdated": True}, format="json")
+    assert confirmed.status_code == 201 and "confirm_backdated" not in confirmed.json()
 
 
 def test_create_defaults_currency_and_anchor(admin, world, tenant):
@@ -144,3 +170,22 @@ def test_subscription_filters(admin, world, tenant):
     assert ids("billing_mode=prepaid") == [second]
     assert ids(f"rate_plan={world['plan'].id}") == [first, second]
     assert ids(f"offering={world['offering'].id}&status=active") == [first]
+
+
+def test_the_admin_asks_to_confirm_a_backdated_start(admin_client, world, tenant):
+    from django.urls import reverse
+
+    form = {
+        "tenant": tenant.pk, "customer": world["customer"].pk, "offering": world["offering"].pk, "rate_plan": world["plan"].pk,
+        "billing_mode": "postpaid", "billing_cadence": "monthly", "billing_anchor_0": "2026-03-01", "billing_anchor_1": "00:00:00",
+        "currency": "EUR", "status": "active", "started_at_0": "2026-03-01", "started_at_1": "00:00:00",
+        "spend_cap_action": "cap",
+    }
+    asked = admin_client.post(reverse("admin:catalog_subscription_add"), form)
+    assert asked.status_code == 200
+    errors = asked.context["adminform"].form.errors
+    assert "confirm_backdated" in errors and "will be invoiced at once, from 2026-03-01" in errors["confirm_backdated"][0]
+    assert not Subscription.objects.exists()
+    done = admin_client.post(reverse("admin:catalog_subscription_add"), {**form, "confirm_backdated": "on"})
+    assert done.status_code == 302, done.context["adminform"].form.errors if done.context else done
+    assert Subscription.objects.get().started_at == START
