@@ -11,7 +11,7 @@ from django.forms.fields import InvalidJSONInput
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.utils.html import format_html
-from django.urls import path, reverse
+from django.urls import path, reverse, reverse_lazy
 
 from billing.rating import ConfigError, validate_config
 
@@ -33,6 +33,7 @@ admin.site.index_title = "Catalog, ledgers and running totals"
 SHOWN_ONCE = "copy it now: only its hash is stored, it will not be shown again."
 
 
+from .config_builder import config_preview_view
 from .pricing_preview import CONFIG_HELP_SHORT, config_reference, price_preview_html
 from .subscription_form import SubscriptionAdminForm
 from .scoping import (
@@ -102,7 +103,10 @@ def config_json_html(config) -> str:
 
 
 def config_formfield_kwargs(*, rows: int, cols: int) -> dict:
-    attrs = {"rows": rows, "cols": cols, "class": "vLargeTextField pricing-config", "spellcheck": "false"}
+    attrs = {
+        "rows": rows, "cols": cols, "class": "vLargeTextField pricing-config", "spellcheck": "false",
+        "data-preview-url": reverse_lazy("admin:catalog_metricconfig_preview"),  # the builder's live preview
+    }
     return {"form_class": ConfigJSONField, "widget": forms.Textarea(attrs=attrs)}
 
 
@@ -115,6 +119,8 @@ class MetricConfigInlineFormSet(TenantInlineFormSet):
     def _construct_form(self, i, **kwargs):
         form = super()._construct_form(i, **kwargs)
         form.instance.version = self.instance  # every row's preview reads the parent's currency: no N+1
+        if "config" in form.fields and self.instance.pk:
+            form.fields["config"].widget.attrs["data-currency"] = self.instance.rate_plan.currency
         return form
 
 
@@ -166,6 +172,10 @@ class RatePlanVersionAdmin(TenantScopedModelAdmin):
 
     list_display = ("__str__", "rate_plan", "version", "status", "effective_from", "published_at")
     list_select_related = ("rate_plan",)
+
+    class Media:  # the metric configs' builder and live preview
+        js = ("js/config_builder.js",)
+        css = {"all": ("css/config_builder.css",)}
     list_filter = ("status", ("rate_plan", admin.RelatedOnlyFieldListFilter))
     search_fields = ("rate_plan__name", "rate_plan__code", "notes")
     date_hierarchy = "effective_from"
@@ -276,6 +286,15 @@ class RatePlanVersionAdmin(TenantScopedModelAdmin):
 @admin.register(MetricConfig)
 class MetricConfigAdmin(TenantScopedModelAdmin):
     list_display = ("metric", "version", "pricing_model", "version_status")
+
+    class Media:
+        js = ("js/config_builder.js",)
+        css = {"all": ("css/config_builder.css",)}
+
+    def get_urls(self):
+        preview = path("preview/", self.admin_site.admin_view(config_preview_view), name="catalog_metricconfig_preview")
+        return [preview, *super().get_urls()]
+
     list_select_related = ("metric", "version__rate_plan")
     list_filter = ("version__status", ("metric", admin.RelatedOnlyFieldListFilter))
     search_fields = ("metric__code", "version__rate_plan__name")
