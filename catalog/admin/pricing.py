@@ -1,4 +1,4 @@
-"""Admin for products, metrics, offerings, rate plans, versions, metric configs, subscriptions."""
+"""Admin for products, metrics, offerings, rate plans, versions and metric configs."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from ..models import (
     Product,
     RatePlan,
     RatePlanVersion,
-    Subscription,
 )
 
 admin.site.site_header = "Aforo operator admin"
@@ -327,21 +326,3 @@ class MetricConfigAdmin(TenantScopedModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return self._editable(obj) and super().has_delete_permission(request, obj)
-
-
-@admin.register(Subscription)
-class SubscriptionAdmin(TenantScopedModelAdmin):
-    list_display = (
-        "customer",
-        "rate_plan",
-        "billing_mode",
-        "billing_cadence",
-        "status",
-        "currency",
-        "started_at",
-        "ended_at",
-    )
-    list_select_related = ("customer", "rate_plan")
-    list_filter = ("status", "billing_mode", "billing_cadence", ("rate_plan", admin.RelatedOnlyFieldListFilter))
-    search_fields = ("customer__name", "customer__external_id", "rate_plan__name", "rate_plan__code")
-    date_hierarchy = "started_at"
