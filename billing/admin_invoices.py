@@ -26,7 +26,7 @@ from .grants import (
     allowance_grant_save,
     allowance_grants_with_applied,
 )
-from .invoicing import InvoiceAlreadyVoid, invoice_void_and_reissue
+from .admin_void import void_and_reissue_confirmed
 from .models import AllowanceGrant, Invoice, InvoiceLine, RolloverGrant, RolloverPolicy, SettlementRun
 from .periods import period_for
 from .trace import line_is_traceable
@@ -89,16 +89,10 @@ class InvoiceAdmin(LedgerAdmin):
     ]
     readonly_fields = ("replaced_by_link", "settlement_run_link")
 
-    @admin.action(description="Void and reissue")
-    def void_and_reissue(self, request, queryset) -> None:
-        """Each selected invoice voided and reissued (billing.invoicing); void ones are skipped."""
-        for invoice in queryset.order_by("id"):
-            try:
-                reissue = invoice_void_and_reissue(invoice=invoice, reason=f"Voided in the admin by {request.user}")
-            except InvoiceAlreadyVoid:
-                self.message_user(request, f"{invoice.number} is void already.", messages.WARNING)
-                continue
-            self.message_user(request, f"{invoice.number} voided, reissued as {reissue.replacement.number}.")
+    @admin.action(description="Void and reissue…")
+    def void_and_reissue(self, request, queryset):
+        """Asks for confirmation and a reason first (billing.admin_void)."""
+        return void_and_reissue_confirmed(self, request, queryset)
 
     @admin.display(description="period", ordering="period_start")
     def period(self, invoice: Invoice) -> str:

@@ -18,6 +18,7 @@ from .models import (
     PublishedVersionError,
     VersionNotPublishable,
     RatePlanVersion,
+    Subscription,
     Tenant,
     TenantToken,
     key_hash,
@@ -77,13 +78,67 @@ def api_key_create(*, app: App, name: str = "", secret: str | None = None) -> tu
     return api_key, secret
 
 
+MAX_REASON = 500
+
+
+def _reason(reason: object) -> str:
+    """A destructive change's reason: required, 1 to 500 characters (a ValidationError naming `reason`)."""
+    text = reason.strip() if isinstance(reason, str) else ""
+    if not text:
+        raise ValidationError({"reason": "A reason is required: it is stored with the change."})
+    if len(text) > MAX_REASON:
+        raise ValidationError({"reason": f"At most {MAX_REASON} characters (got {len(text)})."})
+    return text
+
+
 @transaction.atomic
-def api_key_revoke(*, api_key: ApiKey, at: datetime | None = None) -> ApiKey:
-    """Revoke a key: events timestamped from `at` (default now) on no longer match it."""
-    if api_key.revoked_at is None:
-        api_key.revoked_at = at or timezone.now()
-        api_key.save(update_fields=["revoked_at", "updated_at"])
-    return api_key
+def api_key_revoke(*, api_key: ApiKey, reason: str, revoked_by: str, at: datetime | None = None) -> ApiKey:
+    """Revoke a key: events timestamped from `at` (default now) on no longer match it. `reason`
+    is required and stored with `revoked_by` (who: "admin:<login>" or "token:<prefix>"). The row
+    is locked and re-read: revoking a revoked key keeps the first time, reason and author."""
+    reason = _reason(reason)
+    locked = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    if locked.revoked_at is None:
+        locked.revoked_at = at or timezone.now()
+        locked.revoked_reason = reason
+        locked.revoked_by = revoked_by[:200]
+        locked.save(update_fields=["revoked_at", "revoked_reason", "revoked_by", "updated_at"])
+    return locked
+
+
+class SubscriptionNotCancelable(ValidationError):
+    """A cancellation refused: the subscription is canceled or ended already, or the end asked for
+    is in the past or not after its start."""
+
+
+@transaction.atomic
+def subscription_cancel(
+    *, subscription: Subscription, reason: str, ended_at: datetime | None = None, now: datetime | None = None
+) -> Subscription:
+    """Cancel a subscription now (ended_at = now) or at a later `ended_at`: events timestamped from
+    its end no longer rate against it, and the settlement sweep settles its last, partial period
+    after the end. Stores canceled_at (now) and the required `reason`. Never backdated: an end in
+    the past would un-rate usage already rated (and maybe invoiced). Refused (naming the field)
+    for a subscription canceled or ended already. The row is locked and re-checked."""
+    reason = _reason(reason)
+    now = now or timezone.now()
+    end = ended_at or now
+    locked = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    if locked.status == Subscription.Status.CANCELED:
+        when = f"{locked.canceled_at:%Y-%m-%d %H:%M} UTC" if locked.canceled_at else "earlier"
+        raise SubscriptionNotCancelable({"__all__": f"Already canceled ({when}), ending {locked.ended_at:%Y-%m-%d %H:%M} UTC."})
+    if locked.ended_at is not None and locked.ended_at <= now:
+        raise SubscriptionNotCancelable({"__all__": f"Already ended on {locked.ended_at:%Y-%m-%d %H:%M} UTC."})
+    if end < now:
+        raise SubscriptionNotCancelable({"ended_at": "Must be now or later: a cancellation is never backdated."})
+    if end <= locked.started_at:
+        raise SubscriptionNotCancelable({"ended_at": f"Must be after the start ({locked.started_at:%Y-%m-%d %H:%M} UTC)."})
+    locked.status = Subscription.Status.CANCELED
+    locked.ended_at = end
+    locked.canceled_at = now
+    locked.canceled_reason = reason
+    locked.save(update_fields=["status", "ended_at", "canceled_at", "canceled_reason", "updated_at"])
+    return locked
 
 
 @transaction.atomic

@@ -67,18 +67,38 @@ def test_api_key_of_another_tenants_app_cannot_be_added(operator_client):
     assert not ApiKey.objects.filter(name="sneaky").exists()
 
 
-def test_revoke_selected_keys(operator_client, setup):
+def test_revoking_keys_asks_for_confirmation_and_a_reason(operator_client, setup):
     kept, _ = services.api_key_create(app=setup.app, name="kept")
     doomed = ApiKey.objects.get(name="test key")
-    response = operator_client.post(
-        changelist_url(ApiKey), {"action": "revoke_selected", "_selected_action": [doomed.pk]}, follow=True
-    )
-    assert any("Revoked 1 key(s)" in m for m in _messages(response))
+    gone, _ = services.api_key_create(app=setup.app, name="gone")
+    services.api_key_revoke(api_key=gone, reason="rotated", revoked_by="admin:someone")
+    selection = {"action": "revoke_selected", "_selected_action": [doomed.pk, gone.pk]}
+
+    page = operator_client.post(changelist_url(ApiKey), selection)  # the action: the confirmation page only
+    html = page.content.decode()
+    assert page.status_code == 200 and page.templates[0].name == "admin/confirm_destructive.html"
+    assert doomed.prefix in html and "revoked already" in html and 'name="reason"' in html
+    assert any("no longer match" in c for c in page.context["consequences"])
+    assert ("action", "revoke_selected") in page.context["carry"]
+    no_reason = operator_client.post(changelist_url(ApiKey), {**selection, "_confirm": "1", "reason": " "})
+    assert no_reason.status_code == 200 and no_reason.context["form"].errors["reason"]
     doomed.refresh_from_db()
+    assert doomed.revoked_at is None
+
+    done = operator_client.post(
+        changelist_url(ApiKey), {**selection, "_confirm": "1", "reason": "leaked in a CI log"}, follow=True
+    )
+    assert any("Revoked 1 key(s) (leaked in a CI log)" in m and "1 were revoked already" in m for m in _messages(done))
+    doomed.refresh_from_db()
+    gone.refresh_from_db()
     kept.refresh_from_db()
     assert doomed.revoked_at is not None and kept.revoked_at is None
+    assert (doomed.revoked_reason, doomed.revoked_by) == ("leaked in a CI log", "admin:operator")
+    assert (gone.revoked_reason, gone.revoked_by) == ("rotated", "admin:someone")  # the first revocation stands
+    assert LogEntry.objects.filter(object_id=str(doomed.pk), change_message="Revoked: leaked in a CI log").exists()
     listing = operator_client.get(changelist_url(ApiKey) + "?status=revoked")
-    assert [k.pk for k in listing.context["cl"].result_list] == [doomed.pk]
+    assert {k.pk for k in listing.context["cl"].result_list} == {doomed.pk, gone.pk}
+    assert "leaked in a CI log" in operator_client.get(change_url(doomed)).content.decode()
 
 
 # --- rate plan versions ---------------------------------------------------------------------

@@ -116,12 +116,19 @@ class WalletEntry(models.Model):
         db_constraint=False,
     )
     reference = models.CharField(max_length=200, blank=True, default="")
+    # An operator's adjustment says why (wallets.services.wallet_adjust); other kinds leave it empty
+    # (a database default too: the hot path's debit INSERT names its columns and not this one).
+    reason = models.CharField(max_length=500, blank=True, default="", db_default="")
     idempotency_key = models.CharField(max_length=200)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["wallet", "idempotency_key"], name="wallet_entry_idempotency_key_unique"),
+            # Money moved by hand always carries its reason.
+            models.CheckConstraint(
+                condition=~Q(kind="adjustment") | ~Q(reason=""), name="wallet_entry_adjustment_has_reason"
+            ),
         ]
         verbose_name_plural = "wallet entries"
         indexes = [
@@ -145,6 +152,9 @@ class LowBalanceAlert(models.Model):
     available_after = models.DecimalField(**AMOUNT)
     entry = models.ForeignKey(WalletEntry, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "low-balance alert"
 
     def __str__(self) -> str:
         return f"{self.wallet} below {self.threshold}"

@@ -129,3 +129,23 @@ def debits_plan(
         for threshold in crossed(wallet.thresholds, available, balance - held):
             alerts.append(PlannedAlert(len(entries) - 1, wallet.tenant_id, wallet.id, threshold, available, balance - held))
     return DebitPlan(entries, alerts, state, hold_state)
+
+
+class AdjustmentPlan(NamedTuple):
+    """An operator's adjustment of a wallet, before it is written: the figures either side and
+    whether the negative-balance rule refuses it."""
+
+    balance_before: Decimal
+    balance_after: Decimal
+    available_after: Decimal
+    goes_negative: bool  # a debit that leaves the balance below zero
+    refused: bool  # goes_negative and the operator did not explicitly allow a negative balance
+
+
+def adjustment_plan(*, balance: Decimal, held: Decimal, amount: Decimal, allow_negative_balance: bool) -> AdjustmentPlan:
+    """The rule: an adjustment that takes the balance below zero (a debit ending under zero) is
+    refused unless a negative balance is explicitly allowed; a credit is never refused, even if
+    the balance stays negative after it (it only reduces a shortfall)."""
+    after = balance + amount
+    goes_negative = amount < 0 and after < 0
+    return AdjustmentPlan(balance, after, after - held, goes_negative, goes_negative and not allow_negative_balance)

@@ -13,6 +13,10 @@ Money-safety rules (aforo.money holds the currency table):
 - Top-ups and adjustments move money in or out of the wallet, so they are whole minor units of
   its currency (400 invalid_amount naming `amount` and the `minor_unit`). Holds, commits and the
   rated stream's debits are charges for usage and stay exact (a rated $0.003 is $0.003).
+- An adjustment (an operator's correction) needs its reason, stored on its ledger entry (400
+  reason_required), and a debit that would take the balance below zero is refused (409
+  negative_balance_not_allowed, with `balance` and `balance_after`) unless the caller
+  explicitly allows a negative balance.
 - A commit charges at most what the hold still reserves unless the caller says
   `allow_over_capture` (409 exceeds_hold, with the hold's `amount`); then the excess must be
   covered by the available balance (402 insufficient_funds).
@@ -33,7 +37,7 @@ from catalog.models import Customer
 from notify.services import webhook_event_emit
 
 from .models import Hold, LowBalanceAlert, Wallet, WalletEntry
-from .plan import crossed
+from .plan import AdjustmentPlan, adjustment_plan, crossed
 
 ZERO = Decimal(0)
 MAX_AMOUNT = Decimal("1e15")
@@ -100,7 +104,7 @@ def _crossed(thresholds: Iterable[Decimal | str], before: Decimal, after: Decima
 
 def _apply(
     wallet: Wallet, *, kind: str, amount: Decimal, held_change: Decimal, idempotency_key: str, now: datetime,
-    hold: Hold | None = None, reference: str = "",
+    hold: Hold | None = None, reference: str = "", reason: str = "",
 ) -> WalletEntry:
     """Append one entry to a LOCKED wallet and move its balance and held amount with it."""
     before = wallet.available
@@ -110,7 +114,7 @@ def _apply(
     wallet.save(update_fields=["balance", "held", "updated_at"])
     entry = WalletEntry.objects.create(
         tenant_id=wallet.tenant_id, wallet=wallet, kind=kind, amount=amount, held_change=held_change,
-        balance_after=wallet.balance, held_after=wallet.held, hold=hold, reference=reference,
+        balance_after=wallet.balance, held_after=wallet.held, hold=hold, reference=reference, reason=reason,
         idempotency_key=idempotency_key, created_at=now,
     )
     for threshold in _crossed(wallet.low_balance_thresholds, before, wallet.available):
@@ -204,29 +208,85 @@ def wallet_top_up(
     )
 
 
-def wallet_adjust(
-    *, tenant_id: int, wallet_id: int, amount: Decimal, idempotency_key: str, reference: str, now: datetime | None = None
-) -> tuple[WalletEntry, bool]:
-    """An operator's correction, positive or negative, with the reason in `reference`; in whole
-    minor units of the wallet's currency, like a top-up (money moved in or out by hand)."""
+MAX_REASON = 500
+
+
+def _reason(value: object) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > MAX_REASON:
+        raise WalletError(
+            "reason_required", f"an adjustment needs its reason: 1 to {MAX_REASON} characters saying why the balance "
+            "is corrected", field="reason", status=400,
+        )
+    return value.strip()
+
+
+def _adjustment_plan(wallet: Wallet, amount: Decimal, *, allow_negative_balance: bool) -> AdjustmentPlan:
+    """The adjustment's figures, or the refusal (409 negative_balance_not_allowed) of one that
+    would take the balance below zero without the operator explicitly allowing it."""
+    _whole_minor_units(amount, wallet.currency)
+    plan = adjustment_plan(
+        balance=wallet.balance, held=wallet.held, amount=amount, allow_negative_balance=allow_negative_balance
+    )
+    if plan.refused:
+        currency = wallet.currency
+        raise WalletError(
+            "negative_balance_not_allowed",
+            f"This adjustment would take the balance from {decimal_text(plan.balance_before)} {currency} to "
+            f"{decimal_text(plan.balance_after)} {currency}: below zero, the customer would owe the difference. "
+            "If that is intended (e.g. recovering money already spent), allow a negative balance explicitly.",
+            field="amount", status=409, balance=plan.balance_before, balance_after=plan.balance_after, currency=currency,
+        )
+    return plan
+
+
+def wallet_adjustment_preview(
+    *, tenant_id: int, wallet_id: int, amount: Decimal, reason: str, allow_negative_balance: bool = False
+) -> AdjustmentPlan:
+    """What `wallet_adjust` would do now (read without a lock: the write re-checks under it),
+    raising the same refusals: the admin's confirmation step shows it."""
+    _adjustment_amount(amount)
+    _reason(reason)
+    wallet = Wallet.objects.filter(pk=wallet_id, tenant_id=tenant_id).first()
+    if wallet is None:
+        raise WalletError("not_found", f"No wallet {wallet_id} in this tenant.", status=404)
+    return _adjustment_plan(wallet, amount, allow_negative_balance=allow_negative_balance)
+
+
+def _adjustment_amount(amount: object) -> Decimal:
     if not isinstance(amount, Decimal) or not amount or not amount.is_finite():
         raise WalletError("invalid_amount", "amount must be a non-zero decimal", field="amount", status=400)
-    if not isinstance(reference, str) or not reference.strip() or len(reference) > 200:
-        raise WalletError("invalid_reference", "an adjustment needs its reason (1 to 200 characters)", field="reference", status=400)
     _amount(abs(amount))
+    return amount
+
+
+def wallet_adjust(
+    *, tenant_id: int, wallet_id: int, amount: Decimal, idempotency_key: str, reason: str, reference: str = "",
+    allow_negative_balance: bool = False, now: datetime | None = None,
+) -> tuple[WalletEntry, bool]:
+    """An operator's correction, positive or negative, in whole minor units of the wallet's
+    currency (money moved in or out by hand, like a top-up). `reason` (required, 1–500
+    characters) is stored on the ledger entry; `reference` is optional (a ticket, a payment).
+    A debit that would take the balance below zero is a 409 negative_balance_not_allowed unless
+    `allow_negative_balance` (checked under the wallet lock). A retry with the same key returns
+    the first entry, whatever the balance is now."""
+    _adjustment_amount(amount)
+    reason = _reason(reason)
+    if not isinstance(reference, str) or len(reference) > 200:
+        raise WalletError("invalid_reference", "reference is at most 200 characters", field="reference", status=400)
     return _money_entry(
         tenant_id=tenant_id, wallet_id=wallet_id, kind=WalletEntry.Kind.ADJUSTMENT, amount=amount,
-        idempotency_key=idempotency_key, reference=reference, now=now,
+        idempotency_key=idempotency_key, reference=reference, now=now, reason=reason,
+        allow_negative_balance=allow_negative_balance,
     )
 
 
 @transaction.atomic(durable=True)
 def _money_entry(
     *, tenant_id: int, wallet_id: int, kind: str, amount: Decimal, idempotency_key: str, reference: str,
-    now: datetime | None,
+    now: datetime | None, reason: str = "", allow_negative_balance: bool = False,
 ) -> tuple[WalletEntry, bool]:
     """A top-up or adjustment: one entry, at most once per idempotency key, in whole minor
-    units of the wallet's currency."""
+    units of the wallet's currency; an adjustment under the negative-balance rule too."""
     key = f"{kind}:{_key(idempotency_key)}"
     wallet = _locked_wallet(tenant_id=tenant_id, wallet_id=wallet_id)
     _whole_minor_units(amount, wallet.currency)
@@ -236,9 +296,11 @@ def _money_entry(
             what = "a top-up" if kind == WalletEntry.Kind.TOP_UP else "an adjustment"
             raise _key_reused(idempotency_key, f"{what} of {decimal_text(existing.amount)}")
         return existing, False
+    if kind == WalletEntry.Kind.ADJUSTMENT:
+        _adjustment_plan(wallet, amount, allow_negative_balance=allow_negative_balance)
     entry = _apply(
         wallet, kind=kind, amount=amount, held_change=ZERO, idempotency_key=key, now=now or timezone.now(),
-        reference=reference,
+        reference=reference, reason=reason,
     )
     return entry, True
 

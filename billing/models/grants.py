@@ -32,6 +32,7 @@ class RolloverPolicy(models.Model):
     )
 
     class Meta:
+        verbose_name_plural = "rollover policies"
         constraints = [
             models.UniqueConstraint(fields=["subscription", "metric"], name="rollover_policy_once_per_metric"),
             models.CheckConstraint(condition=models.Q(included_units__gte=0), name="rollover_included_not_negative"),

@@ -10,7 +10,7 @@ validation (`full_clean` → `clean()`: same-tenant relations, pricing config) s
 errors; published rate plan versions are view-only and are changed by revising them.
 """
 
-from . import people, pricing  # noqa: F401 - registers the admin classes
+from . import people, pricing, subscriptions  # noqa: F401 - registers the admin classes
 from .scoping import (
     ReadOnlyAdminMixin,
     TenantScopedAdminMixin,

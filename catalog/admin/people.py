@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from .. import services
@@ -23,10 +24,21 @@ from ..models import (
 admin.site.site_header = "Aforo operator admin"
 admin.site.site_title = "Aforo admin"
 admin.site.index_title = "Catalog, ledgers and running totals"
+# No model list on the left of every page: it took ~300 of a 1280 px screen from the list pages
+# (whose tables then scrolled sideways); the home page and the breadcrumbs lead everywhere.
+admin.site.enable_nav_sidebar = False
 
 SHOWN_ONCE = "copy it now: only its hash is stored, it will not be shown again."
+REVOKE_CONSEQUENCES = (
+    "Events timestamped from now on that carry these keys no longer match: they are kept as unmatched usage, "
+    "not billed.",
+    "Events timestamped before now (late arrivals) still bill to the key's customer.",
+    "The apps using these keys must be given new ones; a revoked key cannot be reactivated.",
+    "Your reason and your login are stored on each key.",
+)
 
 
+from .confirm import ReasonForm, action_carry, confirmation_page, is_confirmed, operator_name
 from .scoping import (
     TenantScopedModelAdmin,
     adopt_saved,
@@ -207,10 +219,10 @@ class ApiKeyAdmin(TenantScopedModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["app", "name"]
-        return ["prefix", "name", "app", "created_at", "revoked_at"]
+        return ["prefix", "name", "app", "created_at", "revoked_at", "revoked_reason", "revoked_by"]
 
     def get_readonly_fields(self, request, obj=None):
-        return ["prefix", "app", "created_at", "revoked_at"] if obj is not None else []
+        return ["prefix", "app", "created_at", "revoked_at", "revoked_reason", "revoked_by"] if obj is not None else []
 
     @admin.display(description="customer", ordering="app__team__customer__name")
     def customer_name(self, api_key: ApiKey) -> str:
@@ -231,12 +243,33 @@ class ApiKeyAdmin(TenantScopedModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description="Revoke selected keys", permissions=["change"])
+    @admin.action(description="Revoke selected keys…", permissions=["change"])
     def revoke_selected(self, request, queryset):
-        active = list(queryset.filter(revoked_at__isnull=True))
-        revoked_at = timezone.now()
-        for api_key in active:
-            services.api_key_revoke(api_key=api_key, at=revoked_at)
-        self.message_user(
-            request, f"Revoked {len(active)} key(s); events timestamped from now on no longer match them."
+        """A confirmation page first (the keys, what revoking does, the required reason); then
+        each active key revoked at the same instant, with the reason and the operator's login."""
+        keys = list(queryset.select_related("app__team__customer").order_by("id"))
+        form = ReasonForm(request.POST if is_confirmed(request) else None)
+        if is_confirmed(request) and form.is_valid():
+            reason, revoked_at = form.cleaned_data["reason"].strip(), timezone.now()
+            active = [api_key for api_key in keys if api_key.revoked_at is None]
+            for api_key in active:
+                services.api_key_revoke(api_key=api_key, reason=reason, revoked_by=operator_name(request), at=revoked_at)
+                self.log_change(request, api_key, f"Revoked: {reason}")
+            skipped = len(keys) - len(active)
+            self.message_user(
+                request, f"Revoked {len(active)} key(s) ({reason}); events timestamped from now on no longer match "
+                "them." + (f" {skipped} were revoked already: unchanged." if skipped else ""), messages.SUCCESS,
+            )
+            return None
+        rows = [
+            (k.prefix + "…", k.name or "—", k.app.name, k.app.team.customer.name,
+             "active" if k.is_active else f"revoked already ({k.revoked_at:%Y-%m-%d %H:%M} UTC): unchanged")
+            for k in keys
+        ]
+        return confirmation_page(
+            self, request, title="Revoke API keys", confirm_label="Revoke", form=form, carry=action_carry(request),
+            cancel_url=reverse(f"{self.admin_site.name}:catalog_apikey_changelist"),
+            intro=f"{len(keys)} key(s) selected. Nothing has changed yet.",
+            subject_headers=("key", "name", "app", "customer", "status"), subject_rows=rows,
+            consequences=REVOKE_CONSEQUENCES,
         )

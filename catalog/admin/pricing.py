@@ -1,4 +1,4 @@
-"""Admin for products, metrics, offerings, rate plans, versions, metric configs, subscriptions."""
+"""Admin for products, metrics, offerings, rate plans, versions and metric configs."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from ..models import (
     Product,
     RatePlan,
     RatePlanVersion,
-    Subscription,
 )
 
 admin.site.site_header = "Aforo operator admin"
@@ -35,7 +34,6 @@ SHOWN_ONCE = "copy it now: only its hash is stored, it will not be shown again."
 
 from .config_builder import config_preview_view
 from .pricing_preview import CONFIG_HELP_SHORT, config_reference, price_preview_html
-from .subscription_form import SubscriptionAdminForm
 from .scoping import (
     TenantInlineFormSet,
     TenantScopedModelAdmin,
@@ -347,22 +345,3 @@ class MetricConfigAdmin(TenantScopedModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return self._editable(obj) and super().has_delete_permission(request, obj)
-
-
-@admin.register(Subscription)
-class SubscriptionAdmin(TenantScopedModelAdmin):
-    form = SubscriptionAdminForm  # asks to confirm a backdated start
-    list_display = (
-        "customer",
-        "rate_plan",
-        "billing_mode",
-        "billing_cadence",
-        "status",
-        "currency",
-        "started_at",
-        "ended_at",
-    )
-    list_select_related = ("customer", "rate_plan")
-    list_filter = ("status", "billing_mode", "billing_cadence", ("rate_plan", admin.RelatedOnlyFieldListFilter))
-    search_fields = ("customer__name", "customer__external_id", "rate_plan__name", "rate_plan__code")
-    date_hierarchy = "started_at"

@@ -186,9 +186,15 @@ class ApiKeySerializer(CatalogModelSerializer):
 
     class Meta:
         model = ApiKey
-        fields = ["id", "app", "name", "prefix", "revoked_at", "is_active", *TIMESTAMPS]
-        read_only_fields = ["prefix", "revoked_at"]
+        fields = ["id", "app", "name", "prefix", "revoked_at", "revoked_reason", "revoked_by", "is_active", *TIMESTAMPS]
+        read_only_fields = ["prefix", "revoked_at", "revoked_reason", "revoked_by"]
         validators: list = []
+
+
+class ApiKeyRevokeSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=500, help_text="Required: why the key is revoked (stored on the key, with the token that revoked it)."
+    )
 
 
 class ApiKeyCreateSerializer(CatalogModelSerializer):

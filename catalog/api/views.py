@@ -110,14 +110,20 @@ class ApiKeyViewSet(TenantScopedViewSet):
 
     @extend_schema(
         summary="Revoke an API key",
-        description="Events timestamped from now on no longer match the key. Revoking twice keeps the first time.",
-        request=None,
+        description="Events timestamped from now on no longer match the key. `reason` is required (400 "
+        "validation_error naming it) and stored on the key as `revoked_reason`, with `revoked_by` (the token's "
+        "prefix). Revoking twice keeps the first time, reason and author.",
+        request=catalog_serializers.ApiKeyRevokeSerializer,
         responses={200: catalog_serializers.ApiKeySerializer},
     )
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, pk: str | None = None) -> Response:
-        api_key = services.api_key_revoke(api_key=self.get_object())
-        return Response(self.get_serializer(api_key).data)
+        api_key = self.get_object()
+        body = catalog_serializers.ApiKeyRevokeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        revoked_by = f"token:{getattr(request.auth, 'prefix', '?')}"
+        api_key = services.api_key_revoke(api_key=api_key, reason=body.validated_data["reason"], revoked_by=revoked_by)
+        return Response(catalog_serializers.ApiKeySerializer(api_key, context=self.get_serializer_context()).data)
 
 
 # --- products, metrics, offerings, rate plans ---------------------------------------------------

@@ -93,7 +93,15 @@ class ApiKey(TenantOwned):
     prefix = models.CharField(max_length=24, editable=False)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Why and by whom (an operator's login or an API token's prefix): a revocation is destructive
+    # and is never made without a reason (catalog.services.api_key_revoke).
+    revoked_reason = models.CharField(max_length=500, blank=True, default="", editable=False)
+    revoked_by = models.CharField(max_length=200, blank=True, default="", editable=False)
     same_tenant_fields = ("app",)
+
+    class Meta:
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.app})"

@@ -58,6 +58,10 @@ class Subscription(TenantOwned):
         max_digits=20, decimal_places=6, null=True, blank=True,
         help_text="Interim invoice as soon as the period's accrued charges (not yet invoiced) reach this amount.",
     )
+    # A cancellation (catalog.services.subscription_cancel): when it was decided and why; it takes
+    # effect at `ended_at` (now, or a later end the operator chose).
+    canceled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    canceled_reason = models.CharField(max_length=500, blank=True, default="", editable=False)
     same_tenant_fields = ("customer", "offering", "rate_plan")
 
     class Meta:

@@ -100,15 +100,30 @@ def test_verify_ledger_ignores_void_invoices_lines_for_coverage(settled):
 
 
 @pytest.mark.django_db
-def test_admin_action_voids_and_reissues(settled, client, django_user_model):
+def test_admin_void_and_reissue_asks_for_confirmation_and_a_reason(settled, client, django_user_model):
+    from django.contrib.admin.models import LogEntry
+
     admin_user = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
     client.force_login(admin_user)
-    response = client.post(
-        "/admin/billing/invoice/", {"action": "void_and_reissue", "_selected_action": [settled.invoice.pk]}
-    )
-    assert response.status_code == 302
+    selection = {"action": "void_and_reissue", "_selected_action": [settled.invoice.pk]}
+    page = client.post("/admin/billing/invoice/", selection)  # the action: the confirmation page only
+    html = page.content.decode()
+    assert page.status_code == 200 and page.templates[0].name == "admin/confirm_destructive.html"
+    assert [settled.invoice.number, settled.customer.name] == page.context["subject_rows"][0][:2]
+    assert "6.00 USD" in html and 'name="reason"' in html and "replacement is issued with a new number" in html
+    no_reason = client.post("/admin/billing/invoice/", {**selection, "_confirm": "1", "reason": ""})
+    assert no_reason.status_code == 200 and no_reason.context["form"].errors["reason"]
+    assert Invoice.objects.get(pk=settled.invoice.pk).status == "finalized" and Invoice.objects.count() == 1
+
+    done = client.post("/admin/billing/invoice/", {**selection, "_confirm": "1", "reason": "wrong VAT rate"}, follow=True)
     old = Invoice.objects.get(pk=settled.invoice.pk)
-    assert old.status == "void" and Invoice.objects.get(replaces=old).status == "finalized"
+    new = Invoice.objects.get(replaces=old)
+    assert (old.status, old.void_reason, new.status) == ("void", "wrong VAT rate", "finalized")
+    assert any(f"reissued as {new.number}" in str(m) for m in done.context["messages"])
+    assert LogEntry.objects.filter(object_id=str(old.pk), change_message__contains="wrong VAT rate").exists()
+    again = client.post("/admin/billing/invoice/", {**selection, "_confirm": "1", "reason": "twice"}, follow=True)
+    assert any("void already: skipped" in str(m) for m in again.context["messages"])
+    assert Invoice.objects.count() == 2 and Invoice.objects.get(pk=old.pk).void_reason == "wrong VAT rate"
 
 
 @pytest.mark.django_db

@@ -101,7 +101,7 @@ def test_delete_of_another_tenants_metric_config_is_404(client_b, tenant_a):
 
 def test_revoke_of_another_tenants_key_is_404(client_b, tenant_a):
     key_id = tenant_a["ids"]["api-keys"][0]
-    response = client_b.post(f"/api/v1/api-keys/{key_id}/revoke")
+    response = client_b.post(f"/api/v1/api-keys/{key_id}/revoke", {"reason": "not yours"})
     assert response.status_code == 404
     assert ApiKey.objects.get(pk=key_id).revoked_at is None
 

@@ -10,7 +10,9 @@ from tests.factories import AppFactory, CustomerFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
 
-READABLE_FIELDS = {"id", "app", "name", "prefix", "revoked_at", "is_active", "created_at", "updated_at"}
+READABLE_FIELDS = {
+    "id", "app", "name", "prefix", "revoked_at", "revoked_reason", "revoked_by", "is_active", "created_at", "updated_at",
+}
 
 
 @pytest.fixture
@@ -58,19 +60,29 @@ def test_create_requires_an_app(admin):
     assert ApiKey.objects.count() == 0
 
 
-def test_revoke_is_idempotent(admin, app):
+def test_revoke_needs_a_reason_stores_it_and_is_idempotent(admin, app):
     api_key, secret = services.api_key_create(app=app, name="k")
-    first = admin.post(f"/api/v1/api-keys/{api_key.id}/revoke")
+    for body in ({}, {"reason": ""}, {"reason": "   "}, {"reason": "x" * 501}):
+        refused = admin.post(f"/api/v1/api-keys/{api_key.id}/revoke", body)
+        assert refused.status_code == 400, body
+        assert refused.json()["error"]["code"] == "validation_error" and "reason" in refused.json()["error"]["fields"]
+    api_key.refresh_from_db()
+    assert (api_key.revoked_at, api_key.revoked_reason) == (None, "")
+
+    first = admin.post(f"/api/v1/api-keys/{api_key.id}/revoke", {"reason": "leaked in a public repo"})
     assert first.status_code == 200, first.content
     assert first.json()["is_active"] is False and first.json()["revoked_at"] is not None
+    assert first.json()["revoked_reason"] == "leaked in a public repo"
+    assert first.json()["revoked_by"].startswith("token:aft_admin_")
     assert secret not in first.content.decode() and set(first.json()) == READABLE_FIELDS
     api_key.refresh_from_db()
     revoked_at = api_key.revoked_at
-    assert revoked_at is not None
+    assert revoked_at is not None and api_key.revoked_reason == "leaked in a public repo"
 
-    second = admin.post(f"/api/v1/api-keys/{api_key.id}/revoke")
+    second = admin.post(f"/api/v1/api-keys/{api_key.id}/revoke", {"reason": "again"})
     assert second.status_code == 200
     assert second.json()["revoked_at"] == first.json()["revoked_at"]
+    assert second.json()["revoked_reason"] == "leaked in a public repo"  # the first revocation stands
     api_key.refresh_from_db()
     assert api_key.revoked_at == revoked_at
 
@@ -78,7 +90,7 @@ def test_revoke_is_idempotent(admin, app):
 def test_filter_active_keys(admin, app):
     active, _ = services.api_key_create(app=app)
     revoked, _ = services.api_key_create(app=app)
-    services.api_key_revoke(api_key=revoked)
+    services.api_key_revoke(api_key=revoked, reason="leaked", revoked_by="test")
     assert [row["id"] for row in admin.get("/api/v1/api-keys?active=true").json()["results"]] == [active.id]
     assert [row["id"] for row in admin.get("/api/v1/api-keys?active=false").json()["results"]] == [revoked.id]
     assert [row["id"] for row in admin.get(f"/api/v1/api-keys?app={app.id}").json()["results"]] == [

@@ -81,7 +81,7 @@ def test_every_catalog_change_advances_the_generation_in_its_own_transaction():
             setup.customer.save()
             raise RuntimeError("abort the change")
     assert Tenant.objects.get(pk=tenant_id).catalog_generation == after  # no change, no bump
-    services.api_key_revoke(api_key=setup.app.api_keys.get())
+    services.api_key_revoke(api_key=setup.app.api_keys.get(), reason="leaked", revoked_by="test")
     assert catalog_generation_get_many(tenant_ids=[tenant_id])[tenant_id] == after + 1
 
 

@@ -49,7 +49,7 @@ def test_revoked_key_still_bills_events_from_before_the_revocation(django_captur
     setup = priced_setup()
     revoked_at = timezone.now() - timedelta(hours=1)
     with django_capture_on_commit_callbacks(execute=True):
-        services.api_key_revoke(api_key=setup.app.api_keys.get(), at=revoked_at)
+        services.api_key_revoke(api_key=setup.app.api_keys.get(), reason="leaked", revoked_by="test", at=revoked_at)
     context = lookup(EnrichmentCache(), setup)
     assert isinstance(resolve(context, subject=KEY, metric=setup.metric.code, at=revoked_at - timedelta(minutes=1)), Resolution)
     assert resolve(context, subject=KEY, metric=setup.metric.code, at=revoked_at).reason == "revoked_api_key"
@@ -138,7 +138,9 @@ def test_warm_job_fills_redis_so_consumers_skip_postgres():
 def test_warm_job_skips_keys_revoked_long_ago(django_capture_on_commit_callbacks):
     setup = priced_setup()
     with django_capture_on_commit_callbacks(execute=True):
-        services.api_key_revoke(api_key=setup.app.api_keys.get(), at=timezone.now() - timedelta(days=91))
+        services.api_key_revoke(
+            api_key=setup.app.api_keys.get(), reason="leaked", revoked_by="test", at=timezone.now() - timedelta(days=91)
+        )
     enrichment_cache_warm()
     cache = EnrichmentCache()
     lookup(cache, setup)

@@ -109,27 +109,68 @@ def test_top_up_errors_are_form_errors(operator_client, wallet):
     assert wallet.balance == D("110")
 
 
-def test_adjust_requires_a_reason_and_can_cross_a_threshold(operator_client, wallet):
+def test_adjust_asks_for_a_reason_then_confirms_with_the_balance_before_and_after(operator_client, wallet):
     page = operator_client.get(adjust_url(wallet))
+    html = page.content.decode()
+    assert page.status_code == 200 and 'name="reason"' in html and 'name="allow_negative_balance"' in html
     key = page.context["form"]["idempotency_key"].value()
-    no_reason = operator_client.post(adjust_url(wallet), {"amount": "-60", "idempotency_key": key})
-    assert no_reason.status_code == 200 and no_reason.context["form"].errors["reference"]
-    zero = operator_client.post(adjust_url(wallet), {"amount": "0", "reference": "oops", "idempotency_key": key})
+    for missing in ({}, {"reason": "   "}):
+        no_reason = operator_client.post(adjust_url(wallet), {"amount": "-60", "idempotency_key": key, **missing})
+        assert no_reason.status_code == 200
+        assert no_reason.context["form"].errors["reason"] == ["A reason is required: it is stored on the ledger entry."]
+    zero = operator_client.post(adjust_url(wallet), {"amount": "0", "reason": "oops", "idempotency_key": key})
     assert zero.status_code == 200 and "non-zero" in zero.content.decode()
 
-    done = operator_client.post(
-        adjust_url(wallet), {"amount": "-60", "reference": "refund of duplicate top-up", "idempotency_key": key},
-        follow=True,
-    )
-    operator_client.post(adjust_url(wallet), {"amount": "-60", "reference": "again", "idempotency_key": key})
+    form = {"amount": "-60", "reason": "refund of duplicate top-up", "reference": "T-7", "idempotency_key": key}
+    review = operator_client.post(adjust_url(wallet), form)
+    html = review.content.decode()
+    assert review.status_code == 200 and review.templates[0].name == "admin/confirm_destructive.html"
+    assert ["balance", "100.00 USD", "−60.00 USD", "40.00 USD"] in review.context["subject_rows"]
+    assert 'name="_confirm"' in html and f'name="idempotency_key" value="{key}"' in html
+    assert "refund of duplicate top-up" in html and "Nothing has changed yet" in html
+    back = operator_client.post(adjust_url(wallet), {**form, "_edit": "1"})  # "Change the figures": the filled form
+    assert back.templates[0].name == "admin/wallets/wallet/money_form.html" and back.context["form"]["amount"].value() == "-60"
+    tampered = operator_client.post(adjust_url(wallet), {**form, "reason": "", "_confirm": "1"})
+    assert tampered.status_code == 200 and tampered.context["form"].errors["reason"]
+    wallet.refresh_from_db()
+    assert wallet.balance == D("100") and not WalletEntry.objects.filter(wallet=wallet, kind="adjustment").exists()
 
+    done = operator_client.post(adjust_url(wallet), {**form, "_confirm": "1"}, follow=True)
+    again = operator_client.post(adjust_url(wallet), {**form, "_confirm": "1"}, follow=True)
+
+    assert done.redirect_chain == [(change_url(wallet), 302)]
     assert any("balance now 40" in m for m in messages_of(done))
+    assert any("already submitted" in m and "nothing changed" in m for m in messages_of(again))
     wallet.refresh_from_db()
     assert wallet.balance == D("40")
     [adjustment] = WalletEntry.objects.filter(wallet=wallet, kind=WalletEntry.Kind.ADJUSTMENT)
-    assert (adjustment.amount, adjustment.reference) == (D("-60"), "refund of duplicate top-up")
+    assert (adjustment.amount, adjustment.reason, adjustment.reference) == (D("-60"), "refund of duplicate top-up", "T-7")
+    assert LogEntry.objects.filter(object_id=str(wallet.pk), change_message__contains="refund of duplicate top-up").count() == 1
     [alert] = LowBalanceAlert.objects.filter(wallet=wallet)
     assert (alert.threshold, alert.available_after, alert.entry_id) == (D("50"), D("40"), adjustment.pk)
+
+
+def test_an_adjustment_below_zero_is_refused_unless_the_operator_allows_a_negative_balance(operator_client, wallet):
+    key = operator_client.get(adjust_url(wallet)).context["form"]["idempotency_key"].value()
+    form = {"amount": "-500", "reason": "chargeback", "idempotency_key": key}
+    for step in ({}, {"_confirm": "1"}):  # the review, and a confirmation posted without one
+        refused = operator_client.post(adjust_url(wallet), {**form, **step})
+        assert refused.status_code == 200
+        [error] = refused.context["form"].errors["amount"]
+        assert "from 100 USD to -400 USD: below zero" in error and "allow a negative balance explicitly" in error
+    assert not WalletEntry.objects.filter(wallet=wallet, kind="adjustment").exists()
+
+    allowed = {**form, "allow_negative_balance": "on"}
+    review = operator_client.post(adjust_url(wallet), allowed)
+    assert review.templates[0].name == "admin/confirm_destructive.html"
+    assert any("The balance goes below zero (-400.00 USD)" in c for c in review.context["consequences"])
+    assert ("allow_negative_balance", "on") in review.context["carry"]
+    done = operator_client.post(adjust_url(wallet), {**allowed, "_confirm": "1"}, follow=True)
+    assert any("balance now -400" in m for m in messages_of(done))
+    wallet.refresh_from_db()
+    assert wallet.balance == D("-400")
+    assert WalletEntry.objects.get(wallet=wallet, kind="adjustment").reason == "chargeback"
+    assert wallets_check() == []
 
 
 def test_a_top_up_finer_than_the_minor_unit_is_a_form_error_and_the_form_stays_usable(operator_client, wallet):
@@ -152,7 +193,7 @@ def test_an_adjustment_finer_than_the_minor_unit_is_a_form_error(operator_client
     yen = funded_wallet(priced_setup().customer, "1000", currency="JPY")
     operator_client.force_login(wallet_operator(yen.tenant, username="yen-operator"))
     key = operator_client.get(adjust_url(yen)).context["form"]["idempotency_key"].value()
-    form = {"amount": "-0.5", "reference": "rounding", "idempotency_key": key}
+    form = {"amount": "-0.5", "reason": "rounding", "idempotency_key": key}
     response = operator_client.post(adjust_url(yen), form)
     assert response.status_code == 200
     assert "minor unit (1 JPY)" in response.context["form"].errors["amount"][0]
@@ -167,7 +208,7 @@ def test_operator_without_change_permission_cannot_move_money(client, wallet):
     client.force_login(user)
     assert client.get(change_url(wallet)).status_code == 200
     assert client.get(top_up_url(wallet)).status_code == 403
-    assert client.post(adjust_url(wallet), {"amount": "5", "reference": "x", "idempotency_key": "k"}).status_code == 403
+    assert client.post(adjust_url(wallet), {"amount": "5", "reason": "x", "idempotency_key": "k", "_confirm": "1"}).status_code == 403
     wallet.refresh_from_db()
     assert wallet.balance == D("100")
 
@@ -178,7 +219,10 @@ def test_operator_without_change_permission_cannot_move_money(client, wallet):
 def test_wallet_list_shows_exact_figures_filters_and_search(operator_client, wallet):
     place(wallet, "30.25", "mcp-session-1")
     other = funded_wallet(CustomerFactory(tenant=wallet.tenant, name="Zeta Shortfall"), "5")
-    wallet_adjust(tenant_id=other.tenant_id, wallet_id=other.pk, amount=D("-7"), idempotency_key="a", reference="fix")
+    wallet_adjust(
+        tenant_id=other.tenant_id, wallet_id=other.pk, amount=D("-7"), idempotency_key="a", reason="fix",
+        allow_negative_balance=True,
+    )
     listing = operator_client.get(changelist_url(Wallet)).content.decode()
     assert '<td class="field-balance_exact">100</td>' in listing
     assert '<td class="field-held_exact">30.25</td>' in listing

@@ -168,7 +168,7 @@ def test_top_up_then_retry_returns_the_same_entry_and_changes_nothing(admin, wal
     entry = first.json()
     assert entry | {"id": 0, "created_at": ""} == {
         "id": 0, "kind": "top_up", "amount": "100.25", "held_change": "0", "balance_after": "100.25",
-        "held_after": "0", "hold": None, "rated_event": None, "reference": "stripe pi_1",
+        "held_after": "0", "hold": None, "rated_event": None, "reference": "stripe pi_1", "reason": "",
         "idempotency_key": "top_up:pay-1", "created_at": "",
         "wallet": {"id": wallet.id, "currency": "USD", "balance": "100.25", "held": "0", "available": "100.25"},
     }
@@ -435,7 +435,7 @@ def test_ledger_is_newest_first_by_cursor(admin, funded):
     commit, hold = page["results"]
     assert commit | {"id": 0, "created_at": ""} == {
         "id": 0, "kind": "hold_commit", "amount": "-55", "held_change": "-60", "balance_after": "45",
-        "held_after": "0", "hold": hold_id, "rated_event": None, "reference": "session-1",
+        "held_after": "0", "hold": hold_id, "rated_event": None, "reference": "session-1", "reason": "",
         "idempotency_key": f"hold:{hold_id}:committed", "created_at": "",
     }
     assert (hold["amount"], hold["held_change"], hold["hold"]) == ("0", "60", hold_id)
@@ -657,6 +657,7 @@ def test_the_schema_documents_every_wallet_route_and_the_402_body(client):
     routes = {
         ("/api/v1/wallets", "get"), ("/api/v1/wallets", "post"), ("/api/v1/wallets/{wallet_id}", "get"),
         ("/api/v1/wallets/{wallet_id}/top-ups", "post"), ("/api/v1/wallets/{wallet_id}/holds", "post"),
+        ("/api/v1/wallets/{wallet_id}/adjustments", "post"),
         ("/api/v1/wallets/{wallet_id}/ledger", "get"), ("/api/v1/wallets/{wallet_id}/alerts", "get"),
         ("/api/v1/holds/{hold_id}", "get"), ("/api/v1/holds/{hold_id}/commit", "post"),
         ("/api/v1/holds/{hold_id}/release", "post"),

@@ -81,7 +81,11 @@ def test_the_polled_json_follows_the_wallet(login, setup):
     hold_release(tenant_id=wallet.tenant_id, hold_id=hold.pk)
     for index in range(12):
         wallet_top_up(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=D("0.01"), idempotency_key=f"t{index}")
-    wallet_adjust(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=D("-150"), idempotency_key="a", reference="fix")
+    wallet_adjust(
+        tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=D("-150"), idempotency_key="a", reason="fix",
+        reference="fix",
+        allow_negative_balance=True,
+    )
     second = login.get(JSON).json()["wallets"][0]
 
     assert (first["available"], len(first["holds"])) == ("60", 1)

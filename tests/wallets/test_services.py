@@ -278,7 +278,7 @@ def test_adjustments_finer_than_the_minor_unit_are_refused(currency, amount):
     with pytest.raises(WalletError) as refused:
         wallet_adjust(
             tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(amount), idempotency_key="a",
-            reference="fix",
+            reason="fix",
         )
     error = refused.value
     assert (error.code, error.field, error.extra["currency"]) == ("invalid_amount", "amount", currency)
@@ -503,14 +503,48 @@ def test_thresholds_are_replaced_alone_and_adjustments_need_a_reason():
     wallet = funded_wallet("10", thresholds=["5"])
     updated = wallet_thresholds_set(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, low_balance_thresholds=[Decimal(1), Decimal(8), Decimal(1)])
     assert updated.low_balance_thresholds == ["8", "1"] and updated.balance == Decimal(10)
-    with pytest.raises(WalletError) as refused:
-        wallet_adjust(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(-2), idempotency_key="a", reference=" ")
-    assert refused.value.field == "reference"
+    for blank in (" ", ""):
+        with pytest.raises(WalletError) as refused:
+            wallet_adjust(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(-2), idempotency_key="a", reason=blank)
+        assert (refused.value.code, refused.value.field, refused.value.status) == ("reason_required", "reason", 400)
     entry, _ = wallet_adjust(
-        tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal(-2.5), idempotency_key="a", reference="goodwill reversal"
+        tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal("-2.5"), idempotency_key="a",
+        reason=" goodwill reversal ", reference="ticket 42",
     )
     assert (entry.kind, entry.amount, entry.balance_after) == ("adjustment", Decimal("-2.5"), Decimal("7.5"))
+    assert (entry.reason, entry.reference) == ("goodwill reversal", "ticket 42")
     assert LowBalanceAlert.objects.get(wallet=wallet).threshold == 8  # 10 → 7.5 crossed 8
+
+
+@pytest.mark.django_db
+def test_an_adjustment_below_zero_is_refused_unless_a_negative_balance_is_allowed():
+    from django.db import IntegrityError, transaction
+
+    from wallets.services import wallet_adjust
+
+    wallet = funded_wallet("116")
+    spent, _ = place(wallet, "0.245", "usage")
+    hold_commit(tenant_id=wallet.tenant_id, hold_id=spent.pk, amount=Decimal("0.245"))  # usage: fractions of a cent
+    common = {"tenant_id": wallet.tenant_id, "wallet_id": wallet.pk, "reason": "chargeback"}
+    with pytest.raises(WalletError) as refused:
+        wallet_adjust(**common, amount=Decimal(-500), idempotency_key="a")
+    error = refused.value
+    assert (error.code, error.status, error.field) == ("negative_balance_not_allowed", 409, "amount")
+    assert (error.extra["balance"], error.extra["balance_after"]) == (Decimal("115.755"), Decimal("-384.245"))
+    assert "115.755 USD to -384.245 USD" in error.message and "allow a negative balance" in error.message
+    assert not WalletEntry.objects.filter(wallet=wallet, kind="adjustment").exists()
+    # Down to exactly zero is not negative; a credit is never refused, even one that leaves a shortfall.
+    wallet_adjust(**common, amount=Decimal("-115.75"), idempotency_key="b")  # 0.005 left
+    entry, created = wallet_adjust(**common, amount=Decimal(-500), idempotency_key="a", allow_negative_balance=True)
+    assert created and entry.balance_after == Decimal("-499.995") and entry.reason == "chargeback"
+    # The retry of the allowed adjustment returns it, although the same debit would now be refused.
+    again, created = wallet_adjust(**common, amount=Decimal(-500), idempotency_key="a")
+    assert (again.pk, created) == (entry.pk, False)
+    wallet_adjust(**common, amount=Decimal("100"), idempotency_key="c")  # -399.995: still short, a credit
+    assert wallets_check() == []
+    # The database keeps the rule that an adjustment has its reason.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        WalletEntry.objects.filter(pk=entry.pk).update(reason="")
 
 
 @pytest.mark.django_db

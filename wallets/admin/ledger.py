@@ -65,7 +65,7 @@ class WalletEntryAdmin(LedgerAdmin):
     )
     fields = (
         "wallet_link", "kind", "amount_exact", "held_change_exact", "balance_after_exact", "held_after_exact",
-        "hold_link", "rated_event_link", "reference", "idempotency_key", "created_at",
+        "hold_link", "rated_event_link", "reference", "reason", "idempotency_key", "created_at",
     )
     amount_exact = exact_decimal("amount")
     held_change_exact = exact_decimal("held_change")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from decimal import Decimal, InvalidOperation
@@ -24,7 +23,9 @@ from catalog.admin.scoping import TenantScopedModelForm, adopt_saved
 from metering.admin import admin_link, exact_decimal
 
 from ..models import Hold, Wallet, WalletEntry
-from ..services import MAX_PLACES, WalletError, wallet_adjust, wallet_create, wallet_thresholds_set, wallet_top_up
+from ..services import WalletError, wallet_create, wallet_thresholds_set, wallet_top_up
+from .adjust import WalletAdjustAdminMixin
+from .forms import TopUpForm
 
 SHOWN_ON_WALLET_PAGE = 20  # recent entries and active holds listed on a wallet's page
 
@@ -93,41 +94,8 @@ class ShortfallFilter(admin.SimpleListFilter):
         return queryset
 
 
-class MoneyForm(forms.Form):
-    """A top-up or an adjustment. `idempotency_key` is set once when the blank form is built
-    and travels hidden with it: submitting the same rendered form twice moves money once."""
-
-    amount = forms.DecimalField(decimal_places=MAX_PLACES)
-    reference = forms.CharField(max_length=200, required=False)
-    idempotency_key = forms.CharField(max_length=100, widget=forms.HiddenInput)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if not self.is_bound:
-            self.initial.setdefault("idempotency_key", uuid.uuid4().hex)
-
-
-class TopUpForm(MoneyForm):
-    amount = forms.DecimalField(
-        decimal_places=MAX_PLACES, min_value=Decimal(0),
-        help_text="More than zero, in whole minor units of the wallet's currency (e.g. 0.01 USD, 1 JPY).",
-    )
-    reference = forms.CharField(
-        max_length=200, required=False, help_text="Optional: a payment or invoice reference, shown in the ledger."
-    )
-
-
-class AdjustForm(MoneyForm):
-    amount = forms.DecimalField(
-        decimal_places=MAX_PLACES,
-        help_text="Positive to credit the wallet, negative to debit it; not zero; in whole minor units of the "
-        "wallet's currency.",
-    )
-    reference = forms.CharField(max_length=200, label="Reason", help_text="Required: why the balance is corrected.")
-
-
 @admin.register(Wallet)
-class WalletAdmin(TenantScopedModelAdmin):
+class WalletAdmin(WalletAdjustAdminMixin, TenantScopedModelAdmin):
     """Figures are read-only (derived from the ledger); thresholds are the only editable field.
     New wallets go through `wallet_create` (one per customer and currency)."""
 
@@ -201,14 +169,15 @@ class WalletAdmin(TenantScopedModelAdmin):
             "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (admin_link(self.admin_site, "wallets_walletentry", e.pk, f"#{e.pk}"), _utc_text(e.created_at), e.kind,
-                 decimal_text(e.amount), decimal_text(e.held_change), decimal_text(e.balance_after), e.reference)
+                 decimal_text(e.amount), decimal_text(e.held_change), decimal_text(e.balance_after),
+                 " — ".join(filter(None, (e.reference, e.reason))))
                 for e in entries
             ),
         )
         every = self._changelist_link("wallets_walletentry", "the whole ledger →", wallet__id__exact=wallet.pk)
         return format_html(
             "<table><thead><tr><th>entry</th><th>at (UTC)</th><th>kind</th><th>amount</th><th>held change</th>"
-            "<th>balance after</th><th>reference</th></tr></thead><tbody>{}</tbody></table><p>{}</p>", rows, every,
+            "<th>balance after</th><th>reference / reason</th></tr></thead><tbody>{}</tbody></table><p>{}</p>", rows, every,
         )
 
     def _changelist_link(self, model_label: str, text: str, **query) -> str:
@@ -235,8 +204,7 @@ class WalletAdmin(TenantScopedModelAdmin):
         name = f"{self.model._meta.app_label}_{self.model._meta.model_name}"
         return [
             path("<path:object_id>/top-up/", self.admin_site.admin_view(self.top_up_view), name=f"{name}_top_up"),
-            path("<path:object_id>/adjust/", self.admin_site.admin_view(self.adjust_view), name=f"{name}_adjust"),
-            *super().get_urls(),
+            *super().get_urls(),  # the adjust URL: WalletAdjustAdminMixin
         ]
 
     def _action_url(self, wallet: Wallet, action: str) -> str:
@@ -245,27 +213,14 @@ class WalletAdmin(TenantScopedModelAdmin):
     def top_up_view(self, request: HttpRequest, object_id: str):
         return self._money_view(request, object_id, form_class=TopUpForm, title="Top up", move=self._top_up)
 
-    def adjust_view(self, request: HttpRequest, object_id: str):
-        return self._money_view(request, object_id, form_class=AdjustForm, title="Adjust", move=self._adjust)
-
     def _top_up(self, wallet: Wallet, data: dict) -> tuple[WalletEntry, bool]:
         return wallet_top_up(
             tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=data["amount"],
             idempotency_key=f"admin:{data['idempotency_key']}", reference=data["reference"],
         )
 
-    def _adjust(self, wallet: Wallet, data: dict) -> tuple[WalletEntry, bool]:
-        return wallet_adjust(
-            tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=data["amount"],
-            idempotency_key=f"admin:{data['idempotency_key']}", reference=data["reference"],
-        )
-
     def _money_view(self, request: HttpRequest, object_id: str, *, form_class, title: str, move):
-        wallet = self.get_object(request, object_id)  # confined to the operator's tenant
-        if wallet is None:
-            raise PermissionDenied("No such wallet in your tenant.")
-        if not self.has_change_permission(request, wallet):
-            raise PermissionDenied("Moving money needs the change permission on wallets.")
+        wallet = self._wallet_to_move(request, object_id)
         form = form_class(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
@@ -274,11 +229,23 @@ class WalletAdmin(TenantScopedModelAdmin):
                 form.add_error(*self._form_error(form, error))
             else:
                 self._report_move(request, wallet, entry, created)
-                return HttpResponseRedirect(reverse(f"{self.admin_site.name}:wallets_wallet_change", args=[wallet.pk]))
+                return HttpResponseRedirect(self._action_url(wallet, "change"))
+        return self._money_form_page(request, wallet, form, title=title)
+
+    def _wallet_to_move(self, request: HttpRequest, object_id: str) -> Wallet:
+        wallet = self.get_object(request, object_id)  # confined to the operator's tenant
+        if wallet is None:
+            raise PermissionDenied("No such wallet in your tenant.")
+        if not self.has_change_permission(request, wallet):
+            raise PermissionDenied("Moving money needs the change permission on wallets.")
+        return wallet
+
+    def _money_form_page(self, request: HttpRequest, wallet: Wallet, form: forms.Form, *, title: str, submit_label: str = ""):
         context = {
             **self.admin_site.each_context(request),
             "title": f"{title} · {wallet}",
             "action_title": title,
+            "submit_label": submit_label or f"{title} ({wallet.currency})",
             "opts": self.model._meta,
             "original": wallet,
             "form": form,
@@ -305,7 +272,8 @@ class WalletAdmin(TenantScopedModelAdmin):
             )
             return
         wallet.refresh_from_db()
-        change = f"{entry.get_kind_display()} of {amount} (entry #{entry.pk}, reference {entry.reference!r})"
+        change = f"{entry.get_kind_display()} of {amount} (entry #{entry.pk}, reference {entry.reference!r}"
+        change += f", reason {entry.reason!r})" if entry.reason else ")"
         self.log_change(request, wallet, change)
         self.message_user(
             request, f"{change}: balance now {decimal_text(wallet.balance)}, available {decimal_text(wallet.available)} "

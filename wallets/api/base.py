@@ -11,13 +11,16 @@ that must hold on every endpoint:
 - Credentials: a tenant admin token for everything. An ingest token (what API gateways hold)
   may also place, commit, release and read holds and read a wallet (GET /wallets/{id}): a
   gateway places a hold when a metered session starts and commits or releases it at the end.
-  Top-ups, wallet creation, the ledger and alerts stay admin-only (403 wrong_credential_kind).
+  Top-ups, adjustments, wallet creation, the ledger and alerts stay admin-only (403
+  wrong_credential_kind).
 - Every write is idempotent: a top-up or hold placed again with the same idempotency_key
   answers 200 with the first result and changes nothing (201 the first time); a commit of a
   committed hold with the same amount and a release of a released hold answer 200 likewise.
 - Money safety: a commit above what the hold still reserves is a 409 exceeds_hold unless the
   body says `"allow_over_capture": true`; top-ups are whole minor units of the wallet's
-  currency; currencies are ISO 4217 codes (400 invalid_currency). The rules are the services'.
+  currency; currencies are ISO 4217 codes (400 invalid_currency). An adjustment needs its
+  `reason` and a debit below zero is a 409 negative_balance_not_allowed unless the body says
+  `"allow_negative_balance": true`. The rules are the services'.
 - Errors: a `WalletError` from the services becomes the API's error body in one place
   (`_as_api_error`): its code, message and status, `field` when it names one, and its extra
   fields (e.g. 402 insufficient_funds carries `available`, `needed` and `currency`, amounts as

@@ -111,6 +111,26 @@ class TopUpInputSerializer(serializers.Serializer):
     currency = _wallet_currency()
 
 
+class AdjustmentInputSerializer(serializers.Serializer):
+    amount = MoneyField(
+        help_text="Positive credits the wallet, negative debits it; not zero; in whole minor units of the wallet's "
+        "currency (else 400 invalid_amount with `minor_unit`)."
+    )
+    reason = serializers.CharField(
+        max_length=500, help_text="Required: why the balance is corrected. Stored on the ledger entry."
+    )
+    reference = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, default="", help_text="Optional: a ticket or payment id."
+    )
+    allow_negative_balance = StrictBooleanField(
+        required=False, default=False,
+        help_text="true: a debit may take the balance below zero (the customer then owes the difference). Default "
+        "false: such a debit is a 409 negative_balance_not_allowed and nothing changes.",
+    )
+    idempotency_key = _idempotency_key()
+    currency = _wallet_currency()
+
+
 class HoldPlaceInputSerializer(serializers.Serializer):
     amount = MoneyField(
         help_text="The amount to reserve: more than zero, at most 12 decimal places (exact: a hold is for usage, "
@@ -226,7 +246,7 @@ class WalletEntrySerializer(serializers.ModelSerializer):
         model = WalletEntry
         fields = [
             "id", "kind", "amount", "held_change", "balance_after", "held_after", "hold", "rated_event", "reference",
-            "idempotency_key", "created_at",
+            "reason", "idempotency_key", "created_at",
         ]
 
 
@@ -286,3 +306,16 @@ class _HoldCommitConflictSerializer(serializers.Serializer):
 
 class HoldCommitConflictBodySerializer(serializers.Serializer):
     error = _HoldCommitConflictSerializer()
+
+
+class _NegativeBalanceSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=["negative_balance_not_allowed"])
+    message = serializers.CharField()
+    field = serializers.CharField(help_text="`amount`.")
+    balance = MoneyField(help_text="The balance when the adjustment was refused.")
+    balance_after = MoneyField(help_text="What the adjustment would have left (below zero).")
+    currency = serializers.CharField()
+
+
+class NegativeBalanceBodySerializer(serializers.Serializer):
+    error = _NegativeBalanceSerializer()

@@ -8,6 +8,7 @@ urlpatterns = [
     path("wallets", views.WalletListCreateView.as_view(), name="wallets"),
     path("wallets/<int:wallet_id>", views.WalletDetailView.as_view(), name="wallet-detail"),
     path("wallets/<int:wallet_id>/top-ups", views.WalletTopUpView.as_view(), name="wallet-top-ups"),
+    path("wallets/<int:wallet_id>/adjustments", views.WalletAdjustmentView.as_view(), name="wallet-adjustments"),
     path("wallets/<int:wallet_id>/holds", holds.WalletHoldPlaceView.as_view(), name="wallet-holds"),
     path("wallets/<int:wallet_id>/ledger", views.WalletLedgerView.as_view(), name="wallet-ledger"),
     path("wallets/<int:wallet_id>/alerts", views.WalletAlertListView.as_view(), name="wallet-alerts"),

@@ -150,6 +150,54 @@ class WalletTopUpView(WalletApiMixin, APIView):
         )
 
 
+class WalletAdjustmentView(WalletApiMixin, APIView):
+    @extend_schema(
+        operation_id="wallets_adjust",
+        summary="Adjust a wallet (an operator's correction)",
+        description="Moves the balance by `amount` (negative debits) as one ledger entry of kind adjustment, with the "
+        "required `reason` stored on it. Whole minor units of the wallet's currency. A debit that would take the "
+        "balance below zero is a 409 negative_balance_not_allowed (with `balance` and `balance_after`) unless "
+        '`"allow_negative_balance": true`. 201 with the entry and the wallet\'s figures; a retry with the same '
+        "idempotency_key answers 200 with the same entry and changes nothing (whatever the balance is now); the same "
+        "key with another amount is a 409 idempotency_key_reused.",
+        tags=["wallets"],
+        request=wallet_serializers.AdjustmentInputSerializer,
+        responses={
+            201: wallet_serializers.TopUpResultSerializer,
+            200: OpenApiResponse(wallet_serializers.TopUpResultSerializer, description="A retry: the first adjustment"),
+            400: docs.TOP_UP_BAD_INPUT,
+            401: docs.UNAUTHENTICATED,
+            403: docs.ADMIN_ONLY,
+            404: docs.WALLET_NOT_FOUND,
+            409: OpenApiResponse(
+                wallet_serializers.NegativeBalanceBodySerializer,
+                description="negative_balance_not_allowed (the balance would go below zero) or idempotency_key_reused",
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "Take back 20 USD credited twice",
+                value={"amount": "-20", "reason": "duplicate top-up of 2026-11-30", "idempotency_key": "adj-7731"},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request, wallet_id: int):
+        body = wallet_serializers.AdjustmentInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        wallet_currency_check(request, wallet_id, data.get("currency"))
+        entry, created = services.wallet_adjust(
+            tenant_id=request.tenant.id, wallet_id=wallet_id, amount=data["amount"], reason=data["reason"],
+            reference=data["reference"], allow_negative_balance=data["allow_negative_balance"],
+            idempotency_key=data["idempotency_key"],
+        )
+        return Response(
+            wallet_serializers.TopUpResultSerializer(entry).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
 class LedgerPagination(CursorPagination):
     """Newest first, by cursor: real-time debits keep adding entries at the head of the ledger,
     which would shift offset pages under a reader (entries seen twice); a cursor does not."""
