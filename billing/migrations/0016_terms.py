@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0014_leases'),
+        ('billing', '0015_admin_labels'),
         ('catalog', '0004_currency_iso_4217'),
     ]
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('catalog', '0004_currency_iso_4217'),
+        ('catalog', '0005_billing_details'),
     ]
 
     operations = [
