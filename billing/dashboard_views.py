@@ -14,7 +14,8 @@ from wallets.models import Wallet
 from wallets.selectors import wallet_entries_page
 
 from .insights import dashboard_insights
-from .views import dashboard_customer, dashboard_json
+from .invoices.exports import invoice_csv_response
+from .views import dashboard_customer, dashboard_invoices, dashboard_json
 
 
 @dashboard_json
@@ -44,3 +45,14 @@ def wallet_entries(request: HttpRequest, wallet_id: int):
             "customer_query": f"customer={parse_id(customer_query)}" if parse_id(customer_query) else "",
         },
     )
+
+
+@never_cache
+@login_required
+def invoice_csv(request: HttpRequest, invoice_id: int, what: str):
+    """An invoice's lines.csv or events.csv (billing.invoices.exports, streamed), for the
+    invoices this login may see (billing.views.dashboard_invoices); any other is a 404."""
+    invoice = dashboard_invoices(request).filter(pk=invoice_id).first()
+    if invoice is None:
+        raise Http404("No such invoice.")
+    return invoice_csv_response(invoice, what=what)

@@ -30,6 +30,7 @@ from wallets.services import wallet_create, wallet_top_up
 from wallets.holds import hold_place
 
 from billing.models import Lease  # noqa: E402  (its own line: merges beside other imports)
+from billing.invoicing import invoice_void_and_reissue  # noqa: E402  (its own line: merges beside other imports)
 
 LEDGER_MODELS = [RawEvent, UnmatchedUsage, RatedEvent, RunningTotal, PricingSnapshot, Lease]
 
@@ -118,7 +119,8 @@ def everything(db, django_user_model):
             tenant=setup.tenant, subscription=setup.subscription, metric=setup.metric, included_units=Decimal(10),
             expires_after_periods=1,
         )
-        settlement_run(subscription_id=setup.subscription.pk, at=timezone.now())  # an invoice, its run, a grant
+        settled = settlement_run(subscription_id=setup.subscription.pk, at=timezone.now())  # an invoice, its run, a grant
+        invoice_void_and_reissue(invoice=settled.invoice, reason="seed")  # a credit note, and the reissue
         AllowanceGrant.objects.create(
             tenant=setup.tenant, subscription=setup.subscription, metric=setup.metric, period_start=timezone.now(),
             units=Decimal(5),

@@ -6,6 +6,7 @@ to the raw event with its original timestamp, dimensions and gateway metadata.
     GET /api/v1/invoices/{id}                            totals, settlement stages, lines
     GET /api/v1/invoices/{id}/lines/{line_id}/events     a usage line's rated events, by cursor
     POST /api/v1/invoices/{id}/void {reason}             void it and reissue: 201 the new invoice
+    (finalize, mark-paid, mark-uncollectible, credit notes: invoice_actions.py; CSV: invoice_exports.py)
 
 Contracts: another tenant's invoice or line is a 404 exactly like a missing id. Amounts are
 decimal strings, never JSON numbers: invoice figures and rounded line amounts are shown with at
@@ -31,6 +32,7 @@ from catalog.api.serializers import request_tenant
 from catalog.auth import IsTenantAdmin
 
 from .. import trace
+from ..invoices.services import InvoiceTransitionRefused
 from ..invoicing import InvoiceAlreadyVoid, invoice_void_and_reissue
 from ..models import Invoice, InvoiceLine
 from .docs import (
@@ -189,15 +191,17 @@ class InvoiceVoidView(APIView):
         "settlement run now points to the new invoice. The new invoice is recomputed over exactly the rated events "
         "the old one settled, with the subscription's terms as they are now (a corrected tax rate, discount, "
         "commitment, cap or allowance grant shows on it; the usage lines are the same). A prepaid or hybrid wallet "
-        "takes or gives back only the difference. Voiding a void invoice is a 409 `invoice_void` naming its "
-        "replacement.",
+        "takes or gives back only the difference. A finalized or uncollectible invoice's void issues a credit note "
+        "for its total (`credit_note`; a draft's does not) and sends invoice.voided. Voiding a void invoice is a 409 "
+        "`invoice_void` naming its replacement; a paid one a 409 `invoice_paid`.",
         tags=["invoices"],
         request=InvoiceVoidInputSerializer,
         responses={
             201: InvoiceDetailSerializer, 400: OpenApiResponse(description="validation_error: reason missing"),
             401: UNAUTHENTICATED, 403: ADMIN_ONLY,
             404: OpenApiResponse(description="not_found: no such invoice in the token's tenant"),
-            409: OpenApiResponse(description="invoice_void: already void; `replaced_by` is its replacement's id"),
+            409: OpenApiResponse(description="invoice_void: already void; `replaced_by` is its replacement's id. "
+                                 "invoice_paid: a paid invoice is never voided"),
         },
     )
     def post(self, request, invoice_id: int):
@@ -216,5 +220,7 @@ class InvoiceVoidView(APIView):
                 + (f": it was reissued as {replacement.number}." if replacement else "."),
                 replaced_by=replacement.pk if replacement else None,
             ) from None
+        except InvoiceTransitionRefused as refused:  # a paid invoice is never voided
+            raise ApiError(code=refused.code, status_code=409, message=refused.message, status=refused.invoice.status) from None
         replacement = trace.invoice_with_lines(invoices=_tenant_invoices(request), invoice_id=reissue.replacement.pk)
         return Response(InvoiceDetailSerializer(replacement, context={"request": request}).data, status=201)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import allowance_grants, entitlements, invoices, leases, pricing, series, unmatched, views
+from . import allowance_grants, entitlements, invoice_actions, invoice_exports, invoices, leases, pricing, series, unmatched, views
 
 urlpatterns = [
     path("customers/<int:customer_id>/usage", views.CustomerUsageView.as_view(), name="customer-usage"),
@@ -25,6 +25,17 @@ urlpatterns = [
     path("invoices", invoices.InvoiceListView.as_view(), name="invoices"),
     path("invoices/<int:invoice_id>", invoices.InvoiceDetailView.as_view(), name="invoice-detail"),
     path("invoices/<int:invoice_id>/void", invoices.InvoiceVoidView.as_view(), name="invoice-void"),
+    path("invoices/<int:invoice_id>/finalize", invoice_actions.InvoiceFinalizeView.as_view(), name="invoice-finalize"),
+    path("invoices/<int:invoice_id>/mark-paid", invoice_actions.InvoiceMarkPaidView.as_view(), name="invoice-mark-paid"),
+    path(
+        "invoices/<int:invoice_id>/mark-uncollectible",
+        invoice_actions.InvoiceMarkUncollectibleView.as_view(),
+        name="invoice-mark-uncollectible",
+    ),
+    path("invoices/<int:invoice_id>/lines.csv", invoice_exports.InvoiceLinesCsvView.as_view(), name="invoice-lines-csv"),
+    path("invoices/<int:invoice_id>/events.csv", invoice_exports.InvoiceEventsCsvView.as_view(), name="invoice-events-csv"),
+    path("credit-notes", invoice_actions.CreditNoteListView.as_view(), name="credit-notes"),
+    path("credit-notes/<int:credit_note_id>", invoice_actions.CreditNoteDetailView.as_view(), name="credit-note-detail"),
     path(
         "invoices/<int:invoice_id>/lines/<int:line_id>/events",
         invoices.InvoiceLineEventsView.as_view(),

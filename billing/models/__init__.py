@@ -1,12 +1,13 @@
 """billing's models by area: the rated ledger, running totals and hourly rollups (ledger),
 settlement's records (settlement), free-unit grants (grants)."""
 
+from .credit_notes import CreditNote, CreditNoteCounter
 from .grants import AllowanceGrant, RolloverGrant, RolloverPolicy
 from .leases import Lease
 from .ledger import PricingSnapshot, RatedEvent, RunningTotal, UsageRollup
 from .settlement import Discount, Invoice, InvoiceCounter, InvoiceLine, SettlementRun, TaxRate
 
 __all__ = [
-    "AllowanceGrant", "Discount", "Invoice", "InvoiceCounter", "InvoiceLine", "Lease", "PricingSnapshot", "RatedEvent",
+    "AllowanceGrant", "CreditNote", "CreditNoteCounter", "Discount", "Invoice", "InvoiceCounter", "InvoiceLine", "Lease", "PricingSnapshot", "RatedEvent",
     "RolloverGrant", "RolloverPolicy", "RunningTotal", "SettlementRun", "TaxRate", "UsageRollup",
 ]

@@ -307,7 +307,7 @@ class SubscriptionSerializer(CatalogModelSerializer):
         model = Subscription
         fields = [
             "id", "customer", "offering", "rate_plan", "billing_mode", "billing_cadence", "billing_anchor",
-            "currency", "status", "started_at", "ended_at", *TIMESTAMPS,
+            "currency", "status", "started_at", "ended_at", "net_terms_days", "invoice_grace_hours", *TIMESTAMPS,
         ]
         extra_kwargs = {
             "billing_anchor": {

@@ -4,6 +4,7 @@ the settlement terms billing.settlement applies per period)."""
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -57,6 +58,15 @@ class Subscription(TenantOwned):
     invoice_threshold = models.DecimalField(
         max_digits=20, decimal_places=6, null=True, blank=True,
         help_text="Interim invoice as soon as the period's accrued charges (not yet invoiced) reach this amount.",
+    )
+    # Invoice terms (billing.invoices): when an invoice is due, and how long a settled one stays a draft.
+    net_terms_days = models.PositiveSmallIntegerField(
+        default=30, validators=[MaxValueValidator(365)],
+        help_text="Net payment terms: an invoice is due this many days after it is finalized (0: due on issue).",
+    )
+    invoice_grace_hours = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(720)],
+        help_text="A settled invoice stays a draft this many hours before it is finalized (0: finalized at once).",
     )
     same_tenant_fields = ("customer", "offering", "rate_plan")
 
