@@ -28,6 +28,7 @@ from .grants import (
     allowance_grant_save,
     allowance_grants_with_applied,
 )
+from .invoices.services import InvoiceTransitionRefused
 from .invoicing import InvoiceAlreadyVoid, invoice_void_and_reissue
 from .models import AllowanceGrant, Invoice, InvoiceLine, RolloverGrant, RolloverPolicy, SettlementRun
 from .periods import period_for
@@ -116,6 +117,9 @@ class InvoiceAdmin(InvoiceLifecycleAdminMixin, LedgerAdmin):
                 reissue = invoice_void_and_reissue(invoice=invoice, reason=f"Voided in the admin by {request.user}")
             except InvoiceAlreadyVoid:
                 self.message_user(request, f"{invoice.number} is void already.", messages.WARNING)
+                continue
+            except InvoiceTransitionRefused as refused:  # a paid invoice is never voided
+                self.message_user(request, f"{refused.message} ({refused.code})", messages.ERROR)
                 continue
             self.message_user(request, f"{invoice.number} voided, reissued as {reissue.replacement.number}.")
 

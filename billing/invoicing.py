@@ -57,7 +57,7 @@ def invoice_void_and_reissue(*, invoice: Invoice, reason: str, now: datetime | N
     reason = reason.strip()[:300]
     with transaction.atomic(durable=True):
         Subscription.objects.select_for_update().filter(pk=invoice.subscription_id).first()
-        voided = Invoice.objects.select_for_update().select_related("tenant").get(pk=invoice.pk)
+        voided = Invoice.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=invoice.pk)
         if voided.status == Invoice.Status.VOID:
             raise InvoiceAlreadyVoid(voided, Invoice.objects.filter(replaces=voided).first())
         plan = lifecycle.transition_plan(lifecycle.InvoiceState(status=voided.status), action=lifecycle.VOID_ACTION)

@@ -70,7 +70,9 @@ def paid_at_check(paid_at: datetime | None, *, now: datetime) -> datetime:
 
 def _planned(invoice_id: int, action: str, **inputs: str) -> tuple[Invoice, lifecycle.Transition]:
     """The invoice under its row lock and the plan of `action` on it (refusals raised)."""
-    invoice = Invoice.objects.select_for_update().select_related("subscription").get(pk=invoice_id)
+    # Only the invoice row (of=self): the joined subscription stays unlocked, so this never
+    # orders itself against settlement and void, which lock the subscription first.
+    invoice = Invoice.objects.select_for_update(of=("self",)).select_related("subscription").get(pk=invoice_id)
     state = lifecycle.InvoiceState(
         status=invoice.status, payment_reference=invoice.payment_reference,
         uncollectible_reason=invoice.uncollectible_reason,

@@ -165,3 +165,77 @@ def test_net_terms_and_grace_through_the_subscription_api(setup, api_client):
                         ({"invoice_grace_hours": 721}, "invoice_grace_hours"), ({"net_terms_days": "x"}, "net_terms_days")):
         response = api_client.patch(url, body, format="json")
         assert response.status_code == 400 and field in error(response)["fields"], response.content
+
+
+@pytest.mark.django_db
+def test_the_list_filters_by_status_and_overdue(setup, api_client):
+    rate(setup, "b", "1")
+    other = priced_setup(tenant=setup.tenant, rate="1")
+    rate(other, "c", "1")
+    second = settle(other)
+    Invoice.objects.filter(pk=second.pk).update(due_at=timezone.now() - timedelta(days=2))
+    post(api_client, setup.invoice.pk, "mark-paid", {"reference": "TX"})
+
+    def ids(query):
+        response = api_client.get(f"/api/v1/invoices?{query}")
+        assert response.status_code == 200, response.content
+        return [row["id"] for row in response.json()["results"]]
+
+    assert ids("status=paid") == [setup.invoice.pk]
+    assert ids("overdue=true") == [second.pk]
+    assert ids("overdue=false") == [setup.invoice.pk]
+    for query, field in (("status=open", "status"), ("overdue=yes", "overdue")):
+        response = api_client.get(f"/api/v1/invoices?{query}")
+        assert response.status_code == 400 and error(response)["field"] == field
+
+
+def invoice_in(status):
+    """An invoice brought to `status` through the services."""
+    from billing.invoices.services import invoice_mark_paid, invoice_mark_uncollectible
+    from billing.invoicing import invoice_void_and_reissue
+
+    setup = priced_setup(rate="1")
+    if status == "draft":
+        terms(setup, invoice_grace_hours=24)
+    rate(setup, "a", "2")
+    invoice = settle(setup)
+    if status == "paid":
+        invoice_mark_paid(invoice_id=invoice.pk, reference="TX-1")
+    elif status == "uncollectible":
+        invoice_mark_uncollectible(invoice_id=invoice.pk, reason="gone")
+    elif status == "void":
+        invoice_void_and_reissue(invoice=invoice, reason="r")
+    assert Invoice.objects.get(pk=invoice.pk).status == status
+    return setup, invoice
+
+
+API_ACTIONS = {
+    "finalize": ("finalize", {}), "pay": ("mark-paid", {"reference": "TX-1"}),
+    "mark_uncollectible": ("mark-uncollectible", {"reason": "gone"}), "void": ("void", {"reason": "r"}),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", ["draft", "finalized", "paid", "void", "uncollectible"])
+@pytest.mark.parametrize("action", list(API_ACTIONS))
+def test_every_status_and_action_through_the_api(api_client, status, action):
+    """The API applies exactly the lifecycle's table: the move (its target status, a credit note
+    for the void of an issued invoice), the retry that changes nothing, or the refusal's code."""
+    from billing.invoices.lifecycle import InvoiceState, transition_plan
+    from billing.models import CreditNote
+
+    setup, invoice = invoice_in(status)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tenant_token(setup.tenant)}")
+    notes_before = CreditNote.objects.count()
+    plan = transition_plan(InvoiceState(status=status, payment_reference="TX-1", uncollectible_reason="gone"),
+                           action=action, reference="TX-1", reason="gone")
+    route, body = API_ACTIONS[action]
+    response = post(api_client, invoice.pk, route, body)
+    after = Invoice.objects.get(pk=invoice.pk)
+    if plan.refused:
+        assert response.status_code == 409 and error(response)["code"] == plan.refused, response.content
+        assert after.status == status
+    else:
+        assert response.status_code in (200, 201), response.content
+        assert after.status == (plan.to or status)
+    assert CreditNote.objects.count() - notes_before == (1 if plan.credit_note else 0)

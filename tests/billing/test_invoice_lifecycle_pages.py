@@ -131,3 +131,14 @@ def test_the_dashboard_does_not_show_drafts(client, django_user_model):
 def test_net_terms_in_the_subscription_admin(setup, root):
     page = root.get(f"/admin/catalog/subscription/{setup.subscription.pk}/change/").content.decode()
     assert 'name="net_terms_days"' in page and 'name="invoice_grace_hours"' in page
+
+
+@pytest.mark.django_db
+def test_the_admin_void_action_refuses_a_paid_invoice_with_a_message(setup, root):
+    from billing.invoices.services import invoice_mark_paid
+
+    invoice_mark_paid(invoice_id=setup.invoice.pk, reference="TX-1")
+    response = root.post("/admin/billing/invoice/", {"action": "void_and_reissue",
+                                                     "_selected_action": [setup.invoice.pk]}, follow=True)
+    assert response.status_code == 200 and "invoice_paid" in response.content.decode()
+    assert Invoice.objects.get(pk=setup.invoice.pk).status == "paid" and not CreditNote.objects.exists()
