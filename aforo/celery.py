@@ -53,4 +53,13 @@ app.conf.beat_schedule = {
         "task": "billing.tasks.settlement_sweep",
         "schedule": 60.0,
     },
+    # The draft sweep: finalize the invoices whose grace period (Subscription.invoice_grace_hours,
+    # whole hours) is over. 60 s makes a draft final within a minute of its grace, far inside an
+    # hour; due dates count from the actual finalization. Safe if two runs overlap: each invoice
+    # is re-checked under its row lock. Drafts are rare (grace 0 finalizes at settlement).
+    "invoice-drafts-finalize": {
+        "task": "billing.tasks.invoices_finalize_drafts",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
 }

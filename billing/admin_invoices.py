@@ -8,6 +8,7 @@ edited here too; a grant only while its period has no final settlement run."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
@@ -20,6 +21,7 @@ from catalog.admin import ReadOnlyAdminMixin, TenantScopedModelAdmin
 from catalog.admin.scoping import TenantScopedModelForm
 from metering.admin import LedgerAdmin, admin_link, exact_decimal
 
+from .admin_invoice_lifecycle import InvoiceLifecycleAdminMixin, payment_status_text
 from .grants import (
     AllowanceGrantPeriodSettled,
     allowance_grant_delete,
@@ -45,17 +47,29 @@ def line_events_url(line: InvoiceLine, *, subscription_id: int) -> str:
     return f"{reverse('admin:billing_ratedevent_changelist')}?{urlencode(query)}"
 
 
+def _money(amount, currency: str) -> str:
+    return f"{amount.normalize():f} {currency}"
+
+
 class InvoiceLineInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = InvoiceLine
     extra = 0
     can_delete = False
     fields = (
-        "position", "kind", "description", "metric", "dimension_key", "period_start", "units_exact", "event_count",
-        "amount_unrounded_exact", "amount", "rated_events",
+        "position", "kind", "description", "metric", "metric_name", "dimension_key", "period_start", "units_exact",
+        "event_count", "amount_unrounded_exact", "amount_text", "rated_events",
     )
     readonly_fields = fields
     units_exact = exact_decimal("units")
     amount_unrounded_exact = exact_decimal("amount_unrounded")
+
+    @admin.display(description="metric name")
+    def metric_name(self, line: InvoiceLine) -> str:
+        return line.metric.name if line.metric_id else "—"
+
+    @admin.display(description="amount")
+    def amount_text(self, line: InvoiceLine) -> str:
+        return _money(line.amount, line.invoice.currency)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("metric", "invoice")
@@ -69,9 +83,9 @@ class InvoiceLineInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(LedgerAdmin):
+class InvoiceAdmin(InvoiceLifecycleAdminMixin, LedgerAdmin):
     list_display = (
-        "number", "customer", "period", "total_text", "amount_due_text", "status", "issued_at",
+        "number", "customer", "period", "total_text", "amount_due_text", "status", "payment_text", "issued_at",
     )
     list_select_related = ("customer",)
     list_filter = ("status", "currency")
@@ -80,14 +94,19 @@ class InvoiceAdmin(LedgerAdmin):
     ordering = ("-issued_at", "-id")
     sortable_by = None  # one invoice per subscription and period: not a ledger of events
     inlines = (InvoiceLineInline,)
-    actions = ("void_and_reissue",)
+    actions = ("void_and_reissue", "mark_paid", "mark_uncollectible")
     fieldsets = [
         (None, {"fields": ["number", "status", "customer", "subscription", "currency", "period_start", "period_end",
                            "issued_at", "replaces", "replaced_by_link", "settlement_run_link", "voided_at",
                            "void_reason"]}),
-        ("Totals", {"fields": ["subtotal", "discount_total", "tax_total", "total", "wallet_applied", "amount_due"]}),
+        ("Totals", {"fields": ["subtotal_text", "discount_total_text", "tax_total_text", "total_text", "wallet_applied_text",
+                               "amount_due_text", "original_amount_due_text"]}),
+        ("Payment", {"fields": list(InvoiceLifecycleAdminMixin.lifecycle_fields)}),
     ]
-    readonly_fields = ("replaced_by_link", "settlement_run_link")
+    readonly_fields = (
+        "replaced_by_link", "settlement_run_link", "subtotal_text", "discount_total_text", "tax_total_text",
+        "wallet_applied_text", "original_amount_due_text", *InvoiceLifecycleAdminMixin.lifecycle_fields,
+    )
 
     @admin.action(description="Void and reissue…")
     def void_and_reissue(self, request, queryset):
@@ -98,13 +117,39 @@ class InvoiceAdmin(LedgerAdmin):
     def period(self, invoice: Invoice) -> str:
         return f"{invoice.period_start:%Y-%m-%d} → {invoice.period_end:%Y-%m-%d}"
 
+    @admin.display(description="subtotal")
+    def subtotal_text(self, invoice: Invoice) -> str:
+        return _money(invoice.subtotal, invoice.currency)
+
+    @admin.display(description="discounts")
+    def discount_total_text(self, invoice: Invoice) -> str:
+        return _money(invoice.discount_total, invoice.currency)
+
+    @admin.display(description="tax")
+    def tax_total_text(self, invoice: Invoice) -> str:
+        return _money(invoice.tax_total, invoice.currency)
+
     @admin.display(description="total", ordering="total")
     def total_text(self, invoice: Invoice) -> str:
-        return f"{invoice.total.normalize():f} {invoice.currency}"
+        return _money(invoice.total, invoice.currency)
+
+    @admin.display(description="paid from wallet")
+    def wallet_applied_text(self, invoice: Invoice) -> str:
+        return _money(invoice.wallet_applied, invoice.currency)
 
     @admin.display(description="amount due", ordering="amount_due")
     def amount_due_text(self, invoice: Invoice) -> str:
-        return f"{invoice.amount_due.normalize():f} {invoice.currency}"
+        """0 once void (its credit note cancels it); the issued figure is original_amount_due."""
+        return _money(invoice.amount_due if invoice.status != Invoice.Status.VOID else Decimal(0),
+                      invoice.currency)
+
+    @admin.display(description="amount due as issued")
+    def original_amount_due_text(self, invoice: Invoice) -> str:
+        return _money(invoice.amount_due, invoice.currency)
+
+    @admin.display(description="payment")
+    def payment_text(self, invoice: Invoice) -> str:
+        return payment_status_text(invoice)
 
     @admin.display(description="replaced by")
     def replaced_by_link(self, invoice: Invoice) -> str:

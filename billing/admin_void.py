@@ -11,6 +11,7 @@ from django.urls import reverse
 from aforo.money import money_display
 from catalog.admin.confirm import ReasonForm, action_carry, confirmation_page, is_confirmed
 
+from .invoices.services import InvoiceTransitionRefused
 from .invoicing import InvoiceAlreadyVoid, invoice_void_and_reissue
 from .models import Invoice
 
@@ -55,6 +56,8 @@ def _money(amount, currency: str) -> str:
 def _status_text(invoice: Invoice) -> str:
     if invoice.status == Invoice.Status.VOID:
         return "void already: will be skipped"
+    if invoice.status == Invoice.Status.PAID:
+        return "paid: will be refused (a paid invoice is never voided)"
     return invoice.get_status_display()
 
 
@@ -63,6 +66,9 @@ def _void_one(model_admin, request, invoice: Invoice, reason: str) -> None:
         reissue = invoice_void_and_reissue(invoice=invoice, reason=reason)
     except InvoiceAlreadyVoid:
         model_admin.message_user(request, f"{invoice.number} is void already: skipped.", messages.WARNING)
+        return
+    except InvoiceTransitionRefused as refused:  # a paid invoice is never voided
+        model_admin.message_user(request, f"{invoice.number}: {refused.message} ({refused.code})", messages.ERROR)
         return
     replacement = reissue.replacement
     model_admin.log_change(request, invoice, f"Voided, reissued as {replacement.number}: {reason}")

@@ -9,6 +9,10 @@ urlpatterns = [
     path("wallets/<int:wallet_id>/entries/", dashboard_views.wallet_entries, name="dashboard-wallet-entries"),
     path("invoices/<int:invoice_id>/", views.invoice_page, name="dashboard-invoice"),
     path("invoices/<int:invoice_id>.pdf", dashboard_views.invoice_pdf, name="dashboard-invoice-pdf"),
+    path("invoices/<int:invoice_id>/lines.csv", dashboard_views.invoice_csv, {"what": "lines"},
+         name="dashboard-invoice-lines-csv"),
+    path("invoices/<int:invoice_id>/events.csv", dashboard_views.invoice_csv, {"what": "events"},
+         name="dashboard-invoice-events-csv"),
     path(
         "invoices/<int:invoice_id>/lines/<int:line_id>/events/",
         views.invoice_line_events_page,

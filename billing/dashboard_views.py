@@ -16,6 +16,7 @@ from wallets.selectors import wallet_entries_page
 from .insights import dashboard_insights
 from .invoice_pdf import PdfUnavailable, invoice_pdf_filename, invoice_pdf_render
 from .trace import invoice_with_lines
+from .invoices.exports import invoice_csv_response
 from .views import dashboard_customer, dashboard_invoices, dashboard_json
 
 
@@ -63,3 +64,12 @@ def invoice_pdf(request: HttpRequest, invoice_id: int):
     response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{invoice_pdf_filename(invoice)}"'
     return response
+
+
+def invoice_csv(request: HttpRequest, invoice_id: int, what: str):
+    """An invoice's lines.csv or events.csv (billing.invoices.exports, streamed), for the
+    invoices this login may see (billing.views.dashboard_invoices); any other is a 404."""
+    invoice = dashboard_invoices(request).filter(pk=invoice_id).first()
+    if invoice is None:
+        raise Http404("No such invoice.")
+    return invoice_csv_response(invoice, what=what)

@@ -1,5 +1,6 @@
-"""Invoice corrections. A finalized invoice never changes: voiding it is the only change it
-takes (status, voided_at, void_reason), and a new document — a new number, `replaces` pointing
+"""Invoice corrections. A finalized invoice never changes its figures: voiding it (status,
+voided_at, void_reason) issues a credit note for its total (billing.invoices.credit_notes;
+none for a draft, never issued) and a new document — a new number, `replaces` pointing
 to the voided one — takes its place as its settlement run's invoice.
 
 The replacement is RECOMPUTED: the settlement stages run again over exactly the rated events the
@@ -20,17 +21,20 @@ from django.utils import timezone
 
 from catalog.models import Subscription
 
-from .models import Invoice, SettlementRun
+from .invoices import lifecycle
+from .invoices.credit_notes import credit_note_issue
+from .invoices.services import InvoiceTransitionRefused
+from .invoices.webhooks import invoice_event_emit
+from .models import CreditNote, Invoice, SettlementRun
 from .settlement import settle
 from .settlement.pipeline import settlement_recompute
 
 
-class InvoiceAlreadyVoid(Exception):
+class InvoiceAlreadyVoid(InvoiceTransitionRefused):
     """The invoice was voided already; `replacement` is the invoice that reissued it."""
 
     def __init__(self, invoice: Invoice, replacement: Invoice | None) -> None:
-        super().__init__(f"invoice {invoice.number} is void already")
-        self.invoice = invoice
+        super().__init__(invoice, "invoice_void", "it is void already.")
         self.replacement = replacement
 
 
@@ -38,6 +42,7 @@ class InvoiceAlreadyVoid(Exception):
 class Reissue:
     voided: Invoice
     replacement: Invoice
+    credit_note: CreditNote | None = None  # issued when the voided invoice had been issued (not a draft)
 
 
 def invoice_void_and_reissue(*, invoice: Invoice, reason: str, now: datetime | None = None) -> Reissue:
@@ -46,17 +51,22 @@ def invoice_void_and_reissue(*, invoice: Invoice, reason: str, now: datetime | N
     entry with what the stages did this time. One durable transaction, under the subscription's
     row lock (as settlement takes it) and the invoice's; its status is re-checked under the
     lock, so two concurrent voids make one replacement: the second raises InvoiceAlreadyVoid
-    naming it."""
+    naming it. A paid invoice is refused (InvoiceTransitionRefused `invoice_paid`). An issued
+    (finalized or uncollectible) invoice gets a credit note for its total; invoice.voided is sent."""
     now = now or timezone.now()
     reason = reason.strip()[:300]
     with transaction.atomic(durable=True):
         Subscription.objects.select_for_update().filter(pk=invoice.subscription_id).first()
-        voided = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        voided = Invoice.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=invoice.pk)
         if voided.status == Invoice.Status.VOID:
             raise InvoiceAlreadyVoid(voided, Invoice.objects.filter(replaces=voided).first())
+        plan = lifecycle.transition_plan(lifecycle.InvoiceState(status=voided.status), action=lifecycle.VOID_ACTION)
+        if plan.refused:
+            raise InvoiceTransitionRefused(voided, plan.refused, plan.message)
         settlement = SettlementRun.objects.select_related("subscription").get(invoice=voided)
         context = settlement_recompute(settlement, now=now)
         replacement = settle.reissue(context, settlement=settlement, voided=voided)
+        credit_note = credit_note_issue(invoice=voided, reason=reason, now=now) if plan.credit_note else None
         Invoice.objects.filter(pk=voided.pk).update(status=Invoice.Status.VOID, voided_at=now, void_reason=reason)
         settlement.invoice = replacement
         settlement.stages = [
@@ -64,4 +74,8 @@ def invoice_void_and_reissue(*, invoice: Invoice, reason: str, now: datetime | N
         ]
         settlement.save(update_fields=["invoice", "stages"])
         voided.refresh_from_db()
-    return Reissue(voided, replacement)
+        invoice_event_emit(
+            invoice=voided, event_type="invoice.voided", reason=reason, replaced_by=replacement.pk,
+            credit_note=credit_note.number if credit_note else None,
+        )
+    return Reissue(voided, replacement, credit_note)

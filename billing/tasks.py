@@ -53,3 +53,20 @@ def leases_expire() -> int:
         if in_batch < 500:
             break
     return expired
+
+
+@shared_task(name="billing.tasks.invoices_finalize_drafts", ignore_result=True, expires=55)
+def invoices_finalize_drafts() -> int:
+    """The draft sweep (beat, every 60 s): finalize the draft invoices whose grace period is over
+    (billing.invoices.services.invoices_finalize_due), in batches of 500 until one comes back
+    short, at most 20 per run. Each invoice is re-checked under its row lock, so a run next to
+    an on-demand finalize or a void does nothing twice. Returns the invoices finalized."""
+    from .invoices.services import invoices_finalize_due
+
+    finalized = 0
+    for _ in range(20):
+        in_batch = invoices_finalize_due(now=timezone.now(), batch_size=500)
+        finalized += in_batch
+        if in_batch < 500:
+            break
+    return finalized

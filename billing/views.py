@@ -34,6 +34,7 @@ from .models import Invoice, InvoiceLine
 from aforo.money import ISO_4217_MINOR_UNITS, decimal_text
 
 from .insights import dashboard_insights
+from .invoices.lifecycle import payment_status
 from .alerts.selectors import alerts_active_for_customer
 from .leases.selectors import leases_active_for_customer
 from .selectors import customer_usage_current
@@ -150,7 +151,9 @@ def usage_page(request: HttpRequest):
         customers = list(_staff_customers(request.user).select_related("tenant")[:STAFF_PICKER_LIMIT])
         return render(request, "dashboard/pick_customer.html", {"customers": customers})
     usage = _dashboard(customer)
-    invoices = Invoice.objects.filter(customer=customer).order_by("-issued_at", "-id")[: RECENT_INVOICES + 1]
+    invoices = (
+        Invoice.objects.filter(customer=customer).exclude(status=Invoice.Status.DRAFT).order_by("-issued_at", "-id")
+    )[: RECENT_INVOICES + 1]
     return render(
         request,
         "dashboard/usage.html",
@@ -158,7 +161,7 @@ def usage_page(request: HttpRequest):
             "customer": customer, "usage": usage, "subscriptions": _subscriptions_shown(usage),
             "poll_interval_ms": POLL_INTERVAL_MS,
             "query": request.GET.urlencode(),
-            "invoices": list(invoices)[:RECENT_INVOICES],
+            "invoices": invoices_with_payment(list(invoices)[:RECENT_INVOICES]),
             "more_invoices": len(invoices) > RECENT_INVOICES,
             "insights": dashboard_insights(customer=customer), "minor_units": dict(ISO_4217_MINOR_UNITS),
             "alerts": usage.get("alerts") or [], "leases": usage.get("leases") or [],
@@ -166,19 +169,38 @@ def usage_page(request: HttpRequest):
     )
 
 
+def invoices_with_payment(invoices: list[Invoice]) -> list[Invoice]:
+    """Each invoice with `payment` (paid / due on DATE / overdue / void / uncollectible, as the
+    customer reads it), `payment_status` (its CSS class) and `due_now` (0 once void)."""
+    now = timezone.now()
+    for invoice in invoices:
+        status = payment_status(status=invoice.status, due_at=invoice.due_at, now=now)
+        invoice.payment_status = status
+        invoice.due_now = 0 if invoice.status == Invoice.Status.VOID else invoice.amount_due
+        invoice.payment = {
+            "paid": f"Paid on {invoice.paid_at:%Y-%m-%d}" if invoice.paid_at else "Paid",
+            "due": f"Due on {invoice.due_at:%Y-%m-%d}" if invoice.due_at else "Due",
+            "overdue": f"Overdue (was due on {invoice.due_at:%Y-%m-%d})" if invoice.due_at else "Overdue",
+            "void": "Void", "uncollectible": "Uncollectible", "draft": "Draft",
+        }[status]
+    return invoices
+
+
 def dashboard_invoices(request: HttpRequest) -> QuerySet[Invoice]:
     """The invoices this request may see: its customer login's, and a staff user's tenant's
-    (every one for a superuser). Raises PermissionDenied for a login that may see none."""
+    (every one for a superuser) — never a draft (not issued yet: the operator's, in the admin
+    and the API). Raises PermissionDenied for a login that may see none."""
     user = request.user
     own = CustomerUser.objects.filter(user_id=user.pk).values_list("customer_id", flat=True).first()
+    issued = Invoice.objects.exclude(status=Invoice.Status.DRAFT)
     if user.is_superuser:
-        return Invoice.objects.all()
+        return issued
     visible = Q(customer_id=own) if own is not None else Q(pk__in=[])
     if user.is_staff:
         visible |= Q(customer__in=_staff_customers(user))
     elif own is None:
         raise PermissionDenied("This login is not linked to a customer account, so there are no invoices to show.")
-    return Invoice.objects.filter(visible)
+    return issued.filter(visible)
 
 
 def _usage_link(request: HttpRequest, invoice: Invoice) -> str:
@@ -200,6 +222,7 @@ def invoice_page(request: HttpRequest, invoice_id: int):
         }
         for line in invoice.lines.all()
     ]
+    invoices_with_payment([invoice])
     return render(
         request,
         "dashboard/invoice.html",

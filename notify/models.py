@@ -11,7 +11,8 @@ from catalog.models import Tenant, TenantOwned
 
 # What Aforo tells endpoints about. "*" subscribes an endpoint to all of them.
 EVENT_TYPES = (
-    "invoice.finalized", "wallet.low_balance", "hold.expired", "lease.expired", "alert.triggered", "usage.anomaly",
+    "invoice.finalized", "invoice.paid", "invoice.voided", "invoice.uncollectible",
+    "wallet.low_balance", "hold.expired", "lease.expired", "alert.triggered", "usage.anomaly",
 )
 
 

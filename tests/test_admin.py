@@ -30,6 +30,7 @@ from wallets.services import wallet_create, wallet_top_up
 from wallets.holds import hold_place
 
 from billing.models import Lease  # noqa: E402  (its own line: merges beside other imports)
+from billing.invoicing import invoice_void_and_reissue  # noqa: E402  (its own line: merges beside other imports)
 
 LEDGER_MODELS = [RawEvent, UnmatchedUsage, RatedEvent, RunningTotal, PricingSnapshot, Lease]
 
@@ -120,7 +121,8 @@ def everything(db, django_user_model):
         )
         Discount.objects.create(tenant=setup.tenant, subscription=setup.subscription, kind="percent", value=Decimal(5))
         TaxRate.objects.create(tenant=setup.tenant, customer=setup.customer, name="VAT", percent=Decimal(20))
-        settlement_run(subscription_id=setup.subscription.pk, at=timezone.now())  # an invoice, its run, a grant
+        settled = settlement_run(subscription_id=setup.subscription.pk, at=timezone.now())  # an invoice, its run, a grant
+        invoice_void_and_reissue(invoice=settled.invoice, reason="seed")  # a credit note, and the reissue
         AllowanceGrant.objects.create(
             tenant=setup.tenant, subscription=setup.subscription, metric=setup.metric, period_start=timezone.now(),
             units=Decimal(5),

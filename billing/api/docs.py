@@ -14,14 +14,21 @@ INVOICE_SUMMARY_EXAMPLE = {
     "id": 118, "number": "ACME-000118", "status": "finalized", "customer": 42, "customer_name": "Initech",
     "subscription": 7, "currency": "USD", "period_start": "2026-10-01T00:00:00Z", "period_end": "2026-11-01T00:00:00Z",
     "subtotal": "17.16", "discount_total": "0.00", "tax_total": "3.43", "total": "20.59", "wallet_applied": "0.00",
-    "amount_due": "20.59", "issued_at": "2026-11-01T00:05:12Z", "url": "https://aforo.example/api/v1/invoices/118",
+    "amount_due": "20.59", "original_amount_due": "20.59", "issued_at": "2026-11-01T00:05:12Z",
+    "finalized_at": "2026-11-01T00:05:12Z", "due_at": "2026-12-01T00:05:12Z", "overdue": False, "payment_status": "due",
+    "paid_at": None, "url": "https://aforo.example/api/v1/invoices/118",
 }
 INVOICE_DETAIL_EXAMPLE = {
     **INVOICE_SUMMARY_EXAMPLE,
+    "finalize_after": None,
+    "payment_reference": "",
+    "uncollectible_at": None,
+    "uncollectible_reason": "",
     "replaces": None,
     "replaced_by": None,
     "voided_at": None,
     "void_reason": "",
+    "credit_note": None,
     "settlement": {
         "id": 97, "kind": "final", "sequence": 0, "watermark": 884120, "created_at": "2026-11-01T00:05:12Z",
         "stages": [
@@ -38,15 +45,15 @@ INVOICE_DETAIL_EXAMPLE = {
     },
     "lines": [
         {"id": 501, "position": 1, "kind": "usage", "description": "api_calls: 1,350 units", "metric": "api_calls",
-         "dimension_key": "", "period_start": "2026-10-01T00:00:00Z", "units": "1350", "event_count": 3,
-         "amount_unrounded": "12.155", "amount": "12.16",
+         "metric_name": "API calls", "dimension_key": "", "period_start": "2026-10-01T00:00:00Z", "units": "1350",
+         "event_count": 3, "amount_unrounded": "12.155", "amount": "12.16", "currency": "USD",
          "events": "https://aforo.example/api/v1/invoices/118/lines/501/events"},
         {"id": 502, "position": 2, "kind": "base", "description": "api_calls: base charge for the period",
-         "metric": "api_calls", "dimension_key": "", "period_start": "2026-10-01T00:00:00Z", "units": None,
-         "event_count": 0, "amount_unrounded": "5", "amount": "5.00", "events": None},
+         "metric": "api_calls", "metric_name": "API calls", "dimension_key": "", "period_start": "2026-10-01T00:00:00Z",
+         "units": None, "event_count": 0, "amount_unrounded": "5", "amount": "5.00", "currency": "USD", "events": None},
         {"id": 503, "position": 3, "kind": "tax", "description": "VAT 20.0000% of 17.16", "metric": None,
-         "dimension_key": "", "period_start": None, "units": None, "event_count": 0, "amount_unrounded": "3.432",
-         "amount": "3.43", "events": None},
+         "metric_name": None, "dimension_key": "", "period_start": None, "units": None, "event_count": 0,
+         "amount_unrounded": "3.432", "amount": "3.43", "currency": "USD", "events": None},
     ],
 }
 LINE_EVENTS_EXAMPLE = {

@@ -10,13 +10,15 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from aforo.money import LEGACY_MINOR_UNITS, currency_minor_units, decimal_text
 
 from .. import trace
-from ..models import Invoice, InvoiceLine
+from ..invoices import lifecycle
+from ..models import CreditNote, Invoice, InvoiceLine
 from .views import DecimalStringField, ExactDecimalField
 
 
@@ -46,12 +48,25 @@ class _Money(DecimalStringField):
         return value
 
 
+class _AmountDue(_Money):
+    """What is owed now: 0 on a void invoice (its credit note cancels it); `original_amount_due`
+    keeps the figure as issued."""
+
+    def get_attribute(self, instance):
+        if instance.status == Invoice.Status.VOID:
+            return money_text(Decimal(0), instance.currency)
+        return super().get_attribute(instance)
+
+
 # status and kind are plain strings in the schema, not enums: more enum-valued fields of those names
 # make drf-spectacular's enum naming collide (see wallets/api/serializers.py).
 
 
 class InvoiceSummarySerializer(serializers.ModelSerializer):
-    status = serializers.CharField(help_text="finalized, or void (then replaced_by names its reissue).")
+    status = serializers.CharField(
+        help_text="draft (settled, within the subscription's grace; finalized by then or on demand), finalized, "
+        "paid, uncollectible, or void (then replaced_by names its reissue)."
+    )
     customer = serializers.IntegerField(source="customer_id")
     customer_name = serializers.CharField(source="customer.name")
     subscription = serializers.IntegerField(source="subscription_id")
@@ -60,7 +75,17 @@ class InvoiceSummarySerializer(serializers.ModelSerializer):
     tax_total = _Money()
     total = _Money()
     wallet_applied = _Money(help_text="Paid from the prepaid wallet (in real time and at settlement).")
-    amount_due = _Money(help_text="What the customer owes on this invoice.")
+    amount_due = _AmountDue(help_text="What the customer owes on this invoice: 0 once void.")
+    original_amount_due = _Money(source="amount_due", help_text="The amount due as issued (also on a void invoice).")
+    finalized_at = serializers.DateTimeField(allow_null=True, help_text="When it was finalized (null for a draft).")
+    due_at = serializers.DateTimeField(
+        allow_null=True, help_text="finalized_at + the subscription's net terms (null for a draft)."
+    )
+    overdue = serializers.SerializerMethodField(help_text="Finalized or uncollectible, and past due_at.")
+    payment_status = serializers.SerializerMethodField(
+        help_text="draft, due, overdue, paid, void or uncollectible (overdue wins when past due)."
+    )
+    paid_at = serializers.DateTimeField(allow_null=True, help_text="When the payment arrived (paid invoices).")
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -68,11 +93,17 @@ class InvoiceSummarySerializer(serializers.ModelSerializer):
         fields = [
             "id", "number", "status", "customer", "customer_name", "subscription", "currency", "period_start",
             "period_end", "subtotal", "discount_total", "tax_total", "total", "wallet_applied", "amount_due",
-            "issued_at", "url",
+            "original_amount_due", "issued_at", "finalized_at", "due_at", "overdue", "payment_status", "paid_at", "url",
         ]
 
     def get_url(self, invoice: Invoice) -> str:
         return self.context["request"].build_absolute_uri(reverse("invoice-detail", args=[invoice.pk]))
+
+    def get_overdue(self, invoice: Invoice) -> bool:
+        return lifecycle.is_overdue(status=invoice.status, due_at=invoice.due_at, now=timezone.now())
+
+    def get_payment_status(self, invoice: Invoice) -> str:
+        return lifecycle.payment_status(status=invoice.status, due_at=invoice.due_at, now=timezone.now())
 
 
 class InvoiceLineSerializer(serializers.ModelSerializer):
@@ -81,6 +112,8 @@ class InvoiceLineSerializer(serializers.ModelSerializer):
         "and granted units, negative), commitment, cap, discount or tax (in that order on the invoice)."
     )
     metric = serializers.SerializerMethodField(help_text="The metric code (null for lines of no metric).")
+    metric_name = serializers.SerializerMethodField(help_text="The metric's name (null for lines of no metric).")
+    currency = serializers.SerializerMethodField(help_text="The currency of amount and amount_unrounded.")
     units = ExactDecimalField(allow_null=True)
     amount_unrounded = ExactDecimalField(help_text="Exact: for a usage line, the sum of its rated events' amounts.")
     amount = _Money(help_text="amount_unrounded rounded once to the currency's minor unit (half up).")
@@ -91,12 +124,18 @@ class InvoiceLineSerializer(serializers.ModelSerializer):
     class Meta:
         model = InvoiceLine
         fields = [
-            "id", "position", "kind", "description", "metric", "dimension_key", "period_start", "units",
-            "event_count", "amount_unrounded", "amount", "events",
+            "id", "position", "kind", "description", "metric", "metric_name", "dimension_key", "period_start", "units",
+            "event_count", "amount_unrounded", "amount", "currency", "events",
         ]
 
     def get_metric(self, line: InvoiceLine) -> str | None:
         return line.metric.code if line.metric_id else None
+
+    def get_metric_name(self, line: InvoiceLine) -> str | None:
+        return line.metric.name if line.metric_id else None
+
+    def get_currency(self, line: InvoiceLine) -> str:
+        return line.invoice.currency
 
     def get_events(self, line: InvoiceLine) -> str | None:
         if not trace.line_is_traceable(line):
@@ -125,14 +164,35 @@ class InvoiceDetailSerializer(InvoiceSummarySerializer):
     replaced_by = serializers.SerializerMethodField(help_text="The invoice that reissued this one, if voided.")
     voided_at = serializers.DateTimeField(allow_null=True, help_text="When it was voided (null unless void).")
     void_reason = serializers.CharField(allow_blank=True, help_text="Why it was voided (empty unless void).")
+    finalize_after = serializers.DateTimeField(
+        allow_null=True, help_text="A draft: when the draft sweep finalizes it (the end of its grace)."
+    )
+    payment_reference = serializers.CharField(allow_blank=True, help_text="The payment's reference (paid invoices).")
+    uncollectible_at = serializers.DateTimeField(allow_null=True, help_text="When it was written off.")
+    uncollectible_reason = serializers.CharField(allow_blank=True, help_text="Why it was written off.")
+    credit_note = serializers.SerializerMethodField(help_text="The credit note its void issued (null otherwise).")
     settlement = serializers.SerializerMethodField()
     lines = InvoiceLineSerializer(many=True)
 
     class Meta(InvoiceSummarySerializer.Meta):
         fields = [
-            *InvoiceSummarySerializer.Meta.fields, "replaces", "replaced_by", "voided_at", "void_reason", "settlement",
+            *InvoiceSummarySerializer.Meta.fields, "finalize_after", "payment_reference", "uncollectible_at",
+            "uncollectible_reason", "replaces", "replaced_by", "voided_at", "void_reason", "credit_note", "settlement",
             "lines",
         ]
+
+    @extend_schema_field({"type": "object", "nullable": True, "properties": {
+        "id": {"type": "integer"}, "number": {"type": "string"}, "amount": {"type": "string"},
+        "currency": {"type": "string"}, "url": {"type": "string"}}})
+    def get_credit_note(self, invoice: Invoice) -> dict | None:
+        credit_note = CreditNote.objects.filter(invoice_id=invoice.pk).first()
+        if credit_note is None:
+            return None
+        return {
+            "id": credit_note.pk, "number": credit_note.number, "currency": credit_note.currency,
+            "amount": money_text(credit_note.amount, credit_note.currency),
+            "url": self.context["request"].build_absolute_uri(reverse("credit-note-detail", args=[credit_note.pk])),
+        }
 
     def get_replaced_by(self, invoice: Invoice) -> int | None:
         replacement = getattr(invoice, "replaced_by", None)
@@ -182,3 +242,28 @@ class LineEventsPageSerializer(serializers.Serializer):
 
 class InvoiceVoidInputSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=300, help_text="Why the invoice is voided (kept on it).")
+
+
+class InvoiceMarkPaidInputSerializer(serializers.Serializer):
+    reference = serializers.CharField(
+        max_length=200, help_text="The payment's reference (bank transfer id, …): printable, at most 200 characters."
+    )
+    paid_at = serializers.DateTimeField(required=False, help_text="When the payment arrived (default now; not in the future).")
+
+
+class InvoiceMarkUncollectibleInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, help_text="Why it is written off (kept on the invoice).")
+
+
+class CreditNoteSerializer(serializers.ModelSerializer):
+    invoice = serializers.IntegerField(source="invoice_id")
+    invoice_number = serializers.CharField(source="invoice.number")
+    customer = serializers.IntegerField(source="customer_id")
+    amount = serializers.SerializerMethodField(help_text="The amount credited (the voided invoice's total).")
+
+    class Meta:
+        model = CreditNote
+        fields = ["id", "number", "invoice", "invoice_number", "customer", "currency", "amount", "reason", "created_at"]
+
+    def get_amount(self, credit_note: CreditNote) -> str:
+        return money_text(credit_note.amount, credit_note.currency)

@@ -2,10 +2,11 @@
 access — an invoice, its lines, and for each usage line the rated events it sums, each linking
 to the raw event with its original timestamp, dimensions and gateway metadata.
 
-    GET /api/v1/invoices?customer=ID&subscription=ID     newest first, limit/offset
+    GET /api/v1/invoices?customer=ID&subscription=ID&status=S&overdue=true   newest first, limit/offset
     GET /api/v1/invoices/{id}                            totals, settlement stages, lines
     GET /api/v1/invoices/{id}/lines/{line_id}/events     a usage line's rated events, by cursor
     POST /api/v1/invoices/{id}/void {reason}             void it and reissue: 201 the new invoice
+    (finalize, mark-paid, mark-uncollectible, credit notes: invoice_actions.py; CSV: invoice_exports.py)
 
 Contracts: another tenant's invoice or line is a 404 exactly like a missing id. Amounts are
 decimal strings, never JSON numbers: invoice figures and rounded line amounts are shown with at
@@ -17,6 +18,8 @@ The views are here; their serializers are invoice_serializers.py, their response
 
 from __future__ import annotations
 
+from django.db.models import Q
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.generics import ListAPIView
@@ -31,6 +34,8 @@ from catalog.api.serializers import request_tenant
 from catalog.auth import IsTenantAdmin
 
 from .. import trace
+from ..invoices import lifecycle
+from ..invoices.services import InvoiceTransitionRefused
 from ..invoicing import InvoiceAlreadyVoid, invoice_void_and_reissue
 from ..models import Invoice, InvoiceLine
 from .docs import (
@@ -58,6 +63,23 @@ def _tenant_invoices(request):
     return Invoice.objects.filter(tenant=tenant) if tenant is not None else Invoice.objects.none()
 
 
+def invoices_lifecycle_filter(request, invoices):
+    """?status= (one of the lifecycle's) and ?overdue=true|false, each validated naming itself."""
+    status = request.query_params.get("status")
+    if status not in (None, ""):
+        if status not in lifecycle.STATUSES:
+            raise ApiError(code="validation_error", field="status",
+                           message=f"status: one of {', '.join(lifecycle.STATUSES)}.")
+        invoices = invoices.filter(status=status)
+    overdue = request.query_params.get("overdue")
+    if overdue not in (None, ""):
+        if overdue not in ("true", "false"):
+            raise ApiError(code="validation_error", field="overdue", message="overdue: true or false.")
+        is_overdue = Q(status__in=sorted(lifecycle.OPEN), due_at__lt=timezone.now())
+        invoices = invoices.filter(is_overdue) if overdue == "true" else invoices.exclude(is_overdue)
+    return invoices
+
+
 class InvoiceListView(ListAPIView):
     permission_classes = [IsTenantAdmin]
     serializer_class = InvoiceSummarySerializer
@@ -66,10 +88,11 @@ class InvoiceListView(ListAPIView):
         tenant = request_tenant(self.request)
         if tenant is None or getattr(self, "swagger_fake_view", False):
             return Invoice.objects.none()
-        return trace.invoices_for_tenant(
+        invoices = trace.invoices_for_tenant(
             tenant=tenant, customer_id=query_int(self.request, "customer"),
             subscription_id=query_int(self.request, "subscription"),
         )
+        return invoices_lifecycle_filter(self.request, invoices)
 
     @extend_schema(
         operation_id="invoices_list",
@@ -80,9 +103,12 @@ class InvoiceListView(ListAPIView):
         parameters=[
             OpenApiParameter("customer", OpenApiTypes.INT, description="Only this customer's invoices."),
             OpenApiParameter("subscription", OpenApiTypes.INT, description="Only this subscription's invoices."),
+            OpenApiParameter("status", OpenApiTypes.STR, enum=list(lifecycle.STATUSES), description="Only this status."),
+            OpenApiParameter("overdue", OpenApiTypes.BOOL, description="true: only the overdue (finalized or "
+                             "uncollectible, past due_at); false: all but those."),
         ],
         responses={200: InvoiceSummarySerializer(many=True), 400: OpenApiResponse(description="validation_error: "
-                   "customer / subscription is not an integer"), 401: UNAUTHENTICATED, 403: ADMIN_ONLY},
+                   "customer / subscription is not an integer, status not a status, overdue not true/false"), 401: UNAUTHENTICATED, 403: ADMIN_ONLY},
         examples=[OpenApiExample("A page of invoices", value=[INVOICE_SUMMARY_EXAMPLE], response_only=True)],
     )
     def get(self, request, *args, **kwargs):
@@ -189,15 +215,17 @@ class InvoiceVoidView(APIView):
         "settlement run now points to the new invoice. The new invoice is recomputed over exactly the rated events "
         "the old one settled, with the subscription's terms as they are now (a corrected tax rate, discount, "
         "commitment, cap or allowance grant shows on it; the usage lines are the same). A prepaid or hybrid wallet "
-        "takes or gives back only the difference. Voiding a void invoice is a 409 `invoice_void` naming its "
-        "replacement.",
+        "takes or gives back only the difference. A finalized or uncollectible invoice's void issues a credit note "
+        "for its total (`credit_note`; a draft's does not) and sends invoice.voided. Voiding a void invoice is a 409 "
+        "`invoice_void` naming its replacement; a paid one a 409 `invoice_paid`.",
         tags=["invoices"],
         request=InvoiceVoidInputSerializer,
         responses={
             201: InvoiceDetailSerializer, 400: OpenApiResponse(description="validation_error: reason missing"),
             401: UNAUTHENTICATED, 403: ADMIN_ONLY,
             404: OpenApiResponse(description="not_found: no such invoice in the token's tenant"),
-            409: OpenApiResponse(description="invoice_void: already void; `replaced_by` is its replacement's id"),
+            409: OpenApiResponse(description="invoice_void: already void; `replaced_by` is its replacement's id. "
+                                 "invoice_paid: a paid invoice is never voided"),
         },
     )
     def post(self, request, invoice_id: int):
@@ -216,5 +244,7 @@ class InvoiceVoidView(APIView):
                 + (f": it was reissued as {replacement.number}." if replacement else "."),
                 replaced_by=replacement.pk if replacement else None,
             ) from None
+        except InvoiceTransitionRefused as refused:  # a paid invoice is never voided
+            raise ApiError(code=refused.code, status_code=409, message=refused.message, status=refused.invoice.status) from None
         replacement = trace.invoice_with_lines(invoices=_tenant_invoices(request), invoice_id=reissue.replacement.pk)
         return Response(InvoiceDetailSerializer(replacement, context={"request": request}).data, status=201)

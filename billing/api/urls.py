@@ -1,7 +1,10 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import allowance_grants, entitlements, invoice_documents, invoices, leases, pricing, series, terms, unmatched, views
+from . import (
+    allowance_grants, entitlements, invoice_actions, invoice_documents, invoice_exports, invoices, leases, pricing, series, terms,
+    unmatched, views,
+)
 
 urlpatterns = [
     path("customers/<int:customer_id>/usage", views.CustomerUsageView.as_view(), name="customer-usage"),
@@ -28,6 +31,17 @@ urlpatterns = [
     path("invoices/<int:invoice_id>.pdf", invoice_documents.InvoicePdfView.as_view(), name="invoice-pdf"),
     path("invoices/<int:invoice_id>/pdf", invoice_documents.InvoicePdfAliasView.as_view(), name="invoice-pdf-alias"),
     path("invoices/<int:invoice_id>/void", invoices.InvoiceVoidView.as_view(), name="invoice-void"),
+    path("invoices/<int:invoice_id>/finalize", invoice_actions.InvoiceFinalizeView.as_view(), name="invoice-finalize"),
+    path("invoices/<int:invoice_id>/mark-paid", invoice_actions.InvoiceMarkPaidView.as_view(), name="invoice-mark-paid"),
+    path(
+        "invoices/<int:invoice_id>/mark-uncollectible",
+        invoice_actions.InvoiceMarkUncollectibleView.as_view(),
+        name="invoice-mark-uncollectible",
+    ),
+    path("invoices/<int:invoice_id>/lines.csv", invoice_exports.InvoiceLinesCsvView.as_view(), name="invoice-lines-csv"),
+    path("invoices/<int:invoice_id>/events.csv", invoice_exports.InvoiceEventsCsvView.as_view(), name="invoice-events-csv"),
+    path("credit-notes", invoice_actions.CreditNoteListView.as_view(), name="credit-notes"),
+    path("credit-notes/<int:credit_note_id>", invoice_actions.CreditNoteDetailView.as_view(), name="credit-note-detail"),
     path(
         "invoices/<int:invoice_id>/lines/<int:line_id>/events",
         invoices.InvoiceLineEventsView.as_view(),

@@ -2,6 +2,7 @@
 settlement's records (settlement), the commercial terms settlement applies (terms), free-unit
 grants (grants)."""
 
+from .credit_notes import CreditNote, CreditNoteCounter
 from .grants import AllowanceGrant, RolloverGrant, RolloverPolicy
 from .leases import Lease
 from .ledger import PricingSnapshot, RatedEvent, RunningTotal, UsageRollup
@@ -9,6 +10,6 @@ from .settlement import Invoice, InvoiceCounter, InvoiceLine, SettlementRun
 from .terms import Discount, TaxRate
 
 __all__ = [
-    "AllowanceGrant", "Discount", "Invoice", "InvoiceCounter", "InvoiceLine", "Lease", "PricingSnapshot", "RatedEvent",
+    "AllowanceGrant", "CreditNote", "CreditNoteCounter", "Discount", "Invoice", "InvoiceCounter", "InvoiceLine", "Lease", "PricingSnapshot", "RatedEvent",
     "RolloverGrant", "RolloverPolicy", "RunningTotal", "SettlementRun", "TaxRate", "UsageRollup",
 ]

@@ -11,14 +11,18 @@ from catalog.models import Customer, Metric, Subscription, Tenant
 
 class Invoice(models.Model):
     class Status(models.TextChoices):
+        # billing.invoices.lifecycle: the allowed moves between them.
+        DRAFT = "draft"
         FINALIZED = "finalized"
+        PAID = "paid"
         VOID = "void"
+        UNCOLLECTIBLE = "uncollectible"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
     subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="invoices")
     number = models.CharField(max_length=40)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.FINALIZED)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.FINALIZED)
     currency = models.CharField(max_length=3)
     period_start = models.DateTimeField()
     period_end = models.DateTimeField()
@@ -34,10 +38,33 @@ class Invoice(models.Model):
     # ever takes: status, voided_at and void_reason; its lines and figures stay as issued.
     voided_at = models.DateTimeField(null=True, blank=True)
     void_reason = models.CharField(max_length=300, blank=True, default="")
+    # The lifecycle (billing.invoices): status moves only under the invoice's row lock, through
+    # billing.invoices.lifecycle.transition_plan. A draft (settled within the subscription's
+    # grace) is finalized at finalize_after by the beat, or on demand; due_at is set then.
+    finalize_after = models.DateTimeField(null=True, blank=True)
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    payment_reference = models.CharField(max_length=200, blank=True, default="")
+    uncollectible_at = models.DateTimeField(null=True, blank=True)
+    uncollectible_reason = models.CharField(max_length=300, blank=True, default="")
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["tenant", "number"], name="invoice_number_unique_per_tenant")]
-        indexes = [models.Index(fields=["customer", "-issued_at"]), models.Index(fields=["subscription", "-issued_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "number"], name="invoice_number_unique_per_tenant"),
+            models.CheckConstraint(
+                condition=~models.Q(status="paid") | (models.Q(paid_at__isnull=False) & ~models.Q(payment_reference="")),
+                name="invoice_paid_has_payment",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="draft") | models.Q(finalized_at__isnull=True), name="invoice_draft_not_finalized"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "-issued_at"]), models.Index(fields=["subscription", "-issued_at"]),
+            # The draft sweep: drafts whose grace is over.
+            models.Index(fields=["finalize_after"], condition=models.Q(status="draft"), name="invoice_draft_finalize_after"),
+        ]
 
     def __str__(self) -> str:
         return self.number

@@ -49,6 +49,8 @@ class SubscriptionTerms:
     spend_cap: Decimal | None = None
     spend_cap_action: str = "cap"
     invoice_threshold: Decimal | None = None
+    net_terms_days: int = 30
+    invoice_grace_hours: int = 0
 
     @property
     def pk(self) -> int:
@@ -63,6 +65,7 @@ class SubscriptionTerms:
             started_at=subscription.started_at, rate_plan_id=subscription.rate_plan_id,
             min_commitment=subscription.min_commitment, spend_cap=subscription.spend_cap,
             spend_cap_action=subscription.spend_cap_action, invoice_threshold=subscription.invoice_threshold,
+            net_terms_days=subscription.net_terms_days, invoice_grace_hours=subscription.invoice_grace_hours,
         )
 
 

@@ -8,12 +8,14 @@ from decimal import Decimal
 from django.db import connection
 from django.db.models import Q, Sum
 
+from datetime import datetime
+
 from aforo.db import bulk_cursor, unnest_rows
-from aforo.money import decimal_text
-from notify.services import webhook_event_emit
 from wallets.models import WalletEntry
 from wallets.debits import wallet_settlement_charge
 
+from ..invoices import lifecycle
+from ..invoices.webhooks import invoice_event_emit
 from ..models import Invoice, InvoiceCounter, InvoiceLine, RolloverGrant, SettlementRun
 from .context import ZERO, SettlementContext, round_money
 
@@ -87,10 +89,11 @@ def _persist(invoice: Invoice, lines: list[InvoiceLine], settlement: SettlementR
 
 
 def _document(
-    context: SettlementContext, *, wallet_key: str, reference: str, replaces: Invoice | None = None
+    context: SettlementContext, *, wallet_key: str, reference: str, replaces: Invoice | None = None,
+    finalize_after: datetime | None = None,
 ) -> tuple[Invoice, list[InvoiceLine]]:
     """The wallet's part (taken under `wallet_key`), then the invoice (its number still to be
-    taken) and its lines, unsaved."""
+    taken; a draft until `finalize_after`, else finalized now) and its lines, unsaved."""
     subscription = context.subscription
     taken = ZERO
     if context.wallet_now:
@@ -111,6 +114,7 @@ def _document(
         discount_total=-context.total("discount"), tax_total=context.total("tax"), total=total,
         wallet_applied=total - context.amount_due, amount_due=context.amount_due, issued_at=context.now, replaces=replaces,
     )
+    _issue(invoice, context, finalize_after=finalize_after)
     lines = [
         InvoiceLine(
             position=position, kind=line.kind, description=line.description[:300], metric_id=line.metric_id,
@@ -122,6 +126,16 @@ def _document(
     ]
     context.log("settle", total=total, wallet_taken=taken, amount_due=context.amount_due)
     return invoice, lines
+
+
+def _issue(invoice: Invoice, context: SettlementContext, *, finalize_after: datetime | None) -> None:
+    """Draft until `finalize_after` (the subscription's grace), or finalized now with its due
+    date from the net terms. Only the document's status: the wallet's part is taken either way."""
+    if finalize_after is not None and finalize_after > context.now:
+        invoice.status, invoice.finalize_after = Invoice.Status.DRAFT, finalize_after
+        return
+    invoice.status, invoice.finalized_at = Invoice.Status.FINALIZED, context.now
+    invoice.due_at = lifecycle.due_date(finalized_at=context.now, net_terms_days=context.subscription.net_terms_days)
 
 
 def _numbered(context: SettlementContext, invoice: Invoice) -> None:
@@ -144,7 +158,8 @@ def run(context: SettlementContext) -> SettlementRun:
         sequence=0 if context.final else context.inputs.interim_count(context.period_start) + 1,
     )
     reference = f"settlement of the period from {context.period_start:%Y-%m-%d}" + ("" if context.final else f" (interim {settlement.sequence})")
-    invoice, lines = _document(context, wallet_key=wallet_key(settlement), reference=reference)
+    grace_end = lifecycle.finalize_after(settled_at=context.now, grace_hours=subscription.invoice_grace_hours)
+    invoice, lines = _document(context, wallet_key=wallet_key(settlement), reference=reference, finalize_after=grace_end)
     _numbered(context, invoice)
     settlement.stages = context.stages
     _persist(invoice, lines, settlement)
@@ -154,17 +169,10 @@ def run(context: SettlementContext) -> SettlementRun:
 
 
 def _invoice_finalized(invoice: Invoice, *, kind: str) -> None:
-    """invoice.finalized to the tenant's webhook endpoints, after the settlement commits."""
-    webhook_event_emit(
-        tenant_id=invoice.tenant_id, event_type="invoice.finalized", event_id=f"invoice.finalized:{invoice.pk}",
-        data={
-            "invoice_id": invoice.pk, "number": invoice.number, "kind": kind, "customer_id": invoice.customer_id,
-            "subscription_id": invoice.subscription_id, "currency": invoice.currency,
-            "total": decimal_text(invoice.total), "amount_due": decimal_text(invoice.amount_due),
-            "period_start": invoice.period_start.isoformat(), "period_end": invoice.period_end.isoformat(),
-            "replaces": invoice.replaces_id,
-        },
-    )
+    """invoice.finalized to the tenant's webhook endpoints, after the settlement commits; a
+    draft tells them when it is finalized (billing.invoices.services.invoice_finalize)."""
+    if invoice.status == Invoice.Status.FINALIZED:
+        invoice_event_emit(invoice=invoice, event_type="invoice.finalized", kind=kind)
 
 
 def _carry_forward_write(context: SettlementContext, settlement: SettlementRun) -> None:
@@ -184,10 +192,11 @@ def _carry_forward_write(context: SettlementContext, settlement: SettlementRun) 
 def reissue(context: SettlementContext, *, settlement: SettlementRun, voided: Invoice) -> Invoice:
     """The replacement of `voided`, recomputed by `context` (settlement_recompute): a new number,
     `replaces` = voided; the wallet takes or gives back only the difference (keyed per voided
-    invoice, so it happens once). The caller voids the old document and moves the run."""
+    invoice, so it happens once). The replacement of a draft is a draft until the same moment;
+    of an issued invoice, finalized now. The caller voids the old document and moves the run."""
     invoice, lines = _document(
         context, wallet_key=f"{wallet_key(settlement)}:reissue:{voided.pk}", reference=f"reissue of invoice {voided.number}",
-        replaces=voided,
+        replaces=voided, finalize_after=voided.finalize_after if voided.status == Invoice.Status.DRAFT else None,
     )
     _numbered(context, invoice)
     _persist(invoice, lines, None)

@@ -4,6 +4,7 @@ the settlement terms billing.settlement applies per period)."""
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -62,6 +63,15 @@ class Subscription(TenantOwned):
     # effect at `ended_at` (now, or a later end the operator chose).
     canceled_at = models.DateTimeField(null=True, blank=True, editable=False)
     canceled_reason = models.CharField(max_length=500, blank=True, default="", editable=False)
+    # Invoice terms (billing.invoices): when an invoice is due, and how long a settled one stays a draft.
+    net_terms_days = models.PositiveSmallIntegerField(
+        default=30, validators=[MaxValueValidator(365)],
+        help_text="Net payment terms: an invoice is due this many days after it is finalized (0: due on issue).",
+    )
+    invoice_grace_hours = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(720)],
+        help_text="A settled invoice stays a draft this many hours before it is finalized (0: finalized at once).",
+    )
     same_tenant_fields = ("customer", "offering", "rate_plan")
 
     class Meta:

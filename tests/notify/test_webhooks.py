@@ -244,7 +244,7 @@ BAD = [
     pytest.param({"url": "http://x/" + "a" * 600, "event_types": ["*"]}, "url", id="long"),
     pytest.param({"url": "http://x/y", "event_types": ["*"]}, "url", id="no-domain"),
     pytest.param({"url": "https://hooks.example.com/y", "event_types": []}, "event_types", id="no-types"),
-    pytest.param({"url": "https://hooks.example.com/y", "event_types": ["invoice.paid"]}, "event_types", id="unknown-type"),
+    pytest.param({"url": "https://hooks.example.com/y", "event_types": ["invoice.refunded"]}, "event_types", id="unknown-type"),
     pytest.param({"url": "https://hooks.example.com/y", "event_types": "invoice.finalized"}, "event_types", id="not-a-list"),
     pytest.param({"url": "https://hooks.example.com/y"}, "event_types", id="missing-types"),
 ]
