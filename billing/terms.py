@@ -52,10 +52,15 @@ def term_in_use(term: Discount | TaxRate) -> bool:
     return invoices.filter(customer_id=term.customer_id).exists()
 
 
-def term_save(*, term: Discount | TaxRate, changed: dict[str, object] | None = None, now: datetime | None = None) -> Discount | TaxRate:
+def term_save(
+    *, term: Discount | TaxRate, changed: dict[str, object] | None = None, retroactive: bool = False,
+    now: datetime | None = None,
+) -> Discount | TaxRate:
     """Create `term` (unsaved), or apply `changed` (field → value) to a saved one. Raises
     TermInUse for a change other than `ends_at` to a term in use, ValidationError for an invalid
-    term or an `ends_at` in the past on a term in use."""
+    term or an `ends_at` in the past on a term in use — unless `retroactive` (a correction: the
+    issued invoices stay as they are; a void and reissue of a period after the new end then
+    leaves the term out)."""
     now = now or timezone.now()
     with transaction.atomic():
         _lock(term)
@@ -66,9 +71,10 @@ def term_save(*, term: Discount | TaxRate, changed: dict[str, object] | None = N
                 if really - EDITABLE_IN_USE:
                     raise TermInUse(current, sorted(really - EDITABLE_IN_USE))
                 ends_at = changed.get("ends_at")
-                if "ends_at" in really and (ends_at is None or ends_at < now):
+                if "ends_at" in really and (ends_at is None or (ends_at < now and not retroactive)):
                     raise ValidationError({"ends_at": "The term is in use: it can end now or later, not in the past "
-                                                      "(a settled period keeps its terms), and not be reopened."})
+                                                      "(a settled period keeps its terms; to correct one, send "
+                                                      "retroactive: true, then void and reissue), and not be reopened."})
             for name, value in changed.items():
                 setattr(term, name, value)
         term.full_clean()

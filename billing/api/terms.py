@@ -13,7 +13,9 @@ Contracts:
   subscription, customer or metric is a 400 naming the field; another tenant's term a 404.
 - A term applied to an issued invoice is *in use* (`in_use: true`): PATCH may then only set
   `ends_at` (now or later) and DELETE is refused — both a 409 `term_in_use` — so that a settled
-  period, and its reissue, keep the terms it was settled with. End it and create a new one.
+  period, and its reissue, keep the terms it was settled with. End it and create a new one. To
+  correct a settled period's terms, end the term in the past with `retroactive: true`, create
+  the right one, and void and reissue the invoice.
 - `subscription` and `customer` are fixed at creation.
 """
 
@@ -46,6 +48,11 @@ def _exact(value: Decimal, *, places: int, field: str) -> Decimal:
 
 class _TermSerializer(CatalogModelSerializer):
     in_use = serializers.SerializerMethodField(help_text="Applied to an issued invoice: only ends_at may change.")
+    retroactive = serializers.BooleanField(
+        write_only=True, required=False, default=False,
+        help_text="With ends_at in the past on a term in use: a correction (issued invoices stay as they are; a void "
+        "and reissue of a later period leaves the term out).",
+    )
 
     def get_in_use(self, term) -> bool:
         return term_in_use(term)
@@ -67,7 +74,7 @@ class DiscountSerializer(_TermSerializer):
         model = Discount
         fields = [
             "id", "subscription", "kind", "value", "metric", "position", "description", "periods", "starts_at", "ends_at",
-            "in_use", "created_at",
+            "in_use", "retroactive", "created_at",
         ]
         read_only_fields = ["created_at"]
         extra_kwargs = {"periods": {"min_value": 1}}
@@ -93,7 +100,7 @@ class TaxRateSerializer(_TermSerializer):
 
     class Meta:
         model = TaxRate
-        fields = ["id", "customer", "name", "percent", "metric", "starts_at", "ends_at", "in_use", "created_at"]
+        fields = ["id", "customer", "name", "percent", "metric", "starts_at", "ends_at", "in_use", "retroactive", "created_at"]
         read_only_fields = ["created_at"]
 
     def validate_percent(self, value: Decimal) -> Decimal:
@@ -112,10 +119,14 @@ class _TermViewSet(mixins.DestroyModelMixin, TenantScopedViewSet):
         return super().handle_exception(exc)
 
     def perform_create(self, serializer: serializers.ModelSerializer) -> None:
-        serializer.instance = term_save(term=self.model(tenant=self.request.tenant, **serializer.validated_data))
+        data = dict(serializer.validated_data)
+        data.pop("retroactive", None)
+        serializer.instance = term_save(term=self.model(tenant=self.request.tenant, **data))
 
     def perform_update(self, serializer: serializers.ModelSerializer) -> None:
-        term_save(term=serializer.instance, changed=dict(serializer.validated_data))
+        data = dict(serializer.validated_data)
+        retroactive = data.pop("retroactive", False)
+        term_save(term=serializer.instance, changed=data, retroactive=retroactive)
 
     def perform_destroy(self, instance) -> None:
         term_delete(term=instance)

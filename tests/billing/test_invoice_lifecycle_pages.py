@@ -138,7 +138,9 @@ def test_the_admin_void_action_refuses_a_paid_invoice_with_a_message(setup, root
     from billing.invoices.services import invoice_mark_paid
 
     invoice_mark_paid(invoice_id=setup.invoice.pk, reference="TX-1")
-    response = root.post("/admin/billing/invoice/", {"action": "void_and_reissue",
-                                                     "_selected_action": [setup.invoice.pk]}, follow=True)
+    selection = {"action": "void_and_reissue", "_selected_action": [setup.invoice.pk]}
+    asked = root.post("/admin/billing/invoice/", selection)  # the confirmation page says it will be refused
+    assert asked.status_code == 200 and "paid: will be refused" in asked.content.decode()
+    response = root.post("/admin/billing/invoice/", {**selection, "_confirm": "1", "reason": "try"}, follow=True)
     assert response.status_code == 200 and "invoice_paid" in response.content.decode()
     assert Invoice.objects.get(pk=setup.invoice.pk).status == "paid" and not CreditNote.objects.exists()

@@ -236,6 +236,11 @@ def test_a_term_in_use_only_takes_an_end_date(client, setup):
 
     replacement = invoice_void_and_reissue(invoice=october, reason="check").replacement
     assert _lines(replacement, "discount") == [("10% off", Decimal("-5.00"))]
+    # A correction: ended retroactively (before October), the reissue leaves it out.
+    corrected = client.patch(f"/api/v1/discounts/{term.pk}", {"ends_at": "2026-10-01T00:00:00Z", "retroactive": True}, format="json")
+    assert corrected.status_code == 200, corrected.content
+    again = invoice_void_and_reissue(invoice=replacement, reason="the discount ended in September").replacement
+    assert _lines(again, "discount") == [] and again.total == Decimal("50.00")
 
 
 def test_subscription_terms_through_the_api(client, setup):

@@ -179,7 +179,7 @@ def test_the_admin_asks_to_confirm_a_backdated_start(admin_client, world, tenant
         "tenant": tenant.pk, "customer": world["customer"].pk, "offering": world["offering"].pk, "rate_plan": world["plan"].pk,
         "billing_mode": "postpaid", "billing_cadence": "monthly", "billing_anchor_0": "2026-03-01", "billing_anchor_1": "00:00:00",
         "currency": "EUR", "status": "active", "started_at_0": "2026-03-01", "started_at_1": "00:00:00",
-        "spend_cap_action": "cap",
+        "spend_cap_action": "cap", "net_terms_days": "30", "invoice_grace_hours": "0",
     }
     asked = admin_client.post(reverse("admin:catalog_subscription_add"), form)
     assert asked.status_code == 200
