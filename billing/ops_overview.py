@@ -21,6 +21,12 @@ from .models import Invoice, UsageRollup
 TREND_DAYS = 14
 
 
+def _customers(tenant_id: int | None):
+    """The customers whose rows are read (a subquery): the tenant's, or every tenant's."""
+    customers = Customer.objects.all() if tenant_id is None else Customer.objects.filter(tenant_id=tenant_id)
+    return customers.values("pk")
+
+
 def month_start(moment: datetime) -> datetime:
     """The first instant (UTC) of the calendar month containing `moment`."""
     moment = moment.astimezone(dt_timezone.utc)
@@ -33,7 +39,10 @@ def revenue_by_month(*, tenant_id: int | None, now: datetime | None = None) -> d
     now = now or timezone.now()
     this_month = month_start(now)
     last_month = month_start(this_month - timedelta(days=1))
-    invoices = Invoice.objects.filter(issued_at__gte=last_month, issued_at__lt=now).exclude(status=Invoice.Status.VOID)
+    # Through the (customer, -issued_at) index: two months of each customer's invoices.
+    invoices = Invoice.objects.filter(
+        customer_id__in=_customers(tenant_id), issued_at__gte=last_month, issued_at__lt=now
+    ).exclude(status=Invoice.Status.VOID)
     if tenant_id is not None:
         invoices = invoices.filter(tenant_id=tenant_id)
     grouped = (
@@ -53,18 +62,15 @@ def revenue_by_month(*, tenant_id: int | None, now: datetime | None = None) -> d
 
 def usage_trend(*, tenant_id: int | None, now: datetime | None = None, days: int = TREND_DAYS) -> dict[str, Any]:
     """Rated events and amount per day (UTC) of the last `days` days, from the hourly rollups,
-    amounts per currency (the subscription's). A scoped read goes through the rollups'
-    (customer, metric, hour) index with the tenant's customers and metrics."""
+    amounts per currency (the subscription's). Read through the rollups' (customer, metric,
+    hour) index, customer by customer (and the tenant's metrics when scoped)."""
     now = now or timezone.now()
     first_day = now.astimezone(dt_timezone.utc).date() - timedelta(days=days - 1)
     since = datetime.combine(first_day, datetime.min.time(), tzinfo=dt_timezone.utc)
-    rollups = UsageRollup.objects.filter(hour__gte=since, hour__lte=now)
+    rollups = UsageRollup.objects.filter(customer_id__in=_customers(tenant_id), hour__gte=since, hour__lte=now)
     if tenant_id is not None:
-        rollups = rollups.filter(
-            tenant_id=tenant_id,
-            customer_id__in=Customer.objects.filter(tenant_id=tenant_id).values("pk"),
-            metric_id__in=Metric.objects.filter(tenant_id=tenant_id).values("pk"),
-        )
+        metrics = Metric.objects.filter(tenant_id=tenant_id).values("pk")
+        rollups = rollups.filter(tenant_id=tenant_id, metric_id__in=metrics)
     grouped = (
         rollups.annotate(day=TruncDate("hour", tzinfo=dt_timezone.utc))
         .values("day", "subscription__currency").annotate(events=Sum("event_count"), amount=Sum("amount"))
