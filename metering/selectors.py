@@ -7,13 +7,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import timedelta
 
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from aforo.params import parse_id
 from catalog.models import ApiKey, Customer, MetricConfig, RatePlanVersion, Subscription
 
 from .contexts import BillingContext, SubscriptionContext, VersionContext, priced_metric
+from .models import UnmatchedUsage
 
 
 LIVE_AFTER_REVOCATION = timedelta(days=90)
@@ -110,3 +111,14 @@ def api_key_subjects_live() -> dict[int, list[str]]:
     for tenant_id, key_hash in rows.order_by("tenant_id", "id"):
         result[tenant_id].append(f"key:{key_hash}")
     return dict(result)
+
+
+def unmatched_usage_counts(*, tenant_id: int | None) -> list[dict[str, object]]:
+    """Unresolved unmatched usage by reason (on the (tenant, resolved_at) index), most first,
+    each with its label. `tenant_id` None: every tenant's (a superuser)."""
+    rows = UnmatchedUsage.objects.filter(resolved_at__isnull=True)
+    if tenant_id is not None:
+        rows = rows.filter(tenant_id=tenant_id)
+    labels = dict(UnmatchedUsage.Reason.choices)
+    counted = rows.values("reason").annotate(count=Count("id")).order_by("-count", "reason")
+    return [{"reason": row["reason"], "label": labels.get(row["reason"], row["reason"]), "count": row["count"]} for row in counted]

@@ -8,7 +8,7 @@ from datetime import timezone as dt_timezone
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 
 from aforo.money import decimal_text
@@ -162,4 +162,20 @@ def wallet_entries_page(*, wallet: Wallet, before: int | None = None, per_page: 
     return {
         "entries": [_entry_row(entry) for entry in page],
         "next_before": page[-1].pk if has_next else None,
+    }
+
+
+BELOW_ZERO_SHOWN = 50
+
+
+def wallets_below_zero(*, tenant_id: int | None, limit: int = BELOW_ZERO_SHOWN) -> dict[str, Any]:
+    """Wallets whose available balance (balance − held) is below zero, a prepaid shortfall (the
+    wallet admin's "available: negative" filter), the most negative first, at most `limit` of
+    them with their total count. `tenant_id` None: every tenant's (a superuser)."""
+    wallets = Wallet.objects.filter(balance__lt=F("held"))
+    if tenant_id is not None:
+        wallets = wallets.filter(tenant_id=tenant_id)
+    return {
+        "count": wallets.count(),
+        "wallets": list(wallets.select_related("customer").order_by(F("balance") - F("held"), "id")[:limit]),
     }

@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils import timezone
 
 from .. import services
@@ -135,7 +136,7 @@ class TenantTokenAdmin(TenantScopedModelAdmin):
 
 @admin.register(Customer)
 class CustomerAdmin(TenantScopedModelAdmin):
-    list_display = ("name", "external_id", "email", "country", "created_at")
+    list_display = ("name", "external_id", "email", "country", "created_at", "overview")
     search_fields = ("name", "external_id", "email", "billing_name", "tax_id")
     date_hierarchy = "created_at"
     fieldsets = [
@@ -143,6 +144,11 @@ class CustomerAdmin(TenantScopedModelAdmin):
         ("Billing details (the buyer on its invoices)", {"fields": ["billing_name", "billing_address", "country",
                                                                     "tax_id", "billing_email"]}),
     ]
+
+    @admin.display(description="overview")
+    def overview(self, customer: Customer) -> str:
+        """The customer page (billing.admin_customer: registered by name, billing being above)."""
+        return format_html('<a href="{}">Overview</a>', reverse("admin:customer_overview", args=[customer.pk]))
 
     def get_fieldsets(self, request, obj=None):
         excluded = set(self.get_exclude(request, obj))  # the tenant, for a scoped operator
