@@ -197,6 +197,23 @@ class ApiKeyRevokeSerializer(serializers.Serializer):
     )
 
 
+class SubscriptionCancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, help_text="Required: why (stored on the subscription as canceled_reason).")
+    at = serializers.DateTimeField(
+        required=False, help_text="When it ends: now or later (never backdated). Default: now. Or send at_period_end."
+    )
+    at_period_end = serializers.BooleanField(
+        required=False, default=False, help_text="true: it ends at the end of its current billing period."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("at") is not None and attrs.get("at_period_end"):
+            raise serializers.ValidationError({"at": ["Send at or at_period_end, not both."]})
+        if "\x00" in attrs["reason"]:
+            raise serializers.ValidationError({"reason": ["Null characters are not allowed."]})
+        return attrs
+
+
 class ApiKeyCreateSerializer(CatalogModelSerializer):
     class Meta:
         model = ApiKey
@@ -393,6 +410,14 @@ class SubscriptionSerializer(CatalogModelSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         confirmed = attrs.pop("confirm_backdated", False)
         attrs = super().validate(attrs)
+        was = getattr(self.instance, "status", None)
+        if attrs.get("status") == Subscription.Status.CANCELED and was != Subscription.Status.CANCELED:
+            raise serializers.ValidationError({"status": [
+                "Cancel with POST /api/v1/subscriptions/{id}/cancel: it asks for the reason and the end (now, a "
+                "later instant or the period's end), and stores them."
+            ]})
+        if was == Subscription.Status.CANCELED and attrs.get("status", was) != was:
+            raise serializers.ValidationError({"status": ["A canceled subscription stays canceled: start a new one."]})
         if self.instance is None:
             if "currency" not in attrs and attrs.get("rate_plan") is not None:
                 attrs["currency"] = attrs["rate_plan"].currency

@@ -17,12 +17,15 @@ a DRAFT version. Routes have no trailing slash, like the rest of /api/v1/.
 from __future__ import annotations
 
 from django.db.models import Prefetch
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from aforo.exceptions import ApiError
+from aforo.periods import period_for
 from catalog import services
 from catalog.models import (
     ApiKey,
@@ -335,6 +338,35 @@ class SubscriptionViewSet(TenantScopedViewSet):
 
     model = Subscription
     serializer_class = catalog_serializers.SubscriptionSerializer
+
+    @extend_schema(
+        summary="Cancel a subscription",
+        description="Ends it now, at a later `at`, or at the end of its current billing period (`at_period_end`), "
+        "with a required `reason` (stored with `canceled_at`). Events timestamped from the end no longer rate "
+        "against it; its last, partial period is settled — the final invoice — by the settlement sweep once the "
+        "end has passed. Never backdated (400 naming `at`); a subscription canceled or ended already is a 409 "
+        "`not_cancelable`.",
+        request=catalog_serializers.SubscriptionCancelSerializer,
+        responses={200: catalog_serializers.SubscriptionSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        subscription = self.get_object()
+        body = catalog_serializers.SubscriptionCancelSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        now = timezone.now()
+        end = body.validated_data.get("at")
+        if body.validated_data.get("at_period_end"):
+            end = period_for(cadence=subscription.billing_cadence, anchor=subscription.billing_anchor, at=max(now, subscription.started_at))[1]
+        try:
+            subscription = services.subscription_cancel(
+                subscription=subscription, reason=body.validated_data["reason"], ended_at=end, now=now
+            )
+        except services.SubscriptionNotCancelable as refused:
+            if "__all__" in refused.message_dict:
+                raise ApiError(code="not_cancelable", message=" ".join(refused.message_dict["__all__"]), status_code=409) from None
+            raise serializers.ValidationError({"at" if k == "ended_at" else k: v for k, v in refused.message_dict.items()}) from None
+        return Response(catalog_serializers.SubscriptionSerializer(subscription, context=self.get_serializer_context()).data)
     query_filters = (
         QueryFilter("customer", "customer_id"),
         QueryFilter("offering", "offering_id"),

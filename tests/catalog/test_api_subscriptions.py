@@ -129,12 +129,12 @@ def test_rate_plan_must_belong_to_the_offering(admin, world, tenant):
 def test_update_status_and_end(admin, world):
     subscription_id = admin.post("/api/v1/subscriptions", _body(world)).json()["id"]
     end = START + timedelta(days=45)
-    response = admin.patch(
-        f"/api/v1/subscriptions/{subscription_id}", {"status": "canceled", "ended_at": end.isoformat()}
-    )
+    canceled = admin.patch(f"/api/v1/subscriptions/{subscription_id}", {"status": "canceled"})
+    assert canceled.status_code == 400 and list(canceled.json()["error"]["fields"]) == ["status"]  # POST …/cancel
+    response = admin.patch(f"/api/v1/subscriptions/{subscription_id}", {"status": "paused", "ended_at": end.isoformat()})
     assert response.status_code == 200, response.content
     subscription = Subscription.objects.get(pk=subscription_id)
-    assert (subscription.status, subscription.ended_at, subscription.currency) == ("canceled", end, "EUR")
+    assert (subscription.status, subscription.ended_at, subscription.currency) == ("paused", end, "EUR")
 
     bad_end = admin.patch(f"/api/v1/subscriptions/{subscription_id}", {"ended_at": START.isoformat()})
     assert bad_end.status_code == 400 and list(bad_end.json()["error"]["fields"]) == ["ended_at"]
@@ -189,3 +189,30 @@ def test_the_admin_asks_to_confirm_a_backdated_start(admin_client, world, tenant
     done = admin_client.post(reverse("admin:catalog_subscription_add"), {**form, "confirm_backdated": "on"})
     assert done.status_code == 302, done.context["adminform"].form.errors if done.context else done
     assert Subscription.objects.get().started_at == START
+
+
+def test_cancel_now_later_or_at_period_end_with_a_reason(admin, world):
+    now = datetime.now(dt_timezone.utc)
+    start = now - timedelta(minutes=1)
+    body = {**_body(world), "started_at": start.isoformat(), "billing_anchor": start.isoformat()}
+    first, second, third = (admin.post("/api/v1/subscriptions", body, format="json").json()["id"] for _ in range(3))
+    no_reason = admin.post(f"/api/v1/subscriptions/{first}/cancel", {}, format="json")
+    assert no_reason.status_code == 400 and "reason" in no_reason.json()["error"]["fields"]
+    past = admin.post(f"/api/v1/subscriptions/{first}/cancel", {"reason": "x", "at": (now - timedelta(hours=1)).isoformat()}, format="json")
+    assert past.status_code == 400 and "at" in past.json()["error"]["fields"]
+    both = admin.post(f"/api/v1/subscriptions/{first}/cancel", {"reason": "x", "at": now.isoformat(), "at_period_end": True}, format="json")
+    assert both.status_code == 400
+    done = admin.post(f"/api/v1/subscriptions/{first}/cancel", {"reason": "moved to a competitor"}, format="json")
+    assert done.status_code == 200 and done.json()["status"] == "canceled", done.content
+    row = Subscription.objects.get(pk=first)
+    assert row.canceled_reason == "moved to a competitor" and row.ended_at <= datetime.now(dt_timezone.utc)
+    again = admin.post(f"/api/v1/subscriptions/{first}/cancel", {"reason": "twice"}, format="json")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "not_cancelable"
+    later = now + timedelta(days=2)
+    assert admin.post(f"/api/v1/subscriptions/{second}/cancel", {"reason": "r", "at": later.isoformat()}, format="json").status_code == 200
+    assert Subscription.objects.get(pk=second).ended_at == later
+    assert admin.post(f"/api/v1/subscriptions/{third}/cancel", {"reason": "r", "at_period_end": True}, format="json").status_code == 200
+    from aforo.periods import period_for
+
+    assert Subscription.objects.get(pk=third).ended_at == period_for(cadence="monthly", anchor=start, at=now)[1]
+    assert admin.patch(f"/api/v1/subscriptions/{third}", {"status": "active"}, format="json").status_code == 400
