@@ -79,3 +79,17 @@ def periods_ended(
         periods.append((start, end))
         start, end = end, period_for(cadence=cadence, anchor=anchor, at=end)[1]
     return periods
+
+
+def active_fraction(
+    *, period_start: datetime, period_end: datetime, started_at: datetime | None, ended_at: datetime | None
+) -> tuple[int, int]:
+    """(active, whole): the microseconds of [period_start, period_end) a subscription active in
+    [started_at, ended_at) covers, and the period's length — proration by the second (by the
+    microsecond: exact), as Stripe prorates. A whole period is (whole, whole)."""
+    whole = period_end - period_start
+    start = max(period_start, started_at) if started_at is not None else period_start
+    end = min(period_end, ended_at) if ended_at is not None else period_end
+    active = max(end - start, timedelta(0))
+    micro = timedelta(microseconds=1)
+    return active // micro, whole // micro

@@ -2,7 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from . import (
-    allowance_grants, entitlements, invoice_actions, invoice_documents, invoice_exports, invoices, leases, pricing, series, terms,
+    allowance_grants, entitlements, invoice_actions, plan_change, invoice_documents, invoice_exports, invoices, leases, pricing, series, terms,
     unmatched, views,
 )
 
@@ -19,6 +19,7 @@ urlpatterns = [
         allowance_grants.AllowanceGrantDeleteView.as_view(),
         name="allowance-grant-detail",
     ),
+    path("subscriptions/<int:subscription_id>/change-plan", plan_change.PlanChangeView.as_view(), name="subscription-change-plan"),
     path("unmatched-usage/replay", unmatched.UnmatchedUsageReplayView.as_view(), name="unmatched-usage-replay"),
     path("pricing/quote", pricing.PricingQuoteView.as_view(), name="pricing-quote"),
     path("entitlements/check", entitlements.EntitlementCheckView.as_view(), name="entitlements-check"),

@@ -108,13 +108,22 @@ def _late_lines(context: SettlementContext, period: LatePeriod, late: Decimal) -
     return done
 
 
+def minimum_for(context: SettlementContext) -> Decimal | None:
+    """The period's minimum commitment: the subscription's, prorated by time in a period it
+    started or ended within (exact; rounded only as the true-up line is)."""
+    minimum = context.subscription.min_commitment
+    return None if minimum is None else context.prorated(minimum)
+
+
 def _own_period(context: SettlementContext) -> dict[str, Any]:
     subscription = context.subscription
     charges = context.total(*OWN_CHARGES) + context.previously_invoiced
     done: dict[str, Any] = {"charges": charges}
-    if context.final and subscription.min_commitment is not None and charges < subscription.min_commitment:
-        true_up = subscription.min_commitment - charges
-        context.add(Line(kind="commitment", description=f"Minimum commitment {subscription.min_commitment}: true-up",
+    minimum = minimum_for(context)
+    if context.final and minimum is not None and charges < minimum:
+        true_up = minimum - charges
+        shown = f"{subscription.min_commitment}{context.proration_text()}" if minimum != subscription.min_commitment else f"{minimum}"
+        context.add(Line(kind="commitment", description=f"Minimum commitment {shown}: true-up",
                          amount_unrounded=true_up, period_start=context.period_start))
         done["true_up"] = true_up
     if subscription.spend_cap is not None and charges > subscription.spend_cap:
@@ -143,6 +152,6 @@ def run(context: SettlementContext) -> None:
         done["late_periods"] = adjusted
     # The terms the period was settled with: a later run adjusting its late usage reads them here.
     context.log(
-        "commit", **done, min_commitment=subscription.min_commitment, spend_cap=subscription.spend_cap,
+        "commit", **done, min_commitment=minimum_for(context), spend_cap=subscription.spend_cap,
         spend_cap_action=subscription.spend_cap_action,
     )

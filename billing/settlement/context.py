@@ -9,6 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from aforo.money import LEGACY_MINOR_UNITS, quantize_to_minor_unit
+from aforo.periods import active_fraction
 
 from .inputs import ZERO, LatePeriod, SettlementInputs, SubscriptionTerms
 
@@ -16,6 +17,13 @@ __all__ = ["ZERO", "Aggregate", "CarriedLot", "Line", "SettlementContext", "roun
 # Lines are rounded ONCE, to the currency's minor unit (aforo.money's ISO 4217 table), half away
 # from zero (commercial rounding).
 ROUNDING = ROUND_HALF_UP
+
+
+def _span(microseconds: int) -> str:
+    seconds = microseconds // 1_000_000
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    return f"{days}d {hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
 
 
 def round_money(amount: Decimal, currency: str) -> Decimal:
@@ -110,6 +118,31 @@ class SettlementContext:
     @property
     def final(self) -> bool:
         return self.kind == "final"
+
+    @property
+    def active(self) -> tuple[int, int]:
+        """(active, whole) microseconds of the period the subscription covers: a period it started
+        or ended within (a start mid-period, a cancellation, a plan change) is partial, and its
+        fixed charges and minimum commitment are prorated by time (aforo.periods.active_fraction)."""
+        return active_fraction(
+            period_start=self.period_start, period_end=self.period_end,
+            started_at=self.subscription.started_at, ended_at=self.subscription.ended_at,
+        )
+
+    def prorated(self, amount: Decimal) -> Decimal:
+        """`amount` × the active share of the period (exact: the microseconds' ratio)."""
+        active, whole = self.active
+        if active >= whole or whole <= 0:
+            return amount
+        return amount * Decimal(active) / Decimal(whole)
+
+    def proration_text(self) -> str:
+        """ " prorated 12d 03:00:00 of 30d (40.42%)", or "" for a whole period."""
+        active, whole = self.active
+        if active >= whole or whole <= 0:
+            return ""
+        share = (Decimal(active) * 100 / Decimal(whole)).quantize(Decimal("0.01"))
+        return f", prorated {_span(active)} of {_span(whole)} ({share}%)"
 
     def add(self, line: Line) -> Line:
         line.amount = round_money(line.amount_unrounded, self.currency)

@@ -47,7 +47,7 @@ def run(context: SettlementContext) -> None:
         if discount.kind == Discount.Kind.PERCENT:
             amount = round_money(base * discount.value / Decimal(100), context.currency)
         elif context.final:
-            amount = discount.value
+            amount = context.prorated(discount.value)  # a fixed amount per period: its share of a partial one
         else:
             continue
         amount = min(amount, base)

@@ -44,6 +44,7 @@ class SubscriptionTerms:
     billing_cadence: str = "monthly"
     billing_anchor: datetime | None = None
     started_at: datetime | None = None
+    ended_at: datetime | None = None
     rate_plan_id: int | None = None
     min_commitment: Decimal | None = None
     spend_cap: Decimal | None = None
@@ -62,7 +63,7 @@ class SubscriptionTerms:
             id=subscription.pk, tenant_id=subscription.tenant_id, customer_id=subscription.customer_id,
             currency=subscription.currency, billing_mode=subscription.billing_mode,
             billing_cadence=subscription.billing_cadence, billing_anchor=subscription.billing_anchor,
-            started_at=subscription.started_at, rate_plan_id=subscription.rate_plan_id,
+            started_at=subscription.started_at, ended_at=subscription.ended_at, rate_plan_id=subscription.rate_plan_id,
             min_commitment=subscription.min_commitment, spend_cap=subscription.spend_cap,
             spend_cap_action=subscription.spend_cap_action, invoice_threshold=subscription.invoice_threshold,
             net_terms_days=subscription.net_terms_days, invoice_grace_hours=subscription.invoice_grace_hours,

@@ -1,6 +1,7 @@
 """Rate: a usage line per aggregate (late ones as adjustment lines of their own period), and on
 the final run each metric's zero-usage charge once — quote(0): a flat fee, the first tier's flat
-fee, a period minimum — which delta rating leaves to settlement (ARCHITECTURE §4.3)."""
+fee, a period minimum — which delta rating leaves to settlement (ARCHITECTURE §4.3); prorated by
+time in a period the subscription started or ended within (SettlementContext.prorated)."""
 
 from __future__ import annotations
 
@@ -32,14 +33,16 @@ def run(context: SettlementContext) -> None:
         configs = context.inputs.version_configs
         keys = {**{(metric_id, ""): config for metric_id, config in configs.items()}, **used}
         codes = context.inputs.metric_codes
+        prorated = context.proration_text()
         for (metric_id, key), config in sorted(keys.items()):
             base = compile_config(config).for_key(key).quote(ZERO, [])
             if base:
                 where = f" ({key})" if key else ""
                 context.add(
                     Line(
-                        kind="base", description=f"{codes[metric_id]}{where}: base charge for the period",
-                        amount_unrounded=base, metric_id=metric_id, dimension_key=key, period_start=context.period_start,
+                        kind="base", description=f"{codes[metric_id]}{where}: base charge for the period{prorated}",
+                        amount_unrounded=context.prorated(base), metric_id=metric_id, dimension_key=key,
+                        period_start=context.period_start,
                     )
                 )
                 bases += 1

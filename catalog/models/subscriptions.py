@@ -63,6 +63,11 @@ class Subscription(TenantOwned):
     # effect at `ended_at` (now, or a later end the operator chose).
     canceled_at = models.DateTimeField(null=True, blank=True, editable=False)
     canceled_reason = models.CharField(max_length=500, blank=True, default="", editable=False)
+    # A plan change (billing.plan_change) ends this subscription at an instant and starts its
+    # successor there, on the new plan, with the same billing anchor: `changed_from` links them.
+    changed_from = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, editable=False, related_name="changed_to",
+    )
     # Invoice terms (billing.invoices): when an invoice is due, and how long a settled one stays a draft.
     net_terms_days = models.PositiveSmallIntegerField(
         default=30, validators=[MaxValueValidator(365)],
