@@ -104,13 +104,13 @@ def world():
         f"customer:{mine.customer.pk}", mine.metric.code, {}, Decimal("30"), Decimal(0), 600, "gateway-node-7", "lease-1"))
     wallet = funded_wallet(mine.customer, "10")
     wallet_adjust(tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=Decimal("-25"), idempotency_key="fix-1",
-                  reference="refund reversed")
+                  reference="refund reversed", reason="refund reversed", allow_negative_balance=True)
     _unmatched_event(mine, "lost-1")
     rated_event(theirs, "theirs-1", "100")
     funded_wallet(theirs.customer, "5")
     their_wallet = theirs.customer.wallets.get()
     wallet_adjust(tenant_id=their_wallet.tenant_id, wallet_id=their_wallet.pk, amount=Decimal("-7"), idempotency_key="x",
-                  reference="theirs")
+                  reference="theirs", reason="theirs", allow_negative_balance=True)
     return {"mine": mine, "theirs": theirs, "now": now, "lease": lease, "recent_at": recent_at, "last_month_invoice": last_month_invoice,
             "this_month_invoice": this_month_invoice, "wallet": wallet}
 
