@@ -11,7 +11,8 @@ from django.core.exceptions import ValidationError
 from catalog.admin import TenantScopedModelAdmin, TenantScopedTabularInline
 from catalog.models import Customer, Subscription
 
-from .models import Discount, TaxRate
+from .models import Coupon, CouponRedemption, Discount, TaxRate
+from .settlement.coupons import coupon_remaining
 from .terms import TermInUse, term_delete, term_in_use, term_save
 
 DISCOUNT_FIELDS = ("subscription", "kind", "value", "metric", "position", "description", "periods", "starts_at", "ends_at")
@@ -110,3 +111,31 @@ class TaxRateInline(_TermInline):
 for model, inline in ((Subscription, DiscountInline), (Customer, TaxRateInline)):
     registered = admin.site._registry[model]
     registered.inlines = (*registered.inlines, inline)
+
+
+class CouponRedemptionInline(_TermInline):
+    model = CouponRedemption
+    fields = readonly_fields = ("invoice", "amount", "created_at")
+
+
+@admin.register(Coupon)
+class CouponAdmin(TenantScopedModelAdmin):
+    """A customer's coupons; what each invoice took is listed below (a void invoice's part is
+    given back). Its amount, currency and customer are fixed once created; one an invoice used
+    is never deleted (expire it)."""
+
+    list_display = ("__str__", "customer", "currency", "amount", "remaining", "expires_at")
+    list_select_related = ("customer",)
+    search_fields = ("code", "customer__name")
+    inlines = (CouponRedemptionInline,)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields + ["customer", "currency", "amount"] if obj is not None else fields
+
+    @admin.display(description="remaining")
+    def remaining(self, coupon: Coupon) -> str:
+        return f"{coupon_remaining(coupon)} {coupon.currency}"
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and (obj is None or not obj.redemptions.exists())

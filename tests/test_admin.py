@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.alerts.evaluate import AlertEvaluator, rated_decode
-from billing.models import AllowanceGrant, Discount, PricingSnapshot, RatedEvent, RolloverPolicy, RunningTotal, TaxRate
+from billing.models import AllowanceGrant, Coupon, Discount, PricingSnapshot, RatedEvent, RolloverPolicy, RunningTotal, TaxRate
 from billing.periods import period_for
 from billing.rated_wire import RatedWire
 from billing.rating import config_hash
@@ -121,6 +121,7 @@ def everything(db, django_user_model):
         )
         Discount.objects.create(tenant=setup.tenant, subscription=setup.subscription, kind="percent", value=Decimal(5))
         TaxRate.objects.create(tenant=setup.tenant, customer=setup.customer, name="VAT", percent=Decimal(20))
+        Coupon.objects.create(tenant=setup.tenant, customer=setup.customer, code="C1", currency="USD", amount=Decimal(1))
         settled = settlement_run(subscription_id=setup.subscription.pk, at=timezone.now())  # an invoice, its run, a grant
         invoice_void_and_reissue(invoice=settled.invoice, reason="seed")  # a credit note, and the reissue
         AllowanceGrant.objects.create(

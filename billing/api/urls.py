@@ -2,7 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from . import (
-    allowance_grants, entitlements, invoice_actions, plan_change, invoice_documents, invoice_exports, invoices, leases, pricing, series, terms,
+    allowance_grants, coupons, entitlements, invoice_actions, plan_change, invoice_documents, invoice_exports, invoices, leases, pricing, series, terms,
     unmatched, views,
 )
 
@@ -53,4 +53,5 @@ urlpatterns = [
 router = SimpleRouter(trailing_slash=False)
 router.register("discounts", terms.DiscountViewSet, basename="discount")
 router.register("tax-rates", terms.TaxRateViewSet, basename="tax-rate")
+router.register("coupons", coupons.CouponViewSet, basename="coupon")
 urlpatterns += router.urls

@@ -7,9 +7,9 @@ from .grants import AllowanceGrant, RolloverGrant, RolloverPolicy
 from .leases import Lease
 from .ledger import PricingSnapshot, RatedEvent, RunningTotal, UsageRollup
 from .settlement import Invoice, InvoiceCounter, InvoiceLine, SettlementRun
-from .terms import Discount, TaxRate
+from .terms import Coupon, CouponRedemption, Discount, TaxRate
 
 __all__ = [
-    "AllowanceGrant", "CreditNote", "CreditNoteCounter", "Discount", "Invoice", "InvoiceCounter", "InvoiceLine", "Lease", "PricingSnapshot", "RatedEvent",
+    "AllowanceGrant", "Coupon", "CouponRedemption", "CreditNote", "CreditNoteCounter", "Discount", "Invoice", "InvoiceCounter", "InvoiceLine", "Lease", "PricingSnapshot", "RatedEvent",
     "RolloverGrant", "RolloverPolicy", "RunningTotal", "SettlementRun", "TaxRate", "UsageRollup",
 ]

@@ -103,3 +103,52 @@ class Discount(Term):
                 raise ValidationError({"value": "A percentage must be at most 100."})
         if self.periods is not None and self.periods < 1:
             raise ValidationError({"periods": "Must be at least 1 (empty: forever)."})
+
+
+class Coupon(models.Model):
+    """A customer's coupon: an amount in one currency, taken off the customer's invoices (after
+    the discounts, before tax) until it is used up or expires — what one invoice does not use
+    carries over to the next. What it gave is recorded per invoice (CouponRedemption); a void
+    invoice gives its part back (its reissue takes it again)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="coupons")
+    code = models.CharField(max_length=64, blank=True, default="", help_text="Printed on the invoice (e.g. WELCOME50).")
+    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(max_digits=20, decimal_places=6, help_text="What it is worth in all.")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="No invoice issued from then on uses it (empty: never).")
+    description = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="coupon_amount_positive")]
+        indexes = [models.Index(fields=["customer", "currency"])]
+
+    def __str__(self) -> str:
+        return self.code or f"coupon {self.pk}"
+
+    def clean(self) -> None:
+        super().clean()
+        same_tenant_check(self, ("customer",))
+        if self.amount is not None and self.amount <= 0:
+            raise ValidationError({"amount": "Must be more than zero."})
+
+
+class CouponRedemption(models.Model):
+    """What a coupon gave one invoice (written with the invoice, in settlement's transaction)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, related_name="redemptions")
+    invoice = models.ForeignKey("billing.Invoice", on_delete=models.PROTECT, related_name="coupon_redemptions")
+    amount = models.DecimalField(max_digits=20, decimal_places=6)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["coupon", "invoice"], name="coupon_redemption_once_per_invoice"),
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="coupon_redemption_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} of {self.coupon_id} on {self.invoice_id}"

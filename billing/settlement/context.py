@@ -75,6 +75,13 @@ class CarriedLot:
     units: Decimal
 
 
+@dataclass(frozen=True)
+class CouponBalance:
+    coupon_id: int
+    label: str
+    remaining: Decimal
+
+
 @dataclass
 class SettlementContext:
     subscription: SubscriptionTerms
@@ -105,6 +112,10 @@ class SettlementContext:
     # The earlier periods whose late usage this run bills: what was charged for each before, and
     # its terms (late_periods.late_periods_read; the Commit stage adjusts them).
     late_periods: dict[datetime, LatePeriod] = field(default_factory=dict)
+    # The customer's usable coupons in the invoice's currency, soonest-expiring first, with what
+    # each has left (coupons.coupons_read, under their row locks), and what this invoice takes.
+    coupons: list[CouponBalance] = field(default_factory=list)
+    coupon_redemptions: list[tuple[int, Decimal]] = field(default_factory=list)
 
     @property
     def currency(self) -> str:

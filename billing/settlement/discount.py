@@ -5,9 +5,9 @@ metric's lines, below zero."""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
-from aforo.money import decimal_text
+from aforo.money import decimal_text, quantize_to_minor_unit
 
 from ..models import Discount
 from ..periods import term_applies
@@ -61,4 +61,27 @@ def run(context: SettlementContext) -> None:
         if discount.metric_id is not None:
             per_metric[discount.metric_id] += line.amount
         applied.append(str(amount) if discount.metric_id is None else f"{amount} on {discount.metric_id}")
-    context.log("discount", applied=applied, subtotal=remaining)
+    remaining = apply_coupons(context, remaining)
+    context.log("discount", applied=applied, coupons=[f"{c} from {i}" for i, c in context.coupon_redemptions], subtotal=remaining)
+
+
+def apply_coupons(context: SettlementContext, remaining: Decimal) -> Decimal:
+    """The customer's coupons after the discounts, soonest-expiring first, each taking what it
+    has left (to the currency's minor unit) up to what remains of the invoice; the rest of a
+    coupon carries over to later invoices."""
+    for coupon in context.coupons:
+        if remaining <= ZERO:
+            break
+        # Down to the minor unit: a coupon never gives more than it has.
+        take = min(quantize_to_minor_unit(coupon.remaining, context.currency, rounding=ROUND_DOWN, default=2), remaining)
+        if take <= ZERO:
+            continue
+        left = coupon.remaining - take
+        line = context.add(Line(
+            kind="discount", description=f"Coupon {coupon.label}: {take} applied, {left.normalize():f} left",
+            amount_unrounded=-take,
+        ))
+        remaining += line.amount
+        context.coupon_redemptions.append((coupon.coupon_id, take))
+    return remaining
+

@@ -13,7 +13,7 @@ from catalog.models import Subscription
 
 from ..models import Invoice, SettlementRun
 from ..periods import period_for
-from . import aggregate, allowance, commit, discount, late_periods, quota_check, rate, rollover, route, settle, tax
+from . import aggregate, allowance, commit, coupons, discount, late_periods, quota_check, rate, rollover, route, settle, tax
 from .context import ZERO, SettlementContext
 from .inputs import SubscriptionTerms, inputs_load
 
@@ -76,6 +76,7 @@ def settlement_run(
         )
         route.realtime_debits_read(context)
         late_periods.late_periods_read(context)
+        coupons.coupons_read(context)
         for stage in STAGES:  # pure: they read the context, and write nothing
             stage.run(context)
         if kind == SettlementRun.Kind.INTERIM and not context.aggregates:
@@ -104,6 +105,7 @@ def settlement_recompute(settlement: SettlementRun, *, now: datetime) -> Settlem
     aggregate.ledger_read(context, watermark=settlement.watermark)
     route.realtime_debits_read(context)
     late_periods.late_periods_read(context)
+    coupons.coupons_read(context, excluding_invoice=settlement.invoice_id)
     context.wallet_settled = settle.wallet_settled(settlement, inputs.wallet.pk if inputs.wallet else None)
     for stage in STAGES:
         stage.run(context)

@@ -18,6 +18,7 @@ from ..invoices import lifecycle
 from ..invoices.webhooks import invoice_event_emit
 from ..models import Invoice, InvoiceCounter, InvoiceLine, RolloverGrant, SettlementRun
 from .context import ZERO, SettlementContext, round_money
+from .coupons import coupon_redemptions_write
 
 # How an invoice reads, whatever order the stages added its lines in: charges, then what reduces
 # them, then discounts and taxes.
@@ -163,6 +164,7 @@ def run(context: SettlementContext) -> SettlementRun:
     _numbered(context, invoice)
     settlement.stages = context.stages
     _persist(invoice, lines, settlement)
+    coupon_redemptions_write(context, invoice)
     _carry_forward_write(context, settlement)
     _invoice_finalized(invoice, kind=settlement.kind)
     return settlement
@@ -200,5 +202,6 @@ def reissue(context: SettlementContext, *, settlement: SettlementRun, voided: In
     )
     _numbered(context, invoice)
     _persist(invoice, lines, None)
+    coupon_redemptions_write(context, invoice)
     _invoice_finalized(invoice, kind=f"reissue of {voided.number}")
     return invoice
