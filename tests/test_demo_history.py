@@ -30,9 +30,14 @@ def test_history_is_rated_and_settled_once():
                 total=Sum("amount")
             )["total"]
             assert usage == rated
+    for customer in seeded["customers"]:  # the books: past invoices paid, each customer's newest due
+        newest, *older = Invoice.objects.filter(subscription_id=customer["subscription_id"]).order_by("-period_start", "-id")
+        assert newest.status == Invoice.Status.FINALIZED and newest.due_at is not None and older
+        assert all(i.status == Invoice.Status.PAID and i.payment_reference == f"DEMO-TRANSFER-{i.number}" for i in older)
     globex = next(c for c in seeded["customers"] if c["billing_mode"] == "prepaid")
     assert WalletEntry.objects.filter(wallet_id=globex["wallet_id"], kind="debit").count() > 100
     again = demo_seed(history=True)
     assert again["history"] == seeded["history"]  # nothing rated or settled twice
     assert InvoiceLine.objects.count() == InvoiceLine.objects.distinct().count()
     assert wallets_check() == []
+

@@ -54,7 +54,15 @@ def demo_history_backfill(seeded: dict[str, Any], *, now: datetime | None = None
                 break
             settlement_run(subscription_id=subscription.pk, at=period_start, watermark_lag_s=0)
             at = period_end
+    from billing.invoices.services import invoice_mark_paid
     from billing.models import Invoice
+
+    # A finance team's books: every past invoice but each customer's newest is paid (by bank
+    # transfer, referenced by its number); the newest is due. The same reference again is a no-op.
+    for customer in customers:
+        invoices = Invoice.objects.filter(subscription_id=customer["subscription_id"], status=Invoice.Status.FINALIZED)
+        for invoice in invoices.order_by("-period_start", "-id")[1:]:
+            invoice_mark_paid(invoice_id=invoice.pk, reference=f"DEMO-TRANSFER-{invoice.number}", now=now)
 
     # What the history holds (the same on every run: the output of seed_demo --json is stable).
     return {
