@@ -1,12 +1,13 @@
 from django.urls import path
 
-from . import dashboard_views, views
+from . import dashboard_plan, dashboard_views, views
 
 urlpatterns = [
     path("", views.usage_page, name="dashboard-usage"),
     path("usage.json", views.usage_json, name="dashboard-usage-json"),
     path("insights.json", dashboard_views.insights_json, name="dashboard-insights-json"),
     path("wallets/<int:wallet_id>/entries/", dashboard_views.wallet_entries, name="dashboard-wallet-entries"),
+    path("subscriptions/<int:subscription_id>/plan/", dashboard_plan.plan_page, name="dashboard-plan"),
     path("invoices/<int:invoice_id>/", views.invoice_page, name="dashboard-invoice"),
     path("invoices/<int:invoice_id>.pdf", dashboard_views.invoice_pdf, name="dashboard-invoice-pdf"),
     path("invoices/<int:invoice_id>/lines.csv", dashboard_views.invoice_csv, {"what": "lines"},

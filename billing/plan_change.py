@@ -28,7 +28,7 @@ from .models import Discount
 
 COPIED_TERMS = (
     "billing_mode", "billing_cadence", "billing_anchor", "currency", "min_commitment", "spend_cap", "spend_cap_action",
-    "invoice_threshold", "net_terms_days", "invoice_grace_hours",
+    "invoice_threshold", "net_terms_days", "invoice_grace_hours", "customer_may_change_plan",
 )
 
 

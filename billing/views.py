@@ -26,7 +26,7 @@ from django.views.decorators.cache import never_cache
 
 from aforo.exceptions import error_body
 from aforo.params import parse_id
-from catalog.models import Customer, CustomerUser, TenantMember
+from catalog.models import Customer, CustomerUser, Subscription, TenantMember
 from wallets.selectors import wallets_for_customer
 
 from .trace import invoice_line_rated_events, invoice_with_lines, line_is_traceable
@@ -137,8 +137,15 @@ def _allowance_notes(row: dict) -> dict:
 def _subscriptions_shown(usage: dict) -> list[dict]:
     """The usage's subscriptions with each metric row's `notes` for the template; `usage` itself
     (embedded as the page's initial JSON) keeps the shape usage.json has."""
+    changeable = set(
+        Subscription.objects.filter(
+            pk__in=[sub["subscription_id"] for sub in usage["subscriptions"]], customer_may_change_plan=True,
+            status=Subscription.Status.ACTIVE,
+        ).values_list("pk", flat=True)
+    )
     return [
-        {**sub, "metrics": [{**row, "notes": _allowance_notes(row)} for row in sub["metrics"]]}
+        {**sub, "metrics": [{**row, "notes": _allowance_notes(row)} for row in sub["metrics"]],
+         "may_change_plan": sub["subscription_id"] in changeable}
         for sub in usage["subscriptions"]
     ]
 

@@ -397,7 +397,8 @@ class SubscriptionSerializer(CatalogModelSerializer):
         fields = [
             "id", "customer", "offering", "rate_plan", "billing_mode", "billing_cadence", "billing_anchor",
             "currency", "status", "started_at", "ended_at", "min_commitment", "spend_cap", "spend_cap_action",
-            "invoice_threshold", "net_terms_days", "invoice_grace_hours", "confirm_backdated", *TIMESTAMPS,
+            "invoice_threshold", "net_terms_days", "invoice_grace_hours", "customer_may_change_plan", "confirm_backdated",
+            *TIMESTAMPS,
         ]
         extra_kwargs = {
             "billing_anchor": {

@@ -63,6 +63,10 @@ class Subscription(TenantOwned):
     # effect at `ended_at` (now, or a later end the operator chose).
     canceled_at = models.DateTimeField(null=True, blank=True, editable=False)
     canceled_reason = models.CharField(max_length=500, blank=True, default="", editable=False)
+    customer_may_change_plan = models.BooleanField(
+        default=False,
+        help_text="The customer may switch to another plan of the offering (same currency) from their dashboard.",
+    )
     # A plan change (billing.plan_change) ends this subscription at an instant and starts its
     # successor there, on the new plan, with the same billing anchor: `changed_from` links them.
     changed_from = models.OneToOneField(
