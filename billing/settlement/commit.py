@@ -23,7 +23,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from aforo.money import money_display
+from aforo.money import decimal_text, money_display
 
 from .context import ZERO, Line, SettlementContext
 from .inputs import LatePeriod
@@ -122,14 +122,14 @@ def _own_period(context: SettlementContext) -> dict[str, Any]:
     minimum = minimum_for(context)
     if context.final and minimum is not None and charges < minimum:
         true_up = minimum - charges
-        shown = f"{subscription.min_commitment}{context.proration_text()}" if minimum != subscription.min_commitment else f"{minimum}"
+        shown = decimal_text(subscription.min_commitment) + (context.proration_text() if minimum != subscription.min_commitment else "")
         context.add(Line(kind="commitment", description=f"Minimum commitment {shown}: true-up",
                          amount_unrounded=true_up, period_start=context.period_start))
         done["true_up"] = true_up
     if subscription.spend_cap is not None and charges > subscription.spend_cap:
         over = min(charges - subscription.spend_cap, context.total(*OWN_CHARGES))
         if subscription.spend_cap_action == "cap" and over > ZERO:
-            context.add(Line(kind="cap", description=f"Spend cap {subscription.spend_cap}", amount_unrounded=-over,
+            context.add(Line(kind="cap", description=f"Spend cap {decimal_text(subscription.spend_cap)}", amount_unrounded=-over,
                              period_start=context.period_start))
             done["capped"] = over
         else:
@@ -151,7 +151,9 @@ def run(context: SettlementContext) -> None:
     if adjusted:
         done["late_periods"] = adjusted
     # The terms the period was settled with: a later run adjusting its late usage reads them here.
+    # `subscription_min_commitment`: the subscription's own figure before proration — what a
+    # reissue of this run settles with again (pipeline.settlement_recompute), whatever it is now.
     context.log(
         "commit", **done, min_commitment=minimum_for(context), spend_cap=subscription.spend_cap,
-        spend_cap_action=subscription.spend_cap_action,
+        spend_cap_action=subscription.spend_cap_action, subscription_min_commitment=subscription.min_commitment,
     )

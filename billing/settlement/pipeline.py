@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -89,13 +90,28 @@ def settlement_run(
         return SettlementResult(settled, settled.invoice, True, context)
 
 
+def _as_settled(terms: SubscriptionTerms, settlement: SettlementRun) -> SubscriptionTerms:
+    """The subscription's commitment terms as `settlement` applied them (its Commit log), so a
+    reissue of a settled period keeps its minimum commitment and spend cap when they have changed
+    since; a run logged before they were recorded: the terms now."""
+    logged = late_periods.settled_terms(settlement.stages if isinstance(settlement.stages, list) else [])
+    if logged is None or "subscription_min_commitment" not in logged:
+        return terms
+    decimal = lambda value: None if value is None else Decimal(value)  # noqa: E731
+    return replace(
+        terms, min_commitment=decimal(logged["subscription_min_commitment"]), spend_cap=decimal(logged.get("spend_cap")),
+        spend_cap_action=logged.get("spend_cap_action") or "cap",
+    )
+
+
 def settlement_recompute(settlement: SettlementRun, *, now: datetime) -> SettlementContext:
     """The stages again over exactly what `settlement` settled — its ranges (from the runs made
-    before it) and its watermark — with the subscription's terms as they are now (discounts,
-    tax rates, commitment, cap, grants): what a reissue of its invoice says. Writes nothing; the
+    before it) and its watermark — with the minimum commitment and spend cap the run applied
+    (_as_settled), and the discounts, tax rates and grants in force for its period now (terms
+    in use are never edited: billing.terms): what a reissue of its invoice says. Writes nothing; the
     caller holds the subscription's row lock (billing.invoicing). Rollover lots stay as the run
     recorded them (later periods may have drawn on them already)."""
-    terms = SubscriptionTerms.of(settlement.subscription)
+    terms = _as_settled(SubscriptionTerms.of(settlement.subscription), settlement)
     inputs = inputs_load(terms, settlement.period_start, before_run=settlement.pk)
     context = SettlementContext(
         subscription=terms, period_start=settlement.period_start, period_end=settlement.period_end,

@@ -281,3 +281,22 @@ def test_admin_lists_terms_on_the_subscription_and_locks_a_term_in_use(admin_cli
     assert b'name="value"' not in form.content and b'name="ends_at_0"' in form.content  # only the end date is editable
     assert admin_client.post(f"/admin/billing/discount/{term.pk}/delete/", {"post": "yes"}).status_code == 403
     assert Discount.objects.filter(pk=term.pk).exists() and Invoice.objects.filter(subscription=setup.subscription).exists()
+
+
+def test_a_reissue_keeps_the_commitment_and_cap_the_period_was_settled_with(setup):
+    from billing.invoicing import invoice_void_and_reissue
+
+    setup.subscription.min_commitment = Decimal(100)
+    setup.subscription.save()
+    rated_event(setup, "oct-1", "50", at=datetime(2026, 10, 10, tzinfo=UTC))
+    october = _settle(setup, datetime(2026, 10, 20, tzinfo=UTC))
+    assert _lines(october, "commitment") == [("Minimum commitment 100: true-up", Decimal("50.00"))]
+    setup.subscription.min_commitment = Decimal(200)  # a new minimum, from now on
+    setup.subscription.spend_cap = Decimal(60)
+    setup.subscription.save()
+    replacement = invoice_void_and_reissue(invoice=october, reason="address").replacement
+    assert _lines(replacement, "commitment") == [("Minimum commitment 100: true-up", Decimal("50.00"))]
+    assert _lines(replacement, "cap") == [] and replacement.total == october.total
+    rated_event(setup, "nov-1", "50", at=datetime(2026, 11, 10, tzinfo=UTC))
+    november = _settle(setup, datetime(2026, 11, 20, tzinfo=UTC))
+    assert _lines(november, "commitment") == [("Minimum commitment 200: true-up", Decimal("150.00"))]  # the new minimum
