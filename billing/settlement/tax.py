@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from aforo.money import decimal_text
+
 from .context import ZERO, Line, SettlementContext
 from .discount import in_force
 
@@ -40,7 +42,7 @@ def run(context: SettlementContext) -> None:
     if not by_metric:
         base = context.total()
         for rate in rates:
-            context.add(Line(kind="tax", description=f"{rate.name} {rate.percent}% of {base}", amount_unrounded=base * rate.percent / Decimal(100)))
+            context.add(Line(kind="tax", description=f"{rate.name} {decimal_text(rate.percent)}% of {base}", amount_unrounded=base * rate.percent / Decimal(100)))
         context.log("tax", base=base, rates=[f"{r.name} {r.percent}%" for r in rates], tax=context.total("tax"))
         return
     parts = _parts(context, by_metric)
@@ -54,7 +56,7 @@ def run(context: SettlementContext) -> None:
                 continue
             where = "" if part is None else f" {codes.get(part, part)}"
             context.add(Line(
-                kind="tax", description=f"{rate.name} {rate.percent}% of {base}{where}",
+                kind="tax", description=f"{rate.name} {decimal_text(rate.percent)}% of {base}{where}",
                 amount_unrounded=base * rate.percent / Decimal(100), metric_id=part,
             ))
     context.log("tax", bases=bases, rates=[f"{r.name} {r.percent}%" + (f" ({r.metric_id})" if r.metric_id else "") for r in rates], tax=context.total("tax"))
