@@ -96,7 +96,7 @@ def test_no_generated_request_gets_a_server_error(fuzz_target, real_ids):
     result = subprocess.run(
         [
             str(ST), "--config-file", str(config), "run", f"{web.url}/api/schema/",
-            "--checks", "not_a_server_error", "--max-examples", "12" if real_ids else "6", "--workers", "2",
+            "--checks", "not_a_server_error", "--max-examples", "8" if real_ids else "5", "--workers", "2",
             "--seed", "1", "--request-timeout", "60", "--no-color",
             *([] if real_ids else ["--phases", "examples,coverage"]),
         ],
