@@ -204,6 +204,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "aforo.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "aforo.exceptions.api_exception_handler",
+    # DRF's parsers, JSON refusing a body nested too deeply with a 400 (aforo.parsers).
+    "DEFAULT_PARSER_CLASSES": [
+        "aforo.parsers.JSONParser", "rest_framework.parsers.FormParser", "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
     "COERCE_DECIMAL_TO_STRING": True,
 }

@@ -36,10 +36,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from aforo.parsers import JSONParser
 from aforo.exceptions import ApiError
 from catalog.api.serializers import TenantPrimaryKeyRelatedField, request_tenant
 from catalog.auth import IsTenantAdmin

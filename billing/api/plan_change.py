@@ -12,10 +12,10 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from aforo.parsers import JSONParser
 from aforo.exceptions import ApiError
 from catalog.api.serializers import SubscriptionSerializer, TenantPrimaryKeyRelatedField, request_tenant
 from catalog.auth import IsTenantAdmin

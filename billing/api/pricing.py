@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from aforo.parsers import JSONParser
 from aforo.exceptions import ApiError
 from billing.pricing import QuoteInputError, pricing_quote
 from billing.rating import MODELS

@@ -36,10 +36,10 @@ from typing import Any
 from django.db import IntegrityError
 from django.db.models import QuerySet
 from rest_framework import exceptions, status
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
+from aforo.parsers import JSONParser
 from aforo.exceptions import ApiError
 from aforo.money import decimal_text
 from catalog.api.serializers import request_tenant
