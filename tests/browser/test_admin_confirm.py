@@ -64,9 +64,15 @@ def admin_log_in(driver, base_url: str) -> None:
 
 
 def text_of(driver) -> str:
+    """The page's #content text; "" while a submitted form's next page is still loading (polled
+    with wait_for, so a click followed by a read never races the navigation)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
-    return driver.find_element(By.ID, "content").text
+    try:
+        return driver.find_element(By.ID, "content").text
+    except (NoSuchElementException, StaleElementReferenceException):
+        return ""
 
 
 def screenshot(driver, name: str) -> None:
