@@ -61,11 +61,21 @@ def tenant_token_create(*, tenant: Tenant, kind: str, name: str, secret: str | N
     return token, secret
 
 
-def tenant_token_revoke(*, token: TenantToken) -> TenantToken:
-    if token.revoked_at is None:
-        token.revoked_at = timezone.now()
-        token.save(update_fields=["revoked_at"])
-    return token
+@transaction.atomic
+def tenant_token_revoke(
+    *, token: TenantToken, reason: str, revoked_by: str, at: datetime | None = None
+) -> TenantToken:
+    """Revoke a tenant token: it stops authenticating (within the credential cache's seconds).
+    `reason` is required and stored with `revoked_by`; the row is locked and re-read, so revoking
+    a revoked token keeps the first time, reason and author."""
+    reason = _reason(reason)
+    locked = TenantToken.objects.select_for_update().get(pk=token.pk)
+    if locked.revoked_at is None:
+        locked.revoked_at = at or timezone.now()
+        locked.revoked_reason = reason
+        locked.revoked_by = revoked_by[:200]
+        locked.save(update_fields=["revoked_at", "revoked_reason", "revoked_by"])
+    return locked
 
 
 @transaction.atomic

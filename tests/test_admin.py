@@ -10,6 +10,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+
 from django.contrib import admin
 from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
@@ -21,6 +22,7 @@ from billing.periods import period_for
 from billing.rated_wire import RatedWire
 from billing.rating import config_hash
 from billing.settlement import settlement_run
+from catalog.admin.confirm import CONFIRM
 from catalog.models import CustomerUser, Tenant, TenantMember, TenantToken, key_hash
 from metering.models import RawEvent, UnmatchedUsage
 from notify.alerts import alert_rule_save
@@ -256,9 +258,24 @@ def test_tenant_tokens_are_created_once_and_revoked(admin_client, db):
     assert secret.startswith("aft_ingest_") and key_hash(secret) == token.key_hash and token.prefix == secret[:16]
     assert secret not in admin_client.get(change_url(token)).content.decode()
     assert secret not in admin_client.get(changelist_url(TenantToken)).content.decode()
-    admin_client.post(changelist_url(TenantToken), {"action": "revoke_selected", "_selected_action": [token.pk]})
+    selection = {"action": "revoke_selected", "_selected_action": [token.pk]}
+    page = admin_client.post(changelist_url(TenantToken), selection)
+    assert page.status_code == 200 and "Nothing has changed yet" in page.content.decode()  # a confirmation first
+    token.refresh_from_db()
+    assert token.is_active
+    refused = admin_client.post(changelist_url(TenantToken), {**selection, CONFIRM: "1", "reason": "  "})
+    assert refused.status_code == 200 and "reason" in refused.content.decode()
+    token.refresh_from_db()
+    assert token.is_active  # no reason, no revocation
+    admin_client.post(changelist_url(TenantToken), {**selection, CONFIRM: "1", "reason": "leaked in a log"})
     token.refresh_from_db()
     assert token.revoked_at is not None and not token.is_active
+    assert token.revoked_reason == "leaked in a log" and token.revoked_by.startswith("admin:")
+    first = token.revoked_at
+    admin_client.post(changelist_url(TenantToken), {**selection, CONFIRM: "1", "reason": "again"})
+    token.refresh_from_db()
+    assert (token.revoked_at, token.revoked_reason) == (first, "leaked in a log")  # the first revocation stays
+    assert "leaked in a log" in admin_client.get(change_url(token)).content.decode()
 
 
 def test_rated_event_page_shows_its_tier_breakdown(admin_client, db):

@@ -261,3 +261,10 @@ def test_rate_plan_currency_must_be_an_active_iso_4217_code(operator_client, set
     added = operator_client.post(reverse("admin:catalog_rateplan_add"), {**form, "currency": "KWD"})
     assert added.status_code == 302
     assert RatePlan.objects.get(code="test-money").currency == "KWD"
+
+
+def test_a_new_subscription_form_starts_with_the_tenants_default_invoice_terms(operator_client, setup):
+    setup.tenant.default_net_terms_days, setup.tenant.default_invoice_grace_hours = 10, 24
+    setup.tenant.save()
+    form = operator_client.get(reverse("admin:catalog_subscription_add")).context["adminform"].form
+    assert (form.initial["net_terms_days"], form.initial["invoice_grace_hours"]) == (10, 24)

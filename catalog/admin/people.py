@@ -29,6 +29,13 @@ admin.site.index_title = "Catalog, ledgers and running totals"
 # (whose tables then scrolled sideways); the home page and the breadcrumbs lead everywhere.
 admin.site.enable_nav_sidebar = False
 
+TOKEN_REVOKE_CONSEQUENCES = (
+    "Requests carrying these tokens are refused with 401 invalid_credentials from now on (within the few seconds "
+    "the credential cache keeps a token).",
+    "Gateways and SDKs posting events with an ingest token stop delivering (they keep retrying and spooling): give "
+    "them a new token first.",
+    "A revoked token cannot be reactivated. Your reason and your login are stored on each token.",
+)
 SHOWN_ONCE = "copy it now: only its hash is stored, it will not be shown again."
 REVOKE_CONSEQUENCES = (
     "Events timestamped from now on that carry these keys no longer match: they are kept as unmatched usage, "
@@ -58,6 +65,8 @@ class TenantAdmin(TenantScopedModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     fieldsets = [
         (None, {"fields": ["name", "slug"]}),
+        ("Defaults of new subscriptions' invoice terms", {"fields": ["default_net_terms_days",
+                                                                    "default_invoice_grace_hours"]}),
         ("Seller details (printed on every invoice)", {"fields": ["legal_name", "address", "country", "tax_id",
                                                                   "billing_email"]}),
     ]
@@ -106,10 +115,10 @@ class TenantTokenAdmin(TenantScopedModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return [name for name in ("tenant", "kind", "name") if name not in self.get_exclude(request, obj)]
-        return ["tenant", "name", "kind", "prefix", "created_at", "revoked_at"]
+        return ["tenant", "name", "kind", "prefix", "created_at", "revoked_at", "revoked_reason", "revoked_by"]
 
     def get_readonly_fields(self, request, obj=None):
-        return ["tenant", "kind", "prefix", "created_at", "revoked_at"] if obj is not None else []
+        return ["tenant", "kind", "prefix", "created_at", "revoked_at", "revoked_reason", "revoked_by"] if obj is not None else []
 
     @admin.display(boolean=True, description="active")
     def is_active(self, token: TenantToken) -> bool:
@@ -126,12 +135,36 @@ class TenantTokenAdmin(TenantScopedModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    @admin.action(description="Revoke selected tokens…", permissions=["change"])
     def revoke_selected(self, request, queryset):
-        active = list(queryset.filter(revoked_at__isnull=True))
-        for token in active:
-            services.tenant_token_revoke(token=token)
-        self.message_user(request, f"Revoked {len(active)} token(s).", messages.SUCCESS)
+        """A confirmation page first (the tokens, what revoking does, the required reason); then
+        each active token revoked at the same instant, with the reason and the operator's login."""
+        tokens = list(queryset.select_related("tenant").order_by("id"))
+        form = ReasonForm(request.POST if is_confirmed(request) else None)
+        if is_confirmed(request) and form.is_valid():
+            reason, revoked_at = form.cleaned_data["reason"].strip(), timezone.now()
+            active = [token for token in tokens if token.revoked_at is None]
+            for token in active:
+                services.tenant_token_revoke(token=token, reason=reason, revoked_by=operator_name(request), at=revoked_at)
+                self.log_change(request, token, f"Revoked: {reason}")
+            skipped = len(tokens) - len(active)
+            self.message_user(
+                request, f"Revoked {len(active)} token(s) ({reason})."
+                + (f" {skipped} were revoked already: unchanged." if skipped else ""), messages.SUCCESS,
+            )
+            return None
+        rows = [
+            (t.prefix + "…", t.name, t.get_kind_display(), t.tenant.name,
+             "active" if t.is_active else f"revoked already ({t.revoked_at:%Y-%m-%d %H:%M} UTC): unchanged")
+            for t in tokens
+        ]
+        return confirmation_page(
+            self, request, title="Revoke tenant tokens", confirm_label="Revoke", form=form, carry=action_carry(request),
+            cancel_url=reverse(f"{self.admin_site.name}:catalog_tenanttoken_changelist"),
+            intro=f"{len(tokens)} token(s) selected. Nothing has changed yet.",
+            subject_headers=("token", "name", "kind", "tenant", "status"), subject_rows=rows,
+            consequences=TOKEN_REVOKE_CONSEQUENCES,
+        )
 
 
 @admin.register(Customer)

@@ -17,7 +17,7 @@ from django.urls import path, reverse
 from .. import services
 from ..models import Subscription
 from .confirm import ReasonForm, confirmation_page, is_confirmed
-from .scoping import TenantScopedModelAdmin
+from .scoping import TenantScopedModelAdmin, operator_tenant
 from .subscription_form import SubscriptionAdminForm
 
 CANCEL_CONSEQUENCES = (
@@ -81,6 +81,15 @@ class SubscriptionAdmin(TenantScopedModelAdmin):
         if obj is not None:
             fields += ["ended_at", "canceled_at", "canceled_reason"]  # ended through the button
         return fields
+
+    def get_changeform_initial_data(self, request):
+        """A new subscription starts with the operator's tenant's default invoice terms."""
+        initial = super().get_changeform_initial_data(request)
+        tenant = operator_tenant(request)
+        if tenant is not None:
+            initial.setdefault("net_terms_days", tenant.default_net_terms_days)
+            initial.setdefault("invoice_grace_hours", tenant.default_invoice_grace_hours)
+        return initial
 
     def get_urls(self):
         name = f"{self.model._meta.app_label}_{self.model._meta.model_name}"

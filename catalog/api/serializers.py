@@ -424,6 +424,10 @@ class SubscriptionSerializer(CatalogModelSerializer):
                 attrs["currency"] = attrs["rate_plan"].currency
             if "billing_anchor" not in attrs and attrs.get("started_at") is not None:
                 attrs["billing_anchor"] = attrs["started_at"]
+            tenant = request_tenant(self.context.get("request"))
+            if tenant is not None:  # invoice terms not given: the tenant's defaults
+                attrs.setdefault("net_terms_days", tenant.default_net_terms_days)
+                attrs.setdefault("invoice_grace_hours", tenant.default_invoice_grace_hours)
         self._check_backdated(attrs, confirmed)
         return attrs
 

@@ -12,6 +12,7 @@ import hashlib
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -45,6 +46,16 @@ class Tenant(models.Model):
         max_length=32, blank=True, default="", validators=[validate_tax_id], help_text="VAT number, EIN, GSTIN, …"
     )
     billing_email = models.EmailField(blank=True, default="", help_text="Where customers write about invoices.")
+    # Defaults of a new subscription's invoice terms (the API and the admin's add form take them
+    # when a subscription does not say): the tenant's usual contract.
+    default_net_terms_days = models.PositiveSmallIntegerField(
+        default=30, validators=[MaxValueValidator(365)],
+        help_text="New subscriptions' net payment terms, in days after finalization (0: due on issue).",
+    )
+    default_invoice_grace_hours = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(720)],
+        help_text="New subscriptions' draft grace: hours a settled invoice stays a draft (0: finalized at once).",
+    )
 
     def __str__(self) -> str:
         return self.name
@@ -114,6 +125,9 @@ class TenantToken(models.Model):
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Why and by whom (catalog.services.tenant_token_revoke), like an API key's.
+    revoked_reason = models.CharField(max_length=500, blank=True, default="")
+    revoked_by = models.CharField(max_length=200, blank=True, default="")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind}, {self.prefix}…)"

@@ -243,7 +243,7 @@ def test_a_revoked_token_stops_working_once_the_cache_lets_go(settings, django_c
     body = {"api_key": setup.api_key, "metric": setup.metric.code}
     settings.TOKEN_CACHE_TTL_S = 60
     assert fast_path(token, body)[0] == "200 OK"
-    tenant_token_revoke(token=Token.objects.filter(tenant=setup.tenant, kind=TenantToken.Kind.INGEST).latest("id"))
+    tenant_token_revoke(token=Token.objects.filter(tenant=setup.tenant, kind=TenantToken.Kind.INGEST).latest("id"), reason="leaked", revoked_by="test")
     assert fast_path(token, body)[0] == "200 OK"  # remembered: revocation reaches the check within the TTL
     settings.TOKEN_CACHE_TTL_S = 0
     status, answer = fast_path(token, body)

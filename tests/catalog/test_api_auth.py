@@ -80,7 +80,7 @@ def test_revoked_admin_token_is_401_invalid_credentials(setup):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     assert client.get("/api/v1/customers").status_code == 200
-    services.tenant_token_revoke(token=token)
+    services.tenant_token_revoke(token=token, reason="rotated", revoked_by="test")
     response = client.get("/api/v1/customers")
     assert response.status_code == 401
     assert response.json()["error"] == {"code": "invalid_credentials", "message": "This token was revoked."}

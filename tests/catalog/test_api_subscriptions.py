@@ -73,6 +73,36 @@ def test_create_defaults_currency_and_anchor(admin, world, tenant):
     assert subscription.currency == "EUR"
 
 
+def test_a_new_subscription_takes_the_tenants_default_invoice_terms_unless_it_says(admin, world, tenant):
+    tenant.default_net_terms_days, tenant.default_invoice_grace_hours = 14, 48
+    tenant.save()
+    defaulted = admin.post("/api/v1/subscriptions", _body(world), format="json")
+    assert defaulted.status_code == 201, defaulted.content
+    assert (defaulted.json()["net_terms_days"], defaulted.json()["invoice_grace_hours"]) == (14, 48)
+    given = admin.post("/api/v1/subscriptions", _body(world, net_terms_days=0, invoice_grace_hours=0), format="json")
+    assert (given.json()["net_terms_days"], given.json()["invoice_grace_hours"]) == (0, 0)
+    # A later change of the defaults leaves existing subscriptions as they are.
+    tenant.default_net_terms_days = 60
+    tenant.save()
+    assert Subscription.objects.get(pk=defaulted.json()["id"]).net_terms_days == 14
+
+
+def test_the_tenants_default_terms_are_validated_in_the_admin(admin_client, tenant):
+    from django.urls import reverse
+
+    page = admin_client.get(reverse("admin:catalog_tenant_change", args=[tenant.pk]))
+    assert "default_net_terms_days" in page.content.decode()
+    form = {"name": tenant.name, "slug": tenant.slug, "country": "", "default_net_terms_days": "400",
+            "default_invoice_grace_hours": "0"}
+    refused = admin_client.post(reverse("admin:catalog_tenant_change", args=[tenant.pk]), form)
+    assert refused.status_code == 200 and "default_net_terms_days" in refused.context["adminform"].form.errors
+    saved = admin_client.post(reverse("admin:catalog_tenant_change", args=[tenant.pk]),
+                              {**form, "default_net_terms_days": "45"})
+    assert saved.status_code == 302, saved.context["adminform"].form.errors if saved.context else saved
+    tenant.refresh_from_db()
+    assert tenant.default_net_terms_days == 45
+
+
 def test_create_with_explicit_anchor_and_cadence(admin, world):
     anchor = START - timedelta(days=3)
     response = admin.post(

@@ -146,7 +146,7 @@ def test_revoked_ingest_token_is_refused(api_client, setup):
     from catalog.services import tenant_token_create
 
     token, secret = tenant_token_create(tenant=setup.tenant, kind=TenantToken.Kind.INGEST, name="old")
-    tenant_token_revoke(token=token)
+    tenant_token_revoke(token=token, reason="rotated", revoked_by="test")
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     response = api_client.post(URL, ev(setup, "n"), format="json")
     assert (response.status_code, response.json()["error"]["code"]) == (401, "invalid_credentials")
