@@ -73,6 +73,22 @@ def invoice_parts(invoice: Invoice) -> list[InvoicePart]:
     ]
 
 
+WHOLE_INVOICE = "The whole invoice"
+
+
+def part_headings(lines: list[InvoiceLine]) -> list[str]:
+    """Per line (in position order), the heading to print above it: its part's heading at the
+    first line of each part of a combined invoice, WHOLE_INVOICE at the first line after the
+    parts (coupons, taxes), else "". All "" on a one-part invoice. Pure."""
+    headings, previous = [], ""
+    combined = any(line.part for line in lines)
+    for line in lines:
+        current = line.part or (WHOLE_INVOICE if combined else "")
+        headings.append(current if current != previous else "")
+        previous = current
+    return headings
+
+
 def line_is_traceable(line: InvoiceLine) -> bool:
     return line.kind in TRACEABLE_KINDS and line.rated_to_id is not None
 

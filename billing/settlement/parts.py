@@ -60,7 +60,7 @@ def _day(at: datetime) -> str:
 
 
 def _plan(name: str) -> str:
-    return name if name.lower().endswith("plan") else f"{name} plan"
+    return name
 
 
 def part_label(part: PeriodPart, *, period_start: datetime, period_end: datetime) -> str:
