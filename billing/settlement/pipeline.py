@@ -1,4 +1,5 @@
-"""The settlement run: one subscription, one period, the stages in order, one transaction."""
+"""The settlement run: one subscription, one period, the stages in order, one transaction — or,
+with a plan change in the period, its parts' stages and then the invoice's (settlement.parts)."""
 
 from __future__ import annotations
 
