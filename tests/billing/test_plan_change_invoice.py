@@ -251,3 +251,12 @@ def test_the_api_pdf_and_csv_show_both_parts(api_client, changed):
     events = api_client.get(f"/api/v1/invoices/{invoice.pk}/events.csv")
     event_rows = list(csv.DictReader(io.StringIO(b"".join(events.streaming_content).decode())))
     assert sorted(row["event_id"] for row in event_rows) == ["after", "before"]
+
+
+@pytest.mark.django_db
+def test_the_admin_invoice_page_shows_the_parts_and_both_runs(admin_client, changed):
+    invoice = settlement_run(subscription_id=changed.old.pk, at=OCT).invoice
+    page = admin_client.get(f"/admin/billing/invoice/{invoice.pk}/change/").content.decode()
+    assert f"{STARTER}: 30.48 USD" in page and f"{PRO}: 59.52 USD" in page
+    for run in SettlementRun.objects.filter(invoice=invoice):
+        assert f"/admin/billing/settlementrun/{run.pk}/change/" in page
