@@ -31,7 +31,7 @@ from .grants import (
 from .admin_void import void_and_reissue_confirmed
 from .models import AllowanceGrant, Invoice, InvoiceLine, RolloverGrant, RolloverPolicy, SettlementRun
 from .periods import period_for
-from .trace import line_is_traceable
+from .trace import invoice_parts, line_is_traceable
 
 
 def line_events_url(line: InvoiceLine, *, subscription_id: int) -> str:
@@ -56,12 +56,20 @@ class InvoiceLineInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
     can_delete = False
     fields = (
-        "position", "kind", "description", "metric", "metric_name", "dimension_key", "period_start", "units_exact",
-        "event_count", "amount_unrounded_exact", "amount_text", "rated_events",
+        "position", "part_text", "kind", "description", "metric", "metric_name", "dimension_key", "period_start",
+        "units_exact", "event_count", "amount_unrounded_exact", "amount_text", "rated_events",
     )
     readonly_fields = fields
     units_exact = exact_decimal("units")
     amount_unrounded_exact = exact_decimal("amount_unrounded")
+
+    @admin.display(description="part")
+    def part_text(self, line: InvoiceLine) -> str:
+        """A combined invoice (a plan change in its period): the line's part, linked to its
+        subscription; "—" on a one-part invoice and for lines of the whole invoice."""
+        if not line.part:
+            return "—"
+        return admin_link(self.admin_site, "catalog_subscription", line.subscription_id, line.part)
 
     @admin.display(description="metric name")
     def metric_name(self, line: InvoiceLine) -> str:
@@ -78,7 +86,7 @@ class InvoiceLineInline(ReadOnlyAdminMixin, admin.TabularInline):
     def rated_events(self, line: InvoiceLine) -> str:
         if not line_is_traceable(line):
             return "—"
-        url = line_events_url(line, subscription_id=line.invoice.subscription_id)
+        url = line_events_url(line, subscription_id=line.subscription_id or line.invoice.subscription_id)
         return format_html('<a href="{}">{} event{}</a>', url, line.event_count, "" if line.event_count == 1 else "s")
 
 
@@ -97,14 +105,14 @@ class InvoiceAdmin(InvoiceLifecycleAdminMixin, LedgerAdmin):
     actions = ("void_and_reissue", "mark_paid", "mark_uncollectible")
     fieldsets = [
         (None, {"fields": ["number", "status", "customer", "subscription", "currency", "period_start", "period_end",
-                           "issued_at", "replaces", "replaced_by_link", "settlement_run_link", "voided_at",
+                           "issued_at", "replaces", "replaced_by_link", "settlement_run_link", "parts_text", "voided_at",
                            "void_reason"]}),
         ("Totals", {"fields": ["subtotal_text", "discount_total_text", "tax_total_text", "total_text", "wallet_applied_text",
                                "amount_due_text", "original_amount_due_text"]}),
         ("Payment", {"fields": list(InvoiceLifecycleAdminMixin.lifecycle_fields)}),
     ]
     readonly_fields = (
-        "replaced_by_link", "settlement_run_link", "subtotal_text", "discount_total_text", "tax_total_text",
+        "replaced_by_link", "settlement_run_link", "parts_text", "subtotal_text", "discount_total_text", "tax_total_text",
         "wallet_applied_text", "original_amount_due_text", *InvoiceLifecycleAdminMixin.lifecycle_fields,
     )
 
@@ -158,10 +166,22 @@ class InvoiceAdmin(InvoiceLifecycleAdminMixin, LedgerAdmin):
             return "—"
         return admin_link(self.admin_site, "billing_invoice", replacement.pk, replacement.number)
 
-    @admin.display(description="settlement run")
+    @admin.display(description="settlement runs")
     def settlement_run_link(self, invoice: Invoice) -> str:
-        run = SettlementRun.objects.filter(invoice=invoice).first()
-        return admin_link(self.admin_site, "billing_settlementrun", run.pk, str(run)) if run else "—"
+        """Its run — or, on a combined invoice, one per part."""
+        runs = SettlementRun.objects.filter(invoice=invoice).order_by("pk")
+        links = [admin_link(self.admin_site, "billing_settlementrun", run.pk, str(run)) for run in runs]
+        return format_html_join(", ", "{}", ((link,) for link in links)) if links else "—"
+
+    @admin.display(description="parts")
+    def parts_text(self, invoice: Invoice) -> str:
+        """A combined invoice (a plan change in its period): each part's heading and sum."""
+        parts = invoice_parts(invoice)
+        if not parts:
+            return "— (one subscription)"
+        return format_html_join(
+            "", "<p>{}: {}</p>", ((part.heading, _money(part.amount, invoice.currency)) for part in parts)
+        )
 
 
 @admin.register(SettlementRun)

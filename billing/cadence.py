@@ -3,7 +3,10 @@ settling a customer's due periods (what the beat sweep fans out, and `settle --d
 
 A period is due when it has ended (its end <= now) — or, for a subscription that ended
 (canceled), when the subscription's end has passed: its last, partial period — and it has no
-final settlement run. Periods exist from the one containing started_at up to ended_at.
+final settlement run. Periods exist from the one containing started_at up to ended_at. A
+subscription that ended by a plan change within a period (its successor starts inside it) is
+not due at its end: the period is settled once for both (billing.settlement.parts) when it is
+over for the period's last subscription — its end, or that one's own cancellation.
 "Over" waits out SETTLEMENT_WATERMARK_LAG_S after the end: the run's watermark only takes events
 rated that long ago, so a period settled sooner would push its last events to the next invoice
 as late lines."""
@@ -13,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import DateTimeField, F, Max, Q
+from django.db.models import DateTimeField, Exists, F, Max, OuterRef, Q
 from django.db.models.functions import Coalesce
 
 from catalog.models import Subscription
@@ -30,9 +33,15 @@ def _over_by(now: datetime) -> datetime:
     return now - timedelta(seconds=settings.SETTLEMENT_WATERMARK_LAG_S)
 
 
-def _period_is_over(*, start: datetime, end: datetime, ended_at: datetime | None, now: datetime) -> bool:
+def _period_is_over(
+    *, start: datetime, end: datetime, ended_at: datetime | None, now: datetime, has_successor: bool = False
+) -> bool:
+    """`has_successor`: the subscription ended by a plan change; a period its successor shares
+    (the change inside it, not at its start) waits for its end (or for the successor's own
+    cancellation: then that one is due, and settles both)."""
     over_by = _over_by(now)
-    return end <= over_by or (ended_at is not None and start < ended_at <= over_by)
+    shared = has_successor and ended_at is not None and start < ended_at < end
+    return end <= over_by or (not shared and ended_at is not None and start < ended_at <= over_by)
 
 
 def subscription_due_periods(*, subscription: Subscription, now: datetime) -> list[datetime]:
@@ -42,9 +51,12 @@ def subscription_due_periods(*, subscription: Subscription, now: datetime) -> li
         SettlementRun.objects.filter(subscription=subscription, kind=SettlementRun.Kind.FINAL).values_list("period_start", flat=True)
     )
     cadence, anchor, ended_at = subscription.billing_cadence, subscription.billing_anchor, subscription.ended_at
+    successor = ended_at is not None and Subscription.objects.filter(changed_from=subscription).exists()
     start, end = period_for(cadence=cadence, anchor=anchor, at=subscription.started_at)
     due: list[datetime] = []
-    while (ended_at is None or start < ended_at) and _period_is_over(start=start, end=end, ended_at=ended_at, now=now):
+    while (ended_at is None or start < ended_at) and _period_is_over(
+        start=start, end=end, ended_at=ended_at, now=now, has_successor=successor
+    ):
         if start not in settled:
             due.append(start)
         start, end = period_for(cadence=cadence, anchor=anchor, at=end)
@@ -61,19 +73,23 @@ def customers_due(*, now: datetime) -> list[int]:
     next_start = Coalesce(settled_to, F("billing_anchor"), output_field=DateTimeField())
     candidates = (
         Subscription.objects.filter(started_at__lt=now)
-        .annotate(settled_to=settled_to, next_start=next_start)
+        .annotate(settled_to=settled_to, next_start=next_start,
+                  has_successor=Exists(Subscription.objects.filter(changed_from=OuterRef("pk"))))
         .filter(Q(ended_at__isnull=True) | Q(settled_to__isnull=True) | Q(settled_to__lt=F("ended_at")))
         .filter(
             Q(ended_at__lte=over_by)
             | Q(billing_cadence=Subscription.Cadence.WEEKLY, next_start__lte=over_by - SHORTEST_PERIOD["weekly"])
             | Q(billing_cadence=Subscription.Cadence.MONTHLY, next_start__lte=over_by - SHORTEST_PERIOD["monthly"])
         )
-        .values_list("customer_id", "billing_cadence", "billing_anchor", "started_at", "ended_at", "settled_to")
+        .values_list("customer_id", "billing_cadence", "billing_anchor", "started_at", "ended_at", "settled_to",
+                     "has_successor")
     )
     customers: set[int] = set()
-    for customer_id, cadence, anchor, started_at, ended_at, settled_to in candidates:
+    for customer_id, cadence, anchor, started_at, ended_at, settled_to, has_successor in candidates:
         start, end = period_for(cadence=cadence, anchor=anchor, at=settled_to or started_at)
-        if (ended_at is None or start < ended_at) and _period_is_over(start=start, end=end, ended_at=ended_at, now=now):
+        if (ended_at is None or start < ended_at) and _period_is_over(
+            start=start, end=end, ended_at=ended_at, now=now, has_successor=has_successor
+        ):
             customers.add(customer_id)
     return sorted(customers)
 

@@ -33,7 +33,7 @@ from aforo.money import decimal_text, money_display
 
 from .models import Invoice, InvoiceLine, RatedEvent
 from .rating import dimension_key
-from .trace import line_is_traceable
+from .trace import line_is_traceable, part_headings
 
 TEMPLATE = "invoices/invoice_pdf.html"
 SYSTEM_PACKAGES = "libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core"
@@ -182,7 +182,10 @@ def invoice_document_context(*, invoice: Invoice) -> dict[str, Any]:
         "paid_at": getattr(invoice, "paid_at", None),
         "seller": seller_party(invoice.tenant),
         "buyer": buyer_party(invoice.customer),
-        "lines": [_line_row(line, currency=currency, config=configs.get(line.rated_to_id)) for line in lines],
+        "lines": [
+            {**_line_row(line, currency=currency, config=configs.get(line.rated_to_id)), "heading": heading}
+            for line, heading in zip(lines, part_headings(lines), strict=True)
+        ],
         "totals": [(label, money_text(value, currency)) for label, value in totals],
         "amount_due": money_text(amount_due, currency),
         "currency": currency,

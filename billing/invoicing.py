@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import Subscription
@@ -27,7 +28,7 @@ from .invoices.services import InvoiceTransitionRefused
 from .invoices.webhooks import invoice_event_emit
 from .models import CreditNote, Invoice, SettlementRun
 from .settlement import settle
-from .settlement.pipeline import settlement_recompute
+from .settlement.pipeline import settlement_recompute, settlements_recompute
 
 
 class InvoiceAlreadyVoid(InvoiceTransitionRefused):
@@ -56,23 +57,35 @@ def invoice_void_and_reissue(*, invoice: Invoice, reason: str, now: datetime | N
     now = now or timezone.now()
     reason = reason.strip()[:300]
     with transaction.atomic(durable=True):
-        Subscription.objects.select_for_update().filter(pk=invoice.subscription_id).first()
+        # The subscriptions of its runs (a combined invoice has one per part), in id order as
+        # settlement locks a period's parts.
+        part_ids = SettlementRun.objects.filter(invoice_id=invoice.pk).values("subscription_id")
+        list(Subscription.objects.select_for_update().filter(Q(pk=invoice.subscription_id) | Q(pk__in=part_ids))
+             .order_by("pk").values_list("pk"))
         voided = Invoice.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=invoice.pk)
         if voided.status == Invoice.Status.VOID:
             raise InvoiceAlreadyVoid(voided, Invoice.objects.filter(replaces=voided).first())
         plan = lifecycle.transition_plan(lifecycle.InvoiceState(status=voided.status), action=lifecycle.VOID_ACTION)
         if plan.refused:
             raise InvoiceTransitionRefused(voided, plan.refused, plan.message)
-        settlement = SettlementRun.objects.select_related("subscription").get(invoice=voided)
-        context = settlement_recompute(settlement, now=now)
+        settlements = list(SettlementRun.objects.select_related("subscription__rate_plan").filter(invoice=voided).order_by("pk"))
+        settlement = next((run for run in settlements if run.subscription_id == voided.subscription_id), settlements[-1])
+        if len(settlements) == 1:
+            context = settlement_recompute(settlement, now=now)
+        else:  # a combined invoice: every part again, one replacement
+            context = settlements_recompute(settlements, primary=settlement, now=now)
         replacement = settle.reissue(context, settlement=settlement, voided=voided)
         credit_note = credit_note_issue(invoice=voided, reason=reason, now=now) if plan.credit_note else None
         Invoice.objects.filter(pk=voided.pk).update(status=Invoice.Status.VOID, voided_at=now, void_reason=reason)
-        settlement.invoice = replacement
-        settlement.stages = [
-            *settlement.stages, {"stage": "reissue", "voided": voided.number, "reason": reason, "stages": context.stages}
-        ]
-        settlement.save(update_fields=["invoice", "stages"])
+        stages = {part.subscription.id: part.stages for part in context.parts}
+        stages[settlement.subscription_id] = context.stages
+        for run in settlements:
+            run.invoice = replacement
+            run.stages = [
+                *run.stages, {"stage": "reissue", "voided": voided.number, "reason": reason,
+                              "stages": stages.get(run.subscription_id, [])}
+            ]
+            run.save(update_fields=["invoice", "stages"])
         voided.refresh_from_db()
         invoice_event_emit(
             invoice=voided, event_type="invoice.voided", reason=reason, replaced_by=replacement.pk,

@@ -3,8 +3,8 @@ successor — the same customer, billing mode, cadence, anchor, currency and ter
 plan — starts there (`changed_from` links them). Events before the instant rate on the old plan's
 version, events from it on the new one's: enrichment resolves the subscription active at each
 event's timestamp, so running totals split at the instant. The period it falls in is settled
-twice — the old subscription's part once the instant has passed (its last, partial period), the
-new one's at the period's end — each with its fixed fees and minimum commitment prorated by time
+once, into one invoice in two parts (billing.settlement.parts: when the period is over for the
+successor), each part with its fixed fees and minimum commitment prorated by time
 (SettlementContext.prorated: to the microsecond, as Stripe prorates by the second); usage is
 charged as rated on each side. Open discounts move to the successor with their start, so a
 "10 % for 3 periods" keeps counting from where it began.

@@ -39,12 +39,14 @@ INVOICE, LINE, RATED, TOTAL, RUN, ROLLUP = (
 # the coverage check's were quadratic (every usage line paired with every settled period: 20 s at
 # 1M rated events and 2,000 subscriptions). Every join here has an equality key to hash on.
 PLANNER_SETTINGS = {"enable_nestloop": "off"}
-# The usage and late-usage lines with their invoice's subscription, number and liveness (not
+# The usage and late-usage lines with their subscription (a combined invoice's part's, else the
+# invoice's), number and liveness (not
 # void). MATERIALIZED: the rated ledger is joined to them on the whole key, never on part of it
 # before the invoice is (a hash bucket per metric and period would hold every subscription's lines).
 USAGE_LINES = f"""usage_lines AS MATERIALIZED (
     SELECT l.id, l.position, l.amount_unrounded, l.units, l.event_count, l.metric_id, l.dimension_key,
-           l.period_start, l.rated_from_id, l.rated_to_id, i.number, i.subscription_id, i.status <> 'void' AS live
+           l.period_start, l.rated_from_id, l.rated_to_id, i.number,
+           COALESCE(l.subscription_id, i.subscription_id) AS subscription_id, i.status <> 'void' AS live
     FROM {LINE} l JOIN {INVOICE} i ON i.id = l.invoice_id
     WHERE l.kind = ANY(%s))"""
 # The rated events `r` of a usage line `u`: its subscription, metric, dimension and period, id in
@@ -211,11 +213,12 @@ def _commitments(problems: list[str]) -> None:
     """Per subscription and period, over live invoices: its commitment lines (a true-up, and the
     adjustments later invoices made for its late usage) never sum below zero, and its cap lines
     never above: an adjustment takes back at most what the period's true-up billed, or gives
-    back at most what its cap took. A line belongs to its own period_start, else its invoice's."""
+    back at most what its cap took. A line belongs to its own period_start, else its invoice's, and
+    to its own subscription (a combined invoice's part), else its invoice's."""
     _check(
         problems,
         f"""
-        SELECT i.subscription_id, COALESCE(l.period_start, i.period_start) AS period,
+        SELECT COALESCE(l.subscription_id, i.subscription_id), COALESCE(l.period_start, i.period_start) AS period,
                COALESCE(SUM(l.amount) FILTER (WHERE l.kind = 'commitment'), 0),
                COALESCE(SUM(l.amount) FILTER (WHERE l.kind = 'cap'), 0)
         FROM {LINE} l JOIN {INVOICE} i ON i.id = l.invoice_id

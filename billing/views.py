@@ -29,7 +29,7 @@ from aforo.params import parse_id
 from catalog.models import Customer, CustomerUser, Subscription, TenantMember
 from wallets.selectors import wallets_for_customer
 
-from .trace import invoice_line_rated_events, invoice_with_lines, line_is_traceable
+from .trace import invoice_line_rated_events, invoice_with_lines, line_is_traceable, part_headings
 from .models import Invoice, InvoiceLine
 from aforo.money import ISO_4217_MINOR_UNITS, decimal_text
 
@@ -221,13 +221,14 @@ def invoice_page(request: HttpRequest, invoice_id: int):
     invoice = invoice_with_lines(invoices=dashboard_invoices(request), invoice_id=invoice_id)
     if invoice is None:
         raise Http404("No such invoice.")
+    invoice_lines = list(invoice.lines.all())
     lines = [
         {
             "line": line, "traceable": line_is_traceable(line),
             "amount_unrounded": decimal_text(line.amount_unrounded),
-            "units": None if line.units is None else decimal_text(line.units),
+            "units": None if line.units is None else decimal_text(line.units), "heading": heading,
         }
-        for line in invoice.lines.all()
+        for line, heading in zip(invoice_lines, part_headings(invoice_lines), strict=True)
     ]
     invoices_with_payment([invoice])
     return render(

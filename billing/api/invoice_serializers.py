@@ -120,12 +120,21 @@ class InvoiceLineSerializer(serializers.ModelSerializer):
     events = serializers.SerializerMethodField(
         help_text="usage and late_usage lines: the URL of the rated events behind the line; null otherwise."
     )
+    subscription = serializers.IntegerField(
+        source="subscription_id", allow_null=True,
+        help_text="A combined invoice (a plan change in its period): the subscription of the line's part. Null: the "
+        "invoice's subscription (a one-part invoice), or a line of the whole combined invoice (coupons, taxes).",
+    )
+    part = serializers.CharField(
+        help_text='A combined invoice: the heading of the line\'s part ("Starter plan, 1 Nov – 16 Nov 10:00"); '
+        "empty on a one-part invoice and for lines of the whole invoice."
+    )
 
     class Meta:
         model = InvoiceLine
         fields = [
             "id", "position", "kind", "description", "metric", "metric_name", "dimension_key", "period_start", "units",
-            "event_count", "amount_unrounded", "amount", "currency", "events",
+            "event_count", "amount_unrounded", "amount", "currency", "events", "subscription", "part",
         ]
 
     def get_metric(self, line: InvoiceLine) -> str | None:
@@ -147,6 +156,7 @@ class InvoiceLineSerializer(serializers.ModelSerializer):
 
 class SettlementRunSerializer(serializers.Serializer):
     id = serializers.IntegerField()
+    subscription = serializers.IntegerField(source="subscription_id", help_text="The subscription it settled.")
     kind = serializers.CharField(help_text="final (the period's invoice) or interim (a threshold invoice).")
     sequence = serializers.IntegerField(help_text="Interim invoices of a period are numbered 1, 2, …; final is 0.")
     watermark = serializers.IntegerField(help_text="The highest rated event id this run settled.")
@@ -171,14 +181,21 @@ class InvoiceDetailSerializer(InvoiceSummarySerializer):
     uncollectible_at = serializers.DateTimeField(allow_null=True, help_text="When it was written off.")
     uncollectible_reason = serializers.CharField(allow_blank=True, help_text="Why it was written off.")
     credit_note = serializers.SerializerMethodField(help_text="The credit note its void issued (null otherwise).")
-    settlement = serializers.SerializerMethodField()
+    settlement = serializers.SerializerMethodField(help_text="The run of the invoice's subscription.")
+    settlements = serializers.SerializerMethodField(
+        help_text="Every run on the invoice: one, or on a combined invoice (a plan change in its period) one per part."
+    )
+    parts = serializers.SerializerMethodField(
+        help_text="A combined invoice's parts, in order: each subscription's heading and the sum of its lines "
+        "(before the invoice's coupons and taxes); [] on a one-part invoice."
+    )
     lines = InvoiceLineSerializer(many=True)
 
     class Meta(InvoiceSummarySerializer.Meta):
         fields = [
             *InvoiceSummarySerializer.Meta.fields, "finalize_after", "payment_reference", "uncollectible_at",
             "uncollectible_reason", "replaces", "replaced_by", "voided_at", "void_reason", "credit_note", "settlement",
-            "lines",
+            "settlements", "parts", "lines",
         ]
 
     @extend_schema_field({"type": "object", "nullable": True, "properties": {
@@ -200,8 +217,21 @@ class InvoiceDetailSerializer(InvoiceSummarySerializer):
 
     @extend_schema_field(SettlementRunSerializer(allow_null=True))
     def get_settlement(self, invoice: Invoice) -> dict | None:
-        run = getattr(invoice, "settlement_run", None)
+        runs = invoice.settlement_runs.all()
+        run = next((run for run in runs if run.subscription_id == invoice.subscription_id), None)
         return None if run is None else SettlementRunSerializer(run).data
+
+    @extend_schema_field(SettlementRunSerializer(many=True))
+    def get_settlements(self, invoice: Invoice) -> list[dict]:
+        return SettlementRunSerializer(sorted(invoice.settlement_runs.all(), key=lambda run: run.pk), many=True).data
+
+    @extend_schema_field({"type": "array", "items": {"type": "object", "properties": {
+        "subscription": {"type": "integer"}, "part": {"type": "string"}, "amount": {"type": "string"}}}})
+    def get_parts(self, invoice: Invoice) -> list[dict]:
+        return [
+            {"subscription": part.subscription_id, "part": part.heading, "amount": money_text(part.amount, invoice.currency)}
+            for part in trace.invoice_parts(invoice)
+        ]
 
 
 class RatedEventTraceSerializer(serializers.Serializer):

@@ -102,7 +102,7 @@ class InvoiceListView(ListAPIView):
         tags=["invoices"],
         parameters=[
             OpenApiParameter("customer", OpenApiTypes.INT, description="Only this customer's invoices."),
-            OpenApiParameter("subscription", OpenApiTypes.INT, description="Only this subscription's invoices."),
+            OpenApiParameter("subscription", OpenApiTypes.INT, description="Only this subscription's invoices (and the combined invoices of a period with a plan change it is a part of)."),
             OpenApiParameter("status", OpenApiTypes.STR, enum=list(lifecycle.STATUSES), description="Only this status."),
             OpenApiParameter("overdue", OpenApiTypes.BOOL, description="true: only the overdue (finalized or "
                              "uncollectible, past due_at); false: all but those."),

@@ -6,7 +6,8 @@ customer dashboard (each confines which invoices its caller may see).
 
 Line amounts are to the currency's minor unit ("5.00"; they were rounded once, at settlement),
 exact amounts as plain exact text ("0.003"); times are UTC ISO 8601. Each usage line's events'
-amounts sum exactly to its amount_unrounded."""
+amounts sum exactly to its amount_unrounded (its own subscription's events: a combined invoice's
+part's)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from ..trace import invoice_line_rated_events, line_is_traceable
 
 LINE_COLUMNS = (
     "invoice", "position", "kind", "description", "metric_code", "metric_name", "dimension_key", "period_start",
-    "units", "event_count", "amount_unrounded", "amount", "currency",
+    "units", "event_count", "amount_unrounded", "amount", "currency", "part", "subscription",
 )
 EVENT_COLUMNS = (
     "invoice", "line_position", "metric_code", "metric_name", "dimension_key", "event_id", "raw_event_id",
@@ -55,7 +56,10 @@ def _lines(invoice: Invoice) -> Iterable[InvoiceLine]:
 
 
 def invoice_lines_rows(invoice: Invoice) -> Iterator[str]:
-    """lines.csv: the header, then every line in position order."""
+    """lines.csv: the header, then every line in position order; `part` and `subscription` say
+    which part of a combined invoice (a plan change in its period) a line is of (both blank for
+    a line of the whole combined invoice: coupons, taxes)."""
+    combined = InvoiceLine.objects.filter(invoice=invoice).exclude(part="").exists()
     writer = csv.writer(_Echo())
     yield writer.writerow(LINE_COLUMNS)
     for line in _lines(invoice):
@@ -64,6 +68,7 @@ def invoice_lines_rows(invoice: Invoice) -> Iterator[str]:
             line.metric.name if line.metric else "", line.dimension_key, _iso(line.period_start),
             "" if line.units is None else decimal_text(line.units), line.event_count,
             decimal_text(line.amount_unrounded), minor_text(line.amount, invoice.currency), invoice.currency,
+            line.part, line.subscription_id or ("" if combined else invoice.subscription_id),
         ])
 
 

@@ -96,6 +96,14 @@ class InvoiceLine(models.Model):
     # The rated events behind a usage line: this subscription, metric, dimension and period, id in (from, to].
     rated_from_id = models.BigIntegerField(null=True, blank=True)
     rated_to_id = models.BigIntegerField(null=True, blank=True)
+    # The subscription the line comes from — whose rated events a usage line sums, whose period a
+    # commitment line trues up. Null: an invoice-wide line (a coupon, a tax) or a line issued
+    # before parts existed; both read as the invoice's subscription.
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # A combined invoice (a plan change within its period) groups its lines by part: the plan and
+    # the span it covered ("Starter, 1 Nov – 16 Nov 10:00"). Blank: a one-part invoice, or a line
+    # of the whole invoice (coupons, taxes).
+    part = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["position"]
@@ -121,7 +129,10 @@ class SettlementRun(models.Model):
     sequence = models.PositiveIntegerField(default=0)
     # Rated events with id <= watermark (and above the previous run's) are settled by this run.
     watermark = models.BigIntegerField()
-    invoice = models.OneToOneField(Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="settlement_run")
+    # The invoice this run settled onto. One run per invoice, except a period with a plan change
+    # in it: one final run per part (each subscription of the period), all on ONE invoice
+    # (billing.settlement.combined); `Invoice.subscription` is the period's last one.
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="settlement_runs")
     stages = models.JSONField(default=list, help_text="What each stage did.")
     created_at = models.DateTimeField(default=timezone.now)
 

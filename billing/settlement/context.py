@@ -63,6 +63,10 @@ class Line:
     event_count: int = 0
     rated_from_id: int | None = None
     rated_to_id: int | None = None
+    # A combined invoice's part (settlement.parts): the subscription the line comes from and the
+    # part's heading. Left unset on a one-part invoice (the invoice's subscription, no heading).
+    subscription_id: int | None = None
+    part: str = ""
 
 
 @dataclass
@@ -116,6 +120,11 @@ class SettlementContext:
     # each has left (coupons.coupons_read, under their row locks), and what this invoice takes.
     coupons: list[CouponBalance] = field(default_factory=list)
     coupon_redemptions: list[tuple[int, Decimal]] = field(default_factory=list)
+    # A part of a combined invoice (settlement.parts): its heading, and whether it bills only the
+    # late usage of a subscription that ended before the period.
+    part: str = ""
+    late_part: bool = False
+    parts: list[SettlementContext] = field(default_factory=list)  # the primary's: the other parts, in order
 
     @property
     def currency(self) -> str:

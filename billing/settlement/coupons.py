@@ -10,6 +10,7 @@ from django.db.models import Q, Sum
 
 from ..models import Coupon, CouponRedemption, Invoice
 from .context import ZERO, CouponBalance, SettlementContext
+from .discount import apply_coupons
 
 
 def coupons_read(context: SettlementContext, *, excluding_invoice: int | None = None) -> None:
@@ -34,6 +35,14 @@ def coupons_read(context: SettlementContext, *, excluding_invoice: int | None = 
         remaining = coupon.amount - (used.get(coupon.pk) or ZERO)
         if remaining > ZERO:
             context.coupons.append(CouponBalance(coupon.pk, coupon.code or f"#{coupon.pk}", remaining))
+
+
+def run(context: SettlementContext) -> None:
+    """The coupon stage of a combined invoice (pipeline.INVOICE_STAGES): the customer's coupons
+    once, over all its parts' lines after each part's discounts. (A one-part invoice takes them
+    in its Discount stage, with the same arithmetic.)"""
+    remaining = apply_coupons(context, context.total())
+    context.log("coupons", coupons=[f"{c} from {i}" for i, c in context.coupon_redemptions], subtotal=remaining)
 
 
 def coupon_redemptions_write(context: SettlementContext, invoice: Invoice) -> None:

@@ -5,7 +5,8 @@ Commit stage to adjust each from these alone.
 
 A line belongs to the period it names (`period_start`: usage, late usage, base, allowance, and
 commitment and cap lines since they carry it) or else to its invoice's period (commitment and
-cap lines of invoices issued before they did). Only the invoices the subscription's settlement
+cap lines of invoices issued before they did), and to its own subscription's part of a combined
+invoice (`subscription`; null: the invoice's only one). Only the invoices the subscription's settlement
 runs hold now count — a voided invoice's replacement holds its run — and a recomputation (a
 reissue) counts only those of the runs before the one it recomputes: it sees what that run saw.
 
@@ -42,6 +43,7 @@ def late_periods_read(context: SettlementContext) -> None:
             SELECT COALESCE(l.period_start, r.period_start) AS period, l.kind, SUM(l.amount)
             FROM {run_table} r JOIN {line_table} l ON l.invoice_id = r.invoice_id
             WHERE r.subscription_id = %s AND (%s::bigint IS NULL OR r.id < %s) AND l.kind = ANY(%s)
+              AND (l.subscription_id IS NULL OR l.subscription_id = r.subscription_id)
               AND COALESCE(l.period_start, r.period_start) = ANY(%s::timestamptz[])
             GROUP BY 1, 2
             """,

@@ -35,13 +35,13 @@ def run(context: SettlementContext) -> None:
         codes = context.inputs.metric_codes
         prorated = context.proration_text()
         for (metric_id, key), config in sorted(keys.items()):
-            base = compile_config(config).for_key(key).quote(ZERO, [])
-            if base:
+            base = context.prorated(compile_config(config).for_key(key).quote(ZERO, []))
+            if base:  # none for a part that bills only late usage (not active in the period)
                 where = f" ({key})" if key else ""
                 context.add(
                     Line(
                         kind="base", description=f"{codes[metric_id]}{where}: base charge for the period{prorated}",
-                        amount_unrounded=context.prorated(base), metric_id=metric_id, dimension_key=key,
+                        amount_unrounded=base, metric_id=metric_id, dimension_key=key,
                         period_start=context.period_start,
                     )
                 )

@@ -17,7 +17,7 @@ from wallets.debits import wallet_settlement_charge
 from ..invoices import lifecycle
 from ..invoices.webhooks import invoice_event_emit
 from ..models import Invoice, InvoiceCounter, InvoiceLine, RolloverGrant, SettlementRun
-from .context import ZERO, SettlementContext, round_money
+from .context import ZERO, Line, SettlementContext, round_money
 from .coupons import coupon_redemptions_write
 
 # How an invoice reads, whatever order the stages added its lines in: charges, then what reduces
@@ -62,14 +62,14 @@ def wallet_settled(run: SettlementRun, wallet_id: int | None) -> Decimal:
     return -(taken or ZERO)
 
 
-def _persist(invoice: Invoice, lines: list[InvoiceLine], settlement: SettlementRun | None) -> None:
-    """The invoice, its lines and (a new settlement) the run in one statement, INSERTs chained by
-    the invoice's new id: the settlement of a period is a handful of rows, and round trips, not
-    the rows, were its cost."""
+def _persist(invoice: Invoice, lines: list[InvoiceLine], settlements: list[SettlementRun]) -> None:
+    """The invoice, its lines and (a new settlement) its runs — one, or one per part of a
+    combined invoice — in one statement, INSERTs chained by the invoice's new id: the settlement
+    of a period is a handful of rows, and round trips, not the rows, were its cost."""
     tables = {model: model._meta.db_table for model in (Invoice, InvoiceLine, SettlementRun)}
     invoice_columns, invoice_rows, invoice_params = unnest_rows(Invoice, [invoice])
     line_columns, line_rows, line_params = unnest_rows(InvoiceLine, lines, skip=["invoice_id"])
-    run_columns, run_rows, run_params = unnest_rows(SettlementRun, [settlement] if settlement else [], skip=["invoice_id"])
+    run_columns, run_rows, run_params = unnest_rows(SettlementRun, settlements, skip=["invoice_id"])
     with bulk_cursor() as cursor:
         cursor.execute(
             f"""
@@ -77,15 +77,15 @@ def _persist(invoice: Invoice, lines: list[InvoiceLine], settlement: SettlementR
             lines AS (INSERT INTO {tables[InvoiceLine]} (invoice_id, {line_columns})
                       SELECT invoice.id, l.* FROM invoice, {line_rows} AS l),
             run AS (INSERT INTO {tables[SettlementRun]} (invoice_id, {run_columns})
-                    SELECT invoice.id, r.* FROM invoice, {run_rows} AS r RETURNING id)
-            SELECT invoice.id, (SELECT id FROM run) FROM invoice
+                    SELECT invoice.id, r.* FROM invoice, {run_rows} AS r RETURNING id, subscription_id)
+            SELECT invoice.id, (SELECT json_object_agg(subscription_id, id) FROM run) FROM invoice
             """,
             [*invoice_params, *line_params, *run_params],
         )
-        invoice.pk, run_id = cursor.fetchone()
+        invoice.pk, run_ids = cursor.fetchone()
     invoice._state.adding, invoice._state.db = False, "default"
-    if settlement is not None:
-        settlement.pk, settlement.invoice = run_id, invoice
+    for settlement in settlements:  # one run per subscription on an invoice
+        settlement.pk, settlement.invoice = run_ids[str(settlement.subscription_id)], invoice
         settlement._state.adding, settlement._state.db = False, "default"
 
 
@@ -121,12 +121,28 @@ def _document(
             position=position, kind=line.kind, description=line.description[:300], metric_id=line.metric_id,
             dimension_key=line.dimension_key, period_start=line.period_start, units=line.units, event_count=line.event_count,
             amount_unrounded=line.amount_unrounded, amount=line.amount, rated_from_id=line.rated_from_id,
-            rated_to_id=line.rated_to_id,
+            rated_to_id=line.rated_to_id, subscription_id=line.subscription_id, part=line.part[:200],
         )
-        for position, line in enumerate(sorted(context.lines, key=lambda line: LINE_ORDER.index(line.kind)), start=1)
+        for position, line in enumerate(lines_ordered(context), start=1)
     ]
     context.log("settle", total=total, wallet_taken=taken, amount_due=context.amount_due)
     return invoice, lines
+
+
+def lines_ordered(context: SettlementContext) -> list[Line]:
+    """The invoice's lines in print order (pure): kind by kind (LINE_ORDER); on a combined
+    invoice part by part first (the parts' order: oldest first, the primary last), then the
+    lines of the whole invoice (coupons, taxes)."""
+    order = {subscription_id: index for index, subscription_id in enumerate(
+        [*(part.subscription.id for part in context.parts), context.subscription.id]
+    )} if context.parts else {}
+    whole = len(order)
+
+    def key(line: Line) -> tuple[int, int]:
+        group = (order.get(line.subscription_id, whole) if line.part else whole) if order else 0
+        return group, LINE_ORDER.index(line.kind)
+
+    return sorted(context.lines, key=key)
 
 
 def _issue(invoice: Invoice, context: SettlementContext, *, finalize_after: datetime | None) -> None:
@@ -147,24 +163,37 @@ def _numbered(context: SettlementContext, invoice: Invoice) -> None:
     context.stages[-1] = dict([stage, ("invoice", invoice.number), *rest])  # the settle log names it first
 
 
-def run(context: SettlementContext) -> SettlementRun:
-    """The wallet's part, the invoice and its lines, then the invoice number (as late as
-    possible: the counter row stays locked until the commit), and last the invoice, lines and
-    run in one statement, the run complete with its stage log (the unique constraint on the run
-    still guards the period)."""
+def _run_of(context: SettlementContext) -> SettlementRun:
     subscription = context.subscription
-    settlement = SettlementRun(
+    return SettlementRun(
         tenant_id=subscription.tenant_id, subscription_id=subscription.id, period_start=context.period_start,
         period_end=context.period_end, kind=context.kind, watermark=context.watermark, created_at=context.now,
         sequence=0 if context.final else context.inputs.interim_count(context.period_start) + 1,
     )
+
+
+def run(context: SettlementContext, *, parts: list[SettlementContext] = ()) -> SettlementRun:
+    """The wallet's part, the invoice and its lines, then the invoice number (as late as
+    possible: the counter row stays locked until the commit), and last the invoice, lines and
+    run in one statement, the run complete with its stage log (the unique constraint on the run
+    still guards the period). A combined invoice (`parts`: the period's other parts, each with
+    its stage log) gets one run per part; `context`'s — the primary's, returned — holds the
+    wallet's part (its key) and the invoice's stages."""
+    subscription = context.subscription
+    settlement = _run_of(context)
     reference = f"settlement of the period from {context.period_start:%Y-%m-%d}" + ("" if context.final else f" (interim {settlement.sequence})")
     grace_end = lifecycle.finalize_after(settled_at=context.now, grace_hours=subscription.invoice_grace_hours)
     invoice, lines = _document(context, wallet_key=wallet_key(settlement), reference=reference, finalize_after=grace_end)
     _numbered(context, invoice)
     settlement.stages = context.stages
-    _persist(invoice, lines, settlement)
+    others = [_run_of(part) for part in parts]
+    for other, part in zip(others, parts, strict=True):
+        other.stages = [*part.stages, {"stage": "settle", "invoice": invoice.number, "part": part.part,
+                                       "combined_with": subscription.id}]
+    _persist(invoice, lines, [*others, settlement])
     coupon_redemptions_write(context, invoice)
+    for other, part in zip(others, parts, strict=True):
+        _carry_forward_write(part, other)
     _carry_forward_write(context, settlement)
     _invoice_finalized(invoice, kind=settlement.kind)
     return settlement
@@ -195,13 +224,15 @@ def reissue(context: SettlementContext, *, settlement: SettlementRun, voided: In
     """The replacement of `voided`, recomputed by `context` (settlement_recompute): a new number,
     `replaces` = voided; the wallet takes or gives back only the difference (keyed per voided
     invoice, so it happens once). The replacement of a draft is a draft until the same moment;
-    of an issued invoice, finalized now. The caller voids the old document and moves the run."""
+    of an issued invoice, finalized now. `settlement`: the run whose wallet key the invoice's
+    wallet entries extend (a combined invoice's primary run; `context.parts` the other parts).
+    The caller voids the old document and moves the runs."""
     invoice, lines = _document(
         context, wallet_key=f"{wallet_key(settlement)}:reissue:{voided.pk}", reference=f"reissue of invoice {voided.number}",
         replaces=voided, finalize_after=voided.finalize_after if voided.status == Invoice.Status.DRAFT else None,
     )
     _numbered(context, invoice)
-    _persist(invoice, lines, None)
+    _persist(invoice, lines, [])
     coupon_redemptions_write(context, invoice)
     _invoice_finalized(invoice, kind=f"reissue of {voided.number}")
     return invoice

@@ -1,5 +1,5 @@
 """A plan change at an exact instant: events before it rate on the old plan, events from it on the
-new one (running totals split at the instant); the period it falls in is invoiced in two parts,
+new one (running totals split at the instant); the period it falls in is invoiced once, in two parts,
 each with its fixed fees and minimum commitment prorated by time; open discounts keep counting;
 bad input through the API names its field; never backdated."""
 
@@ -56,14 +56,19 @@ def test_events_on_each_side_of_the_instant_rate_on_their_plan_and_the_period_is
     totals = dict(RunningTotal.objects.filter(period_start=OCT).values_list("subscription_id", "amount"))
     assert totals == {old.pk: Decimal(10), new.pk: Decimal(20)}
 
-    first = settlement_run(subscription_id=old.pk, at=OCT + timedelta(days=2)).invoice
-    second = settlement_run(subscription_id=new.pk, at=CHANGE).invoice
+    first = settlement_run(subscription_id=old.pk, at=OCT + timedelta(days=2))
+    second = settlement_run(subscription_id=new.pk, at=CHANGE)
+    assert first.created and not second.created and first.invoice.pk == second.invoice.pk  # one invoice for October
+    invoice = first.invoice
     lines = lambda invoice: [(line.kind, line.amount) for line in invoice.lines.order_by("position")]  # noqa: E731
-    # Old part, 10.5/31 of the month: minimum 62 → 21.00, usage 10 → true-up 11; credit 31 → 10.50.
-    assert lines(first) == [("usage", Decimal("10.00")), ("commitment", Decimal("11.00")), ("discount", Decimal("-10.50"))]
-    # New part, 20.5/31: minimum 41.00, usage 20 → true-up 21; credit 20.50.
-    assert lines(second) == [("usage", Decimal("20.00")), ("commitment", Decimal("21.00")), ("discount", Decimal("-20.50"))]
-    assert first.total + second.total == Decimal("31.00")  # the month's minimum 62, less the month's credit 31
+    # Old part, 10.5/31 of the month: minimum 62 → 21.00, usage 10 → true-up 11; credit 31 → 10.50;
+    # new part, 20.5/31: minimum 41.00, usage 20 → true-up 21; credit 20.50.
+    assert lines(invoice) == [
+        ("usage", Decimal("10.00")), ("commitment", Decimal("11.00")), ("discount", Decimal("-10.50")),
+        ("usage", Decimal("20.00")), ("commitment", Decimal("21.00")), ("discount", Decimal("-20.50")),
+    ]
+    assert invoice.subscription_id == new.pk
+    assert invoice.total == Decimal("31.00")  # the month's minimum 62, less the month's credit 31
     november = settlement_run(subscription_id=new.pk, at=NOV + timedelta(days=1)).invoice
     assert lines(november) == [("commitment", Decimal("62.00")), ("discount", Decimal("-31.00"))]  # whole again, credit's 2nd period
 

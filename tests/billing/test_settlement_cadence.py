@@ -100,7 +100,7 @@ def test_threshold_invoices_mid_period_and_the_final_covers_only_the_rest(django
     Subscription.objects.filter(pk=setup.subscription.pk).update(invoice_threshold=Decimal(10))
 
     def interim():
-        return Invoice.objects.filter(subscription=setup.subscription, settlement_run__kind="interim").order_by("settlement_run__sequence")
+        return Invoice.objects.filter(subscription=setup.subscription, settlement_runs__kind="interim").order_by("settlement_runs__sequence")
 
     rate_committed(setup, django_capture_on_commit_callbacks, "a", "4")
     assert not interim().exists()  # accrued 4
@@ -140,5 +140,5 @@ def test_a_threshold_at_exactly_the_accrued_charges_invoices(django_capture_on_c
     setup = priced_setup(rate="0.5", billing_mode=Subscription.BillingMode.POSTPAID)
     Subscription.objects.filter(pk=setup.subscription.pk).update(invoice_threshold=Decimal(5))
     rate_committed(setup, django_capture_on_commit_callbacks, "a", "10")
-    [line] = InvoiceLine.objects.filter(invoice__settlement_run__kind="interim")
+    [line] = InvoiceLine.objects.filter(invoice__settlement_runs__kind="interim")
     assert (line.kind, line.amount) == ("usage", Decimal(5))
