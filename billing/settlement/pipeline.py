@@ -80,7 +80,13 @@ def settlement_run(
     lag_s = settings.SETTLEMENT_WATERMARK_LAG_S if watermark_lag_s is None else watermark_lag_s
     with transaction.atomic(durable=not dry_run):
         # Only the subscription row is locked (and, with a plan change in the period, the
-        # period's other subscriptions): settlements of one tenant run in parallel.
+        # period's other subscriptions): settlements of one tenant run in parallel. A plan-change
+        # lineage is locked whole first, in id order, whichever of its subscriptions is settled:
+        # two settlements of one combined period started from different parts wait for each
+        # other instead of deadlocking.
+        lineage = [row.id for row in parts.lineage_read(subscription_id=subscription_id)]
+        if len(lineage) > 1:
+            list(Subscription.objects.select_for_update().filter(pk__in=lineage).order_by("pk").values_list("pk"))
         subscription = (
             Subscription.objects.select_for_update(of=("self",))
             .annotate(has_successor=Exists(Subscription.objects.filter(changed_from=OuterRef("pk"))))

@@ -260,3 +260,29 @@ def test_the_admin_invoice_page_shows_the_parts_and_both_runs(admin_client, chan
     assert f"{STARTER}: 30.48 USD" in page and f"{PRO}: 59.52 USD" in page
     for run in SettlementRun.objects.filter(invoice=invoice):
         assert f"/admin/billing/settlementrun/{run.pk}/change/" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_settling_both_parts_at_once_makes_one_invoice_without_a_deadlock(changed, monkeypatch):
+    """Two settlements of the combined period started from different parts at the same moment:
+    the lineage is locked whole, in id order, so the second waits for the first and returns its
+    invoice. (Slowed after the first lock: without the ordered lock each held its own part and
+    waited for the other's, and PostgreSQL aborted one with a deadlock.)"""
+    import time
+
+    from billing.settlement import parts
+    from tests.billing.test_leases_concurrency import _race
+
+    real = parts.period_parts_read
+
+    def slow(**kwargs):
+        time.sleep(0.3)  # fault injection: widens the window between the first lock and the others
+        return real(**kwargs)
+
+    monkeypatch.setattr(parts, "period_parts_read", slow)
+    results = _race([lambda: settlement_run(subscription_id=changed.old.pk, at=OCT),
+                     lambda: settlement_run(subscription_id=changed.new.pk, at=OCT)])
+    assert not [r for r in results if isinstance(r, Exception)], [repr(r)[:300] for r in results]
+    assert sorted(r.created for r in results) == [False, True]
+    assert results[0].invoice.pk == results[1].invoice.pk
+    assert Invoice.objects.filter(customer=changed.customer).count() == 1
