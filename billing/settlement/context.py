@@ -116,6 +116,12 @@ class SettlementContext:
     # each has left (coupons.coupons_read, under their row locks), and what this invoice takes.
     coupons: list[CouponBalance] = field(default_factory=list)
     coupon_redemptions: list[tuple[int, Decimal]] = field(default_factory=list)
+    # A postpaid customer's usable credit grants in the invoice's currency, in consumption order,
+    # with what each has left (credit_grants.credit_grants_read, locked), what this invoice takes
+    # from each, and the voided invoice a reissue gives back first.
+    credit_grants: list[Any] = field(default_factory=list)
+    credit_grant_draws: list[tuple[int, Decimal]] = field(default_factory=list)
+    credit_grants_giving_back: int | None = None
 
     @property
     def currency(self) -> str:

@@ -14,12 +14,12 @@ from catalog.models import Subscription
 
 from ..models import Invoice, SettlementRun
 from ..periods import period_for
-from . import aggregate, allowance, commit, coupons, discount, late_periods, quota_check, rate, rollover, route, settle, tax
+from . import aggregate, allowance, commit, coupons, credit_grants, discount, late_periods, quota_check, rate, rollover, route, settle, tax
 from .context import ZERO, SettlementContext
 from .inputs import SubscriptionTerms, inputs_load
 
 # Rollover and Allowance log (and act) only for final runs of subscriptions with a RolloverPolicy.
-STAGES = (quota_check, rollover, aggregate, allowance, rate, commit, discount, tax, route)
+STAGES = (quota_check, rollover, aggregate, allowance, rate, commit, discount, tax, credit_grants, route)
 
 
 @dataclass
@@ -78,6 +78,7 @@ def settlement_run(
         route.realtime_debits_read(context)
         late_periods.late_periods_read(context)
         coupons.coupons_read(context)
+        credit_grants.credit_grants_read(context)
         for stage in STAGES:  # pure: they read the context, and write nothing
             stage.run(context)
         if kind == SettlementRun.Kind.INTERIM and not context.aggregates:
@@ -122,6 +123,7 @@ def settlement_recompute(settlement: SettlementRun, *, now: datetime) -> Settlem
     route.realtime_debits_read(context)
     late_periods.late_periods_read(context)
     coupons.coupons_read(context, excluding_invoice=settlement.invoice_id)
+    credit_grants.credit_grants_read(context, giving_back=settlement.invoice_id)
     context.wallet_settled = settle.wallet_settled(settlement, inputs.wallet.pk if inputs.wallet else None)
     for stage in STAGES:
         stage.run(context)
