@@ -174,3 +174,39 @@ def test_a_bad_grant_body_is_a_400_naming_its_field(admin, change, field):
     error = response.json()["error"]
     assert error.get("field") == field or field in error.get("fields", {}), error
     assert not CreditGrant.objects.exists()
+
+
+# --- where people see them ----------------------------------------------------------------------
+
+
+def test_grants_show_with_their_remaining_and_expiry_in_the_usage_api_dashboard_and_admin(admin, client, django_user_model):
+    from catalog.models import CustomerUser
+    from tests.test_admin import change_url, changelist_url
+    from tests.wallets.test_admin import wallet_operator
+
+    setup = admin.setup
+    expires = timezone.now() + timedelta(days=3)
+    promo = grant(setup.customer, "10", "Spring promo", priority=1, expires_at=expires)
+    grant(setup.customer, "5", "Prepaid pack", kind="paid")
+    rated_event(setup, "a", "4")
+    usage = admin.get(f"/api/v1/customers/{setup.customer.pk}/usage").json()
+    assert [(g["name"], g["remaining"], g["expires_at"] is not None, g["usable_now"]) for g in usage["credit_grants"]] == [
+        ("Spring promo", "6", True, True), ("Prepaid pack", "5", False, True),
+    ]
+    user = django_user_model.objects.create_user("grantee", password="pw")
+    CustomerUser.objects.create(user=user, customer=setup.customer)
+    client.force_login(user)
+    [wallet] = client.get("/dashboard/usage.json").json()["wallets"]
+    assert [(g["name"], g["remaining"]) for g in wallet["credit_grants"]] == [("Spring promo", "6"), ("Prepaid pack", "5")]
+    assert wallet["granted_remaining"] == "11"
+    page = client.get("/dashboard/").content.decode()
+    assert "Credit grants" in page and "Spring promo" in page
+    client.force_login(wallet_operator(setup.tenant))
+    overview = client.get(f"/admin/customers/{setup.customer.pk}/overview/").content.decode()
+    assert "Spring promo" in overview and "Credit grants" in overview
+    assert "Spring promo" in client.get(change_url(Wallet.objects.get(customer=setup.customer))).content.decode()
+    assert client.get(changelist_url(CreditGrant)).status_code == 200
+    detail = client.get(change_url(promo)).content.decode()
+    assert "draws" in detail and ">4<" in detail  # the draw of event a
+    voided = client.post(changelist_url(CreditGrant), {"action": "void_selected", "_selected_action": [promo.pk], "reason": "ended"})
+    assert voided.status_code == 302 and CreditGrant.objects.get(pk=promo.pk).status == "voided"
