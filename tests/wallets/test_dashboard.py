@@ -55,7 +55,7 @@ def test_usage_json_has_the_wallet_figures_holds_and_recent_entries(login, setup
     assert shown == {
         "wallet_id": wallet.pk, "currency": "USD", "balance": "95.75", "held": "30.5", "available": "65.25",
         "low_balance": True, "low_balance_thresholds": ["80"], "active_hold_count": 1,
-        "billing_mode": "prepaid", "label": "Prepaid wallet",
+        "billing_mode": "prepaid", "label": "Prepaid wallet", "credit_grants": [], "granted_remaining": "0",
     }
     [hold] = holds
     expires_in = hold.pop("expires_in_seconds")
