@@ -29,6 +29,15 @@ app.conf.beat_schedule = {
         "task": "wallets.tasks.holds_expire",
         "schedule": 5.0,
     },
+    # Credit grant expiry: a grant past its expires_at gets its `grant_expiry` ledger entry
+    # (dated the expiry itself) and leaves the active set. Consumption never waits for it (from
+    # expires_at on no debit draws on the grant, swept or not), so the cadence only bounds how
+    # long the balance still shows expired credit: 60 s. Bounded per run, expires after 55 s.
+    "wallet-credit-grants-expire": {
+        "task": "wallets.tasks.credit_grants_expire",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     # Budget leases expire like holds: every 5 s (a lease reserves units others cannot use until
     # it expires; reads and writes of a lease also expire it when due), expiring after 4 s.
     "billing-leases-expire": {

@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from aforo.money import ISO_4217_MINOR_UNITS, LEGACY_MINOR_UNITS
 from catalog.models import Customer, Metric, MetricConfig, RatePlanVersion, Subscription, Tenant
 from metering.models import RawEvent
+from wallets.grants import credit_grants_check
 from wallets.services import wallets_check
 
 from .models import Invoice, InvoiceLine, PricingSnapshot, RatedEvent, RunningTotal, SettlementRun, UsageRollup
@@ -329,10 +330,14 @@ def _wallets(problems: list[str]) -> None:
     problems.extend(wallets_check())
 
 
+def _credit_grants(problems: list[str]) -> None:
+    problems.extend(credit_grants_check())
+
+
 CHECKS: tuple[tuple[str, Callable[[list[str]], None]], ...] = (
     ("invoices", _invoices), ("usage_lines", _usage_lines), ("overlapping_lines", _overlapping_lines),
     ("coverage", _coverage), ("commitments", _commitments), ("runs", _runs), ("running_totals", _running_totals), ("rollups", _rollups),
-    ("rated_references", _rated_references), ("wallets", _wallets),
+    ("rated_references", _rated_references), ("wallets", _wallets), ("credit_grants", _credit_grants),
 )
 
 
@@ -347,7 +352,8 @@ def ledger_verify(*, timings: dict[str, float] | None = None) -> list[str]:
     lines to zero or less; every settlement run has its invoice; running totals (units, amount, event_count, newest
     event and its snapshot) == those of their rated events, and no rated events without one; each
     hourly usage rollup == its rated events, and none missing; the rated ledger's catalog
-    references exist; wallets — wallets.services.wallets_check.
+    references exist; wallets — wallets.services.wallets_check; credit grants — remaining ==
+    amount − draws + expiry/void entries, no draw after expiry (wallets.grants.credit_grants_check).
     `timings`, when given, receives each check's wall-clock seconds under its name (CHECKS)."""
     problems: list[str] = []
     with transaction.atomic():  # read only: the transaction scopes PLANNER_SETTINGS

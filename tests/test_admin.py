@@ -27,6 +27,7 @@ from catalog.models import CustomerUser, Tenant, TenantMember, TenantToken, key_
 from metering.models import RawEvent, UnmatchedUsage
 from notify.alerts import alert_rule_save
 from notify.services import webhook_endpoint_create, webhook_event_emit
+from wallets.grants import credit_grant_create
 from tests.factories import PricedSetup, priced_setup, rated_event, tenant_token
 from wallets.services import wallet_create, wallet_top_up
 from wallets.holds import hold_place
@@ -124,6 +125,7 @@ def everything(db, django_user_model):
         Discount.objects.create(tenant=setup.tenant, subscription=setup.subscription, kind="percent", value=Decimal(5))
         TaxRate.objects.create(tenant=setup.tenant, customer=setup.customer, name="VAT", percent=Decimal(20))
         Coupon.objects.create(tenant=setup.tenant, customer=setup.customer, code="C1", currency="USD", amount=Decimal(1))
+        credit_grant_create(customer=setup.customer, currency="USD", amount=Decimal(2), name="Promo", idempotency_key="g")
         settled = settlement_run(subscription_id=setup.subscription.pk, at=timezone.now())  # an invoice, its run, a grant
         invoice_void_and_reissue(invoice=settled.invoice, reason="seed")  # a credit note, and the reissue
         AllowanceGrant.objects.create(

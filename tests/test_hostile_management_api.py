@@ -1,16 +1,18 @@
 """Hostile bodies to the management API's write endpoints (terms, coupons, plan changes,
-cancellation, invoice moves, wallet adjustments, subscriptions): truncated JSON, binary, a
+cancellation, invoice moves, wallet adjustments, subscriptions, credit grants): truncated JSON, binary, a
 10,000-deep array, NUL characters, absurd numbers and types, a 2 MB string — every answer a 2xx
 or a 4xx, never a 500; the deep array a 400 malformed_json (aforo.parsers), as the ingest says."""
 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
 from billing.settlement import settlement_run
+from wallets.grants import credit_grant_create
 from tests.factories import funded_wallet, priced_setup, rated_event, tenant_token
 
 pytestmark = pytest.mark.django_db
@@ -32,6 +34,7 @@ def test_no_hostile_body_gets_a_server_error(api_client):
     rated_event(setup, "e1", "3")
     invoice = settlement_run(subscription_id=setup.subscription.pk, at=timezone.now()).invoice
     wallet = funded_wallet(setup.customer, "10")
+    grant, _ = credit_grant_create(customer=setup.customer, currency="USD", amount=Decimal(5), name="g", idempotency_key="g")
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tenant_token(setup.tenant)}")
     sid, iid = setup.subscription.pk, invoice.pk
     writes = [
@@ -40,6 +43,7 @@ def test_no_hostile_body_gets_a_server_error(api_client):
         ("POST", f"/api/v1/invoices/{iid}/mark-paid"), ("POST", f"/api/v1/invoices/{iid}/mark-uncollectible"),
         ("POST", "/api/v1/subscriptions"), ("PATCH", f"/api/v1/subscriptions/{sid}"),
         ("POST", f"/api/v1/wallets/{wallet.pk}/adjustments"), ("POST", "/api/v1/customers"),
+        ("POST", "/api/v1/credit-grants"), ("POST", f"/api/v1/credit-grants/{grant.pk}/void"),
     ]
     answers = {}
     for method, url in writes:
@@ -52,5 +56,6 @@ def test_no_hostile_body_gets_a_server_error(api_client):
     # Only a PATCH whose keys are none of the subscription's fields passes (DRF ignores unknown keys): a no-op.
     assert [key for key, code in answers.items() if code < 400] == [("PATCH", f"/api/v1/subscriptions/{sid}", BODIES[4][:20])]
     for url in ("/api/v1/coupons?customer=%00", "/api/v1/discounts?subscription=abc", "/api/v1/tax-rates?customer=99999999999999999999",
-                "/api/v1/invoices/999999999999999999999.pdf"):
+                "/api/v1/invoices/999999999999999999999.pdf", "/api/v1/credit-grants?customer=%00",
+                "/api/v1/credit-grants?currency=%00&status=x"):
         assert 400 <= api_client.get(url).status_code < 500, url

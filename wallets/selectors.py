@@ -14,7 +14,8 @@ from django.utils import timezone
 from aforo.money import decimal_text
 from catalog.models import Customer
 
-from .models import Hold, Wallet, WalletEntry
+from .models import CreditGrant, Hold, Wallet, WalletEntry
+from .plan import GrantState, grant_order
 
 RECENT_ENTRIES = 10
 MAX_HOLDS_SHOWN = 50  # per wallet; `active_hold_count` says how many there are in all
@@ -27,7 +28,13 @@ ENTRY_LABELS = {
     WalletEntry.Kind.HOLD_RELEASE: "Hold released",
     WalletEntry.Kind.HOLD_EXPIRY: "Hold expired",
     WalletEntry.Kind.ADJUSTMENT: "Adjustment",
+    WalletEntry.Kind.GRANT: "Credit granted",
+    WalletEntry.Kind.GRANT_EXPIRY: "Credit expired",
+    WalletEntry.Kind.GRANT_VOID: "Credit voided",
+    WalletEntry.Kind.GRANT_USE: "Credit applied to invoice",
+    WalletEntry.Kind.GRANT_RETURN: "Credit returned (invoice voided)",
 }
+MAX_GRANTS_SHOWN = 50  # per customer: active and consumed, in consumption order
 
 
 def _iso(moment: datetime) -> str:
@@ -84,12 +91,44 @@ def _entry_row(entry: WalletEntry) -> dict[str, Any]:
     }
 
 
+def _grant_row(grant: CreditGrant, currency: str, now: datetime) -> dict[str, Any]:
+    state = GrantState(grant.pk, grant.wallet_id, grant.priority, grant.starts_at, grant.expires_at, grant.amount, grant.remaining)
+    return {
+        "grant_id": grant.pk,
+        "wallet_id": grant.wallet_id,
+        "currency": currency,
+        "name": grant.name,
+        "kind": grant.kind,
+        "amount": decimal_text(grant.amount),
+        "remaining": decimal_text(grant.remaining),
+        "priority": grant.priority,
+        "starts_at": _iso(grant.starts_at),
+        "expires_at": _iso(grant.expires_at) if grant.expires_at else None,
+        "status": grant.status,
+        "usable_now": state.usable(now) and grant.remaining > 0,
+    }
+
+
+def credit_grants_for_customer(*, customer: Customer, now: datetime | None = None) -> list[dict[str, Any]]:
+    """The customer's active and consumed credit grants (every currency), in consumption order
+    per wallet, each with what it has left and its expiry (at most MAX_GRANTS_SHOWN). One query."""
+    now = now or timezone.now()
+    grants = list(
+        CreditGrant.objects.filter(tenant_id=customer.tenant_id, wallet__customer_id=customer.pk,
+                                   status__in=[CreditGrant.Status.ACTIVE, CreditGrant.Status.CONSUMED])
+        .select_related("wallet").order_by("-id")[:MAX_GRANTS_SHOWN]
+    )
+    grants.sort(key=lambda g: (g.wallet.currency, grant_order(
+        GrantState(g.pk, g.wallet_id, g.priority, g.starts_at, g.expires_at, g.amount, g.remaining))))
+    return [_grant_row(g, g.wallet.currency, now) for g in grants]
+
+
 def wallets_for_customer(
     *, customer: Customer, now: datetime | None = None, recent_entries: int = RECENT_ENTRIES
 ) -> list[dict[str, Any]]:
     """Each wallet of the customer (by currency) with its balance, held and available amounts,
     its active holds (soonest expiry first, at most MAX_HOLDS_SHOWN, with their count) and its
-    `recent_entries` newest ledger entries (newest first). Four queries whatever the number of
+    `recent_entries` newest ledger entries (newest first). Five queries whatever the number of
     wallets, holds and entries (one without wallets). Decimals are exact strings and datetimes ISO 8601 UTC: JSON as it stands.
     A negative available amount is a prepaid shortfall: shown as it is, never clamped."""
     now = now or timezone.now()
@@ -107,6 +146,9 @@ def wallets_for_customer(
         .values("wallet_id").annotate(count=Count("id")).values_list("wallet_id", "count")
     )
     entries = _first_per_wallet(WalletEntry, wallet_ids, where="TRUE", order_by=("-id",), limit=recent_entries)
+    grants: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in credit_grants_for_customer(customer=customer, now=now):
+        grants[row["wallet_id"]].append(row)
     result = []
     for wallet in wallets:
         available = wallet.available
@@ -124,6 +166,10 @@ def wallets_for_customer(
                 "active_hold_count": hold_counts.get(wallet.pk, 0),
                 "holds": [_hold_row(hold, now) for hold in holds[wallet.pk]],
                 "recent_entries": [_entry_row(entry) for entry in entries[wallet.pk]],
+                "credit_grants": grants[wallet.pk],
+                "granted_remaining": decimal_text(
+                    sum((Decimal(g["remaining"]) for g in grants[wallet.pk] if g["status"] == "active"), Decimal(0))
+                ),
             }
         )
     return result

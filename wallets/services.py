@@ -104,7 +104,7 @@ def _crossed(thresholds: Iterable[Decimal | str], before: Decimal, after: Decima
 
 def _apply(
     wallet: Wallet, *, kind: str, amount: Decimal, held_change: Decimal, idempotency_key: str, now: datetime,
-    hold: Hold | None = None, reference: str = "", reason: str = "",
+    hold: Hold | None = None, reference: str = "", reason: str = "", grant_id: int | None = None,
 ) -> WalletEntry:
     """Append one entry to a LOCKED wallet and move its balance and held amount with it."""
     before = wallet.available
@@ -115,7 +115,7 @@ def _apply(
     entry = WalletEntry.objects.create(
         tenant_id=wallet.tenant_id, wallet=wallet, kind=kind, amount=amount, held_change=held_change,
         balance_after=wallet.balance, held_after=wallet.held, hold=hold, reference=reference, reason=reason,
-        idempotency_key=idempotency_key, created_at=now,
+        idempotency_key=idempotency_key, created_at=now, grant_id=grant_id,
     )
     for threshold in _crossed(wallet.low_balance_thresholds, before, wallet.available):
         alert = LowBalanceAlert.objects.create(

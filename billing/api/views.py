@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from aforo.exceptions import ApiError
 from aforo.money import decimal_text
 from billing.selectors import customer_usage_current
+from wallets.selectors import credit_grants_for_customer
 from catalog.models import Customer
 
 
@@ -92,10 +93,26 @@ class SubscriptionUsageSerializer(serializers.Serializer):
     metrics = MetricUsageSerializer(many=True)
 
 
+class CreditGrantUsageSerializer(serializers.Serializer):
+    grant_id = serializers.IntegerField()
+    wallet_id = serializers.IntegerField()
+    currency = serializers.CharField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    amount = serializers.CharField(help_text="Exact decimal string.")
+    remaining = serializers.CharField(help_text="What it has left: exact decimal string.")
+    priority = serializers.IntegerField()
+    starts_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+    status = serializers.CharField()
+    usable_now = serializers.BooleanField()
+
+
 class CustomerUsageSerializer(serializers.Serializer):
     customer_id = serializers.IntegerField()
     as_of = serializers.DateTimeField()
     subscriptions = SubscriptionUsageSerializer(many=True)
+    credit_grants = CreditGrantUsageSerializer(many=True, required=False)
 
 
 USAGE_EXAMPLE = {
@@ -141,7 +158,8 @@ class CustomerUsageView(APIView):
             "Each metric row also carries `limit` (the price's hard usage limit: `reached` when units >= limit, "
             "`exceeded` when units > limit) and `included` (its included allowance), both against the units so far "
             "and both null when the price has none: a gateway polls this to refuse calls once a `block` limit is "
-            "reached."
+            "reached. `credit_grants`: the customer's active and consumed credit grants (every currency) in "
+            "consumption order, each with its `remaining` and `expires_at`."
         ),
         tags=["usage"],
         responses={
@@ -156,4 +174,6 @@ class CustomerUsageView(APIView):
         customer = Customer.objects.filter(tenant=request.tenant, pk=customer_id).first()
         if customer is None:
             raise ApiError(code="not_found", message=f"No customer {customer_id} in this tenant.", status_code=404)
-        return Response(CustomerUsageSerializer(customer_usage_current(customer=customer)).data)
+        usage = customer_usage_current(customer=customer)
+        usage["credit_grants"] = credit_grants_for_customer(customer=customer)
+        return Response(CustomerUsageSerializer(usage).data)

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0018_coupons'),
+        ('billing', '0019_credit_grant_lines'),
         ('catalog', '0009_subscription_customer_may_change_plan'),
     ]
 

@@ -81,6 +81,7 @@ class InvoiceLine(models.Model):
         OVERAGE = "overage"  # usage beyond a hard limit whose overage is blocked, taken back (negative)
         DISCOUNT = "discount"
         TAX = "tax"
+        CREDIT_GRANT = "credit_grant"  # a credit grant paying a postpaid invoice, after tax (negative)
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
     position = models.PositiveIntegerField()

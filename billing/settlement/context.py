@@ -125,6 +125,12 @@ class SettlementContext:
     part: str = ""
     late_part: bool = False
     parts: list[SettlementContext] = field(default_factory=list)  # the primary's: the other parts, in order
+    # A postpaid customer's usable credit grants in the invoice's currency, in consumption order,
+    # with what each has left (credit_grants.credit_grants_read, locked), what this invoice takes
+    # from each, and the voided invoice a reissue gives back first.
+    credit_grants: list[Any] = field(default_factory=list)
+    credit_grant_draws: list[tuple[int, Decimal]] = field(default_factory=list)
+    credit_grants_giving_back: int | None = None
 
     @property
     def currency(self) -> str:

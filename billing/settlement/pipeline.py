@@ -16,18 +16,18 @@ from catalog.models import Subscription
 
 from ..models import Invoice, SettlementRun
 from ..periods import period_for
-from . import aggregate, allowance, commit, coupons, discount, late_periods, parts, quota_check, rate, rollover, route, settle, tax
+from . import aggregate, allowance, commit, coupons, credit_grants, discount, late_periods, parts, quota_check, rate, rollover, route, settle, tax
 from .context import ZERO, SettlementContext
 from .inputs import SubscriptionTerms, inputs_load
 
 # Rollover and Allowance log (and act) only for final runs of subscriptions with a RolloverPolicy.
-STAGES = (quota_check, rollover, aggregate, allowance, rate, commit, discount, tax, route)
+STAGES = (quota_check, rollover, aggregate, allowance, rate, commit, discount, tax, credit_grants, route)
 # A combined invoice (settlement.parts): each part's stages on its own lines and terms, then the
 # invoice's once over all of them. A late part (an ended subscription's late usage) is not active
 # in the period: no quota, rollover or allowance of it (commit adjusts only its late periods).
 PART_STAGES = (quota_check, rollover, aggregate, allowance, rate, commit, discount)
 LATE_PART_STAGES = (aggregate, rate, commit, discount)
-INVOICE_STAGES = (coupons, tax, route)
+INVOICE_STAGES = (coupons, tax, credit_grants, route)
 
 
 @dataclass
@@ -112,6 +112,7 @@ def settlement_run(
             context = _combine(contexts)
         else:
             coupons.coupons_read(context)
+            credit_grants.credit_grants_read(context)
             for stage in STAGES:  # pure: they read the context, and write nothing
                 stage.run(context)
         if kind == SettlementRun.Kind.INTERIM and not context.aggregates:
@@ -170,6 +171,7 @@ def _combine(contexts: list[SettlementContext], *, excluding_invoice: int | None
             stage.run(context)
     merge_parts(primary, others)
     coupons.coupons_read(primary, excluding_invoice=excluding_invoice)
+    credit_grants.credit_grants_read(primary, giving_back=excluding_invoice)
     for stage in INVOICE_STAGES:
         stage.run(primary)
     return primary
@@ -223,6 +225,7 @@ def settlement_recompute(settlement: SettlementRun, *, now: datetime) -> Settlem
     recorded them (later periods may have drawn on them already)."""
     context = _recomputed(settlement, now=now)
     coupons.coupons_read(context, excluding_invoice=settlement.invoice_id)
+    credit_grants.credit_grants_read(context, giving_back=settlement.invoice_id)
     context.wallet_settled = settle.wallet_settled(settlement, context.inputs.wallet.pk if context.inputs.wallet else None)
     for stage in STAGES:
         stage.run(context)

@@ -19,10 +19,11 @@ from ..invoices.webhooks import invoice_event_emit
 from ..models import Invoice, InvoiceCounter, InvoiceLine, RolloverGrant, SettlementRun
 from .context import ZERO, Line, SettlementContext, round_money
 from .coupons import coupon_redemptions_write
+from .credit_grants import credit_grants_write
 
 # How an invoice reads, whatever order the stages added its lines in: charges, then what reduces
-# them, then discounts and taxes.
-LINE_ORDER = ("usage", "late_usage", "base", "overage", "allowance", "commitment", "cap", "discount", "tax")
+# them, then discounts and taxes, then the credit grants that pay it (postpaid).
+LINE_ORDER = ("usage", "late_usage", "base", "overage", "allowance", "commitment", "cap", "discount", "tax", "credit_grant")
 
 
 def _number(*, tenant_id: int, slug: str) -> str:
@@ -192,6 +193,7 @@ def run(context: SettlementContext, *, parts: list[SettlementContext] = ()) -> S
                                        "combined_with": subscription.id}]
     _persist(invoice, lines, [*others, settlement])
     coupon_redemptions_write(context, invoice)
+    credit_grants_write(context, invoice, key=wallet_key(settlement))
     for other, part in zip(others, parts, strict=True):
         _carry_forward_write(part, other)
     _carry_forward_write(context, settlement)
@@ -234,5 +236,6 @@ def reissue(context: SettlementContext, *, settlement: SettlementRun, voided: In
     _numbered(context, invoice)
     _persist(invoice, lines, [])
     coupon_redemptions_write(context, invoice)
+    credit_grants_write(context, invoice, key=f"{wallet_key(settlement)}:reissue:{voided.pk}")
     _invoice_finalized(invoice, kind=f"reissue of {voided.number}")
     return invoice

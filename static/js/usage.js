@@ -177,6 +177,15 @@
     return tr;
   }
 
+  function grantRow(wallet, grant) {
+    var row = el("tr", grant.usable_now ? "" : "muted");
+    row.appendChild(cell("", grant.name + (grant.kind === "paid" ? " (paid)" : "")));
+    row.appendChild(cell("num", money(grant.amount, wallet.currency)));
+    row.appendChild(cell("num", money(grant.remaining, wallet.currency)));
+    row.appendChild(cell("", grant.expires_at ? grant.expires_at.slice(0, 16).replace("T", " ") + " UTC" : "never"));
+    return row;
+  }
+
   function entryRow(wallet, entry, fresh) {
     var tr = el("tr", fresh ? "changed" : "");
     tr.appendChild(cell("", entry.created_at.slice(0, 10) + " " + entry.created_at.slice(11, 19)));
@@ -238,6 +247,11 @@
       card.appendChild(el("p", "muted", "No active holds."));
     }
 
+    if (wallet.credit_grants && wallet.credit_grants.length) {
+      card.appendChild(el("h3", "", "Credit grants"));
+      card.appendChild(scrolling(table("grants", [["Grant", ""], ["Amount", "num"], ["Remaining", "num"], ["Expires", ""]],
+        wallet.credit_grants.map(function (grant) { return grantRow(wallet, grant); }))));
+    }
     card.appendChild(el("h3", "", "Recent activity"));
     if (wallet.recent_entries.length) {
       card.appendChild(scrolling(table("entries",

@@ -110,7 +110,7 @@ def test_a_postpaid_subscription_charges_no_wallet_and_has_no_commitment(client,
 def test_insights_take_a_fixed_number_of_queries(setup, django_assert_num_queries):
     funded_wallet(setup.customer, "1000")
     rated_event(setup, "a", "1")
-    with django_assert_num_queries(13) as few:  # usage 4, wallets 4, metrics, commitments, history, activity, 1 series per subscription
+    with django_assert_num_queries(14) as few:  # usage 4, wallets 5 (credit grants), metrics, commitments, history, activity, 1 series per subscription
         dashboard_insights(customer=setup.customer)
     for index in range(20):
         rated_event(setup, f"more-{index}", "1", at=timezone.now() - timedelta(hours=index, seconds=1))

@@ -33,13 +33,13 @@ def test_usage_returns_the_running_totals_of_the_current_period(api_client, djan
     now = timezone.now()
     world = usage_world(now=now)
     token = tenant_token(world.customer.tenant)
-    with django_assert_max_num_queries(6):  # token, customer, then the selector's four
+    with django_assert_max_num_queries(7):  # token, customer, the selector's four, the credit grants
         response = _get(api_client, world.customer.pk, token)
     assert response.status_code == 200, response.content
     body = response.json()
     answered_at = parse_datetime(body["as_of"])
     assert isinstance(answered_at, datetime) and now <= answered_at <= timezone.now()
-    expected = {"customer_id": world.customer.pk, "subscriptions": expected_usage(world, now=answered_at)}
+    expected = {"customer_id": world.customer.pk, "subscriptions": expected_usage(world, now=answered_at), "credit_grants": []}
     assert _without_clock(body) == expected
     monthly = body["subscriptions"][0]
     assert parse_datetime(monthly["period_start"]) <= answered_at < parse_datetime(monthly["period_end"])

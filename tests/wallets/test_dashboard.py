@@ -55,7 +55,7 @@ def test_usage_json_has_the_wallet_figures_holds_and_recent_entries(login, setup
     assert shown == {
         "wallet_id": wallet.pk, "currency": "USD", "balance": "95.75", "held": "30.5", "available": "65.25",
         "low_balance": True, "low_balance_thresholds": ["80"], "active_hold_count": 1,
-        "billing_mode": "prepaid", "label": "Prepaid wallet",
+        "billing_mode": "prepaid", "label": "Prepaid wallet", "credit_grants": [], "granted_remaining": "0",
     }
     [hold] = holds
     expires_in = hold.pop("expires_in_seconds")
@@ -136,13 +136,13 @@ def test_a_customer_without_a_wallet_gets_an_empty_list(login, setup):
 def test_wallets_for_customer_takes_a_fixed_number_of_queries(setup, django_assert_num_queries):
     wallet = funded_wallet(setup.customer, "100")
     place(wallet, "1", "s-0")
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):  # wallets, holds, hold counts, entries, credit grants
         one = wallets_for_customer(customer=setup.customer)
     for currency in ("EUR", "GBP"):
         extra = funded_wallet(setup.customer, "50", currency=currency)
         for index in range(15):
             place(extra, "1", f"s-{currency}-{index}")
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):
         three = wallets_for_customer(customer=setup.customer)
     assert len(one) == 1 and [w["currency"] for w in three] == ["EUR", "GBP", "USD"]
     assert all(len(w["recent_entries"]) == 10 for w in three[:2]) and three[0]["active_hold_count"] == 15

@@ -8,6 +8,7 @@ Each money form carries an idempotency key generated once when the form is rende
 double submit (or a resubmit after a timeout) records the movement once; the services refuse an
 amount finer than the wallet currency's minor unit and a currency outside ISO 4217, shown as form
 errors. Holds have no commit action here (commits come from the API, where charging more than a
-hold reserves needs an explicit allow_over_capture). The ledger, holds and alerts are read-only."""
+hold reserves needs an explicit allow_over_capture). The ledger, holds and alerts are read-only;
+credit grants too, but for "Void selected" (with its reason); a wallet's page lists its grants."""
 
-from . import ledger, wallet  # noqa: F401 - registers the admin classes
+from . import grants, ledger, wallet  # noqa: F401 - registers the admin classes

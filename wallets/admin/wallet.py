@@ -116,7 +116,7 @@ class WalletAdmin(WalletAdjustAdminMixin, TenantScopedModelAdmin):
             return ["customer", "currency", "low_balance_thresholds"]
         return [
             "customer", "currency", "balance_exact", "held_exact", "available_exact", "low_balance_thresholds",
-            "created_at", "updated_at", "active_holds", "recent_entries",
+            "created_at", "updated_at", "credit_grants", "active_holds", "recent_entries",
         ]
 
     def get_readonly_fields(self, request, obj=None):
@@ -124,7 +124,7 @@ class WalletAdmin(WalletAdjustAdminMixin, TenantScopedModelAdmin):
             return []
         return [
             "customer", "currency", "balance_exact", "held_exact", "available_exact", "created_at", "updated_at",
-            "active_holds", "recent_entries",
+            "credit_grants", "active_holds", "recent_entries",
         ]
 
     def has_delete_permission(self, request, obj=None) -> bool:
@@ -158,6 +158,25 @@ class WalletAdmin(WalletAdjustAdminMixin, TenantScopedModelAdmin):
         return format_html(
             "<table><thead><tr><th>hold</th><th>reference</th><th>amount</th><th>remaining</th><th>expires at (UTC)</th>"
             "</tr></thead><tbody>{}</tbody></table><p>{}</p>", rows, every,
+        )
+
+    @admin.display(description="credit grants")
+    def credit_grants(self, wallet: Wallet) -> str:
+        grants = list(wallet.grants.order_by("-id")[:SHOWN_ON_WALLET_PAGE])
+        if not grants:
+            return "None."
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (admin_link(self.admin_site, "wallets_creditgrant", g.pk, f"#{g.pk} {g.name}"), g.kind, g.status, g.priority,
+                 decimal_text(g.amount), decimal_text(g.remaining), _utc_text(g.expires_at) if g.expires_at else "never")
+                for g in grants
+            ),
+        )
+        every = self._changelist_link("wallets_creditgrant", "all its grants →", wallet__id__exact=wallet.pk)
+        return format_html(
+            "<table><thead><tr><th>grant</th><th>kind</th><th>status</th><th>priority</th><th>amount</th><th>remaining</th>"
+            "<th>expires at (UTC)</th></tr></thead><tbody>{}</tbody></table><p>{}</p>", rows, every,
         )
 
     @admin.display(description="recent ledger entries")

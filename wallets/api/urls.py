@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import holds, views
+from . import grants, holds, views
 
 urlpatterns = [
     path("wallets", views.WalletListCreateView.as_view(), name="wallets"),
@@ -12,6 +12,9 @@ urlpatterns = [
     path("wallets/<int:wallet_id>/holds", holds.WalletHoldPlaceView.as_view(), name="wallet-holds"),
     path("wallets/<int:wallet_id>/ledger", views.WalletLedgerView.as_view(), name="wallet-ledger"),
     path("wallets/<int:wallet_id>/alerts", views.WalletAlertListView.as_view(), name="wallet-alerts"),
+    path("credit-grants", grants.CreditGrantListCreateView.as_view(), name="credit-grants"),
+    path("credit-grants/<int:grant_id>", grants.CreditGrantDetailView.as_view(), name="credit-grant-detail"),
+    path("credit-grants/<int:grant_id>/void", grants.CreditGrantVoidView.as_view(), name="credit-grant-void"),
     path("holds/<int:hold_id>", holds.HoldDetailView.as_view(), name="hold-detail"),
     path("holds/<int:hold_id>/commit", holds.HoldCommitView.as_view(), name="hold-commit"),
     path("holds/<int:hold_id>/release", holds.HoldReleaseView.as_view(), name="hold-release"),
