@@ -97,7 +97,8 @@ def test_a_tenant_operator_edits_a_customers_billing_details_in_the_admin(client
 def test_the_superuser_sets_a_tenants_seller_details_in_the_admin(admin_client):
     tenant = TenantFactory()
     form = {"name": tenant.name, "slug": tenant.slug, "legal_name": "Aforo Demo GmbH", "address": "Torstraße 1",
-            "country": "DE", "tax_id": "DE123456789", "billing_email": "billing@aforo.example"}
+            "country": "DE", "tax_id": "DE123456789", "billing_email": "billing@aforo.example",
+            "default_net_terms_days": "30", "default_invoice_grace_hours": "0"}
     response = admin_client.post(change_url(tenant), form)
     assert response.status_code == 302, response.content.decode()[:2000]
     tenant = Tenant.objects.get(pk=tenant.pk)
