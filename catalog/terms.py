@@ -106,7 +106,7 @@ def current_period_start(*, subscription: Subscription, now: datetime) -> dateti
 # --- validation --------------------------------------------------------------------------------
 
 
-def metric_minimums_clean(*, subscription: Subscription, value: Any) -> dict[str, str]:
+def metric_minimums_clean(*, rate_plan_id: int, value: Any) -> dict[str, str]:
     """{metric_code: "amount"} normalised, or a ValidationError naming `metric_minimums`: an
     object of metric codes priced by the subscription's rate plan (any version) to exact
     decimals (strings or integers, never floats) from 0, at most 6 places, under 10^14."""
@@ -116,7 +116,7 @@ def metric_minimums_clean(*, subscription: Subscription, value: Any) -> dict[str
         raise ValidationError({"metric_minimums": "At most 200 metrics."})
     known = set(
         Metric.objects.filter(
-            pk__in=MetricConfig.objects.filter(version__rate_plan_id=subscription.rate_plan_id).values("metric_id")
+            pk__in=MetricConfig.objects.filter(version__rate_plan_id=rate_plan_id).values("metric_id")
         ).values_list("code", flat=True)
     )
     cleaned: dict[str, str] = {}
@@ -208,7 +208,7 @@ def terms_version_add(
         if effective_from < period_start and not retroactive:
             raise TermsRetroactive(effective_from=effective_from, period_start=period_start)
         if "metric_minimums" in values:
-            values = {**values, "metric_minimums": metric_minimums_clean(subscription=locked, value=values["metric_minimums"])}
+            values = {**values, "metric_minimums": metric_minimums_clean(rate_plan_id=locked.rate_plan_id, value=values["metric_minimums"])}
         terms_version_baseline(subscription=locked)
         base = terms_version_at(subscription=locked, at=effective_from)
         merged = {name: getattr(base, name) for name in TERMS_FIELDS}

@@ -15,6 +15,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
@@ -27,6 +28,7 @@ from aforo.exceptions import ApiError
 from aforo.money import currency_is_valid, decimal_text
 from aforo.periods import periods_ended
 from catalog.auth import TenantPrincipal
+from catalog.terms import metric_minimums_clean, terms_first_period
 from catalog.models import (
     ApiKey,
     App,
@@ -37,7 +39,9 @@ from catalog.models import (
     Product,
     RatePlan,
     RatePlanVersion,
+    TERMS_FIELDS,
     Subscription,
+    SubscriptionTermsVersion,
     Team,
     Tenant,
 )
@@ -391,15 +395,28 @@ class SubscriptionSerializer(CatalogModelSerializer):
         help_text="true: go ahead although started_at lies before periods already over, which are invoiced at once "
         "(without it such a request is a 409 backdated_confirmation_required listing them).",
     )
+    metric_minimums = serializers.JSONField(
+        required=False,
+        help_text='Per-metric minimum spend per period, {"metric_code": "50.00"}: metrics priced by the rate plan, '
+        "exact decimals from 0 (a true-up line per metric, before the minimum commitment).",
+    )
+    terms_effective_from = serializers.DateTimeField(
+        write_only=True, required=False,
+        help_text="On update: when the changed terms take effect (default now; not before the current billing "
+        "period — for a correction POST /subscriptions/{id}/terms with retroactive: true). A period's terms are "
+        "those in effect at its start, so a change mid-period first applies to the next period.",
+    )
 
     class Meta:
         model = Subscription
         fields = [
             "id", "customer", "offering", "rate_plan", "billing_mode", "billing_cadence", "billing_anchor",
             "currency", "status", "started_at", "ended_at", "min_commitment", "spend_cap", "spend_cap_action",
-            "invoice_threshold", "net_terms_days", "invoice_grace_hours", "customer_may_change_plan", "confirm_backdated",
+            "invoice_threshold", "net_terms_days", "invoice_grace_hours", "metric_minimums", "terms_version",
+            "terms_effective_from", "customer_may_change_plan", "confirm_backdated",
             *TIMESTAMPS,
         ]
+        read_only_fields = ["terms_version"]
         extra_kwargs = {
             "billing_anchor": {
                 "required": False,
@@ -424,6 +441,16 @@ class SubscriptionSerializer(CatalogModelSerializer):
                 attrs["currency"] = attrs["rate_plan"].currency
             if "billing_anchor" not in attrs and attrs.get("started_at") is not None:
                 attrs["billing_anchor"] = attrs["started_at"]
+            if attrs.get("terms_effective_from") is not None:
+                raise serializers.ValidationError({"terms_effective_from": [
+                    "Only on an update: a new subscription's terms take effect from its start."
+                ]})
+        rate_plan = attrs.get("rate_plan", getattr(self.instance, "rate_plan", None))
+        if "metric_minimums" in attrs and rate_plan is not None:
+            try:
+                attrs["metric_minimums"] = metric_minimums_clean(rate_plan_id=rate_plan.pk, value=attrs["metric_minimums"])
+            except DjangoValidationError as refused:
+                raise serializers.ValidationError(refused.message_dict) from None
         self._check_backdated(attrs, confirmed)
         return attrs
 
@@ -459,3 +486,65 @@ class SubscriptionSerializer(CatalogModelSerializer):
             field="started_at", periods=listed,
         )
 
+
+
+class TermsVersionSerializer(serializers.ModelSerializer):
+    """A version of a subscription's settlement terms (read)."""
+
+    min_commitment = TermAmountField()
+    spend_cap = TermAmountField()
+    invoice_threshold = TermAmountField()
+    first_period = serializers.SerializerMethodField(
+        help_text="The first billing period this version governs ({start, end}): a period's terms are those in "
+        "effect at its start, so a version effective mid-period governs from the next one.",
+    )
+    in_effect_now = serializers.SerializerMethodField(help_text="The version the subscription's own fields copy.")
+
+    class Meta:
+        model = SubscriptionTermsVersion
+        fields = [
+            "id", "subscription", "effective_from", "first_period", "in_effect_now", "min_commitment", "spend_cap",
+            "spend_cap_action", "invoice_threshold", "net_terms_days", "invoice_grace_hours", "metric_minimums",
+            "reason", "retroactive", "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_first_period(self, version: SubscriptionTermsVersion) -> dict[str, str]:
+        start, end = terms_first_period(subscription=version.subscription, effective_from=version.effective_from)
+        return {"start": start.isoformat(), "end": end.isoformat()}
+
+    def get_in_effect_now(self, version: SubscriptionTermsVersion) -> bool:
+        return version.pk == version.subscription.terms_version_id
+
+
+class TermsVersionCreateSerializer(serializers.Serializer):
+    """A new version: the terms given over those of the version in effect at `effective_from`."""
+
+    effective_from = serializers.DateTimeField(
+        required=False, help_text="Default now; not before the current billing period's start unless retroactive.",
+    )
+    min_commitment = TermAmountField(help_text="Minimum spend per period (null: none).")
+    spend_cap = TermAmountField(help_text="Maximum spend per period (null: none).")
+    spend_cap_action = serializers.ChoiceField(choices=["cap", "alert"], required=False)
+    invoice_threshold = TermAmountField(help_text="Interim invoice threshold (null: none).")
+    net_terms_days = serializers.IntegerField(required=False, min_value=0, max_value=365)
+    invoice_grace_hours = serializers.IntegerField(required=False, min_value=0, max_value=720)
+    metric_minimums = serializers.JSONField(required=False, help_text='{"metric_code": "50.00"}; {} for none.')
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+    retroactive = serializers.BooleanField(
+        required=False, default=False,
+        help_text="true: effective before the current billing period (a correction); void and reissue the affected "
+        "invoices to apply it to them.",
+    )
+
+    def validate_reason(self, value: str) -> str:
+        if "\x00" in value:
+            raise serializers.ValidationError("Null characters are not allowed.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not set(attrs) & set(TERMS_FIELDS):
+            raise serializers.ValidationError({"non_field_errors": [
+                f"Give at least one term to change: {', '.join(TERMS_FIELDS)}."
+            ]})
+        return attrs
