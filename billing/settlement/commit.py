@@ -74,7 +74,7 @@ def late_adjustment(period: LatePeriod, late: Decimal, by_metric: dict[int, Deci
     metric: dict[int, Decimal] = {}
     for metric_id, minimum in sorted(period.metric_minimums.items()):
         late_of_metric = (by_metric or {}).get(metric_id, ZERO)
-        if not late_of_metric:
+        if not late_of_metric or minimum <= ZERO:  # a minimum of 0 is none
             continue
         shortfall = max(minimum - period.metric_charged.get(metric_id, ZERO) - late_of_metric, ZERO)
         adjustment = _bounded(shortfall - period.metric_committed.get(metric_id, ZERO), late_of_metric)
