@@ -253,3 +253,33 @@ def subscription_terms_sync(*, now: datetime | None = None, limit: int = 500) ->
             locked = Subscription.objects.select_for_update().get(pk=subscription_id)
             updated += _sync(locked, now=now)
     return updated
+
+
+def _priced_only(rate_plan_id: int, minimums: dict) -> dict:
+    known = set(
+        Metric.objects.filter(
+            pk__in=MetricConfig.objects.filter(version__rate_plan_id=rate_plan_id).values("metric_id")
+        ).values_list("code", flat=True)
+    )
+    return {code: amount for code, amount in (minimums or {}).items() if code in known}
+
+
+def terms_versions_carry_over(*, old: Subscription, new: Subscription, at: datetime, now: datetime) -> None:
+    """A plan change (billing.plan_change): `new` starts at `at` with the terms `old` has in effect
+    there (its first version), and the versions `old` has for later instants — each with the
+    metric minimums of metrics the new plan prices (a minimum of a metric it does not price would
+    true up a charge that can never accrue). The caller holds both rows' locks."""
+    source = terms_version_at(subscription=old, at=at)
+    later = [] if source is None else list(
+        SubscriptionTermsVersion.objects.filter(subscription_id=old.pk, effective_from__gt=at).order_by("effective_from", "id")
+    )
+    first = {name: getattr(source or old, name) for name in TERMS_FIELDS}
+    first["metric_minimums"] = _priced_only(new.rate_plan_id, first["metric_minimums"])
+    version = _version(new, effective_from=at, values=first, reason=f"Carried over from subscription {old.pk} (plan change)")
+    Subscription.objects.filter(pk=new.pk).update(terms_version=version, **first)
+    for carried in later:
+        values = {name: getattr(carried, name) for name in TERMS_FIELDS}
+        values["metric_minimums"] = _priced_only(new.rate_plan_id, values["metric_minimums"])
+        _version(new, effective_from=carried.effective_from, values=values, reason=carried.reason)
+    new.refresh_from_db()
+    _sync(new, now=now)
