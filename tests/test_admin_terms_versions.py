@@ -114,3 +114,22 @@ def test_changing_the_terms_fields_adds_a_version_effective_now(operator_client,
     _, data = page_data(operator_client, stored, metric_minimums='{"calls": 1.5}')
     refused = operator_client.post(change_url(stored), data)
     assert refused.status_code == 200 and "metric_minimums" in refused.context["adminform"].form.errors
+
+
+def test_a_subscription_added_in_the_admin_gets_its_first_version(operator_client, setup):
+    from django.urls import reverse
+
+    start = this_month()
+    form = {
+        "customer": setup.customer.pk, "offering": setup.subscription.offering_id, "rate_plan": setup.rate_plan.pk,
+        "billing_mode": "postpaid", "billing_cadence": "monthly", "billing_anchor_0": f"{start:%Y-%m-%d}",
+        "billing_anchor_1": "00:00:00", "currency": "USD", "status": "active", "started_at_0": f"{start:%Y-%m-%d}",
+        "started_at_1": "00:00:00", "spend_cap_action": "cap", "net_terms_days": "30", "invoice_grace_hours": "0",
+        "min_commitment": "40", "metric_minimums": '{"calls": "10"}',
+    }
+    added = operator_client.post(reverse("admin:catalog_subscription_add"), form)
+    assert added.status_code == 302, added.context["adminform"].form.errors if added.context else added
+    subscription = Subscription.objects.exclude(pk=setup.subscription.pk).get()
+    [version] = SubscriptionTermsVersion.objects.filter(subscription=subscription)
+    assert (version.effective_from, version.min_commitment, version.metric_minimums) == (start, Decimal(40), {"calls": "10"})
+    assert subscription.terms_version_id == version.pk

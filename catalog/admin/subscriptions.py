@@ -43,6 +43,8 @@ class SubscriptionForm(SubscriptionAdminForm):  # + the backdated start's confir
 
     def clean(self):
         data = super().clean()
+        if data.get("metric_minimums") is None and "metric_minimums" not in self.errors:
+            data["metric_minimums"] = {}  # left empty: none
         rate_plan = data.get("rate_plan")
         if "metric_minimums" in self.changed_data and rate_plan is not None and "metric_minimums" not in self.errors:
             try:
@@ -149,6 +151,9 @@ class SubscriptionAdmin(TenantScopedModelAdmin):
     list_filter = ("status", "billing_mode", "billing_cadence", ("rate_plan", admin.RelatedOnlyFieldListFilter))
     search_fields = ("customer__name", "customer__external_id", "rate_plan__name", "rate_plan__code")
     date_hierarchy = "started_at"
+
+    def get_inline_instances(self, request, obj=None):
+        return super().get_inline_instances(request, obj) if obj is not None else []  # versions: once it exists
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))

@@ -525,7 +525,7 @@ class TermsVersionCreateSerializer(serializers.Serializer):
     )
     min_commitment = TermAmountField(help_text="Minimum spend per period (null: none).")
     spend_cap = TermAmountField(help_text="Maximum spend per period (null: none).")
-    spend_cap_action = serializers.ChoiceField(choices=["cap", "alert"], required=False)
+    spend_cap_action = serializers.ChoiceField(choices=Subscription._meta.get_field("spend_cap_action").choices, required=False)
     invoice_threshold = TermAmountField(help_text="Interim invoice threshold (null: none).")
     net_terms_days = serializers.IntegerField(required=False, min_value=0, max_value=365)
     invoice_grace_hours = serializers.IntegerField(required=False, min_value=0, max_value=720)
