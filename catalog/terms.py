@@ -56,6 +56,7 @@ class TermsRetroactive(Exception):
 class TermsVersionAdded:
     version: SubscriptionTermsVersion
     first_period: tuple[datetime, datetime]  # the first billing period the version governs
+    created: bool = True  # False: the version in effect then has these terms already (a retry): it is returned
 
 
 # --- selectors ---------------------------------------------------------------------------------
@@ -129,7 +130,7 @@ def metric_minimums_clean(*, rate_plan_id: int, value: Any) -> dict[str, str]:
             raise ValidationError({"metric_minimums": f"{shown}: must be a decimal string such as \"50.00\" or an "
                                                       "integer from 0 (not a JSON float), at most 6 decimal places, "
                                                       "under 10^14."})
-        cleaned[code] = format(amount, "f")
+        cleaned[code] = format(amount.normalize(), "f")  # one text per value: "25.50" is "25.5"
     return dict(sorted(cleaned.items()))
 
 
@@ -195,7 +196,9 @@ def terms_version_add(
     (field → value, of TERMS_FIELDS) over those of the version in effect at that instant.
     Raises TermsRetroactive for an instant before the current billing period unless
     `retroactive`, ValidationError naming the field for an invalid value. Copies the version
-    onto the subscription when it is in effect now. One transaction, under the row lock."""
+    onto the subscription when it is in effect now. Terms the version in effect at that instant
+    has already add nothing (a retry finds the version it added). One transaction, under the
+    row lock."""
     now = now or timezone.now()
     effective_from = effective_from or now
     unknown = set(values) - set(TERMS_FIELDS)
@@ -212,6 +215,11 @@ def terms_version_add(
         terms_version_baseline(subscription=locked)
         base = terms_version_at(subscription=locked, at=effective_from)
         merged = {name: getattr(base, name) for name in TERMS_FIELDS}
+        if {**merged, **values} == merged:  # changes nothing (a retried request): no version
+            return TermsVersionAdded(
+                version=base, first_period=terms_first_period(subscription=locked, effective_from=base.effective_from),
+                created=False,
+            )
         version = _version(locked, effective_from=effective_from, values={**merged, **values}, reason=reason,
                            retroactive=effective_from < period_start)
         _sync(locked, now=now)

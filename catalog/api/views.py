@@ -390,9 +390,10 @@ class SubscriptionViewSet(TenantScopedViewSet):
         "It governs the billing periods starting from `effective_from` (`first_period` in the answer): a version "
         "effective mid-period applies from the next period, and the periods before keep their terms. Before the "
         "current billing period only with `retroactive: true` (else a 409 `terms_retroactive`): the issued "
-        "invoices stay as they are until voided and reissued. Versions are never changed or deleted.",
+        "invoices stay as they are until voided and reissued. Versions are never changed or deleted. Terms the "
+        "version in effect at that instant already has add nothing: 200 with that version (a retry is safe).",
         request=catalog_serializers.TermsVersionCreateSerializer,
-        responses={201: catalog_serializers.TermsVersionSerializer},
+        responses={201: catalog_serializers.TermsVersionSerializer, 200: catalog_serializers.TermsVersionSerializer},
     )
     @action(detail=True, methods=["get", "post"], url_path="terms")
     def terms(self, request: Request, pk: str | None = None) -> Response:
@@ -408,7 +409,10 @@ class SubscriptionViewSet(TenantScopedViewSet):
         added = terms_version_add(
             subscription=subscription, values=data, effective_from=effective_from, reason=reason, retroactive=retroactive,
         )
-        return Response(catalog_serializers.TermsVersionSerializer(added.version).data, status=status.HTTP_201_CREATED)
+        return Response(
+            catalog_serializers.TermsVersionSerializer(added.version).data,
+            status=status.HTTP_201_CREATED if added.created else status.HTTP_200_OK,
+        )
 
     @extend_schema(
         summary="Cancel a subscription",

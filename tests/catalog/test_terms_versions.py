@@ -198,3 +198,34 @@ def test_hostile_bodies_and_other_tenants(subscribed, client_for):
     assert client_for(other.tenant).get(subscribed.url).status_code == 404
     assert client_for(other.tenant).post(subscribed.url, {"min_commitment": "1"}).status_code == 404
     assert subscribed.client.put(subscribed.url, {}).status_code == 405
+
+
+@pytest.mark.django_db
+def test_a_retried_post_adds_nothing_and_a_patch_can_take_effect_later(subscribed):
+    client, url, subscription = subscribed.client, subscribed.url, subscribed.subscription
+    body = {"min_commitment": "100", "metric_minimums": {"calls": "25.50"}, "effective_from": timezone.now().isoformat()}
+    first = client.post(url, body)
+    again = client.post(url, {**body, "effective_from": timezone.now().isoformat()})  # the retry, a moment later
+    assert (first.status_code, again.status_code) == (201, 200) and again.json()["id"] == first.json()["id"]
+    next_month = (this_month() + 32 * DAY).replace(day=1)
+    later = client.patch(f"/api/v1/subscriptions/{subscription.pk}",
+                         {"min_commitment": "300", "terms_effective_from": next_month.isoformat()})
+    assert later.status_code == 200 and later.json()["min_commitment"] == "100"  # the version in effect now
+    versions = client.get(url).json()
+    assert [(v["min_commitment"], v["first_period"]["start"], v["in_effect_now"]) for v in versions[1:]] == [
+        ("100", next_month.isoformat(), True), ("300", next_month.isoformat(), False)]
+
+
+@pytest.mark.django_db
+def test_a_subscription_created_over_the_api_gets_its_first_version(subscribed):
+    client, setup = subscribed.client, subscribed
+    body = {"customer": setup.customer.pk, "offering": setup.subscription.offering_id, "rate_plan": setup.rate_plan.pk,
+            "started_at": this_month().isoformat(), "min_commitment": "10", "metric_minimums": {"calls": "4"}}
+    refused = client.post("/api/v1/subscriptions", {**body, "metric_minimums": {"calls": "x"}})
+    assert refused.status_code == 400 and "metric_minimums" in refused.json()["error"]["fields"]
+    created = client.post("/api/v1/subscriptions", body)
+    assert created.status_code == 201, created.content
+    [version] = client.get(f"/api/v1/subscriptions/{created.json()['id']}/terms").json()
+    assert (version["effective_from"], version["min_commitment"], version["metric_minimums"]) == (
+        this_month().isoformat().replace("+00:00", "Z"), "10", {"calls": "4"})
+    assert created.json()["terms_version"] == version["id"]
