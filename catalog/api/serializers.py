@@ -28,7 +28,7 @@ from aforo.exceptions import ApiError
 from aforo.money import currency_is_valid, decimal_text
 from aforo.periods import periods_ended
 from catalog.auth import TenantPrincipal
-from catalog.terms import metric_minimums_clean, terms_first_period
+from catalog.terms import metric_minimums_clean
 from catalog.models import (
     ApiKey,
     App,
@@ -39,9 +39,7 @@ from catalog.models import (
     Product,
     RatePlan,
     RatePlanVersion,
-    TERMS_FIELDS,
     Subscription,
-    SubscriptionTermsVersion,
     Team,
     Tenant,
 )
@@ -487,64 +485,3 @@ class SubscriptionSerializer(CatalogModelSerializer):
         )
 
 
-
-class TermsVersionSerializer(serializers.ModelSerializer):
-    """A version of a subscription's settlement terms (read)."""
-
-    min_commitment = TermAmountField()
-    spend_cap = TermAmountField()
-    invoice_threshold = TermAmountField()
-    first_period = serializers.SerializerMethodField(
-        help_text="The first billing period this version governs ({start, end}): a period's terms are those in "
-        "effect at its start, so a version effective mid-period governs from the next one.",
-    )
-    in_effect_now = serializers.SerializerMethodField(help_text="The version the subscription's own fields copy.")
-
-    class Meta:
-        model = SubscriptionTermsVersion
-        fields = [
-            "id", "subscription", "effective_from", "first_period", "in_effect_now", "min_commitment", "spend_cap",
-            "spend_cap_action", "invoice_threshold", "net_terms_days", "invoice_grace_hours", "metric_minimums",
-            "reason", "retroactive", "created_at",
-        ]
-        read_only_fields = fields
-
-    def get_first_period(self, version: SubscriptionTermsVersion) -> dict[str, str]:
-        start, end = terms_first_period(subscription=version.subscription, effective_from=version.effective_from)
-        return {"start": start.isoformat(), "end": end.isoformat()}
-
-    def get_in_effect_now(self, version: SubscriptionTermsVersion) -> bool:
-        return version.pk == version.subscription.terms_version_id
-
-
-class TermsVersionCreateSerializer(serializers.Serializer):
-    """A new version: the terms given over those of the version in effect at `effective_from`."""
-
-    effective_from = serializers.DateTimeField(
-        required=False, help_text="Default now; not before the current billing period's start unless retroactive.",
-    )
-    min_commitment = TermAmountField(help_text="Minimum spend per period (null: none).")
-    spend_cap = TermAmountField(help_text="Maximum spend per period (null: none).")
-    spend_cap_action = serializers.ChoiceField(choices=Subscription._meta.get_field("spend_cap_action").choices, required=False)
-    invoice_threshold = TermAmountField(help_text="Interim invoice threshold (null: none).")
-    net_terms_days = serializers.IntegerField(required=False, min_value=0, max_value=365)
-    invoice_grace_hours = serializers.IntegerField(required=False, min_value=0, max_value=720)
-    metric_minimums = serializers.JSONField(required=False, help_text='{"metric_code": "50.00"}; {} for none.')
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
-    retroactive = serializers.BooleanField(
-        required=False, default=False,
-        help_text="true: effective before the current billing period (a correction); void and reissue the affected "
-        "invoices to apply it to them.",
-    )
-
-    def validate_reason(self, value: str) -> str:
-        if "\x00" in value:
-            raise serializers.ValidationError("Null characters are not allowed.")
-        return value
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if not set(attrs) & set(TERMS_FIELDS):
-            raise serializers.ValidationError({"non_field_errors": [
-                f"Give at least one term to change: {', '.join(TERMS_FIELDS)}."
-            ]})
-        return attrs

@@ -16,7 +16,6 @@ a DRAFT version. Routes have no trailing slash, like the rest of /api/v1/.
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -28,7 +27,6 @@ from rest_framework.response import Response
 from aforo.exceptions import ApiError
 from aforo.periods import period_for
 from catalog import services
-from catalog.terms import TermsRetroactive, terms_version_add, terms_version_baseline
 from catalog.models import (
     ApiKey,
     App,
@@ -39,14 +37,13 @@ from catalog.models import (
     Product,
     RatePlan,
     RatePlanVersion,
-    TERMS_FIELDS,
     Subscription,
-    SubscriptionTermsVersion,
     Team,
 )
 
 from . import serializers as catalog_serializers
 from .base import QueryFilter, TenantScopedViewSet
+from .terms import SubscriptionTermsMixin
 
 # --- customers, teams, apps -------------------------------------------------------------------
 
@@ -335,84 +332,13 @@ class MetricConfigViewSet(mixins.DestroyModelMixin, TenantScopedViewSet):
 # --- subscriptions -----------------------------------------------------------------------------
 
 
-class SubscriptionViewSet(TenantScopedViewSet):
+class SubscriptionViewSet(SubscriptionTermsMixin, TenantScopedViewSet):
     """A customer's subscription to an offering on a rate plan. `currency` defaults to the plan's
     and `billing_anchor` to `started_at`; customer, offering, rate plan and currency are fixed at
     creation (to change plan, end this subscription and start another)."""
 
     model = Subscription
     serializer_class = catalog_serializers.SubscriptionSerializer
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, TermsRetroactive):
-            exc = ApiError(code="terms_retroactive", message=str(exc), field="effective_from", status_code=409,
-                           current_period_start=exc.period_start.isoformat())
-        return super().handle_exception(exc)
-
-    def perform_create(self, serializer) -> None:
-        """The subscription, and its first terms version (its terms, effective from its start)."""
-        with transaction.atomic():
-            super().perform_create(serializer)
-            terms_version_baseline(subscription=serializer.instance)
-
-    def perform_update(self, serializer) -> None:
-        """The subscription's other fields as they are; its terms (TERMS_FIELDS) as a new terms
-        version effective from `terms_effective_from` (default now), when any of them changes:
-        the fields then copy the version in effect now (catalog.terms)."""
-        data = dict(serializer.validated_data)
-        effective_from = data.pop("terms_effective_from", None)
-        subscription = serializer.instance
-        changed = {
-            name: data.pop(name) for name in TERMS_FIELDS
-            if name in data and data[name] != getattr(subscription, name)
-        }
-        for name in TERMS_FIELDS:
-            data.pop(name, None)
-        with transaction.atomic():
-            for name, value in data.items():
-                setattr(subscription, name, value)
-            services.catalog_object_save_with_relations(instance=subscription)
-            if changed:
-                terms_version_add(
-                    subscription=subscription, values=changed, effective_from=effective_from,
-                    reason="Changed with PATCH /api/v1/subscriptions/{id}",
-                )
-        subscription.refresh_from_db()
-
-    @extend_schema(
-        methods=["get"], summary="List the versions of a subscription's terms",
-        description="Oldest first. A billing period settles under the version in effect at its start.",
-        responses={200: catalog_serializers.TermsVersionSerializer(many=True)},
-    )
-    @extend_schema(
-        methods=["post"], summary="Add a version of a subscription's terms",
-        description="The terms given, over those of the version in effect at `effective_from` (default now). "
-        "It governs the billing periods starting from `effective_from` (`first_period` in the answer): a version "
-        "effective mid-period applies from the next period, and the periods before keep their terms. Before the "
-        "current billing period only with `retroactive: true` (else a 409 `terms_retroactive`): the issued "
-        "invoices stay as they are until voided and reissued. Versions are never changed or deleted. Terms the "
-        "version in effect at that instant already has add nothing: 200 with that version (a retry is safe).",
-        request=catalog_serializers.TermsVersionCreateSerializer,
-        responses={201: catalog_serializers.TermsVersionSerializer, 200: catalog_serializers.TermsVersionSerializer},
-    )
-    @action(detail=True, methods=["get", "post"], url_path="terms")
-    def terms(self, request: Request, pk: str | None = None) -> Response:
-        subscription = self.get_object()
-        if request.method == "GET":
-            versions = SubscriptionTermsVersion.objects.filter(subscription=subscription).select_related("subscription")
-            versions = versions.order_by("effective_from", "id")
-            return Response(catalog_serializers.TermsVersionSerializer(versions, many=True).data)
-        body = catalog_serializers.TermsVersionCreateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = dict(body.validated_data)
-        effective_from, reason, retroactive = data.pop("effective_from", None), data.pop("reason"), data.pop("retroactive")
-        added = terms_version_add(
-            subscription=subscription, values=data, effective_from=effective_from, reason=reason, retroactive=retroactive,
-        )
-        return Response(
-            catalog_serializers.TermsVersionSerializer(added.version).data,
-            status=status.HTTP_201_CREATED if added.created else status.HTTP_200_OK,
-        )
 
     @extend_schema(
         summary="Cancel a subscription",

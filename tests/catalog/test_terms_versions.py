@@ -229,3 +229,21 @@ def test_a_subscription_created_over_the_api_gets_its_first_version(subscribed):
     assert (version["effective_from"], version["min_commitment"], version["metric_minimums"]) == (
         this_month().isoformat().replace("+00:00", "Z"), "10", {"calls": "4"})
     assert created.json()["terms_version"] == version["id"]
+
+
+@pytest.mark.django_db
+def test_the_data_migration_gives_every_subscription_its_terms_as_a_first_version():
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("catalog.migrations.0011_subscription_terms_versions")
+    setup = priced_setup(rate="1")
+    Subscription.objects.filter(pk=setup.subscription.pk).update(min_commitment=Decimal(70), net_terms_days=14)
+    migration.first_versions(apps, None)
+    migration.first_versions(apps, None)  # run again: nothing more
+    subscription = Subscription.objects.get(pk=setup.subscription.pk)
+    [version] = SubscriptionTermsVersion.objects.filter(subscription=subscription)
+    assert (version.effective_from, version.min_commitment, version.net_terms_days, version.created_at) == (
+        subscription.started_at, Decimal(70), 14, subscription.created_at)
+    assert subscription.terms_version_id == version.pk
