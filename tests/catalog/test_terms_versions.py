@@ -247,3 +247,18 @@ def test_the_data_migration_gives_every_subscription_its_terms_as_a_first_versio
     assert (version.effective_from, version.min_commitment, version.net_terms_days, version.created_at) == (
         subscription.started_at, Decimal(70), 14, subscription.created_at)
     assert subscription.terms_version_id == version.pk
+
+
+@pytest.mark.django_db
+def test_the_sync_task_is_on_the_one_beat_schedule_and_runs_the_sweep():
+    from aforo.celery import app
+    from catalog import tasks
+
+    entry = app.conf.beat_schedule["subscription-terms-sync"]
+    assert entry["task"] == tasks.terms_sync.name == "catalog.tasks.subscription_terms_sync"
+    setup = priced_setup(rate="1", started_at=(this_month() - 70 * DAY).replace(day=1))
+    terms_version_add(subscription=setup.subscription, values={"invoice_threshold": Decimal(9)},
+                      effective_from=timezone.now() - timedelta(seconds=1), now=timezone.now() - timedelta(seconds=2))
+    assert Subscription.objects.get(pk=setup.subscription.pk).invoice_threshold is None  # added before it took effect
+    assert tasks.terms_sync() == 1
+    assert Subscription.objects.get(pk=setup.subscription.pk).invoice_threshold == Decimal(9)
