@@ -71,4 +71,13 @@ app.conf.beat_schedule = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # Subscription terms versions (catalog.terms) added for a later instant: copy each onto its
+    # subscription once in effect, for what reads the terms in real time (threshold invoices,
+    # spend alerts). Settlement does not depend on it (it reads the version governing the
+    # period), so 60 s is plenty; one indexed query when nothing is due.
+    "subscription-terms-sync": {
+        "task": "catalog.tasks.subscription_terms_sync",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
 }

@@ -23,13 +23,14 @@ from django.utils import timezone
 
 from catalog import services as catalog_services
 from catalog.models import Offering, RatePlan, Subscription
+from catalog.terms import terms_versions_carry_over
 
 from .models import Discount
 
 COPIED_TERMS = (
     "billing_mode", "billing_cadence", "billing_anchor", "currency", "min_commitment", "spend_cap", "spend_cap_action",
     "invoice_threshold", "net_terms_days", "invoice_grace_hours", "customer_may_change_plan",
-)
+)  # the settlement terms then come from the versions in effect at the change (catalog.terms)
 
 
 class PlanChangeRefused(ValidationError):
@@ -86,6 +87,7 @@ def plan_change(
             **{name: getattr(old, name) for name in COPIED_TERMS},
         )
         catalog_services.catalog_object_save(instance=new)
+        terms_versions_carry_over(old=old, new=new, at=at, now=now)
         for discount in Discount.objects.filter(subscription=old).filter(Q(ends_at__isnull=True) | Q(ends_at__gt=at)):
             Discount.objects.create(
                 tenant_id=discount.tenant_id, subscription=new, kind=discount.kind, value=discount.value,

@@ -12,6 +12,8 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from catalog.terms import terms_version_for_period
+
 from . import lifecycle
 from ..models import Invoice
 from .webhooks import invoice_event_emit
@@ -99,7 +101,10 @@ def invoice_finalize(*, invoice_id: int, now: datetime | None = None) -> Invoice
         invoice, plan = _planned(invoice_id, lifecycle.FINALIZE)
         if plan.is_noop:
             return InvoiceChange(invoice, False)
-        due_at = lifecycle.due_date(finalized_at=now, net_terms_days=invoice.subscription.net_terms_days)
+        # Net terms of the version governing the invoice's period (catalog.terms), like its lines.
+        version = terms_version_for_period(subscription=invoice.subscription, period_start=invoice.period_start)
+        net_terms_days = (version or invoice.subscription).net_terms_days
+        due_at = lifecycle.due_date(finalized_at=now, net_terms_days=net_terms_days)
         _write(invoice, "invoice.finalized", status=plan.to, finalized_at=now, due_at=due_at, finalize_after=None)
     return InvoiceChange(invoice, True)
 

@@ -178,5 +178,13 @@ class SettlementContext:
     def total(self, *kinds: str) -> Decimal:
         return sum((line.amount for line in self.lines if not kinds or line.kind in kinds), ZERO)
 
+    def total_of_metric_minimums(self) -> Decimal:
+        """The run's own period's per-metric minimum true-ups (commitment lines of a metric)."""
+        return sum(
+            (line.amount for line in self.lines
+             if line.kind == "commitment" and line.metric_id is not None and line.period_start == self.period_start),
+            ZERO,
+        )
+
     def log(self, stage: str, **summary: Any) -> None:
         self.stages.append({"stage": stage, **{k: (str(v) if isinstance(v, Decimal) else v) for k, v in summary.items()}})

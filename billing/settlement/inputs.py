@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from aforo.db import bulk_cursor
-from catalog.models import Metric, MetricConfig, RatePlanVersion, Subscription, Tenant
+from catalog.models import Metric, MetricConfig, RatePlanVersion, Subscription, SubscriptionTermsVersion, Tenant
 from wallets.models import Wallet
 
 from ..models import (
@@ -34,7 +34,9 @@ ZERO = Decimal(0)
 @dataclass(frozen=True)
 class SubscriptionTerms:
     """The subscription as settlement sees it: read once under its row lock, frozen (the stages
-    never see the Django model; a stage test builds one with the terms it needs)."""
+    never see the Django model; a stage test builds one with the terms it needs). Its terms are
+    those of the version governing the period settled (catalog.terms), but `invoice_threshold`,
+    which acts in real time, is the subscription's copy of the version in effect now."""
 
     id: int = 0
     tenant_id: int = 0
@@ -52,22 +54,36 @@ class SubscriptionTerms:
     invoice_threshold: Decimal | None = None
     net_terms_days: int = 30
     invoice_grace_hours: int = 0
+    # Per-metric minimums per period: (metric code, amount), by code.
+    metric_minimums: tuple[tuple[str, Decimal], ...] = ()
+    terms_version_id: int | None = None  # the SubscriptionTermsVersion they come from (None: the subscription's fields)
 
     @property
     def pk(self) -> int:
         return self.id
 
     @classmethod
-    def of(cls, subscription: Subscription) -> SubscriptionTerms:
+    def of(cls, subscription: Subscription, *, version: SubscriptionTermsVersion | None = None) -> SubscriptionTerms:
+        """The subscription with the terms of `version` (None: its own fields)."""
+        terms = version or subscription
         return cls(
             id=subscription.pk, tenant_id=subscription.tenant_id, customer_id=subscription.customer_id,
             currency=subscription.currency, billing_mode=subscription.billing_mode,
             billing_cadence=subscription.billing_cadence, billing_anchor=subscription.billing_anchor,
             started_at=subscription.started_at, ended_at=subscription.ended_at, rate_plan_id=subscription.rate_plan_id,
-            min_commitment=subscription.min_commitment, spend_cap=subscription.spend_cap,
-            spend_cap_action=subscription.spend_cap_action, invoice_threshold=subscription.invoice_threshold,
-            net_terms_days=subscription.net_terms_days, invoice_grace_hours=subscription.invoice_grace_hours,
+            min_commitment=terms.min_commitment, spend_cap=terms.spend_cap,
+            spend_cap_action=terms.spend_cap_action, invoice_threshold=subscription.invoice_threshold,
+            net_terms_days=terms.net_terms_days, invoice_grace_hours=terms.invoice_grace_hours,
+            metric_minimums=metric_minimums_of(terms.metric_minimums),
+            terms_version_id=None if version is None else version.pk,
         )
+
+
+def metric_minimums_of(stored: object) -> tuple[tuple[str, Decimal], ...]:
+    """{code: "amount"} (as stored, validated by catalog.terms) as sorted (code, Decimal) pairs."""
+    if not isinstance(stored, dict):
+        return ()
+    return tuple(sorted((str(code), Decimal(str(amount))) for code, amount in stored.items()))
 
 
 @dataclass(frozen=True)
@@ -136,6 +152,11 @@ class LatePeriod:
     min_commitment: Decimal | None = None
     spend_cap: Decimal | None = None
     spend_cap_action: str = "cap"
+    # Per metric (id): its charges, its minimum's lines (commitment lines of the metric: the
+    # true-up and adjustments since, >= 0), and the minimum it was settled with (prorated).
+    metric_charged: dict[int, Decimal] = field(default_factory=dict)
+    metric_committed: dict[int, Decimal] = field(default_factory=dict)
+    metric_minimums: dict[int, Decimal] = field(default_factory=dict)
 
 
 @dataclass
@@ -159,6 +180,9 @@ class SettlementInputs:
     interim_usage: Decimal = ZERO  # … and the rated amounts their usage lines covered
     interim_units: dict[tuple[int, str], Decimal] = field(default_factory=dict)  # … and their units per (metric, key)
     metric_codes: dict[int, str] = field(default_factory=dict)  # the tenant's metrics
+    metric_names: dict[int, str] = field(default_factory=dict)  # … and their names
+    # This period's interim invoices: per metric, their charges (usage, base, overage, allowance).
+    interim_metric: dict[int, Decimal] = field(default_factory=dict)
     tenant_slug: str = "tenant"  # invoice numbers' prefix
     before_run: int | None = None  # a recomputation: only what the runs before this one had done
 
@@ -235,8 +259,15 @@ SELECT
      JOIN {_table(SettlementRun)} r ON r.invoice_id = l.invoice_id
      WHERE r.subscription_id = %(subscription)s AND r.period_start = %(period)s AND r.kind = 'interim' AND l.kind = 'usage'
        AND (%(before)s::bigint IS NULL OR r.id < %(before)s)),
-  (SELECT json_object_agg(id, code) FROM {_table(Metric)} WHERE tenant_id = %(tenant)s),
-  (SELECT slug FROM {_table(Tenant)} WHERE id = %(tenant)s)
+  (SELECT json_object_agg(id, json_build_array(code, name)) FROM {_table(Metric)} WHERE tenant_id = %(tenant)s),
+  (SELECT slug FROM {_table(Tenant)} WHERE id = %(tenant)s),
+  (SELECT json_object_agg(metric_id, amount::text) FROM (
+     SELECT l.metric_id, SUM(l.amount) AS amount FROM {_table(InvoiceLine)} l
+     JOIN {_table(SettlementRun)} r ON r.invoice_id = l.invoice_id
+     WHERE r.subscription_id = %(subscription)s AND r.period_start = %(period)s AND r.kind = 'interim'
+       AND l.kind IN ('usage', 'base', 'overage', 'allowance') AND l.metric_id IS NOT NULL
+       AND (%(before)s::bigint IS NULL OR r.id < %(before)s)
+     GROUP BY l.metric_id) AS interim_metric)
 """
 
 
@@ -278,7 +309,7 @@ def inputs_load(subscription: SubscriptionTerms, period_start: datetime, *, befo
         )
         (
             runs, version, totals, newest, discounts, taxes, grants, policies, wallet, interim_subtotal,
-            interim_usage, interim_lines, codes, slug,
+            interim_usage, interim_lines, codes, slug, interim_metric,
         ) = cursor.fetchone()
         prior = [PriorRun(i, datetime.fromisoformat(start), kind, mark) for i, start, kind, mark in runs or ()]
         lots = _carried_lots(cursor, prior, period_start) if policies else []
@@ -316,5 +347,8 @@ def inputs_load(subscription: SubscriptionTerms, period_start: datetime, *, befo
             balance=Decimal(wallet[1]), held=Decimal(wallet[2]),
         ),
         interim_subtotal=interim_subtotal, interim_usage=interim_usage, interim_units=_summed(interim_lines),
-        metric_codes={int(k): v for k, v in (codes or {}).items()}, tenant_slug=slug, before_run=before_run,
+        metric_codes={int(k): code for k, (code, _) in (codes or {}).items()},
+        metric_names={int(k): name for k, (_, name) in (codes or {}).items()},
+        interim_metric={int(k): Decimal(v) for k, v in (interim_metric or {}).items()},
+        tenant_slug=slug, before_run=before_run,
     )

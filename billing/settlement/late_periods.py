@@ -11,7 +11,8 @@ runs hold now count — a voided invoice's replacement holds its run — and a r
 reissue) counts only those of the runs before the one it recomputes: it sees what that run saw.
 
 The terms are those the period's final run logged (the Commit stage logs them; a reissue of it,
-its recomputation's); a run from before they were logged: the subscription's terms now."""
+its recomputation's) — its metric minimums too; a run from before they were logged: the terms
+of this run (and no metric minimums: they did not exist)."""
 
 from __future__ import annotations
 
@@ -40,12 +41,12 @@ def late_periods_read(context: SettlementContext) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT COALESCE(l.period_start, r.period_start) AS period, l.kind, SUM(l.amount)
+            SELECT COALESCE(l.period_start, r.period_start) AS period, l.kind, l.metric_id, SUM(l.amount)
             FROM {run_table} r JOIN {line_table} l ON l.invoice_id = r.invoice_id
             WHERE r.subscription_id = %s AND (%s::bigint IS NULL OR r.id < %s) AND l.kind = ANY(%s)
               AND (l.subscription_id IS NULL OR l.subscription_id = r.subscription_id)
               AND COALESCE(l.period_start, r.period_start) = ANY(%s::timestamptz[])
-            GROUP BY 1, 2
+            GROUP BY 1, 2, 3
             """,
             [context.subscription.pk, before, before, list(KINDS), periods],
         )
@@ -55,27 +56,42 @@ def late_periods_read(context: SettlementContext) -> None:
             subscription_id=context.subscription.pk, kind=SettlementRun.Kind.FINAL, period_start__in=periods
         ).values_list("period_start", "stages")
     )
+    ids = {code: metric_id for metric_id, code in context.inputs.metric_codes.items()}
     context.late_periods = {
-        period: _late_period(period, [(kind, total) for at, kind, total in sums if at == period], logs.get(period),
-                             context.subscription)
+        period: _late_period(period, [row[1:] for row in sums if row[0] == period], logs.get(period),
+                             context.subscription, ids)
         for period in periods
     }
 
 
-def _late_period(period: datetime, sums: list[tuple[str, Decimal]], stages: Any, now: SubscriptionTerms) -> LatePeriod:
+def _late_period(
+    period: datetime, sums: list[tuple[str, int | None, Decimal]], stages: Any, now: SubscriptionTerms, ids: dict[str, int],
+) -> LatePeriod:
+    """A commitment line of a metric is its metric minimum's; one of none, the commitment's."""
     by_kind: dict[str, Decimal] = {}
-    for kind, total in sums:
+    metric_charged: dict[int, Decimal] = {}
+    metric_committed: dict[int, Decimal] = {}
+    for kind, metric_id, total in sums:
+        if kind == "commitment" and metric_id is not None:
+            metric_committed[metric_id] = metric_committed.get(metric_id, ZERO) + total
+            continue
         by_kind[kind] = by_kind.get(kind, ZERO) + total
+        if kind in CHARGES and metric_id is not None:
+            metric_charged[metric_id] = metric_charged.get(metric_id, ZERO) + total
     terms = settled_terms(stages if isinstance(stages, list) else [])
     if terms is None:
         minimum, cap, action = now.min_commitment, now.spend_cap, now.spend_cap_action
+        minimums: dict[int, Decimal] = {}
     else:
         minimum, cap = _decimal(terms.get("min_commitment")), _decimal(terms.get("spend_cap"))
         action = terms.get("spend_cap_action") or "cap"
+        logged = terms.get("metric_minimums") if isinstance(terms.get("metric_minimums"), dict) else {}
+        minimums = {ids[code]: Decimal(amount) for code, amount in logged.items() if code in ids}
     return LatePeriod(
         period_start=period, charged=sum((by_kind.get(kind, ZERO) for kind in CHARGES), ZERO),
         committed=by_kind.get("commitment", ZERO), capped=by_kind.get("cap", ZERO),
         min_commitment=minimum, spend_cap=cap, spend_cap_action=action,
+        metric_charged=metric_charged, metric_committed=metric_committed, metric_minimums=minimums,
     )
 
 

@@ -13,12 +13,13 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from catalog.models import Subscription
+from catalog.terms import terms_version_for_period
 
 from ..models import Invoice, SettlementRun
 from ..periods import period_for
 from . import aggregate, allowance, commit, coupons, credit_grants, discount, late_periods, parts, quota_check, rate, rollover, route, settle, tax
 from .context import ZERO, SettlementContext
-from .inputs import SubscriptionTerms, inputs_load
+from .inputs import SubscriptionTerms, inputs_load, metric_minimums_of
 
 # Rollover and Allowance log (and act) only for final runs of subscriptions with a RolloverPolicy.
 STAGES = (quota_check, rollover, aggregate, allowance, rate, commit, discount, tax, credit_grants, route)
@@ -93,7 +94,8 @@ def settlement_run(
             .get(pk=subscription_id)
         )
         start, end = period_for(cadence=subscription.billing_cadence, anchor=subscription.billing_anchor, at=at)
-        terms = SubscriptionTerms.of(subscription)
+        # The terms of the version in effect at the period's start (catalog.terms).
+        terms = SubscriptionTerms.of(subscription, version=terms_version_for_period(subscription=subscription, period_start=start))
         inputs = inputs_load(terms, start)
         if kind == SettlementRun.Kind.FINAL and (done := inputs.final_run(start)) is not None:
             run = SettlementRun.objects.select_related("invoice").get(pk=done.id)
@@ -140,7 +142,8 @@ def _part_contexts(requested: SettlementContext, period_parts: list[parts.Period
             requested.part = parts.part_label(part, period_start=start, period_end=end)
             contexts.append(requested)
             continue
-        terms = SubscriptionTerms.of(subscriptions[part.subscription_id])
+        other = subscriptions[part.subscription_id]
+        terms = SubscriptionTerms.of(other, version=terms_version_for_period(subscription=other, period_start=start))
         inputs = inputs_load(terms, start)
         if not part.late and inputs.final_run(start) is not None:
             continue  # settled on its own before (an invoice issued before parts were combined)
@@ -197,16 +200,31 @@ def _as_settled(terms: SubscriptionTerms, settlement: SettlementRun) -> Subscrip
     if logged is None or "subscription_min_commitment" not in logged:
         return terms
     decimal = lambda value: None if value is None else Decimal(value)  # noqa: E731
+    minimums = logged.get("subscription_metric_minimums")
     return replace(
         terms, min_commitment=decimal(logged["subscription_min_commitment"]), spend_cap=decimal(logged.get("spend_cap")),
         spend_cap_action=logged.get("spend_cap_action") or "cap",
+        metric_minimums=metric_minimums_of(minimums if isinstance(minimums, dict) else {}),
     )
+
+
+def reissue_terms(subscription: Subscription, settlement: SettlementRun) -> SubscriptionTerms:
+    """The terms a reissue of `settlement` settles with: the version governing its period now —
+    the one it was settled with, since a version added later takes effect from the current
+    period on, unless it was a retroactive correction (then the correction: its point). A run
+    settled from the subscription's own fields (no version yet, its log names none) keeps the
+    figures its log recorded (_as_settled) unless a version created after it governs its period."""
+    version = terms_version_for_period(subscription=subscription, period_start=settlement.period_start)
+    logged = late_periods.settled_terms(settlement.stages if isinstance(settlement.stages, list) else []) or {}
+    if version is not None and (logged.get("terms_version") is not None or version.created_at > settlement.created_at):
+        return SubscriptionTerms.of(subscription, version=version)
+    return _as_settled(SubscriptionTerms.of(subscription), settlement)
 
 
 def _recomputed(settlement: SettlementRun, *, now: datetime) -> SettlementContext:
     """A run's context read again — its ranges, its watermark, the terms it applied — with no
     stage run yet."""
-    terms = _as_settled(SubscriptionTerms.of(settlement.subscription), settlement)
+    terms = reissue_terms(settlement.subscription, settlement)
     inputs = inputs_load(terms, settlement.period_start, before_run=settlement.pk)
     context = SettlementContext(
         subscription=terms, period_start=settlement.period_start, period_end=settlement.period_end,
@@ -218,8 +236,7 @@ def _recomputed(settlement: SettlementRun, *, now: datetime) -> SettlementContex
 
 def settlement_recompute(settlement: SettlementRun, *, now: datetime) -> SettlementContext:
     """The stages again over exactly what `settlement` settled — its ranges (from the runs made
-    before it) and its watermark — with the minimum commitment and spend cap the run applied
-    (_as_settled), and the discounts, tax rates and grants in force for its period now (terms
+    before it) and its watermark — with the terms the run applied (reissue_terms), and the discounts, tax rates and grants in force for its period now (terms
     in use are never edited: billing.terms): what a reissue of its invoice says. Writes nothing; the
     caller holds the subscription's row lock (billing.invoicing). Rollover lots stay as the run
     recorded them (later periods may have drawn on them already)."""

@@ -11,13 +11,16 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
+from django.utils import timezone
 
 from .. import services
-from ..models import Subscription
+from ..models import TERMS_FIELDS, Subscription, SubscriptionTermsVersion
+from ..terms import current_period_start, metric_minimums_clean, terms_version_add, terms_version_baseline
 from .confirm import ReasonForm, confirmation_page, is_confirmed
-from .scoping import TenantScopedModelAdmin, operator_tenant
+from .scoping import TenantScopedModelAdmin, TenantScopedTabularInline, operator_tenant
 from .subscription_form import SubscriptionAdminForm
 
 CANCEL_CONSEQUENCES = (
@@ -33,6 +36,22 @@ class SubscriptionForm(SubscriptionAdminForm):  # + the backdated start's confir
     class Meta:
         model = Subscription
         fields = "__all__"
+        help_texts = {
+            "min_commitment": "Minimum spend per period. A change to the terms is a new terms version effective now: "
+            "it governs from the next billing period (add a version below to choose when).",
+        }
+
+    def clean(self):
+        data = super().clean()
+        if data.get("metric_minimums") is None and "metric_minimums" not in self.errors:
+            data["metric_minimums"] = {}  # left empty: none
+        rate_plan = data.get("rate_plan")
+        if "metric_minimums" in self.changed_data and rate_plan is not None and "metric_minimums" not in self.errors:
+            try:
+                data["metric_minimums"] = metric_minimums_clean(rate_plan_id=rate_plan.pk, value=data.get("metric_minimums"))
+            except ValidationError as refused:
+                self.add_error("metric_minimums", refused.message_dict["metric_minimums"])
+        return data
 
     def clean_status(self) -> str:
         status = self.cleaned_data["status"]
@@ -64,9 +83,66 @@ class SubscriptionCancelForm(ReasonForm):
         return cleaned
 
 
+class TermsVersionForm(forms.ModelForm):
+    retroactive_correction = forms.BooleanField(
+        required=False, label="Retroactive",
+        help_text="Tick to add a correction effective before the current billing period (then void and reissue the "
+        "invoices it should change).",
+    )
+
+    class Meta:
+        model = SubscriptionTermsVersion
+        fields = (*TERMS_FIELDS, "effective_from", "reason")
+
+    def clean(self):
+        data = super().clean()
+        subscription = self.instance.subscription
+        if data.get("effective_from") and not data.get("retroactive_correction"):
+            start = current_period_start(subscription=subscription, now=timezone.now())
+            if data["effective_from"] < start:
+                self.add_error("effective_from", f"Before the current billing period (from {start:%Y-%m-%d %H:%M} "
+                                                 "UTC): the periods before keep their terms. Tick Retroactive to correct them.")
+        if "metric_minimums" not in self.errors:
+            try:
+                data["metric_minimums"] = metric_minimums_clean(rate_plan_id=subscription.rate_plan_id,
+                                                                value=data.get("metric_minimums") or {})
+            except ValidationError as refused:
+                self.add_error("metric_minimums", refused.message_dict["metric_minimums"])
+        return data
+
+
+class TermsVersionInline(TenantScopedTabularInline):
+    """The versions of the subscription's terms, oldest first: read-only (append-only, like a
+    published price); a new row adds a version (catalog.terms.terms_version_add). A billing
+    period settles under the version in effect at its start."""
+
+    model = SubscriptionTermsVersion
+    form = TermsVersionForm
+    fk_name = "subscription"
+    extra = 0
+    verbose_name = "terms version"
+    verbose_name_plural = "Terms versions (a period settles under the version in effect at its start)"
+    fields = ("effective_from", *TERMS_FIELDS, "reason", "retroactive_correction", "retroactive", "created_at")
+    readonly_fields = ("retroactive", "created_at")
+    ordering = ("effective_from", "id")
+
+    def get_fields(self, request, obj=None):
+        return self.fields
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # existing versions are shown read-only
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return obj is not None and super().has_add_permission(request, obj)
+
+
 @admin.register(Subscription)
 class SubscriptionAdmin(TenantScopedModelAdmin):
     form = SubscriptionForm
+    inlines = (TermsVersionInline,)
     change_form_template = "admin/catalog/subscription/change_form.html"
     list_display = (
         "customer", "rate_plan", "billing_mode", "billing_cadence", "status", "currency", "started_at", "ended_at",
@@ -75,6 +151,9 @@ class SubscriptionAdmin(TenantScopedModelAdmin):
     list_filter = ("status", "billing_mode", "billing_cadence", ("rate_plan", admin.RelatedOnlyFieldListFilter))
     search_fields = ("customer__name", "customer__external_id", "rate_plan__name", "rate_plan__code")
     date_hierarchy = "started_at"
+
+    def get_inline_instances(self, request, obj=None):
+        return super().get_inline_instances(request, obj) if obj is not None else []  # versions: once it exists
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
@@ -90,6 +169,39 @@ class SubscriptionAdmin(TenantScopedModelAdmin):
             initial.setdefault("net_terms_days", tenant.default_net_terms_days)
             initial.setdefault("invoice_grace_hours", tenant.default_invoice_grace_hours)
         return initial
+
+    def save_model(self, request, obj, form, change):
+        """A change of the terms fields is a new terms version effective now (catalog.terms): the
+        subscription is saved with its terms as they were, then the version copies them in."""
+        if not change:
+            with transaction.atomic():
+                super().save_model(request, obj, form, change)
+                terms_version_baseline(subscription=obj)
+            return
+        changed = {name: getattr(obj, name) for name in TERMS_FIELDS if name in form.changed_data}
+        if changed:
+            stored = Subscription.objects.get(pk=obj.pk)
+            for name in changed:
+                setattr(obj, name, getattr(stored, name))
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if changed:
+                terms_version_add(subscription=obj, values=changed, reason=f"Changed in the admin by {request.user}")
+        obj.refresh_from_db()
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not SubscriptionTermsVersion:
+            return super().save_formset(request, form, formset, change)
+        for version_form in formset.extra_forms:
+            if not version_form.has_changed() or not version_form.cleaned_data:
+                continue
+            data = version_form.cleaned_data
+            terms_version_add(
+                subscription=form.instance, values={name: data.get(name) for name in TERMS_FIELDS},
+                effective_from=data["effective_from"], reason=data.get("reason") or f"Added in the admin by {request.user}",
+                retroactive=bool(data.get("retroactive_correction")),
+            )
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
     def get_urls(self):
         name = f"{self.model._meta.app_label}_{self.model._meta.model_name}"

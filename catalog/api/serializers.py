@@ -15,6 +15,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
@@ -27,6 +28,7 @@ from aforo.exceptions import ApiError
 from aforo.money import currency_is_valid, decimal_text
 from aforo.periods import periods_ended
 from catalog.auth import TenantPrincipal
+from catalog.terms import metric_minimums_clean
 from catalog.models import (
     ApiKey,
     App,
@@ -391,15 +393,28 @@ class SubscriptionSerializer(CatalogModelSerializer):
         help_text="true: go ahead although started_at lies before periods already over, which are invoiced at once "
         "(without it such a request is a 409 backdated_confirmation_required listing them).",
     )
+    metric_minimums = serializers.JSONField(
+        required=False,
+        help_text='Per-metric minimum spend per period, {"metric_code": "50.00"}: metrics priced by the rate plan, '
+        "exact decimals from 0 (a true-up line per metric, before the minimum commitment).",
+    )
+    terms_effective_from = serializers.DateTimeField(
+        write_only=True, required=False,
+        help_text="On update: when the changed terms take effect (default now; not before the current billing "
+        "period — for a correction POST /subscriptions/{id}/terms with retroactive: true). A period's terms are "
+        "those in effect at its start, so a change mid-period first applies to the next period.",
+    )
 
     class Meta:
         model = Subscription
         fields = [
             "id", "customer", "offering", "rate_plan", "billing_mode", "billing_cadence", "billing_anchor",
             "currency", "status", "started_at", "ended_at", "min_commitment", "spend_cap", "spend_cap_action",
-            "invoice_threshold", "net_terms_days", "invoice_grace_hours", "customer_may_change_plan", "confirm_backdated",
+            "invoice_threshold", "net_terms_days", "invoice_grace_hours", "metric_minimums", "terms_version",
+            "terms_effective_from", "customer_may_change_plan", "confirm_backdated",
             *TIMESTAMPS,
         ]
+        read_only_fields = ["terms_version"]
         extra_kwargs = {
             "billing_anchor": {
                 "required": False,
@@ -428,6 +443,16 @@ class SubscriptionSerializer(CatalogModelSerializer):
             if tenant is not None:  # invoice terms not given: the tenant's defaults
                 attrs.setdefault("net_terms_days", tenant.default_net_terms_days)
                 attrs.setdefault("invoice_grace_hours", tenant.default_invoice_grace_hours)
+            if attrs.get("terms_effective_from") is not None:
+                raise serializers.ValidationError({"terms_effective_from": [
+                    "Only on an update: a new subscription's terms take effect from its start."
+                ]})
+        rate_plan = attrs.get("rate_plan", getattr(self.instance, "rate_plan", None))
+        if "metric_minimums" in attrs and rate_plan is not None:
+            try:
+                attrs["metric_minimums"] = metric_minimums_clean(rate_plan_id=rate_plan.pk, value=attrs["metric_minimums"])
+            except DjangoValidationError as refused:
+                raise serializers.ValidationError(refused.message_dict) from None
         self._check_backdated(attrs, confirmed)
         return attrs
 
@@ -462,4 +487,5 @@ class SubscriptionSerializer(CatalogModelSerializer):
             f"once ({listed[0]['start'][:10]} to {listed[-1]['end'][:10]}). Send confirm_backdated: true to go ahead.",
             field="started_at", periods=listed,
         )
+
 

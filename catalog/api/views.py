@@ -43,6 +43,7 @@ from catalog.models import (
 
 from . import serializers as catalog_serializers
 from .base import QueryFilter, TenantScopedViewSet
+from .terms import SubscriptionTermsMixin
 
 # --- customers, teams, apps -------------------------------------------------------------------
 
@@ -331,7 +332,7 @@ class MetricConfigViewSet(mixins.DestroyModelMixin, TenantScopedViewSet):
 # --- subscriptions -----------------------------------------------------------------------------
 
 
-class SubscriptionViewSet(TenantScopedViewSet):
+class SubscriptionViewSet(SubscriptionTermsMixin, TenantScopedViewSet):
     """A customer's subscription to an offering on a rate plan. `currency` defaults to the plan's
     and `billing_anchor` to `started_at`; customer, offering, rate plan and currency are fixed at
     creation (to change plan, end this subscription and start another)."""

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('catalog', '0009_subscription_customer_may_change_plan'),
+        ('catalog', '0011_subscription_terms_versions'),
     ]
 
     operations = [

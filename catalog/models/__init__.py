@@ -27,7 +27,7 @@ from .pricing import (
     VersionNotPublishable,
     validate_currency_code,
 )
-from .subscriptions import Subscription
+from .subscriptions import TERMS_FIELDS, Subscription, SubscriptionTermsVersion, TermsVersionImmutable
 
 __all__ = [
     "ApiKey",
@@ -42,6 +42,9 @@ __all__ = [
     "RatePlan",
     "RatePlanVersion",
     "Subscription",
+    "SubscriptionTermsVersion",
+    "TERMS_FIELDS",
+    "TermsVersionImmutable",
     "Team",
     "Tenant",
     "TenantMember",

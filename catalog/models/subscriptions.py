@@ -81,6 +81,15 @@ class Subscription(TenantOwned):
         default=0, validators=[MaxValueValidator(720)],
         help_text="A settled invoice stays a draft this many hours before it is finalized (0: finalized at once).",
     )
+    metric_minimums = models.JSONField(
+        default=dict, blank=True,
+        help_text='Per-metric minimum spend per period, {"metric_code": "amount"}: a true-up line per metric.',
+    )
+    # The version of the terms above that these fields copy (SubscriptionTermsVersion): the one in
+    # effect now. None: the subscription never had a version (its fields are its only terms).
+    terms_version = models.ForeignKey(
+        "SubscriptionTermsVersion", on_delete=models.PROTECT, null=True, blank=True, editable=False, related_name="+",
+    )
     same_tenant_fields = ("customer", "offering", "rate_plan")
 
     class Meta:
@@ -108,3 +117,55 @@ class Subscription(TenantOwned):
         if self.status == self.Status.CANCELED and self.ended_at is None:
             self.ended_at = timezone.now()
         super().save(*args, **kwargs)
+
+
+# The subscription's settlement terms, versioned (SubscriptionTermsVersion): copied onto the
+# subscription from the version in effect now (catalog.terms).
+TERMS_FIELDS = (
+    "min_commitment", "spend_cap", "spend_cap_action", "invoice_threshold", "net_terms_days", "invoice_grace_hours",
+    "metric_minimums",
+)
+
+
+class TermsVersionImmutable(ValidationError):
+    """A terms version is append-only: never changed or deleted (add a new one)."""
+
+
+class SubscriptionTermsVersion(TenantOwned):
+    """An effective-dated version of a subscription's settlement terms, append-only like a
+    published rate plan version. The version governing a billing period is the one in effect at
+    its start (the latest `effective_from` <= max(period start, started_at); of two at the same
+    instant, the later created): a change applies from a moment, and the periods before it keep
+    the terms they were settled with (catalog.terms states the rules of adding one)."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="terms_versions")
+    effective_from = models.DateTimeField(help_text="Governs the billing periods starting from this instant.")
+    min_commitment = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    spend_cap = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    spend_cap_action = models.CharField(
+        max_length=8, choices=[("cap", "Cap the charges"), ("alert", "Alert only")], default="cap",
+    )
+    invoice_threshold = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    net_terms_days = models.PositiveSmallIntegerField(default=30, validators=[MaxValueValidator(365)])
+    invoice_grace_hours = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(720)])
+    metric_minimums = models.JSONField(default=dict, blank=True, help_text='{"metric_code": "amount"}')
+    reason = models.CharField(max_length=500, blank=True, default="")
+    retroactive = models.BooleanField(
+        default=False, editable=False, help_text="Added effective before the current period (a correction)."
+    )
+    same_tenant_fields = ("subscription",)
+
+    class Meta:
+        ordering = ["subscription_id", "effective_from", "id"]
+        indexes = [models.Index(fields=["subscription", "effective_from"])]
+
+    def __str__(self) -> str:
+        return f"Terms of subscription {self.subscription_id} from {self.effective_from:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and type(self).objects.filter(pk=self.pk).exists():
+            raise TermsVersionImmutable("A terms version never changes: add a new version.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TermsVersionImmutable("A terms version is never deleted: add a new version.")

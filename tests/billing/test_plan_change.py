@@ -119,3 +119,27 @@ def test_the_admin_changes_plan_after_a_confirmation(admin_client, setup):
     assert done.status_code == 302 and done["Location"].endswith(f"/admin/catalog/subscription/{successor.pk}/change/")
     assert successor.rate_plan_id == premium.pk
     assert admin_client.get(f"/admin/subscriptions/{priced_setup().subscription.pk + 1000}/change-plan/").status_code == 404
+
+
+def test_the_successor_takes_the_terms_versions_in_effect_at_the_change_and_later(setup):
+    """The terms in effect at the instant become the successor's first version, later versions
+    follow it; a metric minimum of a metric the new plan does not price is left behind."""
+    from catalog.models import SubscriptionTermsVersion
+    from catalog.terms import terms_version_add
+    from tests.factories import MetricFactory
+
+    unpriced = MetricFactory(tenant=setup.tenant, product=setup.metric.product, code="unpriced_on_premium")
+    old_only = services.rate_plan_version_create(rate_plan=setup.rate_plan, effective_from=JUL + timedelta(days=1))
+    services.metric_config_set(version=old_only, metric=unpriced, config={"model": "per_unit", "rate": "1"})
+    minimums = {setup.metric.code: "20", unpriced.code: "5"}
+    terms_version_add(subscription=setup.subscription, values={"metric_minimums": minimums}, effective_from=OCT, now=OCT)
+    terms_version_add(subscription=setup.subscription, values={"min_commitment": Decimal(90)}, effective_from=NOV,
+                      now=CHANGE - timedelta(days=1))
+    premium = _new_plan(setup, rate="2")
+    new = plan_change(subscription=setup.subscription, rate_plan=premium, at=CHANGE, now=CHANGE - timedelta(days=1)).started
+    versions = list(SubscriptionTermsVersion.objects.filter(subscription=new).order_by("effective_from"))
+    assert [(v.effective_from, v.min_commitment, v.metric_minimums) for v in versions] == [
+        (CHANGE, Decimal(62), {setup.metric.code: "20"}),
+        (NOV, Decimal(90), {setup.metric.code: "20"}),
+    ]
+    assert (new.metric_minimums, new.terms_version_id) == ({setup.metric.code: "20"}, versions[0].pk)

@@ -142,11 +142,14 @@ def test_inputs_load_reads_every_input_of_the_period():
     assert (inputs.interim_subtotal, inputs.interim_usage) == (Decimal("12.88"), Decimal("7.875"))
     assert inputs.interim_units == {(metric.pk, ""): Decimal("4.5"), (metric.pk, "region=eu"): Decimal(4)}
     assert inputs.metric_codes == {metric.pk: metric.code, other_metric.pk: other_metric.code}
+    assert inputs.metric_names == {metric.pk: metric.name, other_metric.pk: other_metric.name}
+    assert inputs.interim_metric == {metric.pk: Decimal("12.875")}  # the metric's interim charges: usage and base lines
     assert inputs.tenant_slug == tenant.slug
     plain = priced_setup(rate="1")  # none of it: the defaults
     assert inputs_load(SubscriptionTerms.of(plain.subscription), period(plain)[0]) == SettlementInputs(
         version_id=plain.version.pk, version_configs={plain.metric.pk: plain.metric_config.config},
-        metric_codes={plain.metric.pk: plain.metric.code}, tenant_slug=plain.tenant.slug, totals_complete=True,
+        metric_codes={plain.metric.pk: plain.metric.code}, metric_names={plain.metric.pk: plain.metric.name},
+        tenant_slug=plain.tenant.slug, totals_complete=True,
     )
 
 
