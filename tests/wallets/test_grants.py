@@ -210,3 +210,34 @@ def test_grants_show_with_their_remaining_and_expiry_in_the_usage_api_dashboard_
     assert "draws" in detail and ">4<" in detail  # the draw of event a
     voided = client.post(changelist_url(CreditGrant), {"action": "void_selected", "_selected_action": [promo.pk], "reason": "ended"})
     assert voided.status_code == 302 and CreditGrant.objects.get(pk=promo.pk).status == "voided"
+
+
+def test_an_operator_grants_credit_from_the_wallets_page_once_and_validated(client):
+    from django.urls import reverse
+
+    from tests.wallets.test_admin import wallet_operator
+
+    setup = priced_setup()
+    wallet = funded_wallet(setup.customer, "0")
+    client.force_login(wallet_operator(setup.tenant))
+    url = reverse("admin:wallets_wallet_grant", args=[wallet.pk])
+    assert "Grant credit" in client.get(reverse("admin:wallets_wallet_change", args=[wallet.pk])).content.decode()
+    form = client.get(url).context["form"]
+    expires = (timezone.now() + timedelta(days=30)).strftime("%Y-%m-%d %H:%M")
+    body = {"name": "Welcome credit", "kind": "promotional", "amount": "25.00", "priority": "5", "starts_at": "",
+            "expires_at": expires, "reason": "onboarding", "idempotency_key": form.initial["idempotency_key"]}
+    refused = client.post(url, {**body, "amount": "0.001"})  # finer than the currency's minor unit
+    assert refused.status_code == 200 and refused.context["form"].errors
+    past = client.post(url, {**body, "expires_at": "2020-01-01 00:00"})
+    assert past.status_code == 200 and "expires_at" in past.context["form"].errors
+    assert not CreditGrant.objects.exists()
+    done = client.post(url, body)
+    assert done.status_code == 302
+    again = client.post(url, body)  # the same rendered form submitted twice: one grant
+    assert again.status_code == 302
+    [granted] = CreditGrant.objects.all()
+    assert (granted.name, granted.amount, granted.remaining, granted.priority, granted.reason) == (
+        "Welcome credit", Decimal("25.00"), Decimal("25.00"), 5, "onboarding")
+    assert granted.expires_at is not None and granted.wallet_id == wallet.pk
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal("25.00")

@@ -56,3 +56,31 @@ class AdjustForm(MoneyForm):
         help_text="Tick only if this debit may take the balance below zero (the customer then owes the difference). "
         "Without it such a debit is refused.",
     )
+
+
+class GrantForm(MoneyForm):
+    """A credit grant given from the wallet's page (wallets.grants.credit_grant_create): consumed
+    before the paid balance, in priority then expiry order."""
+
+    name = forms.CharField(max_length=200, help_text="Shown to the customer and on invoices, e.g. “Welcome credit”.")
+    kind = forms.ChoiceField(choices=[("promotional", "Promotional"), ("paid", "Paid")], initial="promotional")
+    amount = forms.DecimalField(
+        decimal_places=MAX_PLACES, min_value=Decimal("0.000001"),
+        help_text="More than zero, in whole minor units of the wallet's currency.",
+    )
+    priority = forms.IntegerField(
+        min_value=0, max_value=1000, initial=100, help_text="Lower is consumed first (0–1000); then the soonest expiry."
+    )
+    starts_at = forms.DateTimeField(
+        required=False, label="Starts (UTC)", help_text="Optional: usable from then on (default: now). YYYY-MM-DD HH:MM.",
+        widget=forms.DateTimeInput(attrs={"placeholder": "2026-12-01 00:00"}),
+    )
+    expires_at = forms.DateTimeField(
+        required=False, label="Expires (UTC)", help_text="Optional: what is left then expires (a ledger entry). Empty: never.",
+        widget=forms.DateTimeInput(attrs={"placeholder": "2027-03-01 00:00"}),
+    )
+    reason = forms.CharField(
+        max_length=MAX_REASON, required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="Optional: why it is granted (a campaign, a goodwill gesture), stored on the grant.",
+    )
+    reference = None

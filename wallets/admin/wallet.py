@@ -23,9 +23,10 @@ from catalog.admin.scoping import TenantScopedModelForm, adopt_saved
 from metering.admin import admin_link, exact_decimal
 
 from ..models import Hold, Wallet, WalletEntry
+from ..grants import credit_grant_create
 from ..services import WalletError, wallet_create, wallet_thresholds_set, wallet_top_up
 from .adjust import WalletAdjustAdminMixin
-from .forms import TopUpForm
+from .forms import GrantForm, TopUpForm
 
 SHOWN_ON_WALLET_PAGE = 20  # recent entries and active holds listed on a wallet's page
 
@@ -223,6 +224,7 @@ class WalletAdmin(WalletAdjustAdminMixin, TenantScopedModelAdmin):
         name = f"{self.model._meta.app_label}_{self.model._meta.model_name}"
         return [
             path("<path:object_id>/top-up/", self.admin_site.admin_view(self.top_up_view), name=f"{name}_top_up"),
+            path("<path:object_id>/grant/", self.admin_site.admin_view(self.grant_view), name=f"{name}_grant"),
             *super().get_urls(),  # the adjust URL: WalletAdjustAdminMixin
         ]
 
@@ -237,6 +239,18 @@ class WalletAdmin(WalletAdjustAdminMixin, TenantScopedModelAdmin):
             tenant_id=wallet.tenant_id, wallet_id=wallet.pk, amount=data["amount"],
             idempotency_key=f"admin:{data['idempotency_key']}", reference=data["reference"],
         )
+
+    def grant_view(self, request: HttpRequest, object_id: str):
+        return self._money_view(request, object_id, form_class=GrantForm, title="Grant credit", move=self._grant)
+
+    def _grant(self, wallet: Wallet, data: dict) -> tuple[WalletEntry, bool]:
+        """A credit grant into this wallet; its `grant` entry is what the page reports."""
+        grant, created = credit_grant_create(
+            customer=wallet.customer, currency=wallet.currency, amount=data["amount"], name=data["name"],
+            kind=data["kind"], priority=data["priority"], starts_at=data["starts_at"], expires_at=data["expires_at"],
+            reason=data["reason"], idempotency_key=f"admin:{data['idempotency_key']}",
+        )
+        return WalletEntry.objects.get(wallet=grant.wallet_id, kind=WalletEntry.Kind.GRANT, grant=grant), created
 
     def _money_view(self, request: HttpRequest, object_id: str, *, form_class, title: str, move):
         wallet = self._wallet_to_move(request, object_id)
