@@ -96,6 +96,9 @@ class InvoiceLine(models.Model):
     # The rated events behind a usage line: this subscription, metric, dimension and period, id in (from, to].
     rated_from_id = models.BigIntegerField(null=True, blank=True)
     rated_to_id = models.BigIntegerField(null=True, blank=True)
+    # A usage line of trial usage (free: its rated events are those of the range with trial = true;
+    # the key's paid events are on a line with trial = false).
+    trial = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["position"]
