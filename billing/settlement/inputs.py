@@ -52,10 +52,34 @@ class SubscriptionTerms:
     invoice_threshold: Decimal | None = None
     net_terms_days: int = 30
     invoice_grace_hours: int = 0
+    # A trial (billing.trials): its end date, its usage threshold's presence, and its conversion.
+    has_trial: bool = False
+    trial_ends_at: datetime | None = None
+    trial_converted_at: datetime | None = None
 
     @property
     def pk(self) -> int:
         return self.id
+
+    @property
+    def paid_from(self) -> datetime | None:
+        """From when the subscription pays its fixed fees and minimum commitment: its start, or its
+        trial's conversion — the conversion recorded, else its end date whether swept or not —
+        None while a usage-based trial has not converted."""
+        if not self.has_trial:
+            return self.started_at
+        converted = min((t for t in (self.trial_converted_at, self.trial_ends_at) if t is not None), default=None)
+        if converted is None:
+            return None
+        return converted if self.started_at is None else max(self.started_at, converted)
+
+    def trial_overlaps(self, period_start: datetime) -> bool:
+        """Whether the period starting at `period_start` may hold trial usage (rated before the
+        conversion, which is after its start)."""
+        if not self.has_trial:
+            return False
+        paid_from = self.paid_from
+        return paid_from is None or paid_from > period_start
 
     @classmethod
     def of(cls, subscription: Subscription) -> SubscriptionTerms:
@@ -67,6 +91,8 @@ class SubscriptionTerms:
             min_commitment=subscription.min_commitment, spend_cap=subscription.spend_cap,
             spend_cap_action=subscription.spend_cap_action, invoice_threshold=subscription.invoice_threshold,
             net_terms_days=subscription.net_terms_days, invoice_grace_hours=subscription.invoice_grace_hours,
+            has_trial=subscription.has_trial or subscription.trial_converted_at is not None,
+            trial_ends_at=subscription.trial_ends_at, trial_converted_at=subscription.trial_converted_at,
         )
 
 

@@ -121,7 +121,7 @@ def _document(
             position=position, kind=line.kind, description=line.description[:300], metric_id=line.metric_id,
             dimension_key=line.dimension_key, period_start=line.period_start, units=line.units, event_count=line.event_count,
             amount_unrounded=line.amount_unrounded, amount=line.amount, rated_from_id=line.rated_from_id,
-            rated_to_id=line.rated_to_id,
+            rated_to_id=line.rated_to_id, trial=line.trial,
         )
         for position, line in enumerate(sorted(context.lines, key=lambda line: LINE_ORDER.index(line.kind)), start=1)
     ]
