@@ -12,7 +12,7 @@ from django.db import models
 from django.utils import timezone
 
 from aforo.money import UNITS
-from catalog.models import Metric, Subscription, Tenant
+from catalog.models import Customer, Metric, Subscription, Tenant
 
 
 class TrialUsage(models.Model):
@@ -41,7 +41,7 @@ class TrialConversion(models.Model):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
     subscription = models.OneToOneField(Subscription, on_delete=models.PROTECT, related_name="trial_conversion")
-    customer_id = models.BigIntegerField()
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="trial_conversions")
     cause = models.CharField(max_length=8, choices=Cause.choices)
     converted_at = models.DateTimeField(help_text="The instant: usage before it is free, from it billed.")
     trial_metric = models.ForeignKey(Metric, on_delete=models.PROTECT, null=True, blank=True, related_name="+")

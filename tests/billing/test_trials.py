@@ -223,3 +223,26 @@ def test_end_trial_converts_once_and_refuses_what_has_no_trial_and_hostile_bodie
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "not_convertible"
     stranger = priced_setup(rate="1", started_at=OCT)
     assert api.post(f"/api/v1/subscriptions/{stranger.subscription.pk}/end-trial", {"reason": "x"}).status_code == 404
+
+
+# --- the admin --------------------------------------------------------------------------------
+
+
+def test_the_admin_shows_the_trial_on_the_subscription_and_customer_pages_and_ends_it(client):
+    from tests.test_admin import change_url, changelist_url, operator
+
+    setup = priced_setup(rate="1", started_at=OCT)
+    with_trial(setup, trial_metric=setup.metric, trial_units=Decimal(10))
+    batch(setup, ("free", "4", OCT + timedelta(days=2)))
+    client.force_login(operator(setup.tenant))
+    page = client.get(change_url(setup.subscription)).content.decode()
+    assert "trial usage (free)" in page.lower() and "Trial converted at" in page
+    ended = client.post(changelist_url(Subscription), {"action": "end_trial_now", "_selected_action": [setup.subscription.pk]})
+    assert ended.status_code == 302
+    conversion = TrialConversion.objects.get(subscription=setup.subscription)
+    assert conversion.cause == "operator" and conversion.reason.startswith("Ended in the admin")
+    assert conversion.converted_at > OCT + timedelta(days=2)
+    customer_page = client.get(change_url(setup.customer)).content.decode()
+    assert "Ended by the operator" in customer_page
+    listed = client.get(changelist_url(TrialConversion)).content.decode()
+    assert "Ended by the operator" in listed
