@@ -246,3 +246,16 @@ def test_the_admin_shows_the_trial_on_the_subscription_and_customer_pages_and_en
     assert "Ended by the operator" in customer_page
     listed = client.get(changelist_url(TrialConversion)).content.decode()
     assert "Ended by the operator" in listed
+
+
+def test_the_dashboard_usage_page_shows_the_trial_progress(client, django_user_model):
+    from catalog.models import CustomerUser
+
+    setup = priced_setup(rate="1", started_at=OCT)
+    with_trial(setup, trial_metric=setup.metric, trial_units=Decimal(10000), trial_ends_at=datetime(2027, 1, 15, tzinfo=UTC))
+    batch(setup, ("free", "4000", OCT + timedelta(days=2)))
+    user = django_user_model.objects.create_user("trial-user", password="pw")
+    CustomerUser.objects.create(user=user, customer=setup.customer)
+    client.force_login(user)
+    html = client.get("/dashboard/").content.decode()
+    assert f"Trial: 4,000 of 10,000 {setup.metric.code} free · ends 2027-01-15 00:00 UTC" in html
