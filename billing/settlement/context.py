@@ -139,7 +139,7 @@ class SettlementContext:
         whose trial converted within is partial, and its fixed charges and minimum commitment are
         prorated by time (aforo.periods.active_fraction); a period all in trial has none."""
         paid_from = self.subscription.paid_from
-        if paid_from is None:
+        if self.subscription.has_trial and paid_from is None:
             return 0, active_fraction(
                 period_start=self.period_start, period_end=self.period_end, started_at=None, ended_at=None
             )[1]
