@@ -80,4 +80,13 @@ app.conf.beat_schedule = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # The trial sweep: record the conversion of trials whose end date has passed (the row, the
+    # subscription's trial_converted_at, the webhook). 60 s: the conversion instant is the end
+    # date itself, whatever the lag — events after it are billed by their timestamp before the
+    # sweep runs — so the sweep's cadence only delays the record and the webhook.
+    "trial-conversion-sweep": {
+        "task": "billing.tasks.trial_conversion_sweep",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
 }

@@ -98,18 +98,20 @@ class LedgerPeriodFilter(PeriodFilter):
 class RatedEventAdmin(LedgerAdmin):
     list_display = (
         "id", "raw_event_link", "customer", "metric", "dimension_key", "quantity_exact", "amount_exact", "currency",
-        "event_timestamp", "period_start", "is_late",
+        "event_timestamp", "period_start", "is_late", "trial",
     )
     list_prefetch_related = ("raw_event", "customer", "metric")
     # Late events: the raw ledger's "is late" filter (its partial index); here it would be a
     # join to every raw event of the tenant.
-    list_filter = (metric_code_filter("metric__code"), LedgerPeriodFilter, written_date_filter("rated_at", "rated"))
+    list_filter = (
+        metric_code_filter("metric__code"), LedgerPeriodFilter, written_date_filter("rated_at", "rated"), "trial",
+    )
     search_fields = ("raw_event__event_id", "customer__external_id", "customer__name", "metric__code")
     search_help_text = "An event id, a customer's external id or exact name, or a metric code."
     ordering = ("-id",)
     fieldsets = [
         ("Rated", {"fields": ["raw_event_link", "customer", "subscription", "metric", "dimension_key", "quantity_exact",
-                              "units_before_exact", "units_after_exact", "amount_exact", "currency", "rated_at"]}),
+                              "units_before_exact", "units_after_exact", "amount_exact", "currency", "trial", "rated_at"]}),
         ("Period", {"fields": ["period_start", "period_end"]}),
         ("Pricing", {"fields": ["rate_plan_version", "metric_config", "pricing", "tier_breakdown"]}),
         ("Original event", {"fields": ["event_timestamp", "raw_received_at", "raw_api_key_prefix", "raw_dimensions",
@@ -230,4 +232,4 @@ class PricingSnapshotAdmin(LedgerAdmin):
     def pricing_model(self, snapshot: PricingSnapshot) -> str:
         return str(snapshot.config.get("model", "?"))
 
-from . import admin_customer, admin_invoices, admin_leases, admin_plan_change, admin_terms, admin_unmatched  # noqa: F401  (register the customer and plan change pages, the invoice, settlement run, lease, terms and unmatched usage admins)
+from . import admin_customer, admin_invoices, admin_leases, admin_plan_change, admin_terms, admin_trials, admin_unmatched  # noqa: F401  (register the customer and plan change pages, the invoice, settlement run, lease, terms, trial and unmatched usage admins)

@@ -43,6 +43,7 @@ def line_events_url(line: InvoiceLine, *, subscription_id: int) -> str:
         "period": line.period_start.isoformat(),
         "id__gt": line.rated_from_id or 0,
         "id__lte": line.rated_to_id,
+        "trial__exact": int(line.trial),
     }
     return f"{reverse('admin:billing_ratedevent_changelist')}?{urlencode(query)}"
 

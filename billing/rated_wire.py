@@ -66,6 +66,6 @@ class RatedWire:
             f'"period_start":{moment(r.period_start)},"period_end":{moment(r.period_end)},'
             f'"timestamp":{_moment(r.timestamp)},"rated_at":{moment(r.rated_at)},'
             f'"tiers":{"null" if r.tiers is None else orjson.dumps(r.tiers).decode()},'
-            f'"blocked":"{decimal_text(r.blocked)}"}}'
+            f'"blocked":"{decimal_text(r.blocked)}","trial":{"true" if r.trial else "false"}}}'
         )
         return text.encode()  # a lone surrogate never gets here: orjson refused it above

@@ -54,6 +54,7 @@ def rated_records_for_raw_events(*, raw_event_ids: Sequence[int]):
             rated_at=r.rated_at,
             tiers=r.tiers,
             blocked=r.blocked_units,
+            trial=r.trial,
         )
         for r in rows
     ]

@@ -32,6 +32,7 @@ from .models import InvoiceLine, PricingSnapshot, RatedEvent, RunningTotal, Sett
 from .periods import period_for
 from .rated_wire import RatedWire
 from .rollups import usage_rollups_add
+from .trials.services import trial_events_classify
 
 if TYPE_CHECKING:
     from metering.enrichment import Resolution
@@ -76,6 +77,7 @@ class RatedRecord(NamedTuple):
     rated_at: datetime
     tiers: list[dict[str, Any]] | None = None
     blocked: Decimal = Decimal(0)  # units past a "block" limit: recorded, rated at zero
+    trial: bool = False  # trial usage (billing.trials): rated at zero
 
     def to_wire(self) -> bytes:
         """The record's bytes on usage.rated.v1 (billing.rated_wire; the contract is orjson's JSON
@@ -171,10 +173,12 @@ _RATED_COLUMNS = (
     "id", "tenant_id", "raw_event_id", "subscription_id", "customer_id", "metric_id", "dimension_key",
     "rate_plan_version_id", "metric_config_id", "pricing_snapshot_id", "period_start", "period_end", "event_timestamp",
     "quantity", "units_before", "units_after", "amount", "currency", "tiers", "rated_at", "blocked_units",
+    "trial",
 )
 _RATED_TYPES = (
     "int8", "int8", "int8", "int8", "int8", "int8", "text", "int8", "int8", "int8", "timestamptz", "timestamptz",
     "timestamptz", "numeric", "numeric", "numeric", "numeric", "text", "jsonb", "timestamptz", "numeric",
+    "bool",
 )
 
 
@@ -216,9 +220,12 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
     with stage("ledger.rated.read"):
         totals = _lock_running_totals(total_rows, now=rated_at)
         snapshot_ids = _snapshot_ids({i.resolution.metric.config_hash: i.resolution.metric.config for i in inputs})
+    with stage("trials"):
+        free = trial_events_classify(inputs=inputs, now=rated_at)  # after the totals: the lock order
     with stage("rate"):
         planned, totals_after = ratings_plan(
-            [EventToRate(key, item.quantity, item.resolution.model) for key, item in zip(keys, inputs)], totals
+            [EventToRate(key, item.quantity, item.resolution.model, is_free) for key, item, is_free in zip(keys, inputs, free)],
+            totals,
         )
 
     with stage("ledger.rated.write"), bulk_cursor() as cursor:
@@ -228,7 +235,7 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
                 rated_id, item.raw_event_id, item.tenant_id, item.event_id, (res := item.resolution).subscription.customer_id,
                 res.subscription.id, res.metric.code, res.dimension_key, item.quantity, plan.units_before,
                 plan.units_after, plan.amount, res.subscription.currency, res.version_id, start, end, item.timestamp,
-                rated_at, _tiers_wire(plan.tiers), plan.blocked,
+                rated_at, _tiers_wire(plan.tiers), plan.blocked, plan.free,
             )
             for rated_id, item, plan, (start, end) in zip(ids, inputs, planned, periods)
         ]
@@ -240,7 +247,7 @@ def rated_events_record_batch(*, inputs: Sequence[RatingInput], rated_at: dateti
                     item.resolution.metric.metric_id, r.dimension_key, r.rate_plan_version_id,
                     item.resolution.metric.metric_config_id, snapshot_ids[item.resolution.metric.config_hash],
                     r.period_start, r.period_end, r.timestamp, numeric(r.quantity), numeric(r.units_before), numeric(r.units_after), r.amount,
-                    r.currency, None if r.tiers is None else jsonb(r.tiers), rated_at, numeric(r.blocked),
+                    r.currency, None if r.tiers is None else jsonb(r.tiers), rated_at, numeric(r.blocked), r.trial,
                 )
                 for r, item in zip(records, inputs)
             ),
@@ -286,7 +293,7 @@ def rated_charges(*, inputs: Sequence[RatingInput], records: Sequence[RatedRecor
             event_id=r.event_id,
         )
         for item, r in zip(inputs, records)
-        if item.resolution.subscription.billing_mode in WALLET_MODES
+        if item.resolution.subscription.billing_mode in WALLET_MODES and not r.trial
     ]
 
 

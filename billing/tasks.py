@@ -9,6 +9,7 @@ from django.utils import timezone
 from .cadence import customer_settle_due, customers_due
 from .models import SettlementRun
 from .settlement import settlement_run
+from .trials.services import trials_due_convert
 
 
 @shared_task(name="billing.tasks.settlement_sweep", ignore_result=True, expires=55)
@@ -70,3 +71,10 @@ def invoices_finalize_drafts() -> int:
         if in_batch < 500:
             break
     return finalized
+
+
+@shared_task(name="billing.tasks.trial_conversion_sweep", ignore_result=True, expires=55)
+def trial_conversion_sweep() -> int:
+    """The trial sweep (beat, every 60 s): convert every trial whose end date has passed, at that
+    date (billing.trials.services.trials_due_convert; idempotent). Returns how many it converted."""
+    return trials_due_convert(now=timezone.now())

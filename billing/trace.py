@@ -101,7 +101,7 @@ def invoice_line_rated_events(*, line: InvoiceLine, subscription_id: int) -> Que
         return RatedEvent.objects.none()
     return RatedEvent.objects.filter(
         subscription_id=line.subscription_id or subscription_id, metric_id=line.metric_id, dimension_key=line.dimension_key,
-        period_start=line.period_start, id__gt=line.rated_from_id or 0, id__lte=line.rated_to_id,
+        period_start=line.period_start, trial=line.trial, id__gt=line.rated_from_id or 0, id__lte=line.rated_to_id,
     ).order_by("id")
 
 

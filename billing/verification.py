@@ -46,15 +46,15 @@ PLANNER_SETTINGS = {"enable_nestloop": "off"}
 # before the invoice is (a hash bucket per metric and period would hold every subscription's lines).
 USAGE_LINES = f"""usage_lines AS MATERIALIZED (
     SELECT l.id, l.position, l.amount_unrounded, l.units, l.event_count, l.metric_id, l.dimension_key,
-           l.period_start, l.rated_from_id, l.rated_to_id, i.number,
+           l.period_start, l.rated_from_id, l.rated_to_id, l.trial, i.number,
            COALESCE(l.subscription_id, i.subscription_id) AS subscription_id, i.status <> 'void' AS live
     FROM {LINE} l JOIN {INVOICE} i ON i.id = l.invoice_id
     WHERE l.kind = ANY(%s))"""
 # The rated events `r` of a usage line `u`: its subscription, metric, dimension and period, id in
-# (rated_from_id, rated_to_id].
+# (rated_from_id, rated_to_id] — trial usage on a line of its own (trial = true).
 LINE_EVENTS = """r.subscription_id = u.subscription_id AND r.metric_id = u.metric_id
                  AND r.dimension_key = u.dimension_key AND r.period_start = u.period_start
-                 AND r.id > u.rated_from_id AND r.id <= u.rated_to_id"""
+                 AND r.trial = u.trial AND r.id > u.rated_from_id AND r.id <= u.rated_to_id"""
 
 
 def _rows(sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple], int]:
@@ -156,7 +156,7 @@ def _overlapping_lines(problems: list[str]) -> None:
             WITH {USAGE_LINES}
             SELECT DISTINCT subscription_id, metric_id, dimension_key, period_start FROM (
                 SELECT u.*, LAG(u.rated_to_id) OVER (
-                    PARTITION BY u.subscription_id, u.metric_id, u.dimension_key, u.period_start
+                    PARTITION BY u.subscription_id, u.metric_id, u.dimension_key, u.period_start, u.trial
                     ORDER BY u.rated_from_id, u.rated_to_id, u.id
                 ) AS previous_to
                 FROM usage_lines u WHERE u.live) ordered

@@ -30,7 +30,7 @@ from catalog.models import Customer, CustomerUser, Subscription, TenantMember
 from wallets.selectors import wallets_for_customer
 
 from .trace import invoice_line_rated_events, invoice_with_lines, line_is_traceable, part_headings
-from .models import Invoice, InvoiceLine
+from .models import Invoice, InvoiceLine, TrialUsage
 from aforo.money import ISO_4217_MINOR_UNITS, decimal_text
 
 from .insights import dashboard_insights
@@ -150,6 +150,31 @@ def _subscriptions_shown(usage: dict) -> list[dict]:
     ]
 
 
+def dashboard_trials(customer) -> list[dict]:
+    """The customer's subscriptions in trial, as the usage page says it: "Trial: 4,000 of 10,000
+    api_calls · ends 2026-12-15" (one query for the subscriptions, one for their free units)."""
+    subscriptions = list(
+        Subscription.objects.filter(customer=customer, status=Subscription.Status.ACTIVE, trial_converted_at__isnull=True)
+        .filter(Q(trial_ends_at__isnull=False) | Q(trial_units__isnull=False))
+        .select_related("trial_metric", "rate_plan").order_by("id")
+    )
+    used = dict(
+        TrialUsage.objects.filter(subscription__in=subscriptions).values_list("subscription_id", "units")
+    ) if subscriptions else {}
+    shown = []
+    for subscription in subscriptions:
+        parts = []
+        if subscription.trial_units is not None:
+            parts.append(
+                f"{_grouped(decimal_text(used.get(subscription.pk, 0)))} of {_grouped(decimal_text(subscription.trial_units))} "
+                f"{subscription.trial_metric.code} free"
+            )
+        if subscription.trial_ends_at is not None:
+            parts.append(f"ends {subscription.trial_ends_at:%Y-%m-%d %H:%M} UTC")
+        shown.append({"plan": subscription.rate_plan.name, "text": "Trial: " + " · ".join(parts)})
+    return shown
+
+
 @never_cache
 @login_required
 def usage_page(request: HttpRequest):
@@ -172,6 +197,7 @@ def usage_page(request: HttpRequest):
             "more_invoices": len(invoices) > RECENT_INVOICES,
             "insights": dashboard_insights(customer=customer), "minor_units": dict(ISO_4217_MINOR_UNITS),
             "alerts": usage.get("alerts") or [], "leases": usage.get("leases") or [],
+            "trials": dashboard_trials(customer),
         },
     )
 

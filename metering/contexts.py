@@ -40,6 +40,15 @@ class SubscriptionContext:
     started_at: datetime
     ended_at: datetime | None
     versions: tuple[VersionContext, ...]  # newest effective_from first
+    # A trial (billing.trials): events before `trial_until` may be free — the rating batch decides
+    # under the trial's lock (a usage threshold may convert it first). None with has_trial: until
+    # its usage threshold converts it. Events from `trial_until` on are billed.
+    has_trial: bool = False
+    trial_until: datetime | None = None
+
+    def in_trial_at(self, at: datetime) -> bool:
+        """Whether an event at `at` may be trial usage (the batch's trial plan decides)."""
+        return self.has_trial and (self.trial_until is None or at < self.trial_until)
 
     def version_at(self, at: datetime) -> VersionContext | None:
         return next((v for v in self.versions if v.effective_from <= at), None)

@@ -109,6 +109,8 @@ def context_to_wire(context: BillingContext | None) -> bytes:
                     "anchor": s.anchor,
                     "start": s.started_at,
                     "end": s.ended_at,
+                    "trial": s.has_trial,
+                    "trial_until": s.trial_until,
                     "versions": [
                         {
                             "id": v.id,
@@ -145,6 +147,8 @@ def context_from_wire(raw: bytes) -> BillingContext | None:
             anchor=_dt(s["anchor"]),
             started_at=_dt(s["start"]),
             ended_at=_dt(s["end"]),
+            has_trial=s.get("trial", False),
+            trial_until=_dt(s.get("trial_until")),
             versions=tuple(
                 VersionContext(
                     id=v["id"],

@@ -75,6 +75,8 @@ def billing_contexts_build(*, tenant_id: int, subjects: Sequence[str]) -> dict[s
                 started_at=s.started_at,
                 ended_at=s.ended_at,
                 versions=tuple(versions_by_plan[s.rate_plan_id]),
+                has_trial=s.has_trial,
+                trial_until=min((t for t in (s.trial_ends_at, s.trial_converted_at) if t is not None), default=None),
             )
     of_customer: dict[int, tuple[SubscriptionContext, ...]] = defaultdict(tuple)
     for context in billable.values():

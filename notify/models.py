@@ -13,6 +13,7 @@ from catalog.models import Tenant, TenantOwned
 EVENT_TYPES = (
     "invoice.finalized", "invoice.paid", "invoice.voided", "invoice.uncollectible",
     "wallet.low_balance", "hold.expired", "lease.expired", "alert.triggered", "usage.anomaly",
+    "subscription.trial_converted",
 )
 
 

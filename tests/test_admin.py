@@ -34,6 +34,8 @@ from wallets.holds import hold_place
 
 from billing.models import Lease  # noqa: E402  (its own line: merges beside other imports)
 from billing.invoicing import invoice_void_and_reissue  # noqa: E402  (its own line: merges beside other imports)
+from billing.trials.services import trial_convert  # noqa: E402  (its own line: merges beside other imports)
+from catalog.models import Subscription  # noqa: E402  (its own line: merges beside other imports)
 
 LEDGER_MODELS = [RawEvent, UnmatchedUsage, RatedEvent, RunningTotal, PricingSnapshot, Lease]
 
@@ -141,6 +143,9 @@ def everything(db, django_user_model):
         # A webhook endpoint and one delivery in its log (recorded; not sent: no commit here).
         webhook_endpoint_create(tenant_id=setup.tenant.pk, url="https://hooks.example.com/a", event_types=["*"])
         webhook_event_emit(tenant_id=setup.tenant.pk, event_type="invoice.finalized", event_id=f"e{index}", data={})
+        # A trial, ended by the operator: its usage row and its conversion.
+        Subscription.objects.filter(pk=setup.subscription.pk).update(trial_ends_at=timezone.now() + timedelta(days=10))
+        trial_convert(subscription_id=setup.subscription.pk, reason="seed")
     operator(setups[0].tenant)
     Group.objects.create(name="operators")
     return setups

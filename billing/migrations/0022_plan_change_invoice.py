@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0019_credit_grant_lines'),
+        ('billing', '0020_trial_conversions'),
         ('catalog', '0009_subscription_customer_may_change_plan'),
     ]
 

@@ -8,8 +8,10 @@ from .leases import Lease
 from .ledger import PricingSnapshot, RatedEvent, RunningTotal, UsageRollup
 from .settlement import Invoice, InvoiceCounter, InvoiceLine, SettlementRun
 from .terms import Coupon, CouponRedemption, Discount, TaxRate
+from .trials import TrialConversion, TrialUsage
 
 __all__ = [
     "AllowanceGrant", "Coupon", "CouponRedemption", "CreditNote", "CreditNoteCounter", "Discount", "Invoice", "InvoiceCounter", "InvoiceLine", "Lease", "PricingSnapshot", "RatedEvent",
-    "RolloverGrant", "RolloverPolicy", "RunningTotal", "SettlementRun", "TaxRate", "UsageRollup",
+    "RolloverGrant", "RolloverPolicy", "RunningTotal", "SettlementRun", "TaxRate", "TrialConversion", "TrialUsage",
+    "UsageRollup",
 ]

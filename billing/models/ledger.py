@@ -67,6 +67,10 @@ class RatedEvent(models.Model):
     # Units of `quantity` past a "block" limit of the price: recorded (units_after counts them),
     # never charged — `amount` is the charge of the rest (billing.rating.Model.rate_limited).
     blocked_units = models.DecimalField(**UNITS, default=0, db_default=0)
+    # Trial usage (billing.trials): timestamped before its subscription's trial converted, rated
+    # at zero — `amount` is 0, the running total still counts its units (the trial's units are
+    # the period's first: the paid ones are priced from there on).
+    trial = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         # (subscription, metric, period_start): settlement and the invoice-line trace. The others

@@ -105,6 +105,9 @@ class InvoiceLine(models.Model):
     # the span it covered ("Starter, 1 Nov – 16 Nov 10:00"). Blank: a one-part invoice, or a line
     # of the whole invoice (coupons, taxes).
     part = models.CharField(max_length=200, blank=True, default="")
+    # A usage line of trial usage (free: its rated events are those of the range with trial = true;
+    # the key's paid events are on a line with trial = false).
+    trial = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["position"]

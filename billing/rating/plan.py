@@ -6,7 +6,12 @@ back: one `PlannedRating` per event and the totals after the batch. For every ke
 sum(amount) == quote(units after) − quote(units before) whatever the batch boundaries (the
 delta law, ARCHITECTURE.md §4.3) — hypothesis checks it in tests/rating/test_plan.py. Under a
 "block" limit the law holds for the capped price, quote(u) − overage_credit(u): units past the
-limit are counted and reported as blocked, never charged (Model.rate_limited)."""
+limit are counted and reported as blocked, never charged (Model.rate_limited).
+
+A free event (trial usage, billing.trials) moves the running state like any other — its units
+are the key's first, so the paid ones after it are priced from there — and is charged nothing:
+for every key, sum(amount) == quote(units after) − quote(units before) − (what the free events'
+deltas would have been)."""
 
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ class EventToRate(NamedTuple):
     key: Hashable  # the running total it moves
     quantity: Decimal
     model: Model
+    free: bool = False  # trial usage: counted, rated at zero
 
 
 class PlannedRating(NamedTuple):
@@ -43,6 +49,7 @@ class PlannedRating(NamedTuple):
     amount: Decimal
     tiers: tuple[TierDelta, ...] | None
     blocked: Decimal = ZERO  # units past a "block" limit: recorded, never charged (Model.rate_limited)
+    free: bool = False  # trial usage: rated at zero (no tiers)
 
 
 def ratings_plan(
@@ -55,7 +62,7 @@ def ratings_plan(
     append = planned.append
     with localcontext() as context:  # Model.rate_event's exact context, once for the batch
         context.prec = PRECISION
-        for key, quantity, model in events:
+        for key, quantity, model, free in events:
             total = state[key]
             if model.limit is None or not model.blocks():
                 rating = model._rate(Usage(total.units, total.events, total.fees), quantity)
@@ -63,6 +70,10 @@ def ratings_plan(
             else:
                 rating, blocked = model.rate_limited(Usage(total.units, total.events, total.fees), quantity)
             after = rating.usage
+            if free:
+                state[key] = TotalState(total.id, after.units, total.amount, after.events, after.fees)
+                append(PlannedRating(total.units, after.units, ZERO, None, blocked, True))
+                continue
             state[key] = TotalState(total.id, after.units, total.amount + rating.amount, after.events, after.fees)
             append(PlannedRating(total.units, after.units, rating.amount, rating.tiers, blocked))
     return planned, state

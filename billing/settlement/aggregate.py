@@ -52,11 +52,11 @@ def ledger_read(context: SettlementContext, *, lag_s: int = 0, watermark: int | 
     context.watermark = rows[0][0]
     rows = [row[1:] for row in rows if row[1] is not None]
     snapshots = _snapshot_configs({row[7] for row in rows})
-    context.ledger_rows = [(*row[:7], snapshots[row[7]]) for row in rows]
+    context.ledger_rows = [(*row[:7], snapshots[row[7]], row[8]) for row in rows]
     # The period's units per (metric, key) up to the watermark: what its interim invoices billed
     # plus what this run settles; and the config its latest event was rated with.
     units = dict(context.inputs.interim_units)
-    for period_start, metric_id, key, quantity, *_, config in context.ledger_rows:
+    for period_start, metric_id, key, quantity, *_, config, _trial in context.ledger_rows:
         if period_start == context.period_start:
             units[(metric_id, key)] = units.get((metric_id, key), ZERO) + quantity
             context.key_configs[(metric_id, key)] = config
@@ -73,6 +73,8 @@ def _from_totals(context: SettlementContext, *, cutoff, floor: int) -> list[tupl
     own = context.period_start
     if not context.inputs.totals_complete or context.ranges[own] != 0:
         return None
+    if context.subscription.trial_overlaps(own):
+        return None  # a total sums trial and paid events: the events say which is which
     for period_start, low in context.ranges.items():
         if period_start != own and period_start in context.inputs.period_newest:
             newest = context.inputs.period_newest[period_start]
@@ -85,31 +87,32 @@ def _from_totals(context: SettlementContext, *, cutoff, floor: int) -> list[tupl
     if not totals:
         return [(mark, None)]
     return [
-        (mark, own, t.metric_id, t.dimension_key, t.units, t.amount, t.event_count, t.last_rated_id, t.snapshot_id)
+        (mark, own, t.metric_id, t.dimension_key, t.units, t.amount, t.event_count, t.last_rated_id, t.snapshot_id, False)
         for t in totals
     ]
 
 
 def _from_events(context: SettlementContext, *, cutoff, floor: int, watermark: int | None) -> list[tuple]:
     """The run's rated events, grouped, in one pass over the heap: [(watermark, period_start,
-    metric_id, dimension_key, units, amount, count, highest id, newest snapshot id), ...]."""
+    metric_id, dimension_key, units, amount, count, highest id, newest snapshot id, trial), ...]
+    (trial usage apart from the paid: its own line)."""
     periods, lows = zip(*sorted(context.ranges.items()))
     with bulk_cursor() as cursor:  # server-side binding: prepared once per connection
         cursor.execute(
             f"""
             WITH ev AS MATERIALIZED (
                 SELECT r.id, r.period_start, r.metric_id, r.dimension_key, r.quantity, r.amount, r.pricing_snapshot_id,
-                       r.rated_at
+                       r.rated_at, r.trial
                 FROM {RatedEvent._meta.db_table} r
                 JOIN unnest(%s::timestamptz[], %s::bigint[]) AS p(start, low) ON r.period_start = p.start AND r.id > p.low
                 WHERE r.subscription_id = %s),
             w AS (SELECT COALESCE(%s::bigint, GREATEST(COALESCE(MAX(id) FILTER (WHERE rated_at <= %s), 0), %s)) AS mark
                   FROM ev)
             SELECT w.mark, e.period_start, e.metric_id, e.dimension_key, SUM(e.quantity), SUM(e.amount), COUNT(e.id),
-                   MAX(e.id), (ARRAY_AGG(e.pricing_snapshot_id ORDER BY e.id DESC))[1]
+                   MAX(e.id), (ARRAY_AGG(e.pricing_snapshot_id ORDER BY e.id DESC))[1], COALESCE(e.trial, false)
             FROM w LEFT JOIN ev e ON e.id <= w.mark
-            GROUP BY w.mark, e.period_start, e.metric_id, e.dimension_key
-            ORDER BY e.period_start, e.metric_id, e.dimension_key
+            GROUP BY w.mark, e.period_start, e.metric_id, e.dimension_key, e.trial
+            ORDER BY e.period_start, e.metric_id, e.dimension_key, e.trial DESC
             """,
             [list(periods), list(lows), context.subscription.pk, watermark, cutoff, floor],
         )
@@ -118,12 +121,13 @@ def _from_events(context: SettlementContext, *, cutoff, floor: int, watermark: i
 
 def run(context: SettlementContext) -> None:
     codes = context.inputs.metric_codes
-    for period_start, metric_id, key, units, amount, count, last_id, config in context.ledger_rows:
+    for period_start, metric_id, key, units, amount, count, last_id, config, *trial in context.ledger_rows:
         context.aggregates.append(
             Aggregate(
                 period_start=period_start, metric_id=metric_id, metric_code=codes[metric_id], dimension_key=key,
                 units=units, amount=amount, event_count=count, rated_from_id=context.ranges[period_start],
                 rated_to_id=last_id, config=config, late=period_start != context.period_start,
+                trial=bool(trial and trial[0]),
             )
         )
     context.log(

@@ -22,7 +22,10 @@ def _apply(context: SettlementContext, metric_id: int, rolled: Decimal, granted:
     units = rolled + granted
     remaining, credited, skipped, limited = units, ZERO, [], []
     aggregates = sorted(
-        (a for a in context.aggregates if a.metric_id == metric_id and not a.late), key=lambda a: a.dimension_key
+        # Trial usage lines charge nothing to credit; the key's `used` counts their units (the
+        # period's first), so the credit is the worth of its top — paid — units.
+        (a for a in context.aggregates if a.metric_id == metric_id and not a.late and not a.trial),
+        key=lambda a: a.dimension_key
     )
     source = " + ".join(
         part for part, amount in ((f"{text(rolled)} rolled over", rolled), (f"{text(granted)} granted", granted)) if amount

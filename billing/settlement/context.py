@@ -48,6 +48,7 @@ class Aggregate:
     rated_to_id: int  # inclusive
     config: dict[str, Any]  # the snapshot the latest of its events was rated with
     late: bool = False  # a period already settled: an adjustment line
+    trial: bool = False  # trial usage (rated at zero): a line of its own
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Line:
     # part's heading. Left unset on a one-part invoice (the invoice's subscription, no heading).
     subscription_id: int | None = None
     part: str = ""
+    trial: bool = False  # a usage line of trial usage (its rated events: those with trial = true)
 
 
 @dataclass
@@ -147,12 +149,18 @@ class SettlementContext:
 
     @property
     def active(self) -> tuple[int, int]:
-        """(active, whole) microseconds of the period the subscription covers: a period it started
-        or ended within (a start mid-period, a cancellation, a plan change) is partial, and its
-        fixed charges and minimum commitment are prorated by time (aforo.periods.active_fraction)."""
+        """(active, whole) microseconds of the period the subscription covers as a paying one: a
+        period it started or ended within (a start mid-period, a cancellation, a plan change) or
+        whose trial converted within is partial, and its fixed charges and minimum commitment are
+        prorated by time (aforo.periods.active_fraction); a period all in trial has none."""
+        paid_from = self.subscription.paid_from
+        if self.subscription.has_trial and paid_from is None:
+            return 0, active_fraction(
+                period_start=self.period_start, period_end=self.period_end, started_at=None, ended_at=None
+            )[1]
         return active_fraction(
             period_start=self.period_start, period_end=self.period_end,
-            started_at=self.subscription.started_at, ended_at=self.subscription.ended_at,
+            started_at=paid_from, ended_at=self.subscription.ended_at,
         )
 
     def prorated(self, amount: Decimal) -> Decimal:
@@ -168,7 +176,11 @@ class SettlementContext:
         if active >= whole or whole <= 0:
             return ""
         share = (Decimal(active) * 100 / Decimal(whole)).quantize(Decimal("0.01"))
-        return f", prorated {_span(active)} of {_span(whole)} ({share}%)"
+        paid_from = self.subscription.paid_from
+        trial = ""
+        if self.subscription.has_trial and paid_from is not None and self.period_start < paid_from < self.period_end:
+            trial = f" from the trial's conversion ({paid_from:%Y-%m-%d %H:%M} UTC)"
+        return f", prorated {_span(active)} of {_span(whole)} ({share}%){trial}"
 
     def add(self, line: Line) -> Line:
         line.amount = round_money(line.amount_unrounded, self.currency)

@@ -57,10 +57,34 @@ class SubscriptionTerms:
     # Per-metric minimums per period: (metric code, amount), by code.
     metric_minimums: tuple[tuple[str, Decimal], ...] = ()
     terms_version_id: int | None = None  # the SubscriptionTermsVersion they come from (None: the subscription's fields)
+    # A trial (billing.trials): its end date, its usage threshold's presence, and its conversion.
+    has_trial: bool = False
+    trial_ends_at: datetime | None = None
+    trial_converted_at: datetime | None = None
 
     @property
     def pk(self) -> int:
         return self.id
+
+    @property
+    def paid_from(self) -> datetime | None:
+        """From when the subscription pays its fixed fees and minimum commitment: its start, or its
+        trial's conversion — the conversion recorded, else its end date whether swept or not —
+        None while a usage-based trial has not converted."""
+        if not self.has_trial:
+            return self.started_at
+        converted = min((t for t in (self.trial_converted_at, self.trial_ends_at) if t is not None), default=None)
+        if converted is None:
+            return None
+        return converted if self.started_at is None else max(self.started_at, converted)
+
+    def trial_overlaps(self, period_start: datetime) -> bool:
+        """Whether the period starting at `period_start` may hold trial usage (rated before the
+        conversion, which is after its start)."""
+        if not self.has_trial:
+            return False
+        paid_from = self.paid_from
+        return paid_from is None or paid_from > period_start
 
     @classmethod
     def of(cls, subscription: Subscription, *, version: SubscriptionTermsVersion | None = None) -> SubscriptionTerms:
@@ -76,6 +100,8 @@ class SubscriptionTerms:
             net_terms_days=terms.net_terms_days, invoice_grace_hours=terms.invoice_grace_hours,
             metric_minimums=metric_minimums_of(terms.metric_minimums),
             terms_version_id=None if version is None else version.pk,
+            has_trial=subscription.has_trial or subscription.trial_converted_at is not None,
+            trial_ends_at=subscription.trial_ends_at, trial_converted_at=subscription.trial_converted_at,
         )
 
 

@@ -18,25 +18,27 @@ def run(context: SettlementContext) -> None:
     for aggregate in context.aggregates:
         where = f" ({aggregate.dimension_key})" if aggregate.dimension_key else ""
         late = f", late events of the period from {aggregate.period_start:%Y-%m-%d}" if aggregate.late else ""
+        trial = " — Trial usage — free" if aggregate.trial else ""
         context.add(
             Line(
                 kind="late_usage" if aggregate.late else "usage",
-                description=f"{aggregate.metric_code}{where}: {_units(aggregate.units)} units{late}",
+                description=f"{aggregate.metric_code}{where}: {_units(aggregate.units)} units{trial}{late}",
                 amount_unrounded=aggregate.amount, metric_id=aggregate.metric_id, dimension_key=aggregate.dimension_key,
                 period_start=aggregate.period_start, units=aggregate.units, event_count=aggregate.event_count,
-                rated_from_id=aggregate.rated_from_id, rated_to_id=aggregate.rated_to_id,
+                rated_from_id=aggregate.rated_from_id, rated_to_id=aggregate.rated_to_id, trial=aggregate.trial,
             )
         )
     bases = 0
     if context.final:
-        used = {(a.metric_id, a.dimension_key): a.config for a in context.aggregates if not a.late}
+        used = {(a.metric_id, a.dimension_key): a.config for a in context.aggregates if not a.late and not a.trial}
+        used = {**{(a.metric_id, a.dimension_key): a.config for a in context.aggregates if not a.late}, **used}
         configs = context.inputs.version_configs
         keys = {**{(metric_id, ""): config for metric_id, config in configs.items()}, **used}
         codes = context.inputs.metric_codes
         prorated = context.proration_text()
         for (metric_id, key), config in sorted(keys.items()):
             base = context.prorated(compile_config(config).for_key(key).quote(ZERO, []))
-            if base:  # none for a part that bills only late usage (not active in the period)
+            if base:  # none for a late-usage part or a period all in trial (not active)
                 where = f" ({key})" if key else ""
                 context.add(
                     Line(

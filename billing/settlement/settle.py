@@ -123,6 +123,7 @@ def _document(
             dimension_key=line.dimension_key, period_start=line.period_start, units=line.units, event_count=line.event_count,
             amount_unrounded=line.amount_unrounded, amount=line.amount, rated_from_id=line.rated_from_id,
             rated_to_id=line.rated_to_id, subscription_id=line.subscription_id, part=line.part[:200],
+            trial=line.trial,
         )
         for position, line in enumerate(lines_ordered(context), start=1)
     ]

@@ -159,6 +159,9 @@ class SubscriptionAdmin(TenantScopedModelAdmin):
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None:
             fields += ["ended_at", "canceled_at", "canceled_reason"]  # ended through the button
+        fields.append("trial_converted_at")
+        if obj is not None and obj.trial_converted_at is not None:
+            fields += ["trial_ends_at", "trial_metric", "trial_units"]  # a converted trial is history
         return fields
 
     def get_changeform_initial_data(self, request):

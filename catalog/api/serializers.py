@@ -388,6 +388,10 @@ class SubscriptionSerializer(CatalogModelSerializer):
     invoice_threshold = TermAmountField(
         help_text="An interim invoice as soon as the period's accrued, not yet invoiced charges reach this amount."
     )
+    trial_units = TermAmountField(
+        help_text="A usage-based trial: it converts once this many units of trial_metric were used free (with "
+        "trial_metric; null removes it)."
+    )
     confirm_backdated = serializers.BooleanField(
         write_only=True, required=False, default=False,
         help_text="true: go ahead although started_at lies before periods already over, which are invoiced at once "
@@ -411,10 +415,11 @@ class SubscriptionSerializer(CatalogModelSerializer):
             "id", "customer", "offering", "rate_plan", "billing_mode", "billing_cadence", "billing_anchor",
             "currency", "status", "started_at", "ended_at", "min_commitment", "spend_cap", "spend_cap_action",
             "invoice_threshold", "net_terms_days", "invoice_grace_hours", "metric_minimums", "terms_version",
-            "terms_effective_from", "customer_may_change_plan", "confirm_backdated",
+            "terms_effective_from", "customer_may_change_plan", "trial_ends_at", "trial_metric", "trial_units",
+            "trial_converted_at", "confirm_backdated",
             *TIMESTAMPS,
         ]
-        read_only_fields = ["terms_version"]
+        read_only_fields = ["terms_version", "trial_converted_at"]
         extra_kwargs = {
             "billing_anchor": {
                 "required": False,
@@ -434,6 +439,7 @@ class SubscriptionSerializer(CatalogModelSerializer):
             ]})
         if was == Subscription.Status.CANCELED and attrs.get("status", was) != was:
             raise serializers.ValidationError({"status": ["A canceled subscription stays canceled: start a new one."]})
+        self._check_trial_unchanged(attrs)
         if self.instance is None:
             if "currency" not in attrs and attrs.get("rate_plan") is not None:
                 attrs["currency"] = attrs["rate_plan"].currency
@@ -455,6 +461,19 @@ class SubscriptionSerializer(CatalogModelSerializer):
                 raise serializers.ValidationError(refused.message_dict) from None
         self._check_backdated(attrs, confirmed)
         return attrs
+
+    TRIAL_FIELDS = ("trial_ends_at", "trial_metric", "trial_units")
+
+    def _check_trial_unchanged(self, attrs: dict[str, Any]) -> None:
+        """A converted trial is history: its terms decided which usage was free."""
+        converted = getattr(self.instance, "trial_converted_at", None)
+        if converted is None:
+            return
+        changed = [name for name in self.TRIAL_FIELDS if name in attrs and attrs[name] != getattr(self.instance, name)]
+        if changed:
+            raise serializers.ValidationError(
+                {name: [f"The trial converted at {converted.isoformat()}: its terms cannot change."] for name in changed}
+            )
 
     def _check_backdated(self, attrs: dict[str, Any], confirmed: bool) -> None:
         """A start in the past whose periods are already over invoices them at once (the

@@ -27,7 +27,7 @@ def first_versions(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('catalog', '0009_subscription_customer_may_change_plan'),
+        ('catalog', '0010_subscription_trial'),
     ]
 
     operations = [

@@ -9,7 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from .customers import Customer
-from .pricing import Offering, RatePlan, validate_currency_code
+from .pricing import Metric, Offering, RatePlan, validate_currency_code
 from .tenants import TenantOwned
 
 
@@ -90,7 +90,27 @@ class Subscription(TenantOwned):
     terms_version = models.ForeignKey(
         "SubscriptionTermsVersion", on_delete=models.PROTECT, null=True, blank=True, editable=False, related_name="+",
     )
-    same_tenant_fields = ("customer", "offering", "rate_plan")
+    # A free trial (billing.trials): usage timestamped before the conversion instant is rated at
+    # zero, and fixed fees and the minimum commitment are charged from that instant. It converts
+    # at `trial_ends_at`, or when the trial's units of `trial_metric` reach `trial_units` (the
+    # event that reaches them is the last free one), or when the operator ends it — whichever
+    # comes first. `trial_converted_at` is that instant, set once by billing.trials (never here).
+    trial_ends_at = models.DateTimeField(
+        null=True, blank=True, help_text="The trial converts to paid at this instant (usage before it is free).",
+    )
+    trial_metric = models.ForeignKey(
+        Metric, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        help_text="A usage-based trial: the metric whose units end it (with trial_units).",
+    )
+    trial_units = models.DecimalField(
+        max_digits=30, decimal_places=10, null=True, blank=True,
+        help_text="A usage-based trial: it converts once this many units of trial_metric were used free.",
+    )
+    trial_converted_at = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="When the trial converted to paid (set by the conversion: date, usage or the operator).",
+    )
+    same_tenant_fields = ("customer", "offering", "rate_plan", "trial_metric")
 
     class Meta:
         indexes = [models.Index(fields=["customer", "status"])]
@@ -109,8 +129,26 @@ class Subscription(TenantOwned):
             errors["ended_at"] = "Must be after started_at."
         if self.billing_anchor and self.started_at and self.billing_anchor > self.started_at:
             errors["billing_anchor"] = "Must be at or before started_at."
+        errors.update(self._trial_errors())
         if errors:
             raise ValidationError(errors)
+
+    @property
+    def has_trial(self) -> bool:
+        return self.trial_ends_at is not None or self.trial_units is not None
+
+    def _trial_errors(self) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        if self.trial_ends_at and self.started_at and self.trial_ends_at <= self.started_at:
+            errors["trial_ends_at"] = "Must be after started_at."
+        elif self.trial_ends_at and self.ended_at and self.trial_ends_at > self.ended_at:
+            errors["trial_ends_at"] = "Must be at or before ended_at."
+        if (self.trial_metric_id is None) != (self.trial_units is None):
+            missing = "trial_units" if self.trial_units is None else "trial_metric"
+            errors[missing] = "A usage-based trial needs both trial_metric and trial_units."
+        elif self.trial_units is not None and (not self.trial_units.is_finite() or self.trial_units <= 0):
+            errors["trial_units"] = "Must be a positive number of units."
+        return errors
 
     def save(self, *args, **kwargs) -> None:
         # A canceled subscription stops rating events from its end; without one, from now.

@@ -294,7 +294,7 @@ def test_the_watermark_is_the_highest_event_rated_at_least_lag_seconds_ago():
     read(built, lag_s=60)
     assert built.watermark == b.rated_event_id  # c, rated 10 s ago, is left for the next run
     start, metric, config = built.period_start, setup.metric.pk, setup.metric_config.config
-    assert built.ledger_rows == [(start, metric, "", Decimal(5), Decimal(5), 2, b.rated_event_id, config)]
+    assert built.ledger_rows == [(start, metric, "", Decimal(5), Decimal(5), 2, b.rated_event_id, config, False)]  # (…, trial)
     assert built.period_units == {(metric, ""): Decimal(5)} and built.key_configs == {(metric, ""): config}
     aggregate.run(built)
     assert built.aggregates == [
