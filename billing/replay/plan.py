@@ -26,10 +26,13 @@ STILL_INVALID = "still_invalid"
 ALREADY_REPLAYED = "already_replayed"
 OTHER_TENANT = "other_tenant"
 
-# Headers the DLQ and a replay append after the producer's own (docs/KAFKA.md): stripped from
-# the end of a record's headers, so a replayed record carries exactly the original ones.
-APPENDED_HEADERS = frozenset(
-    {"reason", "original_topic", "original_partition", "original_offset", "original_timestamp", "replay_run", "replayed_from"}
+# The header blocks the DLQ and a replay append after the producer's own (docs/KAFKA.md), in
+# this order: stripped from the end, so a replayed record carries exactly the original headers
+# (a producer's own header of the same name, earlier on, stays).
+APPENDED_BLOCKS = (
+    ("replay_run", "replayed_from"),
+    ("reason", "original_topic", "original_partition", "original_offset", "original_timestamp"),
+    ("reason", "original_topic", "original_partition", "original_offset"),  # dead letters before original_timestamp
 )
 INVALID_SAMPLES = 50  # still-invalid records listed one by one in a report (all are counted)
 
@@ -63,9 +66,16 @@ class Decision:
 
 def original_headers(headers: Sequence[tuple[str, bytes]]) -> tuple[tuple[str, bytes], ...]:
     """The producer's own headers: the record's, less those the DLQ or a replay appended."""
-    end = len(headers)
-    while end and headers[end - 1][0] in APPENDED_HEADERS:
-        end -= 1
+    names = [name for name, _ in headers]
+    end = len(names)
+    stripped = True
+    while stripped:  # a replayed record dead-lettered again carries a replay block, then a DLQ block
+        stripped = False
+        for block in APPENDED_BLOCKS:
+            if end >= len(block) and tuple(names[end - len(block):end]) == block:
+                end -= len(block)
+                stripped = True
+                break
     return tuple(headers[:end])
 
 
