@@ -78,3 +78,13 @@ def trial_conversion_sweep() -> int:
     """The trial sweep (beat, every 60 s): convert every trial whose end date has passed, at that
     date (billing.trials.services.trials_due_convert; idempotent). Returns how many it converted."""
     return trials_due_convert(now=timezone.now())
+
+
+@shared_task(name="billing.tasks.replay_run", ignore_result=True)
+def replay_run(run_id: int) -> str:
+    """Run a pending replay run (POST /api/v1/replays, the admin). No retry policy: a failed run
+    keeps its error and a new run replays what it did not (ReplayItems make that safe). Returns
+    the run's status."""
+    from .replay.services import replay_run_execute
+
+    return replay_run_execute(run_id=run_id).status

@@ -182,6 +182,41 @@ def usage_batch_record(*, events: Sequence[IncomingEvent], cache: EnrichmentCach
         return _record_once(batch)
 
 
+def _unmatched_rows(*, tenant_id: int | None, unmatched_ids: Sequence[int] | None):
+    queryset = UnmatchedUsage.objects.filter(resolved_at__isnull=True).select_related("raw_event")
+    if tenant_id is not None:
+        queryset = queryset.filter(tenant_id=tenant_id)
+    if unmatched_ids is not None:
+        queryset = queryset.filter(id__in=list(unmatched_ids))
+    return queryset.order_by("raw_event__timestamp", "id")
+
+
+def _unmatched_resolutions(rows: Sequence[UnmatchedUsage], cache: EnrichmentCache) -> list[Any]:
+    """Each row's resolution against the current catalog (Resolution, or why still unmatched)."""
+    contexts = cache.lookup_many({(row.tenant_id, row.raw_event.subject) for row in rows})
+    return [
+        resolve(
+            contexts[(row.tenant_id, row.raw_event.subject)], metric=row.raw_event.metric, at=row.raw_event.timestamp,
+            subject=row.raw_event.subject, dimensions=row.raw_event.dimensions,
+        )
+        for row in rows
+    ]
+
+
+def unmatched_usage_preview(*, tenant_id: int | None = None, limit: int = 10_000) -> dict[str, Any]:
+    """What unmatched_usage_replay would do now, writing nothing: how many unresolved rows would
+    be rated, and why the others would stay unmatched (counts by reason)."""
+    rows = list(_unmatched_rows(tenant_id=tenant_id, unmatched_ids=None)[:limit])
+    reasons: dict[str, int] = {}
+    would_rate = 0
+    for resolution in _unmatched_resolutions(rows, EnrichmentCache()):
+        if isinstance(resolution, Resolution):
+            would_rate += 1
+        else:
+            reasons[resolution.reason] = reasons.get(resolution.reason, 0) + 1
+    return {"read": len(rows), "would_rate": would_rate, "still_unmatched": len(rows) - would_rate, "reasons": reasons}
+
+
 def unmatched_usage_replay(
     *, tenant_id: int | None = None, limit: int = 10_000, unmatched_ids: Sequence[int] | None = None
 ) -> tuple[dict[str, int], list[RatedRecord]]:
@@ -193,21 +228,12 @@ def unmatched_usage_replay(
     cache = EnrichmentCache()
     now = timezone.now()
     with transaction.atomic(durable=True):
-        queryset = UnmatchedUsage.objects.filter(resolved_at__isnull=True).select_related("raw_event")
-        if tenant_id is not None:
-            queryset = queryset.filter(tenant_id=tenant_id)
-        if unmatched_ids is not None:
-            queryset = queryset.filter(id__in=list(unmatched_ids))
-        rows = list(queryset.order_by("raw_event__timestamp", "id").select_for_update(of=("self",), skip_locked=True)[:limit])
-        contexts = cache.lookup_many({(row.tenant_id, row.raw_event.subject) for row in rows})
+        queryset = _unmatched_rows(tenant_id=tenant_id, unmatched_ids=unmatched_ids)
+        rows = list(queryset.select_for_update(of=("self",), skip_locked=True)[:limit])
         inputs: list[RatingInput] = []
         matched_ids: list[int] = []
-        for row in rows:
+        for row, resolution in zip(rows, _unmatched_resolutions(rows, cache)):
             raw = row.raw_event
-            resolution = resolve(
-                contexts[(row.tenant_id, raw.subject)], metric=raw.metric, at=raw.timestamp, subject=raw.subject,
-                dimensions=raw.dimensions,
-            )
             if isinstance(resolution, Resolution):
                 lease_id = (raw.metadata or {}).get("lease_id")
                 inputs.append(

@@ -59,6 +59,7 @@ class ReasonedDlqProducer(KafkaDlqProducer):
                 ("original_topic", value.partition.topic.name.encode()),
                 ("original_partition", str(value.partition.index).encode()),
                 ("original_offset", str(value.offset).encode()),
+                ("original_timestamp", str(int(value.timestamp.timestamp() * 1000)).encode()),
             ]
         )
         return self._producer.produce(self._topic, KafkaPayload(value.payload.key, value.payload.value, headers))

@@ -12,6 +12,7 @@ decides, with the API's own codes. Both give the same event or the same reason f
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -142,3 +143,49 @@ def decode_event(value: bytes, *, now: datetime) -> tuple[UsageEvent | None, str
         return event, None
     return _reference(value, now)
 
+
+
+# --- the record around the event (key and headers): the consumer's checks before decode_event ---
+
+
+def tenant_of(key: bytes | None, headers: Sequence[tuple[str, bytes]] | None) -> int | None:
+    """The tenant of a record: header `tenant_id`, else the key's `<tenant>:` prefix."""
+    for name, value in headers or ():
+        if name == "tenant_id":
+            return int(value) if value.isdigit() else None
+    if key:
+        head = key.split(b":", 1)[0]
+        if head.isdigit():
+            return int(head)
+    return None
+
+
+SCHEMA_VERSIONS = (b"1",)
+
+
+def schema_version_problem(headers: Sequence[tuple[str, bytes]]) -> str | None:
+    """A direct producer may say which contract its record follows (header `schema_version`,
+    docs/KAFKA.md); one this consumer does not know is poison. No header: v1."""
+    for name, value in headers:
+        if name == "schema_version" and value not in SCHEMA_VERSIONS:
+            return f"unsupported_schema_version: {value[:20]!r}; this consumer reads usage event v1 (schema_version: 1)"
+    return None
+
+
+def record_check(
+    *, key: bytes | None, headers: Sequence[tuple[str, bytes]] | None, value: bytes, received_at: datetime,
+    tenant_exists: Callable[[int], bool],
+) -> tuple[int | None, UsageEvent | None, str | None]:
+    """(tenant id, event, None) for a record the usage consumer would accept, else (tenant id or
+    None, None, the DLQ reason) — the consumer's checks in its order (consumers.usage.steps
+    RecordStep.decode, which inlines them for speed; tests/metering/test_replay_check.py keeps
+    the two in agreement). `received_at` is the record's timestamp."""
+    tenant_id = tenant_of(key, headers)
+    if tenant_id is None:
+        return None, None, "missing_tenant: the record has no tenant_id header and its key has no '<tenant>:' prefix"
+    if headers and (version := schema_version_problem(headers)):
+        return tenant_id, None, version
+    if not tenant_exists(tenant_id):
+        return tenant_id, None, f"unknown_tenant: no tenant {tenant_id}"
+    event, problem = decode_event(value or b"", now=received_at)
+    return tenant_id, event, problem

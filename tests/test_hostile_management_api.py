@@ -44,6 +44,7 @@ def test_no_hostile_body_gets_a_server_error(api_client):
         ("POST", "/api/v1/subscriptions"), ("PATCH", f"/api/v1/subscriptions/{sid}"),
         ("POST", f"/api/v1/wallets/{wallet.pk}/adjustments"), ("POST", "/api/v1/customers"),
         ("POST", "/api/v1/credit-grants"), ("POST", f"/api/v1/credit-grants/{grant.pk}/void"),
+        ("POST", "/api/v1/replays"),
     ]
     answers = {}
     for method, url in writes:
@@ -57,5 +58,5 @@ def test_no_hostile_body_gets_a_server_error(api_client):
     assert [key for key, code in answers.items() if code < 400] == [("PATCH", f"/api/v1/subscriptions/{sid}", BODIES[4][:20])]
     for url in ("/api/v1/coupons?customer=%00", "/api/v1/discounts?subscription=abc", "/api/v1/tax-rates?customer=99999999999999999999",
                 "/api/v1/invoices/999999999999999999999.pdf", "/api/v1/credit-grants?customer=%00",
-                "/api/v1/credit-grants?currency=%00&status=x"):
+                "/api/v1/credit-grants?currency=%00&status=x", "/api/v1/replays/999999999999999999999"):
         assert 400 <= api_client.get(url).status_code < 500, url

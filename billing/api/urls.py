@@ -3,7 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from . import (
     allowance_grants, coupons, entitlements, invoice_actions, plan_change, invoice_documents, invoice_exports, invoices, leases, pricing, series, terms,
-    trials, unmatched, views,
+    replays, trials, unmatched, views,
 )
 
 urlpatterns = [
@@ -22,6 +22,8 @@ urlpatterns = [
     path("subscriptions/<int:subscription_id>/change-plan", plan_change.PlanChangeView.as_view(), name="subscription-change-plan"),
     path("subscriptions/<int:subscription_id>/trial", trials.TrialView.as_view(), name="subscription-trial"),
     path("subscriptions/<int:subscription_id>/end-trial", trials.EndTrialView.as_view(), name="subscription-end-trial"),
+    path("replays", replays.ReplayListView.as_view(), name="replay-list"),
+    path("replays/<int:replay_id>", replays.ReplayDetailView.as_view(), name="replay-detail"),
     path("unmatched-usage/replay", unmatched.UnmatchedUsageReplayView.as_view(), name="unmatched-usage-replay"),
     path("pricing/quote", pricing.PricingQuoteView.as_view(), name="pricing-quote"),
     path("entitlements/check", entitlements.EntitlementCheckView.as_view(), name="entitlements-check"),

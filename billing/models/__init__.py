@@ -5,6 +5,7 @@ grants (grants)."""
 from .credit_notes import CreditNote, CreditNoteCounter
 from .grants import AllowanceGrant, RolloverGrant, RolloverPolicy
 from .leases import Lease
+from .replay import ReplayItem, ReplayRun
 from .ledger import PricingSnapshot, RatedEvent, RunningTotal, UsageRollup
 from .settlement import Invoice, InvoiceCounter, InvoiceLine, SettlementRun
 from .terms import Coupon, CouponRedemption, Discount, TaxRate
@@ -12,6 +13,7 @@ from .trials import TrialConversion, TrialUsage
 
 __all__ = [
     "AllowanceGrant", "Coupon", "CouponRedemption", "CreditNote", "CreditNoteCounter", "Discount", "Invoice", "InvoiceCounter", "InvoiceLine", "Lease", "PricingSnapshot", "RatedEvent",
+    "ReplayItem", "ReplayRun",
     "RolloverGrant", "RolloverPolicy", "RunningTotal", "SettlementRun", "TaxRate", "TrialConversion", "TrialUsage",
     "UsageRollup",
 ]

@@ -38,7 +38,7 @@ from billing.services import rated_records_publish_later
 from billing.usage import BatchOutcome, IncomingEvent, usage_batch_record
 from catalog.models import Tenant
 from metering.enrichment import EnrichmentCache
-from metering.wire import decode_event
+from metering.wire import SCHEMA_VERSIONS, decode_event, schema_version_problem, tenant_of  # noqa: F401 (re-exported)
 
 from ..errors import DATABASE_UNAVAILABLE, OUTAGES
 
@@ -72,33 +72,10 @@ class TenantDirectory:
         return False
 
 
-def tenant_of(key: bytes | None, headers: Sequence[tuple[str, bytes]] | None) -> int | None:
-    """The tenant of a record: header `tenant_id`, else the key's `<tenant>:` prefix."""
-    for name, value in headers or ():
-        if name == "tenant_id":
-            return int(value) if value.isdigit() else None
-    if key:
-        head = key.split(b":", 1)[0]
-        if head.isdigit():
-            return int(head)
-    return None
-
-
-SCHEMA_VERSIONS = (b"1",)
-
-
-def schema_version_problem(headers: Sequence[tuple[str, bytes]]) -> str | None:
-    """A direct producer may say which contract its record follows (header `schema_version`,
-    docs/KAFKA.md); one this consumer does not know is poison. No header: v1."""
-    for name, value in headers:
-        if name == "schema_version" and value not in SCHEMA_VERSIONS:
-            return f"unsupported_schema_version: {value[:20]!r}; this consumer reads usage event v1 (schema_version: 1)"
-    return None
-
-
 def dead_letter_record(source: Any, *, reason: str, topic: str | None = None) -> Record:
     """The DLQ copy of a record (a librdkafka message): its original key, value and headers,
-    plus why and where it came from. To the usage DLQ unless `topic` says otherwise."""
+    plus why and where it came from (and when it arrived: `manage.py replay` re-produces it with
+    that timestamp, which the timestamp window is judged against). To the usage DLQ unless `topic` says otherwise."""
     return Record(
         topic=topic or settings.KAFKA_TOPIC_USAGE_DLQ,
         key=source.key(),
@@ -109,6 +86,7 @@ def dead_letter_record(source: Any, *, reason: str, topic: str | None = None) ->
             ("original_topic", source.topic().encode()),
             ("original_partition", str(source.partition()).encode()),
             ("original_offset", str(source.offset()).encode()),
+            ("original_timestamp", str(source.timestamp()[1]).encode()),
         ),
     )
 
