@@ -35,6 +35,7 @@ from .topic import TopicScan, usage_topic_scan
 UTC = dt_timezone.utc
 MAX_NAMED = 100  # event ids named per kind and row
 MAX_PERIOD = timedelta(days=62)
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
 
 
 # --- period ---------------------------------------------------------------------------------
@@ -90,6 +91,8 @@ def period_parse(text: str | None, *, now: datetime) -> Period:
         raise PeriodInvalid(f"expected YYYY-MM, YYYY-MM-DD or <start>/<end> (ISO 8601 with an offset): {error}") from None
     if not start < end:
         raise PeriodInvalid("the start must be before the end")
+    if not EARLIEST <= start and end <= LATEST:
+        raise PeriodInvalid("outside 1970 to 9000")
     if end - start > MAX_PERIOD:
         raise PeriodInvalid("at most 62 days")
     return Period(start, end)

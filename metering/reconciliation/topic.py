@@ -2,8 +2,7 @@
 difference: which records of a tenant (and subjects) the topic holds there, where the usage
 consumer group stands on each partition, and which records the ingest API produced.
 
-Bounded: from offsets_for_times(start − skew) to each partition's end offset when the scan
-starts, stopping a partition at its first record past end + skew (record timestamps come from
+Bounded: from offsets_for_times(start − skew) to the end of each partition (partition EOF), stopping a partition at its first record past end + skew (record timestamps come from
 several web servers: a little out of order), and at `max_records` records read in all."""
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import orjson
-from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from django.conf import settings
 
 from aforo.kafka import BrokerUnavailable, client_config
@@ -91,6 +90,7 @@ def usage_topic_scan(
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
         }
     )
     scan = TopicScan()
@@ -103,8 +103,7 @@ def usage_topic_scan(
         stop_ms = int((end + SKEW).timestamp() * 1000)
         wanted = consumer.offsets_for_times([TopicPartition(topic, p, start_ms) for p in partitions], timeout=5)
         scan.committed = {tp.partition: tp.offset for tp in consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=5)}
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1] for p in partitions}
-        assign = [tp for tp in wanted if tp.offset not in (OFFSET_END, -1) and tp.offset < ends[tp.partition]]
+        assign = [tp for tp in wanted if tp.offset >= 0]  # −1 (OFFSET_END): nothing at or after start
         if not assign:
             return scan
         consumer.assign(assign)
@@ -114,13 +113,17 @@ def usage_topic_scan(
         deadline = time.monotonic() + timeout_s
         while open_partitions and time.monotonic() < deadline:
             for message in consumer.consume(num_messages=1000, timeout=0.2):
-                if message.error() is not None or message.partition() not in open_partitions:
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:  # caught up with the partition
+                        open_partitions.discard(message.partition())
                     continue
                 partition, offset, stamp = message.partition(), message.offset(), message.timestamp()[1]
-                if offset >= ends[partition] - 1 or stamp > stop_ms:
+                if partition not in open_partitions:
+                    continue
+                if stamp > stop_ms:
                     open_partitions.discard(partition)
-                    if offset >= ends[partition] or stamp > stop_ms:
-                        continue
+                    continue
                 read += 1
                 if read > max_records:
                     scan.truncated = True

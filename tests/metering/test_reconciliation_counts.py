@@ -139,7 +139,7 @@ def test_periods(text, start, end):
     assert (period.start, period.end) == (start, end)
 
 
-@pytest.mark.parametrize("text", ["2026-13", "2026-11-24T10:00/2026-11-24T11:00", "x/y", "2026-11-02T00:00Z/2026-11-01T00:00Z", "2026-01-01T00:00Z/2026-06-01T00:00Z", "1" * 400])
+@pytest.mark.parametrize("text", ["2026-13", "2026-11-24T10:00/2026-11-24T11:00", "x/y", "2026-11-02T00:00Z/2026-11-01T00:00Z", "2026-01-01T00:00Z/2026-06-01T00:00Z", "1" * 400, "9999-12-31", "0001-01-01T00:00Z/0001-01-02T00:00Z"])
 def test_bad_periods_are_refused(text):
     with pytest.raises(PeriodInvalid):
         period_parse(text, now=NOW)
