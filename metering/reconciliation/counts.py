@@ -199,8 +199,12 @@ class Tally:
 def consumed_counts_plan(*, received: Iterable[Received]) -> dict[tuple[int, datetime, str], Tally]:
     """The ConsumedCount increments of a batch, by (tenant, minute, subject). Pure."""
     tallies: dict[tuple[int, datetime, str], Tally] = {}
+    minutes: dict[datetime, datetime] = {}  # a batch's events share a few record timestamps
     for item in received:
-        key = (item.tenant_id, minute_of(item.received_at), item.subject)
+        minute = minutes.get(item.received_at)
+        if minute is None:
+            minute = minutes[item.received_at] = minute_of(item.received_at)
+        key = (item.tenant_id, minute, item.subject)
         tally = tallies.get(key)
         if tally is None:
             tally = tallies[key] = Tally()
