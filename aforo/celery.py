@@ -12,6 +12,14 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 app.conf.beat_schedule = {
+    # The ingest API's accepted counts (metering.reconciliation.counts): Redis minute hashes →
+    # IngestCount. Minutes are flushed 2 minutes after they close (a request counts in the minute
+    # it started); 30 s keeps Redis holding a few minutes at most. The reconciliation report
+    # flushes on its own before reading, so its figures never wait for this.
+    "ingest-counts-flush": {
+        "task": "metering.tasks.ingest_counts_flush",
+        "schedule": 30.0,
+    },
     # The EntitlementCacheSyncJob: rebuild every active API key's billing context in Redis so
     # the consumer's per-batch MGET hits. 30 s keeps entries far inside their 10-minute TTL;
     # correctness after catalog edits does not depend on it (edits bump the catalog generation).

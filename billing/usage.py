@@ -17,7 +17,7 @@ The unmatched-usage replay rates through the same path (`_rate`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -28,7 +28,10 @@ from django.utils import timezone
 
 from aforo.stages import stage
 from metering.enrichment import EnrichmentCache, Resolution, resolve
-from metering.ledger import UNIQUE_CONSTRAINT, raw_events_store, unmatched_usage_record
+from metering.ledger import UNIQUE_CONSTRAINT, Stored, raw_events_store, unmatched_usage_record
+from metering.reconciliation.counts import (
+    DUPLICATE, RATED, REPLAYED, UNMATCHED, Received, consumed_counts_plan, consumed_counts_write,
+)
 from metering.models import UnmatchedUsage
 from metering.validation import UsageEvent
 from wallets.debits import wallet_charges_record
@@ -75,14 +78,17 @@ class EnrichedBatch:
     events: list[IncomingEvent]
     resolutions: list[Any]  # Resolution | Unmatched, one per event
     duplicates_in_batch: int = 0
+    repeated: tuple[IncomingEvent, ...] = ()  # the in-batch repeats dropped (reconciliation counts)
 
 
 def usage_batch_enrich(*, events: Sequence[IncomingEvent], cache: EnrichmentCache) -> EnrichedBatch:
     """Drop in-batch repeats of (tenant, event_id) and resolve each event's billing context
     at its own timestamp, with one cache lookup for the whole batch."""
     unique: dict[tuple[int, str], IncomingEvent] = {}
+    repeated: list[IncomingEvent] = []
     for incoming in events:
-        unique.setdefault((incoming.tenant_id, incoming.event.event_id), incoming)
+        if unique.setdefault((incoming.tenant_id, incoming.event.event_id), incoming) is not incoming:
+            repeated.append(incoming)
     with stage("enrich"):
         contexts = cache.lookup_many({(e.tenant_id, e.subject) for e in unique.values()})
         ordered = list(unique.values())
@@ -96,6 +102,7 @@ def usage_batch_enrich(*, events: Sequence[IncomingEvent], cache: EnrichmentCach
                 for e in ordered
             ],
             duplicates_in_batch=len(events) - len(unique),
+            repeated=tuple(repeated),
         )
 
 
@@ -120,6 +127,23 @@ def _lease_session(lease_id: Any) -> str:
     """A money lease's wallet hold (reference `lease:<id>`) pays for the events that name the
     lease and no session of their own (billing.leases.money)."""
     return f"lease:{lease_id}"
+
+
+def _received(batch: EnrichedBatch, stored: Stored) -> Iterator[Received]:
+    """Each event's outcome for the reconciliation counts. A same-position replay (the batch
+    was recorded before, its offsets not committed) was counted then: not again; nor are the
+    in-batch repeats of a replayed event (the batch they came in was counted then too)."""
+    for incoming, resolution in zip(batch.events, batch.resolutions):
+        key = (incoming.tenant_id, incoming.event.event_id)
+        raw_id = stored.new.get(key)
+        if raw_id is not None:
+            outcome = RATED if isinstance(resolution, Resolution) else UNMATCHED
+            yield Received(incoming.tenant_id, incoming.subject, incoming.received_at, outcome, raw_id)
+        elif key not in stored.replayed_keys:
+            yield Received(incoming.tenant_id, incoming.subject, incoming.received_at, DUPLICATE)
+    for incoming in batch.repeated:
+        if (incoming.tenant_id, incoming.event.event_id) not in stored.replayed_keys:
+            yield Received(incoming.tenant_id, incoming.subject, incoming.received_at, DUPLICATE)
 
 
 def _record_once(batch: EnrichedBatch) -> BatchOutcome:
@@ -152,6 +176,8 @@ def _record_once(batch: EnrichedBatch) -> BatchOutcome:
                 unmatched.append((incoming.tenant_id, raw_id, resolution.reason, resolution.detail))
         outcome.rated = _rate(inputs, now=now, leased=leased)
         unmatched_usage_record(rows=unmatched, now=now)
+        with stage("ledger.counts"):
+            consumed_counts_write(tallies=consumed_counts_plan(received=_received(batch, stored)))
     outcome.new = len(stored.new)
     outcome.duplicates += stored.duplicates
     outcome.replayed = len(stored.replayed)
@@ -247,4 +273,13 @@ def unmatched_usage_replay(
                 matched_ids.append(row.id)
         rated = _rate(inputs, now=now, leased=[i for i, item in enumerate(inputs) if item.lease_id is not None])
         UnmatchedUsage.objects.filter(id__in=matched_ids).update(resolved_at=now)
+        replayed_ids = set(matched_ids)
+        consumed_counts_write(
+            tallies=consumed_counts_plan(
+                received=(
+                    Received(row.tenant_id, row.raw_event.subject, row.raw_event.received_at, REPLAYED)
+                    for row in rows if row.id in replayed_ids
+                )
+            )
+        )
     return {"rated": len(matched_ids), "still_unmatched": len(rows) - len(matched_ids)}, rated

@@ -177,3 +177,4 @@ class UnmatchedUsageAdmin(LedgerAdmin):
     @admin.display(description="key prefix")
     def api_key_prefix(self, unmatched: UnmatchedUsage) -> str:
         return unmatched.raw_event.api_key_prefix
+from . import admin_reconciliation  # noqa: E402,F401 - registers the reconciliation page

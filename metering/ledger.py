@@ -54,6 +54,7 @@ class Stored:
     new: dict[tuple[int, str], int]
     replayed: list[int]
     duplicates: int  # stored before from elsewhere (a client's retry, another partition)
+    replayed_keys: frozenset[tuple[int, str]] = frozenset()  # (tenant, event_id) of `replayed`
 
 
 def _json(value: dict) -> bytes:
@@ -103,17 +104,19 @@ def raw_events_store(*, events: Sequence[Storable], now: datetime) -> Stored:
         )
         existing = {(t, e): (raw_id, p, o) for raw_id, t, e, p, o in cursor.fetchall()}
         fresh = [e for e in events if (e.tenant_id, e.event.event_id) not in existing]
-        replayed = [
-            found[0]
+        replayed_events = [
+            (found[0], (e.tenant_id, e.event.event_id))
             for e in events
             if (found := existing.get((e.tenant_id, e.event.event_id))) is not None
             and e.offset is not None and found[1:] == (e.partition, e.offset)
         ]
+        replayed = [raw_id for raw_id, _ in replayed_events]
         _copy(cursor, fresh, ids, now)  # a concurrent writer of the same event: UniqueViolation (see module)
     return Stored(
         new={(e.tenant_id, e.event.event_id): raw_id for raw_id, e in zip(ids, fresh)},
         replayed=replayed,
         duplicates=len(existing) - len(replayed),
+        replayed_keys=frozenset(key for _, key in replayed_events),
     )
 
 

@@ -74,3 +74,69 @@ class UnmatchedUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.raw_event.event_id}: {self.reason}"
+
+
+# --- reconciliation: what each side counted (metering.reconciliation) -------------------------
+# The join key of every count is (tenant, subject, minute): `subject` is UsageEvent.subject (the
+# customer reference the event carries: key:<sha256>, customer:<id>, subscription:<id>), and the
+# minute is the arrival minute — the ingest API's `now`, which is also the Kafka record's
+# timestamp and so RawEvent.received_at. Both sides name the same thing: no second copy of events.
+
+
+class IngestCount(models.Model):
+    """Events the ingest API accepted (answered 202 for), per tenant, subject and minute.
+    Append-only: one row per flush of a Redis minute hash (metering.reconciliation.counts);
+    (flush_id, tenant, subject) is unique, so a flush applied twice is counted once."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False)
+    subject = models.CharField(max_length=80)
+    minute = models.DateTimeField()
+    accepted = models.BigIntegerField()
+    flush_id = models.CharField(max_length=120, help_text="The Redis key this count was flushed from.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["flush_id", "tenant", "subject"], name="ingest_count_once_per_flush")]
+        indexes = [models.Index(fields=["tenant", "minute"], name="ingest_count_tenant_minute")]
+
+
+class ConsumedCount(models.Model):
+    """What the usage consumer received per tenant, subject and arrival minute, counted in the
+    transaction that wrote the rows (billing.usage): new (stored in the raw ledger: rated or
+    unmatched), duplicates (already stored, not a replay of the same Kafka record), and later
+    the unmatched events re-rated by replay_unmatched. raw_id_min/max bound the raw ledger ids of
+    the new ones (the report counts the ledger through the (tenant, id) index)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False)
+    subject = models.CharField(max_length=80)
+    minute = models.DateTimeField()
+    new = models.BigIntegerField(default=0)
+    duplicates = models.BigIntegerField(default=0)
+    rated = models.BigIntegerField(default=0)
+    unmatched = models.BigIntegerField(default=0)
+    replayed = models.BigIntegerField(default=0)
+    raw_id_min = models.BigIntegerField(null=True)
+    raw_id_max = models.BigIntegerField(null=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "minute", "subject"], name="consumed_count_unique")]
+
+
+class DeadLetter(models.Model):
+    """A usage record the consumer sent to the dead-letter topic, once per Kafka position
+    (written after the DLQ acknowledged it, before the offsets are committed: a replay writes
+    the same position again, a no-op). Tenant and subject as far as the record tells them."""
+
+    tenant_id = models.BigIntegerField(null=True)
+    subject = models.CharField(max_length=80, blank=True)
+    minute = models.DateTimeField()
+    event_id = models.CharField(max_length=128, blank=True)
+    reason = models.CharField(max_length=500)
+    topic = models.CharField(max_length=255)
+    partition = models.IntegerField()
+    offset = models.BigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["topic", "partition", "offset"], name="dead_letter_once_per_record")]
+        indexes = [models.Index(fields=["tenant_id", "minute"], name="dead_letter_tenant_minute")]

@@ -19,6 +19,7 @@ from aforo.kafka import Record, produce_and_wait
 from catalog.models import Tenant
 
 from .models import RawEvent
+from .reconciliation.counts import ingest_counts_add
 from .validation import EventRejected, UsageEvent, validate_event
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,11 @@ class IngestResult:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+
+
+# Marks the records the ingest API produced (the reconciliation's topic scan tells them from
+# records produced to the topic directly, which the API never counted as accepted).
+INGEST_HEADERS = (("via", b"api"),)
 
 
 def _marker_key(tenant_id: int, event_id: str) -> str:
@@ -106,6 +112,7 @@ def usage_events_ingest(*, tenant: Tenant, payloads: Sequence[Any], now: datetim
                     key=f"{tenant.id}:{event.routing_key}".encode(),
                     value=orjson.dumps(event.to_wire()),
                     timestamp_ms=timestamp_ms,
+                    headers=INGEST_HEADERS,
                 )
                 for _, event in valid.values()
             ]
@@ -115,8 +122,13 @@ def usage_events_ingest(*, tenant: Tenant, payloads: Sequence[Any], now: datetim
             pipe.set(_marker_key(tenant.id, event_id), 1, ex=settings.INGEST_IN_FLIGHT_WINDOW_S)
             results[index] = {"index": index, "event_id": event_id, "status": "accepted", "late": event.is_late}
             outcome.accepted += 1
+        # Counted on the same pipeline as the markers: the reconciliation's accepted side
+        # (metering.reconciliation.counts), in the minute of the records' timestamp.
+        ingest_counts_add(pipe, tenant_id=tenant.id, subjects=(event.subject for _, event in valid.values()), now=now)
         try:
             pipe.execute()
         except RedisError:  # markers only sharpen the duplicate report; the ledger stays exact
-            logger.warning("could not record ingest markers", exc_info=True)
+            # The accepted count is lost with them: the reconciliation shows these events as
+            # received but not accepted (a negative difference) — never hidden.
+            logger.warning("could not record ingest markers and counts", exc_info=True)
     return outcome

@@ -58,5 +58,8 @@ def test_no_hostile_body_gets_a_server_error(api_client):
     assert [key for key, code in answers.items() if code < 400] == [("PATCH", f"/api/v1/subscriptions/{sid}", BODIES[4][:20])]
     for url in ("/api/v1/coupons?customer=%00", "/api/v1/discounts?subscription=abc", "/api/v1/tax-rates?customer=99999999999999999999",
                 "/api/v1/invoices/999999999999999999999.pdf", "/api/v1/credit-grants?customer=%00",
-                "/api/v1/credit-grants?currency=%00&status=x", "/api/v1/replays/999999999999999999999"):
+                "/api/v1/credit-grants?currency=%00&status=x", "/api/v1/reconciliation?customer=%00",
+                "/api/v1/reconciliation?period=%00", "/api/v1/reconciliation?period=9999-12-31",
+                "/api/v1/reconciliation?period=0001-01-01T00:00Z/0001-01-02T00:00Z",
+                "/api/v1/replays/999999999999999999999"):
         assert 400 <= api_client.get(url).status_code < 500, url

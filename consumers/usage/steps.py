@@ -38,6 +38,7 @@ from billing.services import rated_records_publish_later
 from billing.usage import BatchOutcome, IncomingEvent, usage_batch_record
 from catalog.models import Tenant
 from metering.enrichment import EnrichmentCache
+from metering.reconciliation.counts import DeadLetterRow, dead_letters_record, subject_of_record
 from metering.wire import SCHEMA_VERSIONS, decode_event, schema_version_problem, tenant_of  # noqa: F401 (re-exported)
 
 from ..errors import DATABASE_UNAVAILABLE, OUTAGES
@@ -91,6 +92,25 @@ def dead_letter_record(source: Any, *, reason: str, topic: str | None = None) ->
     )
 
 
+def _dead_letter_row(source: Any, reason: str) -> DeadLetterRow:
+    """The reconciliation's record of a poison record (metering.reconciliation.counts): its
+    tenant, subject and event id as far as its key and value tell."""
+    key, value = source.key(), source.value()
+    subject, event_id = subject_of_record(key=key, value=value)
+    try:
+        received_at = datetime.fromtimestamp(max(source.timestamp()[1], 0) / 1000, timezone.utc)
+    except (ValueError, OverflowError, OSError):  # a producer's timestamp past year 9999
+        received_at = datetime.now(timezone.utc)
+    try:
+        tenant_id = tenant_of(key, source.headers())
+    except ValueError:  # a tenant_id header of digits int() refuses ("²")
+        tenant_id = None
+    return DeadLetterRow(
+        tenant_id, subject, received_at, event_id,
+        reason, source.topic(), source.partition(), source.offset(),
+    )
+
+
 class RecordStep:
     """Decode a batch of chunks and record it: ONE call to billing.usage.usage_batch_record.
 
@@ -120,6 +140,7 @@ class RecordStep:
             events, poison = self.decode(records)
         if poison:
             produce_and_wait([dead_letter_record(source, reason=reason) for source, reason in poison])
+            dead_letters_record(rows=[_dead_letter_row(source, reason) for source, reason in poison])
         outcome = self._isolating(events) if events else BatchOutcome()
         outcome.dead_lettered += len(poison)
         self._account(outcome)
@@ -204,6 +225,15 @@ class RecordStep:
         if event.source is None:  # not from Kafka: nothing to dead-letter, so nothing may be skipped
             raise error
         produce_and_wait([dead_letter_record(event.source, reason=reason)])
+        source = event.source
+        dead_letters_record(
+            rows=[
+                DeadLetterRow(
+                    event.tenant_id, event.subject, event.received_at, event.event.event_id, reason, source.topic(),
+                    source.partition(), source.offset(),
+                )
+            ]
+        )
         return BatchOutcome(dead_lettered=1)
 
     def _account(self, outcome: BatchOutcome) -> None:
