@@ -225,6 +225,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "AlertRuleKindEnum": "notify.models.AlertRule.Kind",
         "LeaseKindEnum": "billing.models.leases.Lease.Kind",
+        "CreditGrantKindEnum": "wallets.models.CreditGrant.Kind",
     },
 }
 
