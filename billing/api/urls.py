@@ -2,7 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from . import (
-    allowance_grants, coupons, entitlements, invoice_actions, plan_change, invoice_documents, invoice_exports, invoices, leases, pricing, series, terms,
+    allowance_grants, backtest, coupons, entitlements, invoice_actions, plan_change, invoice_documents, invoice_exports, invoices, leases, pricing, series, terms,
     trials, unmatched, views,
 )
 
@@ -24,6 +24,7 @@ urlpatterns = [
     path("subscriptions/<int:subscription_id>/end-trial", trials.EndTrialView.as_view(), name="subscription-end-trial"),
     path("unmatched-usage/replay", unmatched.UnmatchedUsageReplayView.as_view(), name="unmatched-usage-replay"),
     path("pricing/quote", pricing.PricingQuoteView.as_view(), name="pricing-quote"),
+    path("pricing/backtest", backtest.PricingBacktestView.as_view(), name="pricing-backtest"),
     path("entitlements/check", entitlements.EntitlementCheckView.as_view(), name="entitlements-check"),
     path("leases", leases.LeaseListCreateView.as_view(), name="leases"),
     path("leases/<int:lease_id>", leases.LeaseDetailView.as_view(), name="lease-detail"),
