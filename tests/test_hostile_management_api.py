@@ -44,6 +44,7 @@ def test_no_hostile_body_gets_a_server_error(api_client):
         ("POST", "/api/v1/subscriptions"), ("PATCH", f"/api/v1/subscriptions/{sid}"),
         ("POST", f"/api/v1/wallets/{wallet.pk}/adjustments"), ("POST", "/api/v1/customers"),
         ("POST", "/api/v1/credit-grants"), ("POST", f"/api/v1/credit-grants/{grant.pk}/void"),
+        ("POST", "/api/v1/pricing/backtest"),
     ]
     answers = {}
     for method, url in writes:

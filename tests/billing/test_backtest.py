@@ -142,3 +142,25 @@ def test_the_api_and_the_command_agree_and_bad_input_is_a_400(api_client, starte
     with pytest.raises(CommandError, match="invalid_range: from"):
         call_command("backtest", "--tenant", str(history[0].tenant.pk), "--config", json.dumps(VOLUME), "--metric",
                      history[0].metric.code, "--from", "26-01", "--to", month)
+
+
+def test_the_admin_page_shows_the_table_and_the_chart_and_names_a_bad_field(client, started_at):
+    from tests.test_admin import operator
+
+    history, start = _history(GRADUATED, started_at)
+    other = priced_setup(config=GRADUATED)  # another tenant: not the operator's
+    client.force_login(operator(history[0].tenant))
+    month = f"{start:%Y-%m}"
+    query = {"metric": history[0].metric.pk, "config": json.dumps(VOLUME), "start": month, "end": month}
+    response = client.get("/admin/pricing/backtest/", query)
+    assert response.status_code == 200
+    html = response.content.decode()
+    expected = pricing_backtest(tenant_id=history[0].tenant.pk, config=VOLUME, metric=history[0].metric.code, start=month, end=month)
+    assert html.count('<tr class="row">') == 3 and html.count('<tr class="customer">') == 3
+    for row in expected["customers"]:
+        assert f'>{row["candidate"]}<' in html
+    assert 'id="backtest-histogram-data"' in html and "js/backtest.js" in html and "uPlot.iife.min.js" in html
+    bad = client.get("/admin/pricing/backtest/", {**query, "config": '{"model": "volume", "tiers": []}'})
+    assert bad.status_code == 200 and "config.tiers" in bad.content.decode() and 'class="row"' not in bad.content.decode()
+    foreign = client.get("/admin/pricing/backtest/", {**query, "metric": other.metric.pk})
+    assert "Select a valid choice" in foreign.content.decode()
