@@ -9,7 +9,6 @@ PriceBook.select picks them); without overrides every event is the base price's 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 
@@ -87,31 +86,22 @@ def transactions(
     *, tenant_id: int, metric_id: int, rate_plan_id: int | None, start: datetime, end: datetime, candidate: PriceBook
 ) -> dict[tuple[int, datetime, str], tuple[list[Decimal], list[Decimal]]]:
     """Per (subscription, period, candidate key): the event quantities in rating order (id), all
-    and the trial's. Only for a candidate priced per transaction: one row per event."""
+    and the trial's. Only for a candidate priced per transaction: one array per key, built in
+    SQL (a timestamp per event row cost more to load than the pricing itself)."""
     key_sql, key_params = _candidate_key_sql(candidate)
     where, params = _selection(tenant_id=tenant_id, metric_id=metric_id, rate_plan_id=rate_plan_id, start=start, end=end)
-    out: dict[tuple[int, datetime, str], tuple[list[Decimal], list[Decimal]]] = {}
     with bulk_cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT r.subscription_id, r.period_start, {key_sql}, r.quantity, r.trial
+            SELECT r.subscription_id, r.period_start, {key_sql} AS candidate_key, ARRAY_AGG(r.quantity ORDER BY r.id),
+                   COALESCE(ARRAY_AGG(r.quantity ORDER BY r.id) FILTER (WHERE r.trial), '{{}}')
             FROM {_from(candidate)}
             WHERE {where}
-            ORDER BY r.id
+            GROUP BY 1, 2, 3
             """,
             [*key_params, *params],
         )
-        for subscription_id, period_start, key, quantity, trial in _rows(cursor):
-            every, trials = out.setdefault((subscription_id, period_start, key), ([], []))
-            every.append(quantity)
-            if trial:
-                trials.append(quantity)
-    return out
-
-
-def _rows(cursor, size: int = 20_000) -> Iterator[tuple]:
-    while batch := cursor.fetchmany(size):
-        yield from batch
+        return {(subscription_id, period_start, key): (every, trial) for subscription_id, period_start, key, every, trial in cursor}
 
 
 def customer_names(*, tenant_id: int, customer_ids: set[int]) -> dict[int, str]:

@@ -164,3 +164,18 @@ def test_the_admin_page_shows_the_table_and_the_chart_and_names_a_bad_field(clie
     assert bad.status_code == 200 and "config.tiers" in bad.content.decode() and 'class="row"' not in bad.content.decode()
     foreign = client.get("/admin/pricing/backtest/", {**query, "metric": other.metric.pk})
     assert "Select a valid choice" in foreign.content.decode()
+
+
+def test_percentage_backtested_with_its_own_price_per_transaction_shows_no_difference(started_at):
+    # The first transaction is free: the order of the events decides the charge.
+    config = {"model": "percentage", "rate": "10", "fixed_fee": "0.05", "free_events": 1, "min_fee": "1"}
+    history, start = _history(config, started_at)
+    month = f"{start:%Y-%m}"
+    answer = pricing_backtest(tenant_id=history[0].tenant.pk, config=config, metric=history[0].metric.code, start=month, end=month)
+    assert answer["priced_per_transaction"] is True
+    assert {row["difference"] for row in answer["rows"]} == {"0.00"} and answer["distribution"]["unchanged"] == 3
+    # customer 0: 4 free, then 5 and 3 at 10% + 0.05 = 0.55 + 0.35 = 0.90, below the 1.00 minimum
+    assert answer["rows"][0]["charged"] == answer["rows"][0]["candidate"] == "1.00"
+    cheaper = pricing_backtest(tenant_id=history[0].tenant.pk, config={**config, "min_fee": "0"}, metric=history[0].metric.code,
+                               start=month, end=month)
+    assert cheaper["rows"][0]["candidate"] == "0.90"
