@@ -162,12 +162,14 @@ def change_percent(charged: Decimal, candidate: Decimal) -> Decimal | None:
 
 
 def _comparison(charged: Decimal, candidate: Decimal, currency: str) -> dict[str, Any]:
+    # Each side rounded, the difference of the rounded sides: a table that adds up; unchanged =
+    # the same at the minor unit. The % change is of the exact amounts.
     rounded_charged = Decimal(money(charged, currency))
     rounded_candidate = Decimal(money(candidate, currency))
-    difference = Decimal(money(candidate - charged, currency))
+    difference = rounded_candidate - rounded_charged
     percent = change_percent(charged, candidate)
     return {
-        "charged": money(charged, currency), "candidate": money(candidate, currency),
+        "charged": decimal_text_fixed(rounded_charged), "candidate": decimal_text_fixed(rounded_candidate),
         "difference": decimal_text_fixed(difference),
         "change_percent": None if percent is None else format(percent, "f"),
         "_difference": difference, "_percent": percent, "_zero": not rounded_charged and not rounded_candidate,
