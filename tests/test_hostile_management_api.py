@@ -45,6 +45,7 @@ def test_no_hostile_body_gets_a_server_error(api_client):
         ("POST", f"/api/v1/wallets/{wallet.pk}/adjustments"), ("POST", "/api/v1/customers"),
         ("POST", "/api/v1/credit-grants"), ("POST", f"/api/v1/credit-grants/{grant.pk}/void"),
         ("POST", "/api/v1/replays"),
+        ("POST", "/api/v1/pricing/backtest"),
     ]
     answers = {}
     for method, url in writes:

@@ -2,8 +2,8 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from . import (
-    allowance_grants, coupons, entitlements, invoice_actions, plan_change, invoice_documents, invoice_exports, invoices, leases, pricing, series, terms,
-    replays, trials, unmatched, views,
+    allowance_grants, backtest, coupons, entitlements, invoice_actions, plan_change, invoice_documents, invoice_exports, invoices, leases,
+    pricing, series, terms, replays, trials, unmatched, views,
 )
 
 urlpatterns = [
@@ -26,6 +26,7 @@ urlpatterns = [
     path("replays/<int:replay_id>", replays.ReplayDetailView.as_view(), name="replay-detail"),
     path("unmatched-usage/replay", unmatched.UnmatchedUsageReplayView.as_view(), name="unmatched-usage-replay"),
     path("pricing/quote", pricing.PricingQuoteView.as_view(), name="pricing-quote"),
+    path("pricing/backtest", backtest.PricingBacktestView.as_view(), name="pricing-backtest"),
     path("entitlements/check", entitlements.EntitlementCheckView.as_view(), name="entitlements-check"),
     path("leases", leases.LeaseListCreateView.as_view(), name="leases"),
     path("leases/<int:lease_id>", leases.LeaseDetailView.as_view(), name="lease-detail"),
