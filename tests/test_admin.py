@@ -35,6 +35,7 @@ from wallets.holds import hold_place
 from billing.models import Lease  # noqa: E402  (its own line: merges beside other imports)
 from billing.invoicing import invoice_void_and_reissue  # noqa: E402  (its own line: merges beside other imports)
 from billing.trials.services import trial_convert  # noqa: E402  (its own line: merges beside other imports)
+from billing.models import ReplayRun  # noqa: E402  (its own line: merges beside other imports)
 from catalog.models import Subscription  # noqa: E402  (its own line: merges beside other imports)
 
 LEDGER_MODELS = [RawEvent, UnmatchedUsage, RatedEvent, RunningTotal, PricingSnapshot, Lease]
@@ -146,6 +147,9 @@ def everything(db, django_user_model):
         # A trial, ended by the operator: its usage row and its conversion.
         Subscription.objects.filter(pk=setup.subscription.pk).update(trial_ends_at=timezone.now() + timedelta(days=10))
         trial_convert(subscription_id=setup.subscription.pk, reason="seed")
+        # A finished replay run and its report (billing.replay).
+        ReplayRun.objects.create(tenant=setup.tenant, source="unmatched", dry_run=True, status="succeeded",
+                                 report={"would_replay": 0}, requested_by="seed")
     operator(setups[0].tenant)
     Group.objects.create(name="operators")
     return setups
