@@ -101,7 +101,7 @@ def test_no_generated_request_gets_a_server_error(fuzz_target, real_ids):
     result = subprocess.run(
         [
             str(ST), "--config-file", str(config), "run", f"{web.url}/api/schema/",
-            "--checks", "not_a_server_error", "--max-examples", "8" if real_ids else "5", "--workers", "2",
+            "--checks", "not_a_server_error", "--max-examples", "5", "--workers", "2",
             "--seed", "1", "--request-timeout", "60", "--no-color",
             # Generated ids: only the operations with an id in their path (the others are the real
             # ids' run again), and the coverage phase, which derives the huge, negative and

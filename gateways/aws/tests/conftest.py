@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[3]
 class Platform:
     def __init__(self) -> None:
         self.process = subprocess.Popen(
-            [str(ROOT / ".venv/bin/python"), "-m", "aforo.devserver.testplatform", "--name", "gwaws", "--redis-db", "2"],
+            [str(ROOT / ".venv/bin/python"), "-m", "aforo.devserver.testplatform", "--name", "gwaws", "--redis-db", "12"],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         line = self.process.stdout.readline()
