@@ -36,8 +36,21 @@ def test_history_is_rated_and_settled_once():
         assert all(i.status == Invoice.Status.PAID and i.payment_reference == f"DEMO-TRANSFER-{i.number}" for i in older)
     globex = next(c for c in seeded["customers"] if c["billing_mode"] == "prepaid")
     assert WalletEntry.objects.filter(wallet_id=globex["wallet_id"], kind="debit").count() > 100
+    # The back-fill stands for past API traffic: accepted and received balance, month by month.
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from metering.reconciliation.report import period_parse, reconciliation_report
+
+    month = timezone.now() - timedelta(days=40)
+    report = reconciliation_report(tenant_id=seeded["tenant"]["id"], period=period_parse(f"{month:%Y-%m}", now=timezone.now()),
+                                   scan=False)
+    assert report.totals.accepted > 0 and report.totals.difference == 0 and report.balanced, report.totals
     again = demo_seed(history=True)
     assert again["history"] == seeded["history"]  # nothing rated or settled twice
+    assert reconciliation_report(tenant_id=seeded["tenant"]["id"], period=period_parse(f"{month:%Y-%m}", now=timezone.now()),
+                                 scan=False).totals == report.totals  # seeding again counts nothing twice
     assert InvoiceLine.objects.count() == InvoiceLine.objects.distinct().count()
     assert wallets_check() == []
 

@@ -44,6 +44,7 @@ def demo_history_backfill(seeded: dict[str, Any], *, now: datetime | None = None
                     event = validate_event(raw, now=at + timedelta(seconds=1))  # as if received then
                     batch.append(IncomingEvent(tenant_id, event.subject, event, at + timedelta(seconds=1), None, None))
             usage_batch_record(events=batch, cache=cache)
+            _accepted_record(tenant_id, batch)
             day += timedelta(days=1)
     for customer in customers:
         subscription = Subscription.objects.get(pk=customer["subscription_id"])
@@ -69,3 +70,20 @@ def demo_history_backfill(seeded: dict[str, Any], *, now: datetime | None = None
         "events": RawEvent.objects.filter(tenant_id=tenant_id, event_id__startswith="history-").count(),
         "invoices": Invoice.objects.filter(subscription_id__in=[c["subscription_id"] for c in customers]).count(),
     }
+
+
+def _accepted_record(tenant_id: int, batch: list) -> None:
+    """The back-filled events stand for API traffic of the past ("as if received then"): they are
+    counted as accepted per subject and arrival minute, as the ingest API counts what it answers
+    202 for, so the demo's reconciliation (metering.reconciliation) balances like live traffic.
+    One flush id per minute: seeding again adds nothing."""
+    from collections import Counter
+
+    from metering.models import IngestCount
+
+    counts = Counter((event.subject, event.received_at.replace(second=0, microsecond=0)) for event in batch)
+    IngestCount.objects.bulk_create(
+        [IngestCount(tenant_id=tenant_id, subject=subject, minute=minute, accepted=n,
+                     flush_id=f"demo-history:{minute:%Y%m%dT%H%M}") for (subject, minute), n in counts.items()],
+        ignore_conflicts=True,
+    )
