@@ -232,4 +232,4 @@ class PricingSnapshotAdmin(LedgerAdmin):
     def pricing_model(self, snapshot: PricingSnapshot) -> str:
         return str(snapshot.config.get("model", "?"))
 
-from . import admin_backtest, admin_customer, admin_invoices, admin_leases, admin_plan_change, admin_replays, admin_terms, admin_trials, admin_unmatched  # noqa: F401  (register the backtest, customer and plan change pages, the invoice, settlement run, lease, replay run, terms, trial and unmatched usage admins)
+from . import admin_backtest, admin_customer, admin_invoices, admin_leases, admin_plan_change, admin_replays, admin_rerating, admin_terms, admin_trials, admin_unmatched  # noqa: F401  (register the backtest, customer and plan change pages, the invoice, settlement run, lease, replay run, terms, trial and unmatched usage admins)

@@ -26,7 +26,7 @@ from .invoices import lifecycle
 from .invoices.credit_notes import credit_note_issue
 from .invoices.services import InvoiceTransitionRefused
 from .invoices.webhooks import invoice_event_emit
-from .models import CreditNote, Invoice, SettlementRun
+from .models import CreditNote, Invoice, RunningTotal, SettlementRun
 from .settlement import settle
 from .settlement.pipeline import settlement_recompute, settlements_recompute
 
@@ -46,14 +46,21 @@ class Reissue:
     credit_note: CreditNote | None = None  # issued when the voided invoice had been issued (not a draft)
 
 
-def invoice_void_and_reissue(*, invoice: Invoice, reason: str, now: datetime | None = None) -> Reissue:
+def invoice_void_and_reissue(
+    *, invoice: Invoice, reason: str, now: datetime | None = None, include_through: int | None = None
+) -> Reissue:
     """Void `invoice` and issue its recomputed replacement (new number, `replaces` = the voided
     one); its settlement run moves to the replacement, and the run's stage log gains a "reissue"
     entry with what the stages did this time. One durable transaction, under the subscription's
     row lock (as settlement takes it) and the invoice's; its status is re-checked under the
     lock, so two concurrent voids make one replacement: the second raises InvoiceAlreadyVoid
     naming it. A paid invoice is refused (InvoiceTransitionRefused `invoice_paid`). An issued
-    (finalized or uncollectible) invoice gets a credit note for its total; invoice.voided is sent."""
+    (finalized or uncollectible) invoice gets a credit note for its total; invoice.voided is sent.
+
+    `include_through` (a re-rating's "void and reissue", billing.rerating): the run's watermark
+    is raised to that rated id first, so the replacement bills the corrections written after the
+    run settled. Only for an invoice of one run that is its subscription's latest (a later run
+    may have billed the period's late events already: `later_runs`), else refused."""
     now = now or timezone.now()
     reason = reason.strip()[:300]
     with transaction.atomic(durable=True):
@@ -70,6 +77,21 @@ def invoice_void_and_reissue(*, invoice: Invoice, reason: str, now: datetime | N
             raise InvoiceTransitionRefused(voided, plan.refused, plan.message)
         settlements = list(SettlementRun.objects.select_related("subscription__rate_plan").filter(invoice=voided).order_by("pk"))
         settlement = next((run for run in settlements if run.subscription_id == voided.subscription_id), settlements[-1])
+        if include_through is not None and include_through > settlement.watermark:
+            if len(settlements) > 1 or SettlementRun.objects.filter(
+                    subscription_id=settlement.subscription_id, pk__gt=settlement.pk).exists():
+                raise InvoiceTransitionRefused(
+                    voided, "later_runs", "a later run (or another part of the invoice) may have billed the period's "
+                    "newer events: it cannot be reissued to include them.",
+                )
+            # Every rated id up to include_through must be committed before the ledger is read:
+            # an event rated into this subscription's totals takes its id under the total's lock,
+            # so waiting for those locks lets every earlier id commit (later ones are above).
+            list(RunningTotal.objects.select_for_update().filter(
+                subscription_id=settlement.subscription_id, period_start__lte=settlement.period_start,
+            ).order_by("pk").values_list("pk"))
+            settlement.watermark = include_through
+            settlement.save(update_fields=["watermark"])
         if len(settlements) == 1:
             context = settlement_recompute(settlement, now=now)
         else:  # a combined invoice: every part again, one replacement

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
+from itertools import repeat
 from typing import Protocol
 
 from aforo.db import bulk_cursor
@@ -39,24 +40,27 @@ class Rated(Protocol):
     blocked: Decimal
 
 
-def usage_rollups_add(*, records: Sequence[Rated], metric_ids: Sequence[int], now: datetime) -> None:
+def usage_rollups_add(
+    *, records: Sequence[Rated], metric_ids: Sequence[int], now: datetime, counts: Sequence[int] | None = None
+) -> None:
     """Add rated events (and their metrics' ids) to their hours: summed here per (subscription,
     metric, dimension key, hour), then one INSERT … ON CONFLICT for the batch, in key order (two
     consumers adding to one subscription's hour wait on its row, never deadlock). Inside the
     rating transaction. ~0.5 µs an event: the hour is the epoch second // 3600 (a datetime's
-    astimezone and replace cost three times that), made a datetime once per row written."""
+    astimezone and replace cost three times that), made a datetime once per row written.
+    `counts`: each record's event count (a re-rating's reversal row is −1; default 1 each)."""
     sums: dict[tuple, list] = {}
-    for r, metric in zip(records, metric_ids):
+    for r, metric, n in zip(records, metric_ids, repeat(1) if counts is None else counts):
         key = (r.subscription_id, metric, r.dimension_key, int(r.timestamp.timestamp() // HOUR_S))
         entry = sums.get(key)
         if entry is None:
-            sums[key] = [r.tenant_id, r.customer_id, r.quantity, r.amount, r.blocked, 1]
+            sums[key] = [r.tenant_id, r.customer_id, r.quantity, r.amount, r.blocked, n]
         else:
             entry[2] += r.quantity
             entry[3] += r.amount
             if r.blocked:
                 entry[4] += r.blocked
-            entry[5] += 1
+            entry[5] += n
     if not sums:
         return
     keys = sorted(sums)

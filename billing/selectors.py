@@ -28,7 +28,7 @@ def rated_records_for_raw_events(*, raw_event_ids: Sequence[int]):
     from .services import RatedRecord
 
     rows = (
-        RatedEvent.objects.filter(raw_event_id__in=list(raw_event_ids))
+        RatedEvent.objects.filter(raw_event_id__in=list(raw_event_ids), correction__isnull=True)
         .select_related("metric", "raw_event")
         .order_by("id")
     )

@@ -88,3 +88,13 @@ def replay_run(run_id: int) -> str:
     from .replay.services import replay_run_execute
 
     return replay_run_execute(run_id=run_id).status
+
+
+@shared_task(name="billing.tasks.rerating_job", ignore_result=True)
+def rerating_job(job_id: int) -> str:
+    """Run a pending re-rating job (POST /api/v1/rerating-jobs, the admin). No retry policy: a
+    failed job wrote nothing (one transaction) and keeps its error; a new job does what it did
+    not. Returns the job's status."""
+    from .rerating.services import rerating_job_execute
+
+    return rerating_job_execute(job_id=job_id).status

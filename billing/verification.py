@@ -52,6 +52,8 @@ USAGE_LINES = f"""usage_lines AS MATERIALIZED (
     WHERE l.kind = ANY(%s))"""
 # The rated events `r` of a usage line `u`: its subscription, metric, dimension and period, id in
 # (rated_from_id, rated_to_id] — trial usage on a line of its own (trial = true).
+# A rated row's event count: 1, or −1 for a re-rating's reversal row (RatedEvent.reverses).
+EVENTS = "CASE WHEN reverses_id IS NULL THEN 1 ELSE -1 END"
 LINE_EVENTS = """r.subscription_id = u.subscription_id AND r.metric_id = u.metric_id
                  AND r.dimension_key = u.dimension_key AND r.period_start = u.period_start
                  AND r.trial = u.trial AND r.id > u.rated_from_id AND r.id <= u.rated_to_id"""
@@ -123,7 +125,7 @@ def _usage_lines(problems: list[str]) -> None:
         f"""
         WITH {USAGE_LINES},
         rated AS (
-            SELECT u.id, SUM(r.amount) AS amount, SUM(r.quantity) AS units, COUNT(*) AS n
+            SELECT u.id, SUM(r.amount) AS amount, SUM(r.quantity) AS units, SUM({EVENTS}) AS n
             FROM usage_lines u JOIN {RATED} r ON {LINE_EVENTS}
             GROUP BY u.id)
         SELECT u.number, u.position, u.amount_unrounded, u.units, u.event_count,
@@ -259,7 +261,7 @@ def _running_totals(problems: list[str]) -> None:
         FROM {TOTAL} t
         FULL OUTER JOIN (
             SELECT subscription_id, metric_id, dimension_key, period_start,
-                   SUM(quantity) AS units, SUM(amount) AS amount, COUNT(*) AS event_count, MAX(id) AS last_id
+                   SUM(quantity) AS units, SUM(amount) AS amount, SUM({EVENTS}) AS event_count, MAX(id) AS last_id
             FROM {RATED} GROUP BY subscription_id, metric_id, dimension_key, period_start
         ) r USING (subscription_id, metric_id, dimension_key, period_start)
         LEFT JOIN {RATED} n ON n.id = r.last_id
@@ -290,7 +292,7 @@ def _rollups(problems: list[str]) -> None:
         FROM {ROLLUP} u
         FULL OUTER JOIN (
             SELECT subscription_id, metric_id, dimension_key, date_trunc('hour', event_timestamp) AS hour,
-                   SUM(quantity) AS units, SUM(amount) AS amount, SUM(blocked_units) AS blocked, COUNT(*) AS event_count
+                   SUM(quantity) AS units, SUM(amount) AS amount, SUM(blocked_units) AS blocked, SUM({EVENTS}) AS event_count
             FROM {RATED} GROUP BY 1, 2, 3, 4
         ) r USING (subscription_id, metric_id, dimension_key, hour)
         WHERE u.units IS DISTINCT FROM r.units OR u.amount IS DISTINCT FROM r.amount

@@ -97,7 +97,7 @@ class RawEventAdmin(LedgerAdmin):
     list_display = (
         "event_id", "metric", "quantity_exact", "timestamp", "received_at", "billed_as", "is_late", "outcome",
     )
-    list_prefetch_related = ("rated", "unmatched")
+    list_prefetch_related = ("ratings", "unmatched")
     # is_late: the partial index (tenant, id) WHERE is_late; persisted: the id window.
     list_filter = (metric_code_filter("metric"), "is_late", written_date_filter("created_at", "persisted"))
     search_fields = ("event_id",)
@@ -116,9 +116,13 @@ class RawEventAdmin(LedgerAdmin):
 
     @admin.display(description="outcome")
     def outcome(self, raw_event: RawEvent) -> str:
-        rated = getattr(raw_event, "rated", None)
+        ratings = sorted(raw_event.ratings.all(), key=lambda rated: rated.pk)  # prefetched
+        rated = ratings[-1] if ratings else None
+        if rated is not None and rated.reverses_id is not None:
+            return admin_link(self.admin_site, "billing_ratedevent", rated.pk, "reversed")
         if rated is not None:
-            text = f"rated: {decimal_text(rated.amount)} {rated.currency}"
+            corrected = " (re-rated)" if len(ratings) > 1 else ""
+            text = f"rated: {decimal_text(rated.amount)} {rated.currency}{corrected}"
             return admin_link(self.admin_site, "billing_ratedevent", rated.pk, text)
         unmatched = getattr(raw_event, "unmatched", None)
         if unmatched is not None:

@@ -21,6 +21,7 @@ from billing.models import AllowanceGrant, Coupon, Discount, PricingSnapshot, Ra
 from billing.periods import period_for
 from billing.rated_wire import RatedWire
 from billing.rating import config_hash
+from billing.rerating.services import event_reverse
 from billing.settlement import settlement_run
 from catalog.admin.confirm import CONFIRM
 from catalog.models import CustomerUser, Tenant, TenantMember, TenantToken, key_hash
@@ -110,7 +111,8 @@ def everything(db, django_user_model):
         ledger_rows(setup, event_id=f"evt-{index}")
         # An alert rule and its firing (a spend threshold the next event's charge reaches).
         alert_rule_save(tenant_id=setup.tenant.pk, data={"kind": "spend_amount", "thresholds": ["0.000001"]})
-        AlertEvaluator().evaluate([rated_decode(RatedWire().encode(rated_event(setup, f"alerting-{index}", "5")))])
+        alerting = rated_event(setup, f"alerting-{index}", "5")
+        AlertEvaluator().evaluate([rated_decode(RatedWire().encode(alerting))])
         tenant_token(setup.tenant)
         login = django_user_model.objects.create_user(f"customer{index}", password="pw")
         CustomerUser.objects.create(user=login, customer=setup.customer)
@@ -150,6 +152,8 @@ def everything(db, django_user_model):
         # A finished replay run and its report (billing.replay).
         ReplayRun.objects.create(tenant=setup.tenant, source="unmatched", dry_run=True, status="succeeded",
                                  report={"would_replay": 0}, requested_by="seed")
+        # A reversed event (billing.rerating): its job, a reversal row and the re-rated rows.
+        event_reverse(tenant_id=setup.tenant.pk, raw_event_id=alerting.raw_event_id, reason="seed")
     operator(setups[0].tenant)
     Group.objects.create(name="operators")
     return setups

@@ -64,7 +64,7 @@ def test_event_id_search_is_exact_and_stays_in_the_operators_tenant(operator_cli
     mine, theirs = two_tenants
     my_raw = RawEvent.objects.get(tenant=mine.tenant, event_id="same-id")
     assert listed(operator_client, RawEvent, "?q=same-id") == {my_raw.pk}
-    assert listed(operator_client, RatedEvent, "?q=same-id") == {my_raw.rated.pk}
+    assert listed(operator_client, RatedEvent, "?q=same-id") == {my_raw.ratings.get().pk}
     assert listed(operator_client, UnmatchedUsage, "?q=same-id-stray") == {
         UnmatchedUsage.objects.get(tenant=mine.tenant).pk
     }

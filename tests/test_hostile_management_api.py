@@ -1,5 +1,6 @@
 """Hostile bodies to the management API's write endpoints (terms, coupons, plan changes,
-cancellation, invoice moves, wallet adjustments, subscriptions, credit grants): truncated JSON, binary, a
+cancellation, invoice moves, wallet adjustments, subscriptions, credit grants, replays, backtests,
+re-rating jobs, event reversal): truncated JSON, binary, a
 10,000-deep array, NUL characters, absurd numbers and types, a 2 MB string — every answer a 2xx
 or a 4xx, never a 500; the deep array a 400 malformed_json (aforo.parsers), as the ingest says."""
 
@@ -31,7 +32,7 @@ BODIES = [
 
 def test_no_hostile_body_gets_a_server_error(api_client):
     setup = priced_setup(rate="1")
-    rated_event(setup, "e1", "3")
+    rated = rated_event(setup, "e1", "3")
     invoice = settlement_run(subscription_id=setup.subscription.pk, at=timezone.now()).invoice
     wallet = funded_wallet(setup.customer, "10")
     grant, _ = credit_grant_create(customer=setup.customer, currency="USD", amount=Decimal(5), name="g", idempotency_key="g")
@@ -45,7 +46,8 @@ def test_no_hostile_body_gets_a_server_error(api_client):
         ("POST", f"/api/v1/wallets/{wallet.pk}/adjustments"), ("POST", "/api/v1/customers"),
         ("POST", "/api/v1/credit-grants"), ("POST", f"/api/v1/credit-grants/{grant.pk}/void"),
         ("POST", "/api/v1/replays"),
-        ("POST", "/api/v1/pricing/backtest"),
+        ("POST", "/api/v1/pricing/backtest"), ("POST", "/api/v1/rerating-jobs"),
+        ("POST", f"/api/v1/events/{rated.raw_event_id}/reverse"),
     ]
     answers = {}
     for method, url in writes:
@@ -62,5 +64,6 @@ def test_no_hostile_body_gets_a_server_error(api_client):
                 "/api/v1/credit-grants?currency=%00&status=x", "/api/v1/reconciliation?customer=%00",
                 "/api/v1/reconciliation?period=%00", "/api/v1/reconciliation?period=9999-12-31",
                 "/api/v1/reconciliation?period=0001-01-01T00:00Z/0001-01-02T00:00Z",
-                "/api/v1/replays/999999999999999999999"):
+                "/api/v1/replays/999999999999999999999", "/api/v1/rerating-jobs/999999999999999999999",
+                "/api/v1/events/999999999999999999999/reverse"):
         assert 400 <= api_client.get(url).status_code < 500, url

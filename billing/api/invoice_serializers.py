@@ -251,6 +251,14 @@ class RatedEventTraceSerializer(serializers.Serializer):
         source="pricing_snapshot.config_hash", help_text="The exact config it was rated with."
     )
     rated_at = serializers.DateTimeField()
+    reverses = serializers.IntegerField(
+        source="reverses_id", allow_null=True,
+        help_text="A re-rating's reversal row: the rated event it cancels (its quantity and amount negated).",
+    )
+    correction = serializers.IntegerField(
+        source="correction_id", allow_null=True,
+        help_text="The re-rating job or reversal (GET /api/v1/rerating-jobs/{id}) that wrote this row; null for a first rating.",
+    )
     raw_event = serializers.SerializerMethodField(help_text="GET it for the original dimensions and gateway metadata.")
 
     def get_raw_event(self, rated_event) -> str:

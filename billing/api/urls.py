@@ -3,7 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from . import (
     allowance_grants, backtest, coupons, entitlements, invoice_actions, plan_change, invoice_documents, invoice_exports, invoices, leases,
-    pricing, series, terms, replays, trials, unmatched, views,
+    pricing, rerating, series, terms, replays, trials, unmatched, views,
 )
 
 urlpatterns = [
@@ -24,6 +24,9 @@ urlpatterns = [
     path("subscriptions/<int:subscription_id>/end-trial", trials.EndTrialView.as_view(), name="subscription-end-trial"),
     path("replays", replays.ReplayListView.as_view(), name="replay-list"),
     path("replays/<int:replay_id>", replays.ReplayDetailView.as_view(), name="replay-detail"),
+    path("rerating-jobs", rerating.RerateJobListView.as_view(), name="rerating-job-list"),
+    path("rerating-jobs/<int:job_id>", rerating.RerateJobDetailView.as_view(), name="rerating-job-detail"),
+    path("events/<int:raw_event_id>/reverse", rerating.EventReverseView.as_view(), name="event-reverse"),
     path("unmatched-usage/replay", unmatched.UnmatchedUsageReplayView.as_view(), name="unmatched-usage-replay"),
     path("pricing/quote", pricing.PricingQuoteView.as_view(), name="pricing-quote"),
     path("pricing/backtest", backtest.PricingBacktestView.as_view(), name="pricing-backtest"),

@@ -61,7 +61,7 @@ def usage_groups(
         cursor.execute(
             f"""
             SELECT r.subscription_id, r.customer_id, r.currency, r.period_start, r.dimension_key, {key_sql} AS candidate_key,
-                   r.trial, SUM(r.quantity), SUM(r.amount), COUNT(*), MAX(r.id)
+                   r.trial, SUM(r.quantity), SUM(r.amount), SUM(CASE WHEN r.reverses_id IS NULL THEN 1 ELSE -1 END), MAX(r.id)
             FROM {_from(candidate)}
             WHERE {where}
             GROUP BY 1, 2, 3, 4, 5, 6, 7
@@ -96,7 +96,8 @@ def transactions(
             SELECT r.subscription_id, r.period_start, {key_sql} AS candidate_key, ARRAY_AGG(r.quantity ORDER BY r.id),
                    COALESCE(ARRAY_AGG(r.quantity ORDER BY r.id) FILTER (WHERE r.trial), '{{}}')
             FROM {_from(candidate)}
-            WHERE {where}
+            WHERE {where} AND r.reverses_id IS NULL
+              AND NOT EXISTS (SELECT 1 FROM {RatedEvent._meta.db_table} x WHERE x.reverses_id = r.id)
             GROUP BY 1, 2, 3
             """,
             [*key_params, *params],

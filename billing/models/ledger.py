@@ -44,7 +44,11 @@ class RatedEvent(models.Model):
     # same transaction (billing.usage), raw events are never deleted, and verify_ledger checks
     # the link; the per-row check cost ~18% of the consumer's throughput (issue 12).
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False)
-    raw_event = models.OneToOneField(RawEvent, on_delete=models.PROTECT, related_name="rated", db_constraint=False)
+    # A raw event's first rating is unique (the constraint below): it is rated once. A
+    # re-rating or a reversal (billing.rerating) adds rows for it, each naming its correction.
+    raw_event = models.ForeignKey(
+        RawEvent, on_delete=models.PROTECT, related_name="ratings", db_constraint=False, db_index=False,
+    )
     subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="rated_events", db_index=False, db_constraint=False)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="rated_events", db_index=False, db_constraint=False)
     metric = models.ForeignKey(Metric, on_delete=models.PROTECT, related_name="rated_events", db_index=False, db_constraint=False)
@@ -71,6 +75,17 @@ class RatedEvent(models.Model):
     # at zero — `amount` is 0, the running total still counts its units (the trial's units are
     # the period's first: the paid ones are priced from there on).
     trial = models.BooleanField(default=False, db_default=False)
+    # Corrections (billing.rerating), append-only: a reversal row cancels the rating it names
+    # (`reverses`: quantity, amount, tiers and blocked units negated, event count −1); a new
+    # rating after it is an ordinary row. Both name the job (`correction`). An event's current
+    # rating is its newest row, unless that row is a reversal (then the event counts for nothing).
+    reverses = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_constraint=False, db_index=False,
+    )
+    correction = models.ForeignKey(
+        "billing.RatingCorrection", on_delete=models.PROTECT, null=True, blank=True, related_name="rated_events",
+        db_constraint=False, db_index=False,
+    )
 
     class Meta:
         # (subscription, metric, period_start): settlement and the invoice-line trace. The others
@@ -82,6 +97,16 @@ class RatedEvent(models.Model):
             models.Index(fields=["tenant", "id"], name="rated_event_tenant_id"),
             models.Index(fields=["tenant", "period_start", "id"], name="rated_event_tenant_period"),
             models.Index(fields=["customer", "id"], name="rated_event_customer_id"),
+            models.Index(fields=["correction", "id"], name="rated_event_correction", condition=models.Q(correction__isnull=False)),
+            models.Index(fields=["reverses"], name="rated_event_reverses", condition=models.Q(reverses__isnull=False)),
+        ]
+        constraints = [
+            # One index for both rules, led by raw_event (a raw event's ratings, in one range):
+            # its first rating (NULL, NULL) once; per job, one reversal of a given rating and one
+            # new rating (NULL reverses).
+            models.UniqueConstraint(
+                fields=["raw_event", "correction", "reverses"], nulls_distinct=False, name="rated_event_rated_once",
+            )
         ]
 
     def __str__(self) -> str:

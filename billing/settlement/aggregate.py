@@ -102,13 +102,13 @@ def _from_events(context: SettlementContext, *, cutoff, floor: int, watermark: i
             f"""
             WITH ev AS MATERIALIZED (
                 SELECT r.id, r.period_start, r.metric_id, r.dimension_key, r.quantity, r.amount, r.pricing_snapshot_id,
-                       r.rated_at, r.trial
+                       r.rated_at, r.trial, CASE WHEN r.reverses_id IS NULL THEN 1 ELSE -1 END AS n
                 FROM {RatedEvent._meta.db_table} r
                 JOIN unnest(%s::timestamptz[], %s::bigint[]) AS p(start, low) ON r.period_start = p.start AND r.id > p.low
                 WHERE r.subscription_id = %s),
             w AS (SELECT COALESCE(%s::bigint, GREATEST(COALESCE(MAX(id) FILTER (WHERE rated_at <= %s), 0), %s)) AS mark
                   FROM ev)
-            SELECT w.mark, e.period_start, e.metric_id, e.dimension_key, SUM(e.quantity), SUM(e.amount), COUNT(e.id),
+            SELECT w.mark, e.period_start, e.metric_id, e.dimension_key, SUM(e.quantity), SUM(e.amount), COALESCE(SUM(e.n), 0),
                    MAX(e.id), (ARRAY_AGG(e.pricing_snapshot_id ORDER BY e.id DESC))[1], COALESCE(e.trial, false)
             FROM w LEFT JOIN ev e ON e.id <= w.mark
             GROUP BY w.mark, e.period_start, e.metric_id, e.dimension_key, e.trial

@@ -177,28 +177,40 @@ class UnmatchedUsageListView(APIView):
 class RawEventSerializer(serializers.ModelSerializer):
     quantity = serializers.SerializerMethodField(help_text="Exact decimal string.")
     metadata = serializers.JSONField(help_text="The gateway metadata the event carried, as received.")
-    rated_event_id = serializers.SerializerMethodField(help_text="The rated event it became; null if not rated.")
+    rated_event_id = serializers.SerializerMethodField(
+        help_text="Its current rated event (the newest after a re-rating); null if not rated, or reversed."
+    )
+    reversed = serializers.SerializerMethodField(help_text="True once the event was reversed (POST …/reverse).")
 
     class Meta:
         model = RawEvent
         fields = [
             "id", "event_id", "timestamp", "received_at", "metric", "quantity", "dimensions", "metadata",
-            "api_key_prefix", "is_late", "rated_event_id",
+            "api_key_prefix", "is_late", "rated_event_id", "reversed",
         ]
 
     def get_quantity(self, raw_event: RawEvent) -> str:
         return decimal_text(raw_event.quantity)
 
+    @staticmethod
+    def _newest(raw_event: RawEvent):
+        ratings = list(raw_event.ratings.all())  # prefetched: its first rating and any corrections
+        return max(ratings, key=lambda rated: rated.pk) if ratings else None
+
     def get_rated_event_id(self, raw_event: RawEvent) -> int | None:
-        rated = getattr(raw_event, "rated", None)
-        return rated.pk if rated is not None else None
+        newest = self._newest(raw_event)
+        return newest.pk if newest is not None and newest.reverses_id is None else None
+
+    def get_reversed(self, raw_event: RawEvent) -> bool:
+        newest = self._newest(raw_event)
+        return newest is not None and newest.reverses_id is not None
 
 
 RAW_EVENT_EXAMPLE = {
     "id": 771203, "event_id": "req-7f3a-0001", "timestamp": "2026-10-14T09:12:03.120000Z",
     "received_at": "2026-10-14T09:12:03.180000Z", "metric": "api_calls", "quantity": "1000",
     "dimensions": {"region": "eu"}, "metadata": {"gateway": "kong", "route": "/v1/search"},
-    "api_key_prefix": "sk_live_3f9a1c2b", "is_late": False, "rated_event_id": 884101,
+    "api_key_prefix": "sk_live_3f9a1c2b", "is_late": False, "rated_event_id": 884101, "reversed": False,
 }
 
 
@@ -224,7 +236,7 @@ class RawEventDetailView(APIView):
         examples=[OpenApiExample("A rated event", value=RAW_EVENT_EXAMPLE, response_only=True)],
     )
     def get(self, request, raw_event_id: int):
-        raw_event = RawEvent.objects.select_related("rated").filter(tenant=request.tenant, pk=raw_event_id).first()
+        raw_event = RawEvent.objects.prefetch_related("ratings").filter(tenant=request.tenant, pk=raw_event_id).first()
         if raw_event is None:
             raise ApiError(code="not_found", message=f"No event {raw_event_id} in this tenant.", status_code=404)
         return Response(RawEventSerializer(raw_event).data)
