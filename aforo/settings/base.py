@@ -122,6 +122,9 @@ KAFKA_HEARTBEAT_INTERVAL_MS = env.int("KAFKA_HEARTBEAT_INTERVAL_MS", default=100
 KAFKA_FETCH_WAIT_MAX_MS = env.int("KAFKA_FETCH_WAIT_MAX_MS", default=20)
 # How soon a consumer notices a topic re-created after a broker restart (librdkafka: 5 minutes).
 KAFKA_METADATA_REFRESH_MS = env.int("KAFKA_METADATA_REFRESH_MS", default=10000)
+# How long a replay's metadata request (an offset range's partition check) waits for a broker
+# before the API answers 503 broker_unavailable.
+KAFKA_METADATA_TIMEOUT_S = env.float("KAFKA_METADATA_TIMEOUT_S", default=10.0)
 # A subscribed consumer without partitions this long says so; twice as long, and if the group looks
 # wedged (the embedded broker's departed-leader state) it restarts its processor, which repairs it.
 KAFKA_NO_ASSIGNMENT_WARN_S = env.float("KAFKA_NO_ASSIGNMENT_WARN_S", default=15)

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from django.conf import settings
 
 from aforo.kafka import BrokerUnavailable, client_config
 
@@ -39,11 +40,12 @@ def _reader() -> Consumer:
     )
 
 
-def topic_partitions(*, topic: str, timeout_s: float = 10.0) -> list[int]:
-    """The topic's partitions (raises BrokerUnavailable when no broker answers)."""
+def topic_partitions(*, topic: str, timeout_s: float | None = None) -> list[int]:
+    """The topic's partitions (raises BrokerUnavailable when no broker answers within
+    `timeout_s`, default KAFKA_METADATA_TIMEOUT_S)."""
     reader = _reader()
     try:
-        metadata = reader.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        metadata = reader.list_topics(topic, timeout=timeout_s or settings.KAFKA_METADATA_TIMEOUT_S).topics.get(topic)
     except KafkaException as error:
         raise BrokerUnavailable(str(error)) from error
     finally:

@@ -178,3 +178,18 @@ def test_bad_parameters_are_a_400_naming_the_field(kafka, db, api_client, body, 
     error = response.json()["error"]
     assert error["code"] == code and field in error["fields"]
     assert not ReplayRun.objects.exists()
+
+
+def test_an_offset_range_with_no_broker_answering_is_a_503_to_retry(db, api_client, settings):
+    from tests.conftest import _free_port
+
+    setup = priced_setup()
+    settings.KAFKA_BOOTSTRAP_SERVERS = f"127.0.0.1:{_free_port()}"  # nothing listens there
+    settings.KAFKA_METADATA_TIMEOUT_S = 1
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tenant_token(setup.tenant, TenantToken.Kind.ADMIN)}")
+    response = api_client.post(
+        "/api/v1/replays", {"source": "offsets", "partition": 0, "from_offset": 0, "to_offset": 5}, format="json"
+    )
+    assert response.status_code == 503, response.content
+    assert response.json()["error"]["code"] == "broker_unavailable" and response["Retry-After"] == "5"
+    assert not ReplayRun.objects.exists()
