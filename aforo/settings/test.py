@@ -7,9 +7,18 @@ from .base import CACHES, DATABASES, env
 DEBUG = env.bool("TEST_DEBUG", default=False)  # a test may run a web server with DEBUG on (error pages)
 ALLOWED_HOSTS = ["*"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-CACHES["default"]["LOCATION"] = env.str("TEST_REDIS_URL", default="redis://127.0.0.1:6379/14")
-CACHES["default"]["KEY_PREFIX"] = "aforo-test"
-CELERY_BROKER_URL = env.str("TEST_CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
+# pytest-xdist (scripts/test runs the suite on both cores): worker gwN gets its own Redis
+# databases, two below the previous worker's (gw0 14/15, gw1 12/13; an explicit TEST_REDIS_URL
+# or TEST_CELERY_BROKER_URL is used as it is), and key prefix; its
+# PostgreSQL test database is suffixed _gwN by pytest-django, its embedded broker is its own
+# (tests/conftest.py). A live server a test starts inherits PYTEST_XDIST_WORKER: the same ones.
+_WORKER = env.str("PYTEST_XDIST_WORKER", default="")
+_SHIFT = 2 * int(_WORKER[2:]) if _WORKER.startswith("gw") and _WORKER[2:].isdigit() else 0
+
+
+CACHES["default"]["LOCATION"] = env.str("TEST_REDIS_URL", default=f"redis://127.0.0.1:6379/{14 - _SHIFT}")
+CACHES["default"]["KEY_PREFIX"] = f"aforo-test{_WORKER and '-' + _WORKER}"
+CELERY_BROKER_URL = env.str("TEST_CELERY_BROKER_URL", default=f"redis://127.0.0.1:6379/{15 - _SHIFT}")
 # Tasks run in the caller (eager), except in a live web server that must not (TEST_CELERY_EAGER=0:
 # the API fuzzer's webhook endpoints have made-up URLs, and delivering to them inside a request
 # would hold it for the delivery's timeout).
