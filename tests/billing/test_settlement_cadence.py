@@ -7,6 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from celery._state import _set_task_join_will_block
 from django.db import connection
 from django.utils import timezone
 
@@ -79,6 +80,9 @@ def test_two_sweeps_at_once_settle_each_period_once():
         thread.start()
     for thread in threads:
         thread.join(60)
+    # Eager apply() saves and restores Celery's process-wide "join will block" flag; two threads
+    # interleaving can leave it set, which breaks any later test that calls result.get().
+    _set_task_join_will_block(False)
     assert errors == []
     assert (invoiced(old), invoiced(young), invoiced(canceled)) == ([1, 2], [], [16])
     assert SettlementRun.objects.count() == 3
