@@ -23,7 +23,7 @@ from billing.rating import ConfigError, compile_config, validate_config
 from catalog.models import Metric, RatePlan
 
 from . import read
-from .plan import backtest_summary, periods_price
+from .plan import backtest_summary, idle_price, periods_price
 
 MAX_MONTHS = 24  # a synchronous answer: at most two years of periods per backtest
 
@@ -117,13 +117,20 @@ def pricing_backtest(
             groups = read.usage_groups(**scope, candidate=book)
             snapshots = read.newest_configs(event_ids={group.newest_id for group in groups})
             events = read.transactions(**scope, candidate=book) if per_transaction and groups else None
-            names = read.customer_names(tenant_id=tenant_id, customer_ids={group.customer_id for group in groups})
+            idle = read.idle_periods(
+                tenant_id=tenant_id, metric_code=request.metric.code, rate_plan_id=request.rate_plan_id,
+                start=request.start, end=request.end, seen={(g.subscription_id, g.period_start) for g in groups},
+            )
+            names = read.customer_names(
+                tenant_id=tenant_id, customer_ids={g.customer_id for g in groups} | {row[1] for row in idle}
+            )
     except psycopg.errors.QueryCanceled:
         raise BacktestInputError(
             code="backtest_too_large", field="to", status=422,
             message=f"reading the range took longer than {timeout_s} s: narrow the months or pick a plan",
         ) from None
     results = periods_price(groups=groups, snapshots=snapshots, candidate=book, transactions=events)
+    results = sorted([*results, *idle_price(idle=idle, candidate=book)], key=lambda r: (r.subscription_id, r.period_start))
     return {
         "metric": request.metric.code, "plan": request.rate_plan_id, "from": request.months[0], "to": request.months[1],
         "periods_from": request.start.isoformat(), "periods_before": request.end.isoformat(), "config": request.config,

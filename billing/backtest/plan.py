@@ -138,6 +138,23 @@ def _period_price(subscription_id, period_start, period: _Period, snapshots, can
     )
 
 
+def idle_price(
+    *, idle: Sequence[tuple[int, int, str, datetime, Mapping[str, Any]]], candidate: PriceBook
+) -> list[PeriodResult]:
+    """The periods with no usage of the metric: each charged its price's zero-usage charge
+    (quote(0) of the base price, as settlement's Rate stage adds it), against the candidate's."""
+    with localcontext() as ctx:
+        ctx.prec = PRECISION
+        base = candidate.for_key("").quote(ZERO, [])
+        return [
+            PeriodResult(
+                subscription_id=sub_id, customer_id=customer_id, currency=currency, period_start=period_start,
+                units=ZERO, events=0, charged=compile_config(config).for_key("").quote(ZERO, []), candidate=base,
+            )
+            for sub_id, customer_id, currency, period_start, config in idle
+        ]
+
+
 # --- the summary ---------------------------------------------------------------------------------
 
 

@@ -12,11 +12,15 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from django.db.models import Q
+
 from aforo.db import bulk_cursor
 from billing.models import PricingSnapshot, RatedEvent
+from billing.periods import period_for
 from billing.rating import PriceBook
-from catalog.models import Customer, RatePlanVersion
+from catalog.models import Customer, RatePlanVersion, Subscription
 from metering.models import RawEvent
+from metering.selectors import billing_contexts_build
 
 from .plan import KeyUsage
 
@@ -103,6 +107,45 @@ def transactions(
             [*key_params, *params],
         )
         return {(subscription_id, period_start, key): (every, trial) for subscription_id, period_start, key, every, trial in cursor}
+
+
+def idle_periods(
+    *, tenant_id: int, metric_code: str, rate_plan_id: int | None, start: datetime, end: datetime,
+    seen: set[tuple[int, datetime]],
+) -> list[tuple[int, int, str, datetime, dict]]:
+    """The periods starting in [start, end) of the tenant's subscriptions (on `rate_plan_id`, if
+    given) that the metric's version prices and that have no usage of it (not in `seen`):
+    (subscription, customer, currency, period start, the base config in force at the start). A
+    candidate with a zero-usage charge (a flat fee, a minimum) charges them too."""
+    subscriptions = Subscription.objects.filter(tenant_id=tenant_id, started_at__lt=end).filter(
+        Q(ended_at__isnull=True) | Q(ended_at__gt=start)
+    )
+    if rate_plan_id is not None:
+        subscriptions = subscriptions.filter(rate_plan_id=rate_plan_id)
+    idle: dict[int, list[datetime]] = {}
+    for sub_id, cadence, anchor, started_at, ended_at in subscriptions.values_list(
+        "id", "billing_cadence", "billing_anchor", "started_at", "ended_at"
+    ).iterator(chunk_size=2000):
+        period_start, period_end = period_for(cadence=cadence, anchor=anchor, at=max(start, started_at))
+        while period_start < end and (ended_at is None or period_start < ended_at):
+            if period_start >= start and (sub_id, period_start) not in seen:
+                idle.setdefault(sub_id, []).append(period_start)
+            period_start, period_end = period_for(cadence=cadence, anchor=anchor, at=period_end)
+    if not idle:
+        return []
+    contexts = billing_contexts_build(tenant_id=tenant_id, subjects=[f"subscription:{sub_id}" for sub_id in idle])
+    found = []
+    for sub_id, starts in sorted(idle.items()):
+        context = contexts.get(f"subscription:{sub_id}")
+        if context is None:
+            continue
+        subscription = next(s for s in context.subscriptions if s.id == sub_id)
+        for period_start in starts:
+            version = subscription.version_at(period_start)
+            if version is not None and metric_code in version.metrics:
+                found.append((sub_id, subscription.customer_id, subscription.currency, period_start,
+                              version.metrics[metric_code].config))
+    return found
 
 
 def customer_names(*, tenant_id: int, customer_ids: set[int]) -> dict[int, str]:

@@ -179,3 +179,19 @@ def test_percentage_backtested_with_its_own_price_per_transaction_shows_no_diffe
     cheaper = pricing_backtest(tenant_id=history[0].tenant.pk, config={**config, "min_fee": "0"}, metric=history[0].metric.code,
                                start=month, end=month)
     assert cheaper["rows"][0]["candidate"] == "0.90"
+
+
+def test_a_customer_without_usage_in_a_period_pays_the_candidates_zero_usage_charge(started_at):
+    history, start = _history({"model": "per_unit", "rate": "1"}, started_at)
+    idle = _customer(history[0], 3)  # on the plan, no events in the period
+    twin = _customer(priced_setup(config=GRADUATED, started_at=started_at), 4)  # the same, priced by the candidate
+    month = f"{start:%Y-%m}"
+    answer = pricing_backtest(tenant_id=history[0].tenant.pk, config=GRADUATED, metric=history[0].metric.code,
+                              start=month, end=month)
+    rows = {row["customer"]: row for row in answer["rows"]}
+    assert set(rows) == {setup.customer.pk for setup in history} | {idle.customer.pk}
+    quiet = rows[idle.customer.pk]
+    assert (quiet["units"], quiet["events"], quiet["period_start"]) == ("0", 0, start.isoformat())
+    assert Decimal(quiet["charged"]) == _settled_charges(idle, start) == Decimal(0)
+    assert Decimal(quiet["candidate"]) == _settled_charges(twin, start).quantize(Decimal("0.01")) == Decimal("2.00")
+    assert answer["distribution"]["worse_off"] >= 1
