@@ -117,7 +117,7 @@ def report_table(report: Mapping[str, Any]) -> str:
     removed = f" ({report['removed']} removed)" if report.get("removed") else ""
     out = [
         f"{report['events']} events in scope, {report['changed']} rated differently{removed}.",
-        f"Total: {money(total['old'])} -> {money(total['new'])}  (difference {money(total['difference'])})",
+        f"The events rated differently: {money(total['old'])} -> {money(total['new'])}  (difference {money(total['difference'])})",
     ]
     if report["customers"]:
         out += ["", f"{'customer':<32} {'events':>8} {'was':>16} {'now':>16} {'difference':>16}"]
