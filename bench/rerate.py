@@ -10,7 +10,8 @@ sum to. Then the price is corrected: a new version (0.0012 per unit, tiered past
 0.0009) in force from the plan's start, and for each month the whole plan is re-rated
 (`--plan`): a dry run (plan and report, nothing written), the run that writes (a reversal and a
 new rating per changed event, totals, rollups), and a second run (nothing left to change).
-Each phase's wall time and events per second are printed, with the load average.
+Each phase's wall time, events per second and the process's peak memory so far (RSS) are
+printed, with the load average.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import sys
 import time
 from datetime import timedelta
@@ -91,7 +93,7 @@ def main() -> None:
     print(f"  setup: {rated:,} rated events, {args.customers:,} customers, 3 monthly periods, database {size}; "
           f"generation {generation:.0f}s; correction: per unit 0.001 -> graduated 0.0012 / 0.0009 past 1,000")
     print(f"  load average before timing: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"\n  {'phase':<10} {'events':>10} {'changed':>10} {'rows written':>13} {'seconds':>8} {'events/s':>10}  difference")
+    print(f"\n  {'phase':<10} {'events':>10} {'changed':>10} {'rows written':>13} {'seconds':>8} {'events/s':>10} {'peak RSS':>9}  difference")
     overall = {}
     for phase, dry_run in (("dry run", True), ("apply", False), ("again", False)):
         events = changed = written = 0
@@ -108,7 +110,8 @@ def main() -> None:
             from decimal import Decimal
             difference += Decimal(job.report["total"]["difference"])
         overall[phase] = seconds
-        print(f"  {phase:<10} {events:>10,} {changed:>10,} {written:>13,} {seconds:>8.1f} {events / seconds:>10,.0f}  "
+        print(f"  {phase:<10} {events:>10,} {changed:>10,} {written:>13,} {seconds:>8.1f} {events / seconds:>10,.0f} "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024:>6} MB  "
               f"{difference:.2f} USD")
     print(f"\n  load average after timing: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

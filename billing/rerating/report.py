@@ -46,63 +46,76 @@ def _line_of(lines: Sequence[BilledLine], rated_id: int) -> BilledLine | None:
     return None
 
 
-def rerating_report(
-    *, changes: Sequence[Change], events: int, facts: Mapping[int, EventFacts],
-    lines: Mapping[tuple, Sequence[BilledLine]], line_key: Any, customers: Mapping[int, str],
-) -> dict[str, Any]:
-    """`facts`: per raw event id; `lines`: per (key, trial), sorted; `line_key(change)` the
-    (key, trial) its old rating was billed under."""
-    per_customer: dict[int, list] = {}
-    per_line: dict[tuple, list] = {}
-    shown = []
-    old_total = new_total = ZERO
-    currencies: set[str] = set()
-    for change in changes:
-        old = change.old
-        fact = facts[old.raw_event_id]
-        currencies.add(fact.currency)
-        new_amount = change.new.amount if change.new is not None else ZERO
-        old_total += old.amount
-        new_total += new_amount
-        entry = per_customer.setdefault(fact.customer_id, [0, ZERO, ZERO])
-        entry[0] += 1
-        entry[1] += old.amount
-        entry[2] += new_amount
-        billed = _line_of(lines.get(line_key(change), ()), old.rated_id)
-        where = (billed.invoice, billed.position) if billed else (None, None)
-        line = per_line.setdefault((*where, fact.metric, fact.dimension_key, fact.period_start), [0, ZERO])
-        line[0] += 1
-        line[1] += change.difference
-        if len(shown) < EVENTS_SHOWN:
-            shown.append({
-                "raw_event_id": old.raw_event_id, "event_id": fact.event_id, "customer_id": fact.customer_id,
-                "metric": fact.metric, "dimension_key": fact.dimension_key, "period_start": fact.period_start,
-                "quantity": text(old.quantity), "rated_event_id": old.rated_id, "old_amount": text(old.amount),
-                "new_amount": text(new_amount), "difference": text(change.difference), "removed": change.new is None,
-                "invoice": where[0],
-            })
-    currency = next(iter(currencies)) if len(currencies) == 1 else None
-    return {
-        "events": events,
-        "changed": len(changes),
-        "removed": sum(1 for c in changes if c.new is None),
-        "currency": currency,
-        "total": {"old": text(old_total), "new": text(new_total), "difference": text(new_total - old_total)},
-        "customers": [
-            {"customer_id": customer_id, "customer": customers.get(customer_id, ""), "events_changed": n,
-             "old": text(old), "new": text(new), "difference": text(new - old)}
-            for customer_id, (n, old, new) in sorted(per_customer.items())
-        ],
-        "lines": [
-            {"invoice": invoice, "line": position, "settled": invoice is not None, "metric": metric,
-             "dimension_key": key, "period_start": period_start, "events_changed": n, "difference": text(difference)}
-            for (invoice, position, metric, key, period_start), (n, difference) in sorted(
-                per_line.items(), key=lambda item: (item[0][0] or "", item[0][1] or 0, item[0][2], item[0][3], item[0][4])
-            )
-        ],
-        "event_changes": shown,
-        "event_changes_truncated": len(changes) > len(shown),
-    }
+class ReratingReport:
+    """The report, built a part at a time (a job re-rates its scope in chunks of subscriptions:
+    billing.rerating.services) and answered once: `add` each part's changes, then `result`."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.changed = self.removed = 0
+        self.per_customer: dict[int, list] = {}
+        self.per_line: dict[tuple, list] = {}
+        self.shown: list[dict[str, Any]] = []
+        self.old_total = self.new_total = ZERO
+        self.currencies: set[str] = set()
+
+    def add(
+        self, *, changes: Sequence[Change], events: int, facts: Mapping[int, EventFacts],
+        lines: Mapping[tuple, Sequence[BilledLine]], line_key: Any,
+    ) -> None:
+        """`facts`: per raw event id; `lines`: per (key, trial), sorted; `line_key(change)` the
+        (key, trial) its old rating was billed under."""
+        self.events += events
+        self.changed += len(changes)
+        for change in changes:
+            old = change.old
+            fact = facts[old.raw_event_id]
+            self.currencies.add(fact.currency)
+            new_amount = change.new.amount if change.new is not None else ZERO
+            self.removed += change.new is None
+            self.old_total += old.amount
+            self.new_total += new_amount
+            entry = self.per_customer.setdefault(fact.customer_id, [0, ZERO, ZERO])
+            entry[0] += 1
+            entry[1] += old.amount
+            entry[2] += new_amount
+            billed = _line_of(lines.get(line_key(change), ()), old.rated_id)
+            where = (billed.invoice, billed.position) if billed else (None, None)
+            line = self.per_line.setdefault((*where, fact.metric, fact.dimension_key, fact.period_start), [0, ZERO])
+            line[0] += 1
+            line[1] += change.difference
+            if len(self.shown) < EVENTS_SHOWN:
+                self.shown.append({
+                    "raw_event_id": old.raw_event_id, "event_id": fact.event_id, "customer_id": fact.customer_id,
+                    "metric": fact.metric, "dimension_key": fact.dimension_key, "period_start": fact.period_start,
+                    "quantity": text(old.quantity), "rated_event_id": old.rated_id, "old_amount": text(old.amount),
+                    "new_amount": text(new_amount), "difference": text(change.difference), "removed": change.new is None,
+                    "invoice": where[0],
+                })
+
+    def result(self, *, customers: Mapping[int, str]) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "changed": self.changed,
+            "removed": self.removed,
+            "currency": next(iter(self.currencies)) if len(self.currencies) == 1 else None,
+            "total": {"old": text(self.old_total), "new": text(self.new_total),
+                      "difference": text(self.new_total - self.old_total)},
+            "customers": [
+                {"customer_id": customer_id, "customer": customers.get(customer_id, ""), "events_changed": n,
+                 "old": text(old), "new": text(new), "difference": text(new - old)}
+                for customer_id, (n, old, new) in sorted(self.per_customer.items())
+            ],
+            "lines": [
+                {"invoice": invoice, "line": position, "settled": invoice is not None, "metric": metric,
+                 "dimension_key": key, "period_start": period_start, "events_changed": n, "difference": text(difference)}
+                for (invoice, position, metric, key, period_start), (n, difference) in sorted(
+                    self.per_line.items(), key=lambda item: (item[0][0] or "", item[0][1] or 0, item[0][2], item[0][3], item[0][4])
+                )
+            ],
+            "event_changes": self.shown,
+            "event_changes_truncated": self.changed > len(self.shown),
+        }
 
 
 def report_table(report: Mapping[str, Any]) -> str:

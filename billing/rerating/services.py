@@ -1,5 +1,6 @@
 """Re-rating and single-event reversal over the rated ledger (issue 16): lock → read → plan
-(billing.rerating.plan, pure) → write, in one durable transaction.
+(billing.rerating.plan, pure) → write, a chunk of whole subscriptions (about CHUNK_EVENTS
+events) per durable transaction.
 
     lock     the running totals of every key in scope: (subscription, metric, dimension) of the
              scoped subscriptions' periods — the consumer rates a key under its total's lock, so
@@ -32,6 +33,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from aforo.copy import copy_rows, ids_take, jsonb, numeric
@@ -53,7 +55,7 @@ from ..models import Invoice, InvoiceLine, PricingSnapshot, RatedEvent, RatingCo
 from ..rollups import usage_rollups_add
 from ..services import _RATED_COLUMNS, _RATED_TYPES, WALLET_MODES, _lock_running_totals, _snapshot_ids, _tiers_wire
 from .plan import Change, CurrentRating, Target, rerating_plan
-from .report import BilledLine, EventFacts, rerating_report
+from .report import BilledLine, EventFacts, ReratingReport
 
 RATED, TOTAL, RAW = RatedEvent._meta.db_table, RunningTotal._meta.db_table, RawEvent._meta.db_table
 LINE, INVOICE = InvoiceLine._meta.db_table, Invoice._meta.db_table
@@ -310,6 +312,7 @@ def _billed_lines(subscription_ids: list[int], start: datetime, end: datetime) -
     """The live usage lines of the scope's periods, per ((subscription, metric, key, period), trial)."""
     rows = (
         InvoiceLine.objects.filter(kind__in=["usage", "late_usage"], period_start__gte=start, period_start__lt=end)
+        .filter(Q(subscription_id__in=subscription_ids) | Q(subscription__isnull=True, invoice__subscription_id__in=subscription_ids))
         .exclude(invoice__status=Invoice.Status.VOID)
         .filter(rated_to_id__isnull=False)
         .values_list("invoice__number", "position", "subscription_id", "invoice__subscription_id", "metric_id",
@@ -326,16 +329,91 @@ def _billed_lines(subscription_ids: list[int], start: datetime, end: datetime) -
     return lines
 
 
+CHUNK_EVENTS = 50_000  # about this many events re-rated per transaction (its locks' span, its memory)
+
+
+class ReratingInterrupted(Exception):
+    """A job that failed after some of its chunks were written: those stay (append-only, each
+    whole); running the job again writes only what is still different."""
+
+
+def _chunks(ids: list[int], start: datetime, end: datetime) -> list[list[int]]:
+    """The scope's subscriptions in groups of about CHUNK_EVENTS events (their running totals'
+    counts), in id order. A subscription is never split: its keys — (subscription, metric,
+    dimension, period), and an event only ever moves between keys of its own subscription — are
+    rated in one transaction, so every group is a whole unit of locking and of the delta law."""
+    with bulk_cursor() as cursor:
+        cursor.execute(
+            f"""SELECT subscription_id, SUM(event_count) FROM {TOTAL}
+                WHERE subscription_id = ANY(%s::bigint[]) AND period_start >= %s AND period_start < %s
+                GROUP BY subscription_id""",
+            [ids, start, end],
+        )
+        counts = dict(cursor.fetchall())
+    chunks: list[list[int]] = []
+    size = CHUNK_EVENTS
+    for sub in ids:
+        events = max(int(counts.get(sub) or 0), 0)
+        if size + events > CHUNK_EVENTS and size:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(sub)
+        size += events
+    return chunks or [[]]
+
+
 def _run(job: RatingCorrection) -> dict[str, Any]:
+    """The job over its scope, a chunk of subscriptions per durable transaction (lock → read →
+    plan → write), the report built across them; then the reissues."""
     subscriptions, start, end = _scope(job)
+    ids = [s.pk for s in subscriptions]
     if job.kind == RatingCorrection.Kind.REVERSAL:
         period_start = RatedEvent.objects.filter(raw_event_id=job.raw_event_id).order_by("-id").values_list("period_start", flat=True)[0]
         start, end = period_start, period_start + timedelta(microseconds=1)
-    ids = [s.pk for s in subscriptions]
+        chunks = [ids]
+    else:
+        chunks = _chunks(ids, start, end)
     now = timezone.now()
-    base = {"kind": job.kind, "dry_run": job.dry_run, "period": job.period, "reason": job.reason,
-            "subscriptions": len(ids), "settled": job.settled}
+    report = ReratingReport()
     models = _Models()
+    metric_codes: dict[int, str] = {}
+    written: dict[str, Any] = {}
+    through: dict[tuple[int, datetime], int] = {}
+    elsewhere = 0
+    for n, chunk in enumerate(chunks):
+        try:
+            part = _run_chunk(job, chunk, start, end, models=models, report=report, metric_codes=metric_codes, now=now)
+        except Exception as error:
+            if not written:
+                raise
+            raise ReratingInterrupted(
+                f"the events of {sum(map(len, chunks[:n]))} of {len(ids)} subscriptions were re-rated "
+                f"({written['reversals']} corrected) before {type(error).__name__}: {error}. "
+                "Run the job again: what is written is not rewritten."
+            ) from error
+        elsewhere += part["elsewhere"]
+        if part["written"]:
+            for name, value in part["written"].items():  # counts add up; the amount too, as exact text
+                written[name] = text(Decimal(written.get(name, 0)) + Decimal(value)) if name == "wallet_charged" else (
+                    job.pk if name == "job" else written.get(name, 0) + value)
+            through.update(part["through"])
+    customers = dict(Customer.objects.filter(id__in=report.per_customer.keys()).values_list("id", "name"))
+    result = {
+        "kind": job.kind, "dry_run": job.dry_run, "period": job.period, "reason": job.reason, "subscriptions": len(ids),
+        "settled": job.settled, **report.result(customers=customers), "resolved_elsewhere": elsewhere,
+    }
+    if written:
+        result["written"] = written
+        if job.settled == RatingCorrection.Settled.REISSUE:
+            result["reissues"] = _reissue(job, through, now=now)
+    return result
+
+
+def _run_chunk(
+    job: RatingCorrection, ids: list[int], start: datetime, end: datetime, *, models: _Models, report: ReratingReport,
+    metric_codes: dict[int, str], now: datetime,
+) -> dict[str, Any]:
+    """One chunk, in one durable transaction: its changes added to `report`; what it wrote."""
     with transaction.atomic(durable=True):
         # Lock, then read: a key is rated under its total's lock, so once every key the events are
         # in (or move to) is locked, what was read cannot move. A key the consumer created after
@@ -366,13 +444,11 @@ def _run(job: RatingCorrection) -> dict[str, Any]:
             for row in rows
         ]
         changes, after = rerating_plan(events, targets, totals)
-        report = {**base, **_report(changes, rows, ids, start, end), "resolved_elsewhere": elsewhere}
+        _report_add(report, changes, rows, ids, start, end, metric_codes)
         if job.dry_run or not changes:
-            return report
-        report["written"], through = _write(job, changes, after, locked, configs, now=now)
-    if job.settled == RatingCorrection.Settled.REISSUE:
-        report["reissues"] = _reissue(job, through, now=now)
-    return report
+            return {"elsewhere": elsewhere, "written": None}
+        written, through = _write(job, changes, after, locked, configs, now=now)
+    return {"elsewhere": elsewhere, "written": written, "through": through}
 
 
 def _reissue(job: RatingCorrection, through: dict[tuple[int, datetime], int], *, now: datetime) -> list[dict[str, Any]]:
@@ -400,18 +476,20 @@ def _reissue(job: RatingCorrection, through: dict[tuple[int, datetime], int], *,
     return outcomes
 
 
-def _report(changes: Sequence[Change], rows: list[tuple], ids: list[int], start, end) -> dict[str, Any]:
-    metric_codes = dict(Metric.objects.filter(id__in={row[R_METRIC] for row in rows}).values_list("id", "code"))
+def _report_add(report: ReratingReport, changes: Sequence[Change], rows: list[tuple], ids: list[int], start, end,
+                metric_codes: dict[int, str]) -> None:
+    """A chunk's changes into the report: each changed event's facts and the usage lines that billed it."""
+    wanted = {row[R_METRIC] for row in rows} - metric_codes.keys()
+    metric_codes.update(Metric.objects.filter(id__in=wanted).values_list("id", "code"))
     changed_raw = {change.old.raw_event_id for change in changes}
     facts = {
         row[R_RAW]: EventFacts(row[R_EVENT_ID], row[R_CUSTOMER], metric_codes.get(row[R_METRIC], str(row[R_METRIC])),
                                row[R_KEY], row[R_START].isoformat(), row[R_QTY], row[R_CURRENCY])
         for row in rows if row[R_RAW] in changed_raw
     }
-    customers = dict(Customer.objects.filter(id__in={f.customer_id for f in facts.values()}).values_list("id", "name"))
-    return rerating_report(
+    report.add(
         changes=changes, events=len(rows), facts=facts, lines=_billed_lines(ids, start, end) if changes else {},
-        line_key=lambda change: (change.old.key, change.old.trial), customers=customers,
+        line_key=lambda change: (change.old.key, change.old.trial),
     )
 
 

@@ -346,3 +346,73 @@ def test_events_an_override_now_prices_move_to_its_own_running_total():
     assert sorted((line.dimension_key, line.amount) for line in invoice.lines.filter(kind=InvoiceLine.Kind.USAGE)) == [
         ("", Decimal("1.00")), (eu, Decimal("4.00"))]
     assert ledger_verify() == []
+
+
+def _plan_of_three(config):
+    """Three subscriptions on one plan, 3 events each (6, 6, 3 units: across the tier boundary) last month."""
+    from tests.billing.test_backtest import _customer
+
+    setup, now = _setup(config)
+    period = _month_start(now, 1)
+    setups = [setup, _customer(setup, 1), _customer(setup, 2)]
+    for n, each in enumerate(setups):
+        _rate(each, period + timedelta(days=1), ["6", "6", "3"], prefix=f"s{n}-")
+    _fix_price(setup, GRADUATED_FIXED, at=setup.subscription.started_at + timedelta(seconds=1))
+    return setups, f"{period:%Y-%m}"
+
+
+def _comparable(report: dict) -> dict:
+    return {k: v for k, v in report.items() if k not in ("written", "event_changes")} | {
+        "event_changes": sorted(report["event_changes"], key=lambda e: e["raw_event_id"])}
+
+
+def test_a_scope_rerated_in_chunks_reports_and_writes_what_one_transaction_would(monkeypatch):
+    import billing.rerating.services as rerating
+
+    setups, month = _plan_of_three(GRADUATED)
+    whole = _rerate(setups[0], month, dry_run=True, rate_plan_id=setups[0].rate_plan.pk)
+    monkeypatch.setattr(rerating, "CHUNK_EVENTS", 4)  # a subscription (3 events) per transaction
+    assert rerating._chunks([s.subscription.pk for s in setups], *rerating.month_range(month)) == [
+        [s.subscription.pk] for s in setups]
+    chunked = _rerate(setups[0], month, dry_run=True, rate_plan_id=setups[0].rate_plan.pk)
+    assert _comparable(chunked.report) == _comparable(whole.report)
+    assert (chunked.report["changed"], Decimal(chunked.report["total"]["difference"])) == (6, Decimal("-7.5"))
+
+    applied = _rerate(setups[0], month, rate_plan_id=setups[0].rate_plan.pk)
+    assert applied.report["written"] == {"job": applied.pk, "reversals": 6, "ratings": 6, "totals_moved": 3,
+                                         "wallet_charges": 0, "wallet_charged": "0"}
+    for each in setups:
+        total = RunningTotal.objects.get(subscription=each.subscription)
+        assert (total.units, total.amount, total.event_count) == (Decimal(15), Decimal("17.5"), 3)
+    assert ledger_verify() == []
+    assert _rerate(setups[0], month, rate_plan_id=setups[0].rate_plan.pk).report["changed"] == 0
+
+
+def test_a_job_stopped_after_some_chunks_keeps_them_and_a_second_run_finishes(monkeypatch):
+    import billing.rerating.services as rerating
+
+    setups, month = _plan_of_three(GRADUATED)
+    monkeypatch.setattr(rerating, "CHUNK_EVENTS", 4)
+    real_write, calls = rerating._write, []
+
+    def write_then_fail(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("the database went away")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(rerating, "_write", write_then_fail)
+    job = rerating_job_create(tenant_id=setups[0].tenant.pk, period=month, reason="fix", rate_plan_id=setups[0].rate_plan.pk)
+    with pytest.raises(rerating.ReratingInterrupted, match=r"the events of 1 of 3 subscriptions were re-rated \(2 corrected\) before OSError"):
+        rerating_job_execute(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == RatingCorrection.Status.FAILED and "Run the job again" in job.error
+    amounts = [RunningTotal.objects.get(subscription=each.subscription).amount for each in setups]
+    assert amounts == [Decimal("17.5"), Decimal(20), Decimal(20)]  # the first chunk stands, whole; the others untouched
+    assert ledger_verify() == []
+
+    monkeypatch.setattr(rerating, "_write", real_write)
+    again = _rerate(setups[0], month, rate_plan_id=setups[0].rate_plan.pk)
+    assert again.report["changed"] == 4 and again.report["written"]["reversals"] == 4
+    assert [RunningTotal.objects.get(subscription=each.subscription).amount for each in setups] == [Decimal("17.5")] * 3
+    assert ledger_verify() == []
