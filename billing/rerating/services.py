@@ -318,12 +318,10 @@ def _billed_lines(subscription_ids: list[int], start: datetime, end: datetime) -
         .values_list("invoice__number", "position", "subscription_id", "invoice__subscription_id", "metric_id",
                      "dimension_key", "period_start", "trial", "rated_from_id", "rated_to_id")
     )
-    wanted = set(subscription_ids)
     lines: dict[tuple, list[BilledLine]] = {}
     for number, position, part_sub, invoice_sub, metric_id, key, period_start, trial, low, high in rows:
-        sub = part_sub or invoice_sub
-        if sub in wanted:
-            lines.setdefault(((sub, metric_id, key, period_start), trial), []).append(BilledLine(number, position, low, high))
+        sub = part_sub or invoice_sub  # a line without a part is its invoice's subscription's
+        lines.setdefault(((sub, metric_id, key, period_start), trial), []).append(BilledLine(number, position, low, high))
     for group in lines.values():
         group.sort(key=lambda line: line.rated_to_id)
     return lines
@@ -351,10 +349,10 @@ def _chunks(ids: list[int], start: datetime, end: datetime) -> list[list[int]]:
         )
         counts = dict(cursor.fetchall())
     chunks: list[list[int]] = []
-    size = CHUNK_EVENTS
+    size = 0
     for sub in ids:
         events = max(int(counts.get(sub) or 0), 0)
-        if size + events > CHUNK_EVENTS and size:
+        if not chunks or (size and size + events > CHUNK_EVENTS):  # a big subscription: a chunk of its own
             chunks.append([])
             size = 0
         chunks[-1].append(sub)
@@ -364,7 +362,7 @@ def _chunks(ids: list[int], start: datetime, end: datetime) -> list[list[int]]:
 
 def _run(job: RatingCorrection) -> dict[str, Any]:
     """The job over its scope, a chunk of subscriptions per durable transaction (lock → read →
-    plan → write), the report built across them; then the reissues."""
+    plan → write, then that chunk's reissues), the report built across them."""
     subscriptions, start, end = _scope(job)
     ids = [s.pk for s in subscriptions]
     if job.kind == RatingCorrection.Kind.REVERSAL:
@@ -377,8 +375,8 @@ def _run(job: RatingCorrection) -> dict[str, Any]:
     report = ReratingReport()
     models = _Models()
     metric_codes: dict[int, str] = {}
-    written: dict[str, Any] = {}
-    through: dict[tuple[int, datetime], int] = {}
+    written: dict[str, Any] = {}  # counts and the wallets' amount, summed over the chunks
+    reissues: list[dict[str, Any]] = []
     elsewhere = 0
     for n, chunk in enumerate(chunks):
         try:
@@ -393,19 +391,19 @@ def _run(job: RatingCorrection) -> dict[str, Any]:
             ) from error
         elsewhere += part["elsewhere"]
         if part["written"]:
-            for name, value in part["written"].items():  # counts add up; the amount too, as exact text
-                written[name] = text(Decimal(written.get(name, 0)) + Decimal(value)) if name == "wallet_charged" else (
-                    job.pk if name == "job" else written.get(name, 0) + value)
-            through.update(part["through"])
+            for name, value in part["written"].items():
+                written[name] = written.get(name, 0) + value
+            if job.settled == RatingCorrection.Settled.REISSUE:  # each chunk's, once it committed: whole if a later one fails
+                reissues += _reissue(job, part["through"], now=now)
     customers = dict(Customer.objects.filter(id__in=report.per_customer.keys()).values_list("id", "name"))
     result = {
         "kind": job.kind, "dry_run": job.dry_run, "period": job.period, "reason": job.reason, "subscriptions": len(ids),
         "settled": job.settled, **report.result(customers=customers), "resolved_elsewhere": elsewhere,
     }
     if written:
-        result["written"] = written
+        result["written"] = {"job": job.pk, **written, "wallet_charged": text(written["wallet_charged"])}
         if job.settled == RatingCorrection.Settled.REISSUE:
-            result["reissues"] = _reissue(job, through, now=now)
+            result["reissues"] = reissues
     return result
 
 
@@ -586,9 +584,9 @@ def _write(job: RatingCorrection, changes: Sequence[Change], after: dict, locked
     ]
     transaction.on_commit(lambda: usage_counters_write(writes=writes))
     return {
-        "job": job.pk, "reversals": len(changes), "ratings": sum(1 for c in changes if c.new is not None),
+        "reversals": len(changes), "ratings": sum(1 for c in changes if c.new is not None),
         "totals_moved": len(moved), "wallet_charges": len(charges),
-        "wallet_charged": text(sum((c.amount for c in charges), Decimal(0))),
+        "wallet_charged": sum((c.amount for c in charges), Decimal(0)),
     }, through
 
 

@@ -348,15 +348,18 @@ def test_events_an_override_now_prices_move_to_its_own_running_total():
     assert ledger_verify() == []
 
 
-def _plan_of_three(config):
-    """Three subscriptions on one plan, 3 events each (6, 6, 3 units: across the tier boundary) last month."""
+def _plan_of_three(config, *, back=1, settle=False):
+    """Three subscriptions on one plan, 3 events each (6, 6, 3 units: across the tier boundary)
+    `back` months ago (settled, if `settle`), then the price fixed."""
     from tests.billing.test_backtest import _customer
 
     setup, now = _setup(config)
-    period = _month_start(now, 1)
+    period = _month_start(now, back)
     setups = [setup, _customer(setup, 1), _customer(setup, 2)]
     for n, each in enumerate(setups):
         _rate(each, period + timedelta(days=1), ["6", "6", "3"], prefix=f"s{n}-")
+        if settle:
+            each.invoice = settlement_run(subscription_id=each.subscription.pk, at=period + timedelta(days=2), watermark_lag_s=0).invoice
     _fix_price(setup, GRADUATED_FIXED, at=setup.subscription.started_at + timedelta(seconds=1))
     return setups, f"{period:%Y-%m}"
 
@@ -415,4 +418,34 @@ def test_a_job_stopped_after_some_chunks_keeps_them_and_a_second_run_finishes(mo
     again = _rerate(setups[0], month, rate_plan_id=setups[0].rate_plan.pk)
     assert again.report["changed"] == 4 and again.report["written"]["reversals"] == 4
     assert [RunningTotal.objects.get(subscription=each.subscription).amount for each in setups] == [Decimal("17.5")] * 3
+    assert ledger_verify() == []
+
+
+def test_a_reissue_job_stopped_after_some_chunks_has_reissued_their_invoices(monkeypatch):
+    import billing.rerating.services as rerating
+
+    setups, month = _plan_of_three(GRADUATED, back=2, settle=True)
+    monkeypatch.setattr(rerating, "CHUNK_EVENTS", 4)
+    real_write, calls = rerating._write, []
+
+    def write_then_fail(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("the database went away")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(rerating, "_write", write_then_fail)
+    job = rerating_job_create(tenant_id=setups[0].tenant.pk, period=month, reason="fix", rate_plan_id=setups[0].rate_plan.pk,
+                              settled="reissue")
+    with pytest.raises(rerating.ReratingInterrupted):
+        rerating_job_execute(job_id=job.pk)
+    statuses = [Invoice.objects.get(pk=each.invoice.pk).status for each in setups]
+    assert statuses[0] == "void" and statuses[1] != "void" and statuses[2] != "void"  # the written chunk's, reissued
+    assert Invoice.objects.get(replaces_id=setups[0].invoice.pk).lines.get(kind=InvoiceLine.Kind.USAGE).amount == Decimal("17.50")
+
+    monkeypatch.setattr(rerating, "_write", real_write)
+    again = rerating_job_execute(job_id=rerating_job_create(
+        tenant_id=setups[0].tenant.pk, period=month, reason="fix", rate_plan_id=setups[0].rate_plan.pk, settled="reissue").pk)
+    assert [o["outcome"] for o in again.report["reissues"]] == ["reissued", "reissued"]
+    assert [Invoice.objects.get(pk=each.invoice.pk).status for each in setups] == ["void"] * 3
     assert ledger_verify() == []
